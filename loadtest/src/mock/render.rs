@@ -1,0 +1,814 @@
+//! Rendering a deterministic answer in each provider's wire format, modelled on the captures
+//! in `tests/fixtures/corpus/`.
+//!
+//! A [`Plan`] fixes every number first (prompt, cached, completion and reasoning tokens, the
+//! text of each token, the tool call); the dialect functions then write either a JSON body or
+//! a list of SSE events ([`Events`]), each event tagged with the *tick* at which it is due
+//! (tick k = time to first token + k × inter-token gap) and the completion tokens emitted up to
+//! and including it, so the writer can pace the stream and the ledger can bill a stream that
+//! was cut.
+
+use crate::json;
+
+use super::request::{Api, Dialect};
+
+/// Words the mock "generates"; token k is `WORDS[k % len]`, with a leading space after the
+/// first token.
+const WORDS: &[&str] = &[
+    "The", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "while", "a", "gateway",
+    "counts", "every", "token", "it", "relays", "and", "bills", "exactly", "what", "was", "used",
+];
+
+/// Everything decided about one answer before any byte is written.
+#[derive(Clone, Debug)]
+pub struct Plan<'a> {
+    pub api: &'a Api,
+    pub model: &'a str,
+    /// Unique per mock process: `<worker>-<serial>`.
+    pub id: &'a str,
+    pub created: u64,
+    pub prompt_tokens: u64,
+    /// Of the prompt tokens, how many were "cached" (≤ prompt_tokens).
+    pub cached_tokens: u64,
+    /// Visible completion tokens (≥ 1).
+    pub tokens: u32,
+    pub reasoning_tokens: u32,
+    pub token_bytes: Option<u32>,
+    pub tool: Option<&'a str>,
+    pub include_usage: bool,
+    pub malformed: bool,
+    pub truncate: bool,
+    /// Embeddings.
+    pub inputs: u32,
+    pub dimensions: u32,
+}
+
+impl Plan<'_> {
+    /// Completion tokens as OpenAI counts them (visible + reasoning).
+    pub fn completion_tokens(&self) -> u64 {
+        u64::from(self.tokens) + u64::from(self.reasoning_tokens)
+    }
+
+    fn total_tokens(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens()
+    }
+}
+
+/// Appends the text of token `k`.
+pub fn token_text(out: &mut Vec<u8>, k: u32, token_bytes: Option<u32>) {
+    let word = WORDS[k as usize % WORDS.len()].as_bytes();
+    match token_bytes {
+        None => {
+            if k > 0 {
+                out.push(b' ');
+            }
+            out.extend_from_slice(word);
+        }
+        Some(n) => {
+            let start = out.len();
+            out.push(b' ');
+            while out.len() - start < n as usize {
+                let need = n as usize - (out.len() - start);
+                out.extend_from_slice(&word[..word.len().min(need)]);
+            }
+        }
+    }
+}
+
+/// The full text of a plan's `n` tokens.
+pub fn full_text(out: &mut Vec<u8>, n: u32, token_bytes: Option<u32>) {
+    for k in 0..n {
+        token_text(out, k, token_bytes);
+    }
+}
+
+/// Fragment `k` of the tool-call arguments. Concatenated, the fragments form the JSON
+/// object `{"input":"<full text>"}`.
+pub fn tool_fragment(out: &mut Vec<u8>, k: u32, n: u32, token_bytes: Option<u32>) {
+    if k == 0 {
+        out.extend_from_slice(b"{\"input\":\"");
+    }
+    token_text(out, k, token_bytes);
+    if k + 1 == n {
+        out.extend_from_slice(b"\"}");
+    }
+}
+
+fn tool_arguments(out: &mut Vec<u8>, n: u32, token_bytes: Option<u32>) {
+    for k in 0..n {
+        tool_fragment(out, k, n, token_bytes);
+    }
+}
+
+/// SSE events laid out in one buffer.
+#[derive(Debug, Default)]
+pub struct Events {
+    pub buf: Vec<u8>,
+    /// `buf[ends[i-1]..ends[i]]` is event i.
+    pub ends: Vec<usize>,
+    /// The tick at which event i is due.
+    pub ticks: Vec<u32>,
+    /// Visible completion tokens emitted through event i.
+    pub tokens: Vec<u32>,
+    /// Index of the first event that carries the final usage, if any.
+    pub usage_event: Option<usize>,
+}
+
+impl Events {
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+        self.ticks.clear();
+        self.tokens.clear();
+        self.usage_event = None;
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn range(&self, i: usize) -> std::ops::Range<usize> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        start..self.ends[i]
+    }
+
+    fn end(&mut self, tick: u32, tokens: u32) {
+        self.ends.push(self.buf.len());
+        self.ticks.push(tick);
+        self.tokens.push(tokens);
+    }
+
+    fn mark_usage(&mut self) {
+        self.usage_event.get_or_insert(self.ends.len());
+    }
+}
+
+/// Writes the non-streaming JSON body of `plan` into `out`.
+pub fn json_body(plan: &Plan<'_>, out: &mut Vec<u8>) {
+    match plan.api {
+        Api::Chat => openai_chat_json(plan, out),
+        Api::Completions => openai_completion_json(plan, out),
+        Api::Embeddings => openai_embeddings_json(plan, out),
+        Api::Messages => anthropic_json(plan, out),
+        Api::Gemini { .. } => gemini_json(plan, out, true),
+        Api::Models | Api::Stats | Api::Reset | Api::Health => {}
+    }
+}
+
+/// Writes the SSE events of `plan` into `ev`.
+pub fn stream_events(plan: &Plan<'_>, ev: &mut Events) {
+    match plan.api {
+        Api::Chat | Api::Completions => openai_stream(plan, ev),
+        Api::Messages => anthropic_stream(plan, ev),
+        Api::Gemini { .. } => gemini_stream(plan, ev),
+        Api::Embeddings | Api::Models | Api::Stats | Api::Reset | Api::Health => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------- OpenAI
+
+fn openai_usage(plan: &Plan<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"\"usage\":{\"prompt_tokens\":");
+    json::uint(out, plan.prompt_tokens);
+    out.extend_from_slice(b",\"completion_tokens\":");
+    json::uint(out, plan.completion_tokens());
+    out.extend_from_slice(b",\"total_tokens\":");
+    json::uint(out, plan.total_tokens());
+    out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
+    json::uint(out, plan.cached_tokens);
+    out.extend_from_slice(
+        b",\"audio_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":",
+    );
+    json::uint(out, u64::from(plan.reasoning_tokens));
+    out.extend_from_slice(
+        b",\"audio_tokens\":0,\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}",
+    );
+}
+
+fn openai_chat_json(plan: &Plan<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"id\":\"chatcmpl-mock-");
+    out.extend_from_slice(plan.id.as_bytes());
+    out.extend_from_slice(b"\",\"object\":\"chat.completion\",\"created\":");
+    json::uint(out, plan.created);
+    out.extend_from_slice(b",\"model\":");
+    json::string(out, plan.model.as_bytes());
+    out.extend_from_slice(b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",");
+    let finish: &[u8] = match plan.tool {
+        None => {
+            out.extend_from_slice(b"\"content\":\"");
+            full_text(out, plan.tokens, plan.token_bytes);
+            out.extend_from_slice(b"\",\"refusal\":null,\"annotations\":[]}");
+            b"stop"
+        }
+        Some(name) => {
+            out.extend_from_slice(b"\"content\":null,\"tool_calls\":[{\"id\":\"call_mock_");
+            out.extend_from_slice(plan.id.as_bytes());
+            out.extend_from_slice(b"\",\"type\":\"function\",\"function\":{\"name\":");
+            json::string(out, name.as_bytes());
+            out.extend_from_slice(b",\"arguments\":");
+            let mut args = Vec::new();
+            tool_arguments(&mut args, plan.tokens, plan.token_bytes);
+            json::string(out, &args);
+            out.extend_from_slice(b"}}],\"refusal\":null,\"annotations\":[]}");
+            b"tool_calls"
+        }
+    };
+    out.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":\"");
+    out.extend_from_slice(finish);
+    out.extend_from_slice(b"\"}],");
+    openai_usage(plan, out);
+    out.extend_from_slice(b",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_mock\"}");
+    if plan.malformed {
+        out.truncate(out.len() / 2);
+    }
+}
+
+fn openai_completion_json(plan: &Plan<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"id\":\"cmpl-mock-");
+    out.extend_from_slice(plan.id.as_bytes());
+    out.extend_from_slice(b"\",\"object\":\"text_completion\",\"created\":");
+    json::uint(out, plan.created);
+    out.extend_from_slice(b",\"model\":");
+    json::string(out, plan.model.as_bytes());
+    out.extend_from_slice(b",\"choices\":[{\"text\":\"");
+    full_text(out, plan.tokens, plan.token_bytes);
+    out.extend_from_slice(b"\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"stop\"}],");
+    openai_usage(plan, out);
+    out.push(b'}');
+    if plan.malformed {
+        out.truncate(out.len() / 2);
+    }
+}
+
+fn openai_embeddings_json(plan: &Plan<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"object\":\"list\",\"data\":[");
+    for i in 0..plan.inputs {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"object\":\"embedding\",\"index\":");
+        json::uint(out, u64::from(i));
+        out.extend_from_slice(b",\"embedding\":[");
+        for j in 0..plan.dimensions {
+            if j > 0 {
+                out.push(b',');
+            }
+            // A fixed, deterministic value in (-0.1, 0.1) with 4 decimals.
+            let v = (i64::from(i) * 7919 + i64::from(j) * 104_729) % 1999 - 999;
+            if v < 0 {
+                out.push(b'-');
+            }
+            out.extend_from_slice(b"0.");
+            let a = v.unsigned_abs();
+            out.extend_from_slice(&[
+                b'0',
+                b'0' + (a / 100) as u8,
+                b'0' + (a / 10 % 10) as u8,
+                b'0' + (a % 10) as u8,
+            ]);
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.extend_from_slice(b"],\"model\":");
+    json::string(out, plan.model.as_bytes());
+    out.extend_from_slice(b",\"usage\":{\"prompt_tokens\":");
+    json::uint(out, plan.prompt_tokens);
+    out.extend_from_slice(b",\"total_tokens\":");
+    json::uint(out, plan.prompt_tokens);
+    out.extend_from_slice(b"}}");
+}
+
+/// The common prefix of every OpenAI chunk, up to and including `"choices":[`.
+fn openai_chunk_head(plan: &Plan<'_>, out: &mut Vec<u8>) {
+    let chat = *plan.api == Api::Chat;
+    out.extend_from_slice(if chat {
+        b"data: {\"id\":\"chatcmpl-mock-"
+    } else {
+        b"data: {\"id\":\"cmpl-mock-"
+    });
+    out.extend_from_slice(plan.id.as_bytes());
+    out.extend_from_slice(if chat {
+        b"\",\"object\":\"chat.completion.chunk\",\"created\":"
+    } else {
+        b"\",\"object\":\"text_completion\",\"created\":"
+    });
+    json::uint(out, plan.created);
+    out.extend_from_slice(b",\"model\":");
+    json::string(out, plan.model.as_bytes());
+    out.extend_from_slice(b",\"system_fingerprint\":\"fp_mock\",\"choices\":[");
+}
+
+fn openai_chunk_tail(plan: &Plan<'_>, out: &mut Vec<u8>) {
+    // With include_usage, every chunk carries "usage":null, as api.openai.com sends it.
+    out.extend_from_slice(if plan.include_usage {
+        b"],\"usage\":null}\n\n"
+    } else {
+        b"]}\n\n"
+    });
+}
+
+fn openai_stream(plan: &Plan<'_>, ev: &mut Events) {
+    let chat = *plan.api == Api::Chat;
+    let n = plan.tokens;
+    let last = n - 1;
+    if chat {
+        // Role chunk (and the tool call's identity).
+        openai_chunk_head(plan, &mut ev.buf);
+        match plan.tool {
+            None => ev.buf.extend_from_slice(
+                b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}",
+            ),
+            Some(name) => {
+                ev.buf.extend_from_slice(
+                    b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"index\":0,\"id\":\"call_mock_",
+                );
+                ev.buf.extend_from_slice(plan.id.as_bytes());
+                ev.buf.extend_from_slice(b"\",\"type\":\"function\",\"function\":{\"name\":");
+                json::string(&mut ev.buf, name.as_bytes());
+                ev.buf.extend_from_slice(b",\"arguments\":\"\"}}],\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}");
+            }
+        }
+        openai_chunk_tail(plan, &mut ev.buf);
+        ev.end(0, 0);
+    }
+    let mut piece = Vec::with_capacity(64);
+    for k in 0..n {
+        piece.clear();
+        openai_chunk_head(plan, &mut ev.buf);
+        match (chat, plan.tool) {
+            (true, None) => {
+                token_text(&mut piece, k, plan.token_bytes);
+                ev.buf
+                    .extend_from_slice(b"{\"index\":0,\"delta\":{\"content\":");
+                json::string(&mut ev.buf, &piece);
+                ev.buf
+                    .extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":null}");
+            }
+            (true, Some(_)) => {
+                tool_fragment(&mut piece, k, n, plan.token_bytes);
+                ev.buf.extend_from_slice(b"{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":");
+                json::string(&mut ev.buf, &piece);
+                ev.buf
+                    .extend_from_slice(b"}}]},\"logprobs\":null,\"finish_reason\":null}");
+            }
+            (false, _) => {
+                token_text(&mut piece, k, plan.token_bytes);
+                ev.buf.extend_from_slice(b"{\"text\":");
+                json::string(&mut ev.buf, &piece);
+                ev.buf
+                    .extend_from_slice(b",\"index\":0,\"logprobs\":null,\"finish_reason\":null}");
+            }
+        }
+        openai_chunk_tail(plan, &mut ev.buf);
+        ev.end(k, k + 1);
+        if plan.malformed && k == 0 {
+            openai_chunk_head(plan, &mut ev.buf);
+            ev.buf
+                .extend_from_slice(b"{\"index\":0,\"delta\":{\"content\":\"tru\n\n");
+            ev.end(k, k + 1);
+        }
+    }
+    if plan.truncate {
+        return;
+    }
+    openai_chunk_head(plan, &mut ev.buf);
+    let finish: &[u8] = if plan.tool.is_some() && chat {
+        b"tool_calls"
+    } else {
+        b"stop"
+    };
+    if chat {
+        ev.buf
+            .extend_from_slice(b"{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"");
+    } else {
+        ev.buf.extend_from_slice(
+            b"{\"text\":\"\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"",
+        );
+    }
+    ev.buf.extend_from_slice(finish);
+    ev.buf.extend_from_slice(b"\"}");
+    openai_chunk_tail(plan, &mut ev.buf);
+    ev.end(last, n);
+    if plan.include_usage {
+        openai_chunk_head(plan, &mut ev.buf);
+        ev.buf.extend_from_slice(b"],");
+        openai_usage(plan, &mut ev.buf);
+        ev.buf.extend_from_slice(b"}\n\n");
+        ev.mark_usage();
+        ev.end(last, n);
+    }
+    ev.buf.extend_from_slice(b"data: [DONE]\n\n");
+    ev.end(last, n);
+}
+
+// ------------------------------------------------------------------------------- Anthropic
+
+fn anthropic_usage(plan: &Plan<'_>, out: &mut Vec<u8>, output_tokens: u64) {
+    out.extend_from_slice(b"{\"input_tokens\":");
+    json::uint(out, plan.prompt_tokens - plan.cached_tokens);
+    out.extend_from_slice(b",\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":");
+    json::uint(out, plan.cached_tokens);
+    out.extend_from_slice(b",\"output_tokens\":");
+    json::uint(out, output_tokens);
+    out.push(b'}');
+}
+
+fn anthropic_json(plan: &Plan<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"model\":");
+    json::string(out, plan.model.as_bytes());
+    out.extend_from_slice(b",\"id\":\"msg_mock_");
+    out.extend_from_slice(plan.id.as_bytes());
+    out.extend_from_slice(b"\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[");
+    let stop: &[u8] = match plan.tool {
+        None => {
+            out.extend_from_slice(b"{\"type\":\"text\",\"text\":\"");
+            full_text(out, plan.tokens, plan.token_bytes);
+            out.extend_from_slice(b"\"}");
+            b"end_turn"
+        }
+        Some(name) => {
+            out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":\"toolu_mock_");
+            out.extend_from_slice(plan.id.as_bytes());
+            out.extend_from_slice(b"\",\"name\":");
+            json::string(out, name.as_bytes());
+            out.extend_from_slice(b",\"input\":");
+            tool_arguments(out, plan.tokens, plan.token_bytes);
+            out.push(b'}');
+            b"tool_use"
+        }
+    };
+    out.extend_from_slice(b"],\"stop_reason\":\"");
+    out.extend_from_slice(stop);
+    out.extend_from_slice(b"\",\"stop_sequence\":null,\"usage\":");
+    anthropic_usage(plan, out, plan.completion_tokens());
+    out.push(b'}');
+    if plan.malformed {
+        out.truncate(out.len() / 2);
+    }
+}
+
+fn anthropic_event(ev: &mut Events, name: &[u8]) {
+    ev.buf.extend_from_slice(b"event: ");
+    ev.buf.extend_from_slice(name);
+    ev.buf.extend_from_slice(b"\ndata: ");
+}
+
+fn anthropic_stream(plan: &Plan<'_>, ev: &mut Events) {
+    let n = plan.tokens;
+    let last = n - 1;
+    anthropic_event(ev, b"message_start");
+    ev.buf
+        .extend_from_slice(b"{\"type\":\"message_start\",\"message\":{\"id\":\"msg_mock_");
+    ev.buf.extend_from_slice(plan.id.as_bytes());
+    ev.buf
+        .extend_from_slice(b"\",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+    json::string(&mut ev.buf, plan.model.as_bytes());
+    ev.buf.extend_from_slice(
+        b",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":",
+    );
+    anthropic_usage(plan, &mut ev.buf, 1);
+    ev.buf.extend_from_slice(b"}}\n\n");
+    ev.end(0, 0);
+
+    anthropic_event(ev, b"content_block_start");
+    match plan.tool {
+        None => ev.buf.extend_from_slice(
+            b"{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        ),
+        Some(name) => {
+            ev.buf.extend_from_slice(
+                b"{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_mock_",
+            );
+            ev.buf.extend_from_slice(plan.id.as_bytes());
+            ev.buf.extend_from_slice(b"\",\"name\":");
+            json::string(&mut ev.buf, name.as_bytes());
+            ev.buf.extend_from_slice(b",\"input\":{}}}\n\n");
+        }
+    }
+    ev.end(0, 0);
+    anthropic_event(ev, b"ping");
+    ev.buf.extend_from_slice(b"{\"type\": \"ping\"}\n\n");
+    ev.end(0, 0);
+
+    let mut piece = Vec::with_capacity(64);
+    for k in 0..n {
+        piece.clear();
+        anthropic_event(ev, b"content_block_delta");
+        ev.buf
+            .extend_from_slice(b"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":");
+        match plan.tool {
+            None => {
+                token_text(&mut piece, k, plan.token_bytes);
+                ev.buf
+                    .extend_from_slice(b"{\"type\":\"text_delta\",\"text\":");
+            }
+            Some(_) => {
+                tool_fragment(&mut piece, k, n, plan.token_bytes);
+                ev.buf
+                    .extend_from_slice(b"{\"type\":\"input_json_delta\",\"partial_json\":");
+            }
+        }
+        json::string(&mut ev.buf, &piece);
+        ev.buf.extend_from_slice(b"}}\n\n");
+        ev.end(k, k + 1);
+        if plan.malformed && k == 0 {
+            anthropic_event(ev, b"content_block_delta");
+            ev.buf.extend_from_slice(
+                b"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_de\n\n",
+            );
+            ev.end(k, k + 1);
+        }
+    }
+    if plan.truncate {
+        return;
+    }
+    anthropic_event(ev, b"content_block_stop");
+    ev.buf
+        .extend_from_slice(b"{\"type\":\"content_block_stop\",\"index\":0}\n\n");
+    ev.end(last, n);
+    anthropic_event(ev, b"message_delta");
+    ev.buf
+        .extend_from_slice(b"{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"");
+    ev.buf.extend_from_slice(if plan.tool.is_some() {
+        b"tool_use"
+    } else {
+        b"end_turn"
+    });
+    ev.buf
+        .extend_from_slice(b"\",\"stop_sequence\":null},\"usage\":");
+    anthropic_usage(plan, &mut ev.buf, plan.completion_tokens());
+    ev.buf.extend_from_slice(b"}\n\n");
+    ev.mark_usage();
+    ev.end(last, n);
+    anthropic_event(ev, b"message_stop");
+    ev.buf.extend_from_slice(b"{\"type\":\"message_stop\"}\n\n");
+    ev.end(last, n);
+}
+
+// ---------------------------------------------------------------------------------- Gemini
+
+fn gemini_usage(plan: &Plan<'_>, out: &mut Vec<u8>, candidates: u64) {
+    out.extend_from_slice(b"\"usageMetadata\": {\"promptTokenCount\": ");
+    json::uint(out, plan.prompt_tokens);
+    out.extend_from_slice(b",\"candidatesTokenCount\": ");
+    json::uint(out, candidates);
+    out.extend_from_slice(b",\"totalTokenCount\": ");
+    json::uint(
+        out,
+        plan.prompt_tokens + candidates + u64::from(plan.reasoning_tokens),
+    );
+    if plan.cached_tokens > 0 {
+        out.extend_from_slice(b",\"cachedContentTokenCount\": ");
+        json::uint(out, plan.cached_tokens);
+    }
+    if plan.reasoning_tokens > 0 {
+        out.extend_from_slice(b",\"thoughtsTokenCount\": ");
+        json::uint(out, u64::from(plan.reasoning_tokens));
+    }
+    out.push(b'}');
+}
+
+/// One `GenerateContentResponse` object: `parts` written by `parts`, then finish and usage.
+fn gemini_object(
+    plan: &Plan<'_>,
+    out: &mut Vec<u8>,
+    finish: bool,
+    candidates: u64,
+    parts: impl FnOnce(&mut Vec<u8>),
+) {
+    out.extend_from_slice(b"{\"candidates\": [{\"content\": {\"parts\": [");
+    parts(out);
+    out.extend_from_slice(b"],\"role\": \"model\"},");
+    if finish {
+        out.extend_from_slice(b"\"finishReason\": \"STOP\",");
+    }
+    out.extend_from_slice(b"\"index\": 0}],");
+    gemini_usage(plan, out, candidates);
+    out.extend_from_slice(b",\"modelVersion\": ");
+    json::string(out, plan.model.as_bytes());
+    out.extend_from_slice(b",\"responseId\": \"mock-");
+    out.extend_from_slice(plan.id.as_bytes());
+    out.extend_from_slice(b"\"}");
+}
+
+fn gemini_call(plan: &Plan<'_>, name: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"functionCall\": {\"name\": ");
+    json::string(out, name.as_bytes());
+    out.extend_from_slice(b",\"args\": ");
+    tool_arguments(out, plan.tokens, plan.token_bytes);
+    out.extend_from_slice(b"}}");
+}
+
+fn gemini_json(plan: &Plan<'_>, out: &mut Vec<u8>, _whole: bool) {
+    gemini_object(plan, out, true, u64::from(plan.tokens), |out| {
+        match plan.tool {
+            None => {
+                out.extend_from_slice(b"{\"text\": \"");
+                full_text(out, plan.tokens, plan.token_bytes);
+                out.extend_from_slice(b"\"}");
+            }
+            Some(name) => gemini_call(plan, name, out),
+        }
+    });
+    if plan.malformed {
+        out.truncate(out.len() / 2);
+    }
+}
+
+fn gemini_stream(plan: &Plan<'_>, ev: &mut Events) {
+    let n = plan.tokens;
+    if let Some(name) = plan.tool {
+        if plan.truncate {
+            return;
+        }
+        ev.buf.extend_from_slice(b"data: ");
+        gemini_object(plan, &mut ev.buf, true, u64::from(n), |out| {
+            gemini_call(plan, name, out)
+        });
+        ev.buf.extend_from_slice(b"\r\n\r\n");
+        ev.mark_usage();
+        ev.end(n - 1, n);
+        return;
+    }
+    let mut piece = Vec::with_capacity(64);
+    for k in 0..n {
+        let last = k + 1 == n;
+        if last && plan.truncate {
+            return;
+        }
+        piece.clear();
+        token_text(&mut piece, k, plan.token_bytes);
+        ev.buf.extend_from_slice(b"data: ");
+        gemini_object(plan, &mut ev.buf, last, u64::from(k + 1), |out| {
+            out.extend_from_slice(b"{\"text\": ");
+            json::string(out, &piece);
+            out.push(b'}');
+        });
+        ev.buf.extend_from_slice(b"\r\n\r\n");
+        if last {
+            ev.mark_usage();
+        }
+        ev.end(k, k + 1);
+        if plan.malformed && k == 0 {
+            ev.buf.extend_from_slice(
+                b"data: {\"candidates\": [{\"content\": {\"parts\": [{\"te\r\n\r\n",
+            );
+            ev.end(k, k + 1);
+        }
+    }
+}
+
+/// `streamGenerateContent` without `alt=sse`: the chunks as one JSON array.
+pub fn gemini_array(plan: &Plan<'_>, ev: &mut Events, out: &mut Vec<u8>) {
+    ev.clear();
+    gemini_stream(plan, ev);
+    out.push(b'[');
+    for i in 0..ev.len() {
+        if i > 0 {
+            out.extend_from_slice(b",\r\n");
+        }
+        let e = &ev.buf[ev.range(i)];
+        let e = e.strip_prefix(b"data: ").unwrap_or(e);
+        let e = e.strip_suffix(b"\r\n\r\n").unwrap_or(e);
+        out.extend_from_slice(e);
+    }
+    out.push(b']');
+}
+
+/// Writes an error body in `dialect`'s shape for `status`.
+pub fn error_body(dialect: Dialect, status: u16, message: &str, out: &mut Vec<u8>) {
+    match dialect {
+        Dialect::OpenAi => {
+            let (kind, code): (&[u8], &[u8]) = match status {
+                401 => (b"invalid_request_error", b"\"invalid_api_key\""),
+                404 => (b"invalid_request_error", b"\"not_found\""),
+                429 => (b"requests", b"\"rate_limit_exceeded\""),
+                400..=499 => (b"invalid_request_error", b"null"),
+                _ => (b"server_error", b"null"),
+            };
+            out.extend_from_slice(b"{\"error\":{\"message\":");
+            json::string(out, message.as_bytes());
+            out.extend_from_slice(b",\"type\":\"");
+            out.extend_from_slice(kind);
+            out.extend_from_slice(b"\",\"param\":null,\"code\":");
+            out.extend_from_slice(code);
+            out.extend_from_slice(b"}}");
+        }
+        Dialect::Anthropic => {
+            let kind: &[u8] = match status {
+                401 => b"authentication_error",
+                403 => b"permission_error",
+                404 => b"not_found_error",
+                413 => b"request_too_large",
+                429 => b"rate_limit_error",
+                529 => b"overloaded_error",
+                400..=499 => b"invalid_request_error",
+                _ => b"api_error",
+            };
+            out.extend_from_slice(b"{\"type\":\"error\",\"error\":{\"type\":\"");
+            out.extend_from_slice(kind);
+            out.extend_from_slice(b"\",\"message\":");
+            json::string(out, message.as_bytes());
+            out.extend_from_slice(b"}}");
+        }
+        Dialect::Gemini => {
+            let kind: &[u8] = match status {
+                400 => b"INVALID_ARGUMENT",
+                401 => b"UNAUTHENTICATED",
+                403 => b"PERMISSION_DENIED",
+                404 => b"NOT_FOUND",
+                429 => b"RESOURCE_EXHAUSTED",
+                503 | 529 => b"UNAVAILABLE",
+                504 => b"DEADLINE_EXCEEDED",
+                _ => b"INTERNAL",
+            };
+            out.extend_from_slice(b"{\"error\":{\"code\":");
+            json::uint(out, u64::from(status));
+            out.extend_from_slice(b",\"message\":");
+            json::string(out, message.as_bytes());
+            out.extend_from_slice(b",\"status\":\"");
+            out.extend_from_slice(kind);
+            out.extend_from_slice(b"\"}}");
+        }
+    }
+}
+
+/// The message an injected error status carries.
+pub fn fault_message(status: u16, retry_after: u32) -> String {
+    match status {
+        429 => format!(
+            "Rate limit reached for requests (tollgate-mock). Please try again in {retry_after}s."
+        ),
+        503 => "The server is overloaded or not ready yet. (tollgate-mock)".into(),
+        529 => "Overloaded".into(),
+        500 => "The server had an error while processing your request. (tollgate-mock)".into(),
+        _ => format!("injected error {status} (tollgate-mock)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(api: &Api) -> Plan<'_> {
+        Plan {
+            api,
+            model: "m",
+            id: "0-1",
+            created: 1,
+            prompt_tokens: 10,
+            cached_tokens: 0,
+            tokens: 3,
+            reasoning_tokens: 0,
+            token_bytes: None,
+            tool: None,
+            include_usage: true,
+            malformed: false,
+            truncate: false,
+            inputs: 2,
+            dimensions: 4,
+        }
+    }
+
+    #[test]
+    fn json_bodies_are_valid_json() {
+        for api in [
+            Api::Chat,
+            Api::Completions,
+            Api::Embeddings,
+            Api::Messages,
+            Api::Gemini {
+                model: "g".into(),
+                stream: false,
+                sse: false,
+            },
+        ] {
+            for tool in [None, Some("f\"n")] {
+                let mut p = plan(&api);
+                p.tool = tool;
+                let mut out = Vec::new();
+                json_body(&p, &mut out);
+                serde_json::from_slice::<serde_json::Value>(&out)
+                    .unwrap_or_else(|e| panic!("{api:?}: {e}: {}", String::from_utf8_lossy(&out)));
+            }
+        }
+    }
+
+    #[test]
+    fn token_bytes_are_exact() {
+        let mut out = Vec::new();
+        for k in 0..50 {
+            out.clear();
+            token_text(&mut out, k, Some(13));
+            assert_eq!(out.len(), 13);
+        }
+        let mut args = Vec::new();
+        tool_arguments(&mut args, 5, Some(3));
+        let v: serde_json::Value = serde_json::from_slice(&args).unwrap();
+        assert_eq!(v["input"].as_str().unwrap().len(), 15);
+    }
+}
