@@ -8,7 +8,9 @@
 //! Both speak HTTP through `tollgate::http1` and scan streams with `tollgate::stream::sse`:
 //! there is one HTTP/1.1 implementation in the repository.
 
+pub mod dialect;
 pub mod io;
 pub mod json;
+pub mod load;
 pub mod mock;
 pub mod tls;

@@ -7,14 +7,7 @@ use simd_json::prelude::*;
 use tollgate::http1::{Method, RequestHead};
 
 use super::fault::Fault;
-
-/// The wire dialect of an endpoint: decides error shapes and stream formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    OpenAi,
-    Anthropic,
-    Gemini,
-}
+pub use crate::dialect::Dialect;
 
 /// The endpoints the mock serves. Paths are matched by suffix so that provider-style prefixes
 /// (`/openai/deployments/x/chat/completions`, `/openai/v1/...`) work too.

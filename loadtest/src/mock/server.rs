@@ -399,6 +399,14 @@ async fn send_json<S: AsyncWriteRent>(
     }
 }
 
+/// Sleeps until `t`, returning at once when `t` has passed (the monoio timer would otherwise
+/// round even a zero wait up to its next 1 ms tick).
+async fn sleep_until(t: Instant) {
+    if t > Instant::now() {
+        monoio::time::sleep_until(t.into()).await;
+    }
+}
+
 fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -563,7 +571,7 @@ where
     let entry = billed(plan, plan.tokens, !plan.malformed, false);
     // The whole answer is "generated" before the head goes out.
     let due = start + shape.ttft + shape.itl * plan.tokens.saturating_sub(1);
-    monoio::time::sleep_until(due.into()).await;
+    sleep_until(due).await;
     let close = close || shape.framing == Framing::Close;
     head_common(&mut c.out, 200, b"application/json", Some(plan.id), close);
     let chunked = shape.framing == Framing::Chunked;
@@ -670,7 +678,7 @@ where
         if chunked {
             http1::write::last_chunk(&mut c.out);
         }
-        monoio::time::sleep_until((start + shape.ttft).into()).await;
+        sleep_until(start + shape.ttft).await;
         let after = drip(io, &mut c.out, fault.drip_ms.unwrap_or(1)).await;
         let sent = if matches!(after, After::Keep) { n } else { 0 };
         return (
@@ -683,12 +691,12 @@ where
     // Events [group..i) are due together and not yet written.
     let mut group = 0;
     let mut sent = 0;
-    monoio::time::sleep_until(due(ev.ticks.first().copied().unwrap_or(0)).into()).await;
+    sleep_until(due(ev.ticks.first().copied().unwrap_or(0))).await;
     let mut i = 0;
     while i <= n {
         let cut_reset = fault.reset_after.is_some_and(|r| r as usize == i);
         let cut_stall = fault.stall_after.is_some_and(|s| s as usize == i && i > 0);
-        let new_tick = i < n && i > group && ev.ticks[i] != ev.ticks[group];
+        let new_tick = i < n && i > group && !shape.itl.is_zero() && ev.ticks[i] != ev.ticks[group];
         if i == n || cut_reset || cut_stall || new_tick {
             if i > group {
                 let bytes = &ev.buf[ev.range(group).start..ev.range(i - 1).end];
@@ -714,7 +722,7 @@ where
             if cut_stall {
                 monoio::time::sleep(Duration::from_millis(fault.stall_ms.unwrap_or(0))).await;
             }
-            monoio::time::sleep_until(due(ev.ticks[i]).into()).await;
+            sleep_until(due(ev.ticks[i])).await;
         }
         i += 1;
     }
