@@ -150,7 +150,8 @@ impl HeadError {
         match self {
             HeadError::TooLarge(_) | HeadError::TooManyHeaders(_) => 431,
             HeadError::UnsupportedTransferCoding => 501,
-            HeadError::Malformed(httparse::Error::Version) => 505,
+            // httparse reports any junk where the version belongs as a version error, so a
+            // malformed head is a 400 even then, never a 505.
             _ => 400,
         }
     }

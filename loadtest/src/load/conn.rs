@@ -74,7 +74,11 @@ impl Target {
                 let tls = monoio_rustls::TlsConnector::from(cfg.clone())
                     .connect(name, tcp)
                     .await
-                    .map_err(|e| ExchangeError::Connect(format!("TLS: {e}")))?;
+                    .map_err(|e| {
+                        // TlsError's Display hides the cause; the io::Error carries it.
+                        let e: std::io::Error = e.into();
+                        ExchangeError::Connect(format!("TLS handshake with {}: {e}", self.host))
+                    })?;
                 Stream::Tls(Box::new(tls))
             }
         };

@@ -526,13 +526,36 @@ where
         _ => fields.stream && !is_embeddings,
     };
     let start = Instant::now();
-    let (after, entry) = if sse {
-        stream_answer(io, c, &plan, &shape, &fault, start, close).await
-    } else {
-        json_answer(io, c, &plan, &shape, &fault, start, close).await
+    // Called exactly once, before the bytes that complete the answer are written, so that a
+    // client that has its whole answer always finds it in the ledger.
+    let record = |e: &Entry| w.with_ledger(|l| l.record(model, key_label, e));
+    let job = Job {
+        plan: &plan,
+        shape: &shape,
+        fault: &fault,
+        start,
+        close,
+        record: &record,
     };
-    w.with_ledger(|l| l.record(model, key_label, &entry));
-    after
+    if sse {
+        stream_answer(io, c, &job).await
+    } else {
+        json_answer(io, c, &job).await
+    }
+}
+
+/// One answer being written: what to send, how to pace and break it, and where to bill it.
+#[derive(Clone, Copy)]
+struct Job<'a, 'p> {
+    plan: &'a Plan<'p>,
+    shape: &'a Shape,
+    fault: &'a Fault,
+    /// When the request was fully read; time to first token counts from here.
+    start: Instant,
+    /// Close the connection after this answer.
+    close: bool,
+    /// Records the ledger entry; called exactly once.
+    record: &'a dyn Fn(&Entry),
 }
 
 /// Bills `plan` with `sent_tokens` visible completion tokens emitted.
@@ -549,18 +572,18 @@ fn billed(plan: &Plan<'_>, sent_tokens: u32, usage_reported: bool, stream: bool)
     }
 }
 
-async fn json_answer<S>(
-    io: &mut S,
-    c: &mut Conn,
-    plan: &Plan<'_>,
-    shape: &Shape,
-    fault: &Fault,
-    start: Instant,
-    close: bool,
-) -> (After, Entry)
+async fn json_answer<S>(io: &mut S, c: &mut Conn, job: &Job<'_, '_>) -> After
 where
     S: AsyncWriteRent,
 {
+    let Job {
+        plan,
+        shape,
+        fault,
+        start,
+        close,
+        record,
+    } = *job;
     let mut body = std::mem::take(&mut c.body);
     body.clear();
     if let Api::Gemini { stream: true, .. } = plan.api {
@@ -591,6 +614,7 @@ where
         c.out.extend_from_slice(&body);
     }
     c.body = body;
+    record(&entry);
     let after = if let Some(n) = fault.reset_after {
         c.out
             .truncate(head_len + (n as usize).min(c.out.len() - head_len));
@@ -603,11 +627,10 @@ where
     } else {
         After::Close
     };
-    let after = match (after, close) {
+    match (after, close) {
         (After::Keep, true) => After::Close,
         (a, _) => a,
-    };
-    (after, entry)
+    }
 }
 
 /// Writes `out` one byte per write, `gap_ms` apart.
@@ -628,18 +651,18 @@ async fn drip<S: AsyncWriteRent>(io: &mut S, out: &mut Vec<u8>, gap_ms: u64) -> 
     After::Keep
 }
 
-async fn stream_answer<S>(
-    io: &mut S,
-    c: &mut Conn,
-    plan: &Plan<'_>,
-    shape: &Shape,
-    fault: &Fault,
-    start: Instant,
-    close: bool,
-) -> (After, Entry)
+async fn stream_answer<S>(io: &mut S, c: &mut Conn, job: &Job<'_, '_>) -> After
 where
     S: AsyncWriteRent,
 {
+    let Job {
+        plan,
+        shape,
+        fault,
+        start,
+        close,
+        record,
+    } = *job;
     let ev = &mut c.events;
     ev.clear();
     render::stream_events(plan, ev);
@@ -679,12 +702,9 @@ where
             http1::write::last_chunk(&mut c.out);
         }
         sleep_until(start + shape.ttft).await;
+        record(&entry_through(n));
         let after = drip(io, &mut c.out, fault.drip_ms.unwrap_or(1)).await;
-        let sent = if matches!(after, After::Keep) { n } else { 0 };
-        return (
-            if close { After::Close } else { after },
-            entry_through(sent),
-        );
+        return if close { After::Close } else { after };
     }
 
     let due = |tick: u32| start + shape.ttft + shape.itl * tick;
@@ -705,16 +725,22 @@ where
             if i == n && chunked && !cut_reset {
                 http1::write::last_chunk(&mut c.out);
             }
+            if i == n || cut_reset {
+                record(&entry_through(i));
+            }
             if !c.out.is_empty() {
                 if !write_out(io, &mut c.out).await {
-                    return (After::Close, entry_through(sent));
+                    if i < n && !cut_reset {
+                        record(&entry_through(sent));
+                    }
+                    return After::Close;
                 }
                 c.out.clear();
             }
             sent = i;
             group = i;
             if cut_reset {
-                return (After::Abort, entry_through(sent));
+                return After::Abort;
             }
             if i == n {
                 break;
@@ -726,8 +752,5 @@ where
         }
         i += 1;
     }
-    (
-        if close { After::Close } else { After::Keep },
-        entry_through(sent),
-    )
+    if close { After::Close } else { After::Keep }
 }
