@@ -12,7 +12,6 @@ mod support;
 use std::time::Duration;
 
 use support::*;
-use tollgate::http1::Method;
 use tollgate_loadtest::dialect::Dialect;
 use tollgate_loadtest::load::client::{self, ExchangeError};
 
@@ -247,14 +246,7 @@ fn fault_rate_applies_to_a_fraction_of_requests() {
         let mut c = client::connect(mock.addr).await.unwrap();
         let mut out = Vec::new();
         for _ in 0..200 {
-            let x = c
-                .exchange(
-                    post("/v1/chat/completions", &[], CHAT),
-                    Method::Post,
-                    Dialect::OpenAi,
-                    &mut |_| {},
-                )
-                .await;
+            let x = ask(&mut c, post("/v1/chat/completions", &[], CHAT)).await;
             out.push(x.unwrap().status);
         }
         (out, stats(mock.addr).await)

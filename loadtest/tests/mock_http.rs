@@ -53,14 +53,7 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
             );
         }
         // Then the same connection serves another plain request.
-        let x = c
-            .exchange(
-                post("/v1/chat/completions", &[], CHAT),
-                Method::Post,
-                Dialect::OpenAi,
-                &mut |_| {},
-            )
-            .await;
+        let x = ask(&mut c, post("/v1/chat/completions", &[], CHAT)).await;
         assert_eq!(x.unwrap().status, 200);
         let s = stats(mock.addr).await;
         assert_eq!(
@@ -88,15 +81,7 @@ fn chunked_request_body_split_at_every_byte() {
         c.capture = Some(Captured::default());
         for split in (0..req.len()).step_by(7) {
             c.write_raw(req.slice(..split)).await.unwrap();
-            let x = c
-                .exchange(
-                    req.slice(split..),
-                    Method::Post,
-                    Dialect::OpenAi,
-                    &mut |_| {},
-                )
-                .await
-                .unwrap();
+            let x = ask(&mut c, req.slice(split..)).await.unwrap();
             assert_eq!(x.status, 200, "split at {split}");
             let v = json(&c.capture.as_ref().unwrap().body);
             assert_eq!(v["model"], "chunky");
@@ -123,15 +108,7 @@ fn expect_100_continue() {
         assert!(got.starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"));
         let mut c = client::Client::new(c.into_inner());
         // The interim response is skipped by the client; the final one follows the body.
-        let x = c
-            .exchange(
-                Bytes::from_static(CHAT),
-                Method::Post,
-                Dialect::OpenAi,
-                &mut |_| {},
-            )
-            .await
-            .unwrap();
+        let x = ask(&mut c, Bytes::from_static(CHAT)).await.unwrap();
         assert_eq!(x.status, 200);
     });
 }
@@ -186,10 +163,7 @@ fn hostile_input_gets_a_clear_error_and_others_are_still_served() {
             (post("/v1/chat/completions", &[], b"{}"), 400),
             (post("/v1/chat/completions", &[], CHAT), 200),
         ] {
-            let x = c
-                .exchange(req, Method::Post, Dialect::OpenAi, &mut |_| {})
-                .await
-                .unwrap();
+            let x = ask(&mut c, req).await.unwrap();
             assert_eq!(x.status, status);
             assert!(x.keep_alive);
         }

@@ -75,10 +75,7 @@ fn tls_round_trip_and_refusals() {
         for stream in [false, true] {
             let body = format!(r#"{{"model":"m","messages":[],"max_tokens":4,"stream":{stream}}}"#);
             let req = post("/v1/chat/completions", &[], body.as_bytes());
-            let x = c
-                .exchange(req, Method::Post, Dialect::OpenAi, &mut |_| {})
-                .await
-                .unwrap();
+            let x = ask(&mut c, req).await.unwrap();
             assert_eq!(x.status, 200);
             assert_eq!(x.is_stream, stream);
             if stream {

@@ -98,6 +98,42 @@ impl Captured {
     }
 }
 
+/// Accounts one SSE event of a response: count, gap since the previous event, first content
+/// token, proper end, and the captured copy when capturing.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the exchange's running state, borrowed field by field"
+)]
+fn observe(
+    x: &mut Exchange,
+    last_event: &mut Option<Instant>,
+    gap: &mut dyn FnMut(Duration),
+    capture: &mut Option<Captured>,
+    dialect: Dialect,
+    sent: Instant,
+    now: Instant,
+    e: &tollgate::stream::SseEvent<'_>,
+) {
+    x.events += 1;
+    if let Some(prev) = *last_event {
+        gap(now.saturating_duration_since(prev));
+    }
+    *last_event = Some(now);
+    if x.ttft.is_none() && dialect.is_content(e) {
+        x.ttft = Some(now.saturating_duration_since(sent));
+    }
+    if dialect.is_end(e) {
+        x.stream_ended = true;
+    }
+    if let Some(c) = capture {
+        c.events.push(CapturedEvent {
+            event: String::from_utf8_lossy(e.event).into_owned(),
+            data: String::from_utf8_lossy(e.data).into_owned(),
+            at: now.saturating_duration_since(sent),
+        });
+    }
+}
+
 /// One client connection.
 #[derive(Debug)]
 pub struct Client<S> {
@@ -211,27 +247,18 @@ impl<S: AsyncReadRent + AsyncWriteRent> Client<S> {
                     c.body.extend_from_slice(data);
                 }
                 if x.is_stream {
-                    let now = Instant::now();
                     let capture = &mut self.capture;
                     let scanned = self.sse.feed(data, |e| {
-                        x.events += 1;
-                        if let Some(prev) = last_event {
-                            gap(now.saturating_duration_since(prev));
-                        }
-                        last_event = Some(now);
-                        if x.ttft.is_none() && dialect.is_content(e) {
-                            x.ttft = Some(now.saturating_duration_since(sent));
-                        }
-                        if dialect.is_end(e) {
-                            x.stream_ended = true;
-                        }
-                        if let Some(c) = capture {
-                            c.events.push(CapturedEvent {
-                                event: String::from_utf8_lossy(e.event).into_owned(),
-                                data: String::from_utf8_lossy(e.data).into_owned(),
-                                at: now.saturating_duration_since(sent),
-                            });
-                        }
+                        observe(
+                            &mut x,
+                            &mut last_event,
+                            gap,
+                            capture,
+                            dialect,
+                            sent,
+                            Instant::now(),
+                            e,
+                        )
                     });
                     scanned.map_err(|e| ExchangeError::BadResponse(e.to_string()))?;
                 }
@@ -256,19 +283,19 @@ impl<S: AsyncReadRent + AsyncWriteRent> Client<S> {
         }
         self.rbuf.drain(..pos);
         if x.is_stream {
+            // An unterminated final event (no blank line before EOF) still counts.
             let capture = &mut self.capture;
             self.sse.finish(|e| {
-                x.events += 1;
-                if dialect.is_end(e) {
-                    x.stream_ended = true;
-                }
-                if let Some(c) = capture {
-                    c.events.push(CapturedEvent {
-                        event: String::from_utf8_lossy(e.event).into_owned(),
-                        data: String::from_utf8_lossy(e.data).into_owned(),
-                        at: sent.elapsed(),
-                    });
-                }
+                observe(
+                    &mut x,
+                    &mut last_event,
+                    gap,
+                    capture,
+                    dialect,
+                    sent,
+                    Instant::now(),
+                    e,
+                )
             });
         }
         x.total = sent.elapsed();

@@ -13,7 +13,6 @@ use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use bytes::Bytes;
 use tollgate::http1::Method;
@@ -125,16 +124,15 @@ pub async fn stats(addr: SocketAddr) -> serde_json::Value {
 
 pub async fn reset_stats(addr: SocketAddr) {
     let mut c = client::connect(addr).await.unwrap();
-    let x = c
-        .exchange(
-            post("/mock/reset", &[], b""),
-            Method::Post,
-            Dialect::OpenAi,
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
+    let x = ask(&mut c, post("/mock/reset", &[], b"")).await.unwrap();
     assert_eq!(x.status, 200);
 }
 
-pub const SECOND: Duration = Duration::from_secs(1);
+/// POSTs `req` (OpenAI dialect) on an open client connection.
+pub async fn ask<S>(c: &mut client::Client<S>, req: Bytes) -> Result<Exchange, ExchangeError>
+where
+    S: monoio::io::AsyncReadRent + monoio::io::AsyncWriteRent,
+{
+    c.exchange(req, Method::Post, Dialect::OpenAi, &mut |_| {})
+        .await
+}
