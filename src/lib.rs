@@ -8,13 +8,17 @@
 //! (SSE scanned on the fly) → settle → finish (always runs)
 //! ```
 //!
-//! What exists today is the protocol layer every later phase stands on, shared with the
-//! bundled mock provider and load generator (`loadtest/`) so that there is one HTTP/1.1
-//! implementation in the repository:
-//!
 //! - [`http1`]: sans-IO HTTP/1.1 heads (httparse, offsets into the read buffer) and body
-//!   framing (Content-Length, chunked, close-delimited), strict about smuggling vectors.
+//!   framing (Content-Length, chunked, close-delimited), strict about smuggling vectors. The one
+//!   HTTP/1.1 implementation in the repository, shared with `loadtest/`.
 //! - [`stream::sse`]: the incremental server-sent-events scanner that taps streams.
+//! - [`dialect`], [`json`], [`mock`]: provider wire formats, JSON writers and the mock
+//!   provider's renderer (used by the built-in `mock` provider kind and by `tollgate-mock`).
+//! - [`runtime::io`]: monoio runtime selection (io_uring or epoll) and SO_REUSEPORT listeners.
 
+pub mod dialect;
 pub mod http1;
+pub mod json;
+pub mod mock;
+pub mod runtime;
 pub mod stream;

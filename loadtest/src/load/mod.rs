@@ -76,7 +76,7 @@ pub struct LoadArgs {
     /// CA certificate (PEM) to trust for https targets.
     #[arg(long)]
     pub ca: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, default_value = "auto")]
     pub driver: Driver,
     /// No progress lines.
     #[arg(long)]

@@ -15,7 +15,7 @@
 
 pub mod fault;
 pub mod ledger;
-pub mod render;
+pub use tollgate::mock::render;
 pub mod request;
 mod server;
 
@@ -47,7 +47,7 @@ pub struct MockConfig {
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
     /// I/O driver.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, default_value = "auto")]
     pub driver: Driver,
     /// Default time to first token, ms (fractions allowed; the timer resolves 1 ms).
     #[arg(long, default_value_t = 0.0)]

@@ -9,43 +9,7 @@ use tollgate::http1::{Method, RequestHead};
 use super::fault::Fault;
 pub use crate::dialect::Dialect;
 
-/// The endpoints the mock serves. Paths are matched by suffix so that provider-style prefixes
-/// (`/openai/deployments/x/chat/completions`, `/openai/v1/...`) work too.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Api {
-    Chat,
-    Completions,
-    Embeddings,
-    Models,
-    Messages,
-    /// `…/models/{model}:generateContent` or `:streamGenerateContent` (`sse` with `alt=sse`).
-    Gemini {
-        model: String,
-        stream: bool,
-        sse: bool,
-    },
-    Stats,
-    Reset,
-    Health,
-}
-
-impl Api {
-    pub fn dialect(&self) -> Dialect {
-        match self {
-            Api::Messages => Dialect::Anthropic,
-            Api::Gemini { .. } => Dialect::Gemini,
-            _ => Dialect::OpenAi,
-        }
-    }
-
-    /// True for the provider endpoints that produce tokens (and are billed).
-    pub fn generates(&self) -> bool {
-        matches!(
-            self,
-            Api::Chat | Api::Completions | Api::Embeddings | Api::Messages | Api::Gemini { .. }
-        )
-    }
-}
+pub use tollgate::mock::{Api, prompt_tokens};
 
 /// Routes a request line. `Err((status, message))` for unknown paths and wrong methods.
 pub fn route(method: Method, path: &[u8], query: Option<&[u8]>) -> Result<Api, (u16, String)> {
@@ -406,12 +370,6 @@ pub fn read_fields(api: &Api, body: &mut [u8]) -> Result<Fields, String> {
         return Err("`model` is required".into());
     }
     Ok(f)
-}
-
-/// The mock's documented prompt-token estimate: one token per 4 bytes of request body,
-/// rounded up. Deterministic, so tests predict it from the bytes they send.
-pub fn prompt_tokens(body_len: usize) -> u64 {
-    (body_len as u64).div_ceil(4)
 }
 
 #[cfg(test)]

@@ -8,9 +8,9 @@
 //! and including it, so the writer can pace the stream and the ledger can bill a stream that
 //! was cut.
 
+use super::Api;
+use crate::dialect::Dialect;
 use crate::json;
-
-use super::request::{Api, Dialect};
 
 /// Words the mock "generates"; token k is `WORDS[k % len]`, with a leading space after the
 /// first token.

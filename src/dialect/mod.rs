@@ -1,0 +1,89 @@
+//! The provider wire dialects (OpenAI, Anthropic, Gemini), and what marks content and the end
+//! of a stream in each. Shared by the gateway, the mock provider and the load generator.
+
+use crate::stream::SseEvent;
+
+/// How a stream in this dialect marks content and its end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    #[default]
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl Dialect {
+    /// True when an event carries generated content (text or tool-call arguments).
+    pub fn is_content(self, e: &SseEvent<'_>) -> bool {
+        let has = |needle: &[u8]| memchr::memmem::find(e.data, needle).is_some();
+        match self {
+            // A non-empty content / text / arguments string.
+            Dialect::OpenAi => {
+                non_empty_after(e.data, b"\"content\":\"")
+                    || non_empty_after(e.data, b"\"text\":\"")
+                    || non_empty_after(e.data, b"\"arguments\":\"")
+            }
+            Dialect::Anthropic => e.event == b"content_block_delta",
+            Dialect::Gemini => {
+                non_empty_after(e.data, b"\"text\": \"")
+                    || has(b"\"functionCall\"")
+                    || non_empty_after(e.data, b"\"text\":\"")
+            }
+        }
+    }
+
+    /// True when an event is the dialect's proper end of stream.
+    pub fn is_end(self, e: &SseEvent<'_>) -> bool {
+        match self {
+            Dialect::OpenAi => e.data == b"[DONE]",
+            Dialect::Anthropic => e.event == b"message_stop",
+            Dialect::Gemini => memchr::memmem::find(e.data, b"\"finishReason\"").is_some(),
+        }
+    }
+}
+
+fn non_empty_after(hay: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find_iter(hay, needle)
+        .any(|i| hay.get(i + needle.len()).is_some_and(|&b| b != b'"'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev<'a>(event: &'a [u8], data: &'a [u8]) -> SseEvent<'a> {
+        SseEvent {
+            event,
+            data,
+            id: None,
+            retry: None,
+            end: 0,
+            terminated: true,
+        }
+    }
+
+    #[test]
+    fn content_and_end_detection() {
+        let d = Dialect::OpenAi;
+        assert!(!d.is_content(&ev(
+            b"",
+            br#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#
+        )));
+        assert!(d.is_content(&ev(b"", br#"{"choices":[{"delta":{"content":"Hi"}}]}"#)));
+        assert!(d.is_content(&ev(
+            b"",
+            br#"{"delta":{"tool_calls":[{"function":{"arguments":"{\""}}]}}"#
+        )));
+        assert!(d.is_end(&ev(b"", b"[DONE]")));
+        let a = Dialect::Anthropic;
+        assert!(a.is_content(&ev(b"content_block_delta", b"{}")));
+        assert!(a.is_end(&ev(b"message_stop", b"{}")));
+        let g = Dialect::Gemini;
+        assert!(g.is_content(&ev(
+            b"",
+            br#"{"candidates": [{"content": {"parts": [{"text": "x"}]}}]}"#
+        )));
+        assert!(g.is_end(&ev(b"", br#"{"finishReason": "STOP"}"#)));
+    }
+}

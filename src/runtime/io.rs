@@ -1,0 +1,127 @@
+//! Socket plumbing shared by the gateway, the mock provider and the load generator: runtime
+//! selection, SO_REUSEPORT listeners, reads into a growing `Vec`, and the abortive close used
+//! to inject resets.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use monoio::buf::IoBufMut;
+use monoio::io::AsyncReadRent;
+
+/// Which monoio driver a thread runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Driver {
+    /// io_uring where the kernel allows it, epoll otherwise.
+    #[default]
+    Auto,
+    /// io_uring only (fails to start where it is unavailable).
+    #[serde(rename = "io_uring", alias = "uring")]
+    Uring,
+    /// epoll only.
+    Epoll,
+}
+
+impl std::str::FromStr for Driver {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Driver::Auto),
+            "io_uring" | "uring" => Ok(Driver::Uring),
+            "epoll" => Ok(Driver::Epoll),
+            _ => Err(format!(
+                "unknown io driver `{s}` (expected auto, io_uring or epoll)"
+            )),
+        }
+    }
+}
+
+/// Runs `f`'s future to completion on a fresh monoio runtime (timer enabled) on this thread.
+pub fn block_on<F, Fut>(driver: Driver, f: F) -> io::Result<Fut::Output>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future,
+{
+    const ENTRIES: u32 = 1024;
+    match driver {
+        Driver::Auto => {
+            let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+                .with_entries(ENTRIES)
+                .enable_timer()
+                .build()?;
+            Ok(rt.block_on(f()))
+        }
+        Driver::Uring => {
+            let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                .with_entries(ENTRIES)
+                .enable_timer()
+                .build()?;
+            Ok(rt.block_on(f()))
+        }
+        Driver::Epoll => {
+            let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+                .enable_timer()
+                .build()?;
+            Ok(rt.block_on(f()))
+        }
+    }
+}
+
+/// Binds `n` listeners on `addr` with SO_REUSEPORT, one per worker thread. With port 0 the
+/// first bind picks the port and the rest share it.
+pub fn bind_reuseport(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let mut out = Vec::with_capacity(n);
+    let mut addr = addr;
+    for _ in 0..n.max(1) {
+        let domain = if addr.is_ipv4() {
+            socket2::Domain::IPV4
+        } else {
+            socket2::Domain::IPV6
+        };
+        let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+        s.set_reuse_address(true)?;
+        s.set_reuse_port(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        s.listen(4096)?;
+        let l: std::net::TcpListener = s.into();
+        addr = l.local_addr()?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// Reads more bytes onto the end of `buf`, growing it so at least `min_spare` bytes fit.
+/// Returns the count read (0 = peer closed) and the buffer.
+pub async fn read_more<S: AsyncReadRent>(
+    io: &mut S,
+    mut buf: Vec<u8>,
+    min_spare: usize,
+) -> (io::Result<usize>, Vec<u8>) {
+    if buf.capacity() - buf.len() < min_spare {
+        buf.reserve(min_spare);
+    }
+    let len = buf.len();
+    let (res, slice) = io.read(buf.slice_mut(len..)).await;
+    (res, slice.into_inner())
+}
+
+/// Closes `stream` with SO_LINGER 0, so the peer sees a TCP reset instead of a FIN.
+pub fn abort_tcp(stream: monoio::net::TcpStream) {
+    let _ = set_linger_zero(&stream);
+    drop(stream);
+}
+
+#[allow(
+    unsafe_code,
+    reason = "monoio exposes only AsRawFd; socket2 needs a BorrowedFd"
+)]
+fn set_linger_zero(stream: &monoio::net::TcpStream) -> io::Result<()> {
+    // SAFETY: the descriptor belongs to `stream`, which outlives this borrow.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    socket2::SockRef::from(&fd).set_linger(Some(Duration::ZERO))
+}

@@ -1,0 +1,3 @@
+//! Threads and sockets: the monoio runtimes, listeners, pinning and the shutdown/reload plumbing.
+
+pub mod io;
