@@ -16,9 +16,15 @@
 //!   provider's renderer (used by the built-in `mock` provider kind and by `tollgate-mock`).
 //! - [`runtime::io`]: monoio runtime selection (io_uring or epoll) and SO_REUSEPORT listeners.
 
+pub mod account;
+pub mod config;
 pub mod dialect;
+pub mod error;
 pub mod http1;
 pub mod json;
 pub mod mock;
 pub mod runtime;
 pub mod stream;
+pub mod telemetry;
+pub mod upstream;
+pub mod worker;

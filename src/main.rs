@@ -1,11 +1,120 @@
-//! The `tollgate` binary. The data plane lands with the core data-plane issue; until then
-//! this prints what exists and where the bench tools are.
+//! `tollgate`: serve, check a config, or hash a virtual key.
 
-fn main() {
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use tollgate::config;
+use tollgate::runtime::Gateway;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser, Debug)]
+#[command(name = "tollgate", version, about = "An AI gateway data plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the gateway. SIGHUP reloads the config file; SIGTERM/SIGINT drain and exit.
+    Serve {
+        /// Config file; without it, the embedded default (config/tollgate.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file and print what it configures.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the SHA-256 of a virtual key (for `[[keys]] sha256`). Reads stdin without KEY.
+    HashKey { key: Option<String> },
+}
+
+fn load(path: Option<&PathBuf>) -> Result<config::Snapshot, config::ConfigError> {
+    match path {
+        Some(p) => config::load(p),
+        None => config::parse(
+            config::DEFAULT_CONFIG,
+            "embedded config/tollgate.toml",
+            &|v| std::env::var(v).ok(),
+        ),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::HashKey { key } => {
+            let key = match key {
+                Some(k) => k,
+                None => {
+                    let mut s = String::new();
+                    std::io::stdin().read_to_string(&mut s)?;
+                    s.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            anyhow::ensure!(!key.is_empty(), "the key is empty");
+            let d = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+            let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            println!("{hex}");
+            Ok(())
+        }
+        Cmd::Check { config } => {
+            let snap = load(config.as_ref())?;
+            print!("config OK\n{}", snap.summary());
+            Ok(())
+        }
+        Cmd::Serve { config } => serve(config),
+    }
+}
+
+fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let snap = load(path.as_ref())?;
+    for why in &snap.inactive {
+        eprintln!("tollgate: inactive deployment: {why}");
+    }
+    // Registered before the workers start so no signal is missed.
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .context("installing signal handlers")?;
+    let mut gw = Gateway::start(snap)?;
     println!(
-        "tollgate {}: the gateway data plane is not built yet.\n\
-         The measuring bench is: `cargo run --release -p tollgate-loadtest --bin tollgate-mock -- --help`\n\
-         and `cargo run --release -p tollgate-loadtest --bin tollgate-load -- --help`.",
-        env!("CARGO_PKG_VERSION")
+        "tollgate listening on http://{} ({} workers, {})",
+        gw.local_addr(),
+        gw.workers(),
+        gw.driver()
     );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    for sig in signals.forever() {
+        match sig {
+            SIGHUP => match load(path.as_ref()) {
+                Ok(next) => match gw.reload(next) {
+                    Ok(notes) => {
+                        for n in notes {
+                            eprintln!("tollgate: reload: {n}");
+                        }
+                        eprintln!("tollgate: config reloaded (generation {})", gw.generation());
+                    }
+                    Err(e) => eprintln!("tollgate: reload failed, keeping the running config: {e}"),
+                },
+                Err(e) => eprintln!("tollgate: reload failed, keeping the running config:\n{e}"),
+            },
+            _ => {
+                eprintln!("tollgate: draining");
+                let p = gw.shutdown();
+                eprintln!(
+                    "tollgate: stopped after {} requests ({} connections cut at the deadline)",
+                    p.totals.requests, p.cut_connections
+                );
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }

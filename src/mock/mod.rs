@@ -50,3 +50,74 @@ impl Api {
 pub fn prompt_tokens(body_len: usize) -> u64 {
     (body_len as u64).div_ceil(4)
 }
+
+/// What the gateway's built-in mock provider needs to answer one request.
+#[derive(Clone, Copy, Debug)]
+pub struct Ask<'a> {
+    pub api: &'a Api,
+    /// The model name as the deployment sends it upstream.
+    pub model: &'a str,
+    pub body_len: usize,
+    pub stream: bool,
+    pub include_usage: bool,
+    pub max_tokens: Option<u32>,
+    /// Unique per gateway process (worker, serial), for the response id.
+    pub worker: u16,
+    pub serial: u64,
+    pub created: u64,
+}
+
+/// Completion tokens the built-in mock emits when the request sets no `max_tokens`.
+pub const BUILTIN_TOKENS: u32 = 16;
+/// Upper bound on what one built-in mock answer can make the gateway render.
+pub const BUILTIN_MAX_TOKENS: u32 = 4096;
+/// Embedding dimensions of the built-in mock.
+pub const BUILTIN_EMBEDDING_DIMS: u32 = 8;
+
+/// Renders a complete HTTP/1.1 response (head and body) for the built-in mock provider into
+/// `out`: JSON with `Content-Length`, or SSE with one chunk per event. The gateway relays it
+/// through the same code path as a response read from a socket.
+pub fn respond(ask: &Ask<'_>, out: &mut Vec<u8>) {
+    use crate::http1::write;
+    let id = format!("mock-{}-{}", ask.worker, ask.serial);
+    let plan = render::Plan {
+        api: ask.api,
+        model: ask.model,
+        id: &id,
+        created: ask.created,
+        prompt_tokens: prompt_tokens(ask.body_len),
+        cached_tokens: 0,
+        tokens: ask
+            .max_tokens
+            .unwrap_or(BUILTIN_TOKENS)
+            .clamp(1, BUILTIN_MAX_TOKENS),
+        reasoning_tokens: 0,
+        token_bytes: None,
+        tool: None,
+        include_usage: ask.include_usage,
+        malformed: false,
+        truncate: false,
+        inputs: 1,
+        dimensions: BUILTIN_EMBEDDING_DIMS,
+    };
+    write::status_line(out, 200);
+    if ask.stream && ask.api.dialect() == Dialect::OpenAi && *ask.api != Api::Embeddings {
+        let mut ev = render::Events::default();
+        render::stream_events(&plan, &mut ev);
+        write::header(out, "content-type", b"text/event-stream");
+        write::header(out, "cache-control", b"no-cache");
+        write::header(out, "transfer-encoding", b"chunked");
+        write::end_head(out);
+        for i in 0..ev.len() {
+            write::chunk(out, &ev.buf[ev.range(i)]);
+        }
+        write::last_chunk(out);
+    } else {
+        let mut body = Vec::with_capacity(512);
+        render::json_body(&plan, &mut body);
+        write::header(out, "content-type", b"application/json");
+        write::header_u64(out, "content-length", body.len() as u64);
+        write::end_head(out);
+        out.extend_from_slice(&body);
+    }
+}

@@ -1,3 +1,9 @@
-//! Threads and sockets: the monoio runtimes, listeners, pinning and the shutdown/reload plumbing.
+//! Threads and sockets: worker threads (one monoio runtime each, pinned, with its own
+//! SO_REUSEPORT listener), the coordinator thread, and the start / reload / drain plumbing
+//! ([`Gateway`]).
 
+mod gateway;
 pub mod io;
+pub mod latch;
+
+pub use gateway::{Gateway, StartError};

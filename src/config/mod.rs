@@ -1,0 +1,209 @@
+//! One static TOML file → an immutable [`Snapshot`], in three steps (DESIGN.md §5):
+//!
+//! 1. [`raw`]: serde types with `deny_unknown_fields`, so a misspelt key is an error, never
+//!    silently ignored. Syntax and type errors carry the key path (via `serde_path_to_error`)
+//!    and the line, and unknown keys get a "did you mean" from the fields that exist.
+//! 2. [`validate`]: the rules serde cannot express, every problem reported with its key path
+//!    and the fix.
+//! 3. [`snapshot`]: the compiled form the workers read — dense ids, hash indexes, credential
+//!    header lines and the `/v1/models` body prepared once.
+//!
+//! `tollgate check --config FILE` runs all three and prints [`Snapshot::summary`].
+
+pub mod raw;
+pub mod snapshot;
+pub mod validate;
+
+use std::path::Path;
+
+pub use snapshot::*;
+pub use validate::Problem;
+
+/// The config that ships with tollgate and that `tollgate serve` uses without `--config`.
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/tollgate.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}: cannot read: {source}")]
+    Read {
+        origin: String,
+        source: std::io::Error,
+    },
+    #[error("{origin}:{line}: {path}{message}")]
+    Syntax {
+        origin: String,
+        line: usize,
+        /// `models[0].deployments[1].`, or empty at the top level.
+        path: String,
+        message: String,
+    },
+    #[error("{origin}: {} problem(s):\n  {}", .problems.len(), join(.problems))]
+    Invalid {
+        origin: String,
+        problems: Vec<Problem>,
+    },
+}
+
+fn join(p: &[Problem]) -> String {
+    p.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+/// Reads and compiles the file at `path`, taking credentials from the process environment.
+pub fn load(path: &Path) -> Result<Snapshot, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        origin: origin.clone(),
+        source,
+    })?;
+    parse(&text, &origin, &|var| std::env::var(var).ok())
+}
+
+/// Parses and compiles config `text`; `origin` names it in errors.
+pub fn parse(
+    text: &str,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Snapshot, ConfigError> {
+    let raw = parse_raw(text, origin)?;
+    validate::compile(&raw, env).map_err(|problems| ConfigError::Invalid {
+        origin: origin.to_string(),
+        problems,
+    })
+}
+
+fn parse_raw(text: &str, origin: &str) -> Result<raw::RawConfig, ConfigError> {
+    let syntax = |span: Option<std::ops::Range<usize>>, path: String, message: String| {
+        let line = span.map_or(0, |s| {
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        });
+        ConfigError::Syntax {
+            origin: origin.to_string(),
+            line,
+            path,
+            message,
+        }
+    };
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| syntax(e.span(), String::new(), e.message().to_string()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = explain(inner.message());
+        let path = if path == "." { String::new() } else { path };
+        let path = if path.is_empty() {
+            path
+        } else {
+            format!("{path}: ")
+        };
+        syntax(inner.span(), path, message)
+    })
+}
+
+/// `unknown field `x`, expected …` → `x`.
+fn unknown_field(msg: &str) -> Option<&str> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    Some(&rest[..rest.find('`')?])
+}
+
+/// Rewrites serde's unknown-field message into one that suggests the nearest known key.
+fn explain(msg: &str) -> String {
+    let Some(field) = unknown_field(msg) else {
+        return msg.to_string();
+    };
+    let expected: Vec<&str> = msg
+        .split_once("expected")
+        .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
+        .unwrap_or_default();
+    let hint = validate::suggest(field, &expected);
+    if hint.is_empty() {
+        format!(
+            "unknown field; the keys allowed here are {}",
+            expected.join(", ")
+        )
+    } else {
+        format!("unknown field{hint}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(text, "t.toml", &|_| None).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_keys_name_their_path_and_the_fix() {
+        let e = err(
+            "[[providers]]\nname = \"m\"\nkind = \"mock\"\n[[models]]\nname = \"a\"\n\
+             [[models.deployments]]\nprovider = \"m\"\nmodle = \"x\"\n",
+        );
+        assert!(
+            e.contains("t.toml:")
+                && e.contains(
+                    "models[0].deployments[0].modle: unknown field, did you mean `model`?"
+                ),
+            "{e}"
+        );
+        let e = err("[server]\nlisten = \"127.0.0.1:1\"\nwrokers = 2\n");
+        assert!(
+            e.contains("server.wrokers: unknown field, did you mean `workers`?"),
+            "{e}"
+        );
+        let e = err("[limitz]\n");
+        assert!(
+            e.contains("limitz: unknown field, did you mean `limits`?"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn type_errors_name_their_path() {
+        let e = err("[limits]\nmax_body_bytes = \"big\"\n");
+        assert!(
+            e.contains("t.toml:2: limits.max_body_bytes: invalid type"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn semantic_problems_are_all_reported() {
+        let e = err("[server]\nlisten = \"localhost:80\"\nworkers = 0\n\
+             [[models]]\nname = \"a\"\n[[models.deployments]]\nprovider = \"mokc\"\n\
+             [[providers]]\nname = \"mock\"\nkind = \"mock\"\n\
+             [[keys]]\nid = \"k\"\nsha256 = \"nothex\"\n");
+        for want in [
+            "server.listen: `localhost:80` is not an IP address",
+            "server.workers: 0 is out of range",
+            "models[0].deployments[0].provider: no provider named `mokc`, did you mean `mock`?",
+            "keys[0].sha256: must be 64 hex digits",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+    }
+
+    #[test]
+    fn providers_without_credentials_are_inactive_not_errors() {
+        let text = "[[providers]]\nname = \"up\"\nkind = \"openai_compatible\"\n\
+                    base_url = \"http://127.0.0.1:9/v1\"\napi_key_env = \"UP_KEY\"\n\
+                    [[models]]\nname = \"a\"\n[[models.deployments]]\nprovider = \"up\"\n";
+        let s = parse(text, "t", &|_| None).unwrap();
+        assert!(s.model(b"a").is_none());
+        assert!(
+            s.inactive[0].contains("$UP_KEY is not set"),
+            "{:?}",
+            s.inactive
+        );
+        let s = parse(text, "t", &|v| (v == "UP_KEY").then(|| "sk-1".to_string())).unwrap();
+        let m = s.model(b"a").unwrap();
+        let d = s.deployment(s.models[m.0 as usize].deployments[0]);
+        assert_eq!(
+            s.provider(d.provider).credential.as_deref(),
+            Some(&b"authorization: Bearer sk-1\r\n"[..])
+        );
+    }
+}

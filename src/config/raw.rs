@@ -1,0 +1,169 @@
+//! The config file as written: serde types that mirror the TOML, every table with
+//! `deny_unknown_fields`, every optional key with its documented default. Nothing here is
+//! interpreted — [`super::validate`] turns it into a [`super::Snapshot`].
+
+use serde::Deserialize;
+
+use crate::runtime::io::Driver;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    #[serde(default)]
+    pub providers: Vec<RawProvider>,
+    #[serde(default)]
+    pub models: Vec<RawModel>,
+    #[serde(default)]
+    pub keys: Vec<RawKey>,
+}
+
+/// `workers = "auto"` or a number.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawWorkers {
+    Count(u64),
+    Word(String),
+}
+
+impl Default for RawWorkers {
+    fn default() -> Self {
+        RawWorkers::Word("auto".into())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub listen: String,
+    pub workers: RawWorkers,
+    /// `auto` (io_uring, epoll where unavailable), `io_uring` or `epoll`.
+    pub io: Driver,
+    /// Pin worker i to core i (mod the cores this process may use).
+    pub pin_workers: bool,
+    /// How long SIGTERM waits for in-flight requests and streams.
+    pub drain_timeout_ms: u64,
+    /// `"stdout"`, `"off"`, or a file path (appended to).
+    pub access_log: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "127.0.0.1:8080".into(),
+            workers: RawWorkers::default(),
+            io: Driver::Auto,
+            pin_workers: true,
+            drain_timeout_ms: 30_000,
+            access_log: "stdout".into(),
+        }
+    }
+}
+
+/// Downstream (client-side) limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    pub max_head_bytes: u64,
+    pub max_headers: u64,
+    pub max_body_bytes: u64,
+    /// From the first byte of a request head to its end (slowloris).
+    pub header_timeout_ms: u64,
+    /// From the end of the head to the end of the body.
+    pub body_timeout_ms: u64,
+    /// An idle keep-alive connection is closed after this long.
+    pub idle_timeout_ms: u64,
+    /// Open client connections per worker; more are answered 503 and closed.
+    pub max_connections: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_head_bytes: crate::http1::MAX_HEAD_BYTES as u64,
+            max_headers: crate::http1::MAX_HEADERS as u64,
+            max_body_bytes: 8 * 1024 * 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 16_384,
+        }
+    }
+}
+
+/// Upstream (provider-side) timeouts and pools.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUpstream {
+    pub connect_timeout_ms: u64,
+    /// From the request written to the response head read.
+    pub head_timeout_ms: u64,
+    /// Longest silence between two reads of a response body.
+    pub body_idle_timeout_ms: u64,
+    /// Whole exchange, head and body.
+    pub total_timeout_ms: u64,
+    /// An idle pooled connection older than this is closed, not reused.
+    pub pool_idle_timeout_ms: u64,
+    /// Idle connections kept per upstream per worker.
+    pub pool_max_idle: u64,
+    /// How often the coordinator re-resolves upstream host names.
+    pub dns_refresh_ms: u64,
+}
+
+impl Default for RawUpstream {
+    fn default() -> Self {
+        RawUpstream {
+            connect_timeout_ms: 3_000,
+            head_timeout_ms: 120_000,
+            body_idle_timeout_ms: 120_000,
+            total_timeout_ms: 600_000,
+            pool_idle_timeout_ms: 60_000,
+            pool_max_idle: 256,
+            dns_refresh_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub name: String,
+    /// `mock`, `openai` or `openai_compatible`.
+    pub kind: String,
+    pub base_url: Option<String>,
+    /// Environment variable holding the provider credential. A provider whose variable is
+    /// unset is inactive: its deployments are skipped, not errors.
+    pub api_key_env: Option<String>,
+    /// How the credential is sent: `bearer` (Authorization: Bearer), `api_key` (api-key:),
+    /// `x_api_key` (x-api-key:). Default `bearer`.
+    pub auth: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// The public name clients send as `model`.
+    pub name: String,
+    pub deployments: Vec<RawDeployment>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeployment {
+    pub provider: String,
+    /// The model name the provider expects; defaults to the public name.
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    pub id: String,
+    /// Hex SHA-256 of the key (`tollgate hash-key`).
+    pub sha256: String,
+}

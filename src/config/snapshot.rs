@@ -1,0 +1,189 @@
+//! The compiled config: immutable, indexed by dense ids, shared by all workers as an
+//! `Arc<Snapshot>`. A reload builds a new one; requests in flight keep the one they started
+//! with.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::http1;
+use crate::runtime::io::Driver;
+
+/// Dense handle of a model (public name) in [`Snapshot::models`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ModelId(pub u32);
+/// Dense handle of a deployment in [`Snapshot::deployments`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DeploymentId(pub u32);
+/// Dense handle of a provider in [`Snapshot::providers`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProviderId(pub u32);
+/// Dense handle of a virtual key in [`Snapshot::keys`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeyId(pub u32);
+
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Which load of the config this is (0 at start, +1 per reload); access records name it.
+    pub generation: u64,
+    pub server: Server,
+    pub limits: DownstreamLimits,
+    pub upstream: UpstreamTimeouts,
+    pub providers: Vec<Provider>,
+    pub deployments: Vec<Deployment>,
+    /// Models that can serve (at least one active deployment).
+    pub models: Vec<Model>,
+    pub model_index: HashMap<Box<[u8]>, ModelId>,
+    pub keys: Vec<Key>,
+    pub key_index: HashMap<[u8; 32], KeyId>,
+    /// The `GET /v1/models` body, rendered once.
+    pub models_json: Vec<u8>,
+    /// Configured models that cannot serve, with why (for `tollgate check` and the log).
+    pub inactive: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub workers: usize,
+    pub driver: Driver,
+    pub pin_workers: bool,
+    pub drain_timeout: Duration,
+    pub access_log: AccessLog,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLog {
+    Off,
+    Stdout,
+    File(std::path::PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct DownstreamLimits {
+    pub head: http1::Limits,
+    pub max_body_bytes: u64,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamTimeouts {
+    pub connect: Duration,
+    pub head: Duration,
+    pub body_idle: Duration,
+    pub total: Duration,
+    pub pool_idle: Duration,
+    pub pool_max_idle: usize,
+    pub dns_refresh: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Answered inside the gateway by [`crate::mock`].
+    Mock,
+    /// An OpenAI-compatible HTTP API.
+    OpenAi,
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Where to connect; `None` for the built-in mock.
+    pub endpoint: Option<Endpoint>,
+    /// The credential header line, `name: value\r\n`, ready to append to a request head.
+    /// Never logged.
+    pub credential: Option<Vec<u8>>,
+    /// Some deployment uses this provider (it has its credential, if it needs one).
+    pub active: bool,
+}
+
+/// An upstream origin plus the path prefix requests go under.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    /// The `Host:` header value.
+    pub authority: String,
+    /// Prefix the API path is appended to, without a trailing slash (`/v1`).
+    pub base_path: String,
+}
+
+#[derive(Debug)]
+pub struct Deployment {
+    pub provider: ProviderId,
+    pub model: ModelId,
+    /// The provider's model name as a JSON string literal (quoted, escaped), ready to splice.
+    pub upstream_model_json: Vec<u8>,
+    pub upstream_model: String,
+}
+
+#[derive(Debug)]
+pub struct Model {
+    pub name: String,
+    pub deployments: Vec<DeploymentId>,
+}
+
+#[derive(Debug)]
+pub struct Key {
+    pub id: String,
+}
+
+impl Snapshot {
+    pub fn model(&self, name: &[u8]) -> Option<ModelId> {
+        self.model_index.get(name).copied()
+    }
+
+    pub fn key_by_hash(&self, hash: &[u8; 32]) -> Option<KeyId> {
+        self.key_index.get(hash).copied()
+    }
+
+    pub fn deployment(&self, id: DeploymentId) -> &Deployment {
+        &self.deployments[id.0 as usize]
+    }
+
+    pub fn provider(&self, id: ProviderId) -> &Provider {
+        &self.providers[id.0 as usize]
+    }
+
+    /// Every distinct upstream endpoint (for DNS resolution).
+    pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
+        self.providers
+            .iter()
+            .filter(|p| p.active)
+            .filter_map(|p| p.endpoint.as_ref())
+    }
+
+    /// A one-screen summary for `tollgate check` and the startup log.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "listen {} · {} worker(s) · io {:?} · {} key(s)",
+            self.server.listen,
+            self.server.workers,
+            self.server.driver,
+            self.keys.len()
+        );
+        for m in &self.models {
+            let deps: Vec<String> = m
+                .deployments
+                .iter()
+                .map(|&d| {
+                    let d = self.deployment(d);
+                    format!("{}:{}", self.provider(d.provider).name, d.upstream_model)
+                })
+                .collect();
+            let _ = writeln!(s, "model {} → {}", m.name, deps.join(", "));
+        }
+        for why in &self.inactive {
+            let _ = writeln!(s, "inactive: {why}");
+        }
+        s
+    }
+}

@@ -1,0 +1,512 @@
+//! Raw config → [`Snapshot`]: every rule checked, every problem reported with the key path it
+//! concerns and how to fix it (all of them at once, not just the first).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawLimits, RawProvider, RawUpstream, RawWorkers};
+use super::snapshot::*;
+use crate::http1;
+
+/// One thing wrong with a config: where, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Compiles `raw`; `env` looks up provider credentials (the process environment in
+/// production, a map in tests).
+pub fn compile(
+    raw: &RawConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Snapshot, Vec<Problem>> {
+    let mut p = Problems::default();
+
+    let listen = match raw.server.listen.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            p.add(
+                "server.listen",
+                format!(
+                    "`{}` is not an IP address and port; write e.g. \"127.0.0.1:8080\" or \
+                     \"[::]:8080\" (host names are not resolved for listeners)",
+                    raw.server.listen
+                ),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        }
+    };
+    let workers = match &raw.server.workers {
+        RawWorkers::Word(w) if w == "auto" => {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+        RawWorkers::Count(n) if (1..=1024).contains(n) => *n as usize,
+        RawWorkers::Count(n) => {
+            p.add(
+                "server.workers",
+                format!("{n} is out of range; use 1..=1024 or \"auto\" (one per core)"),
+            );
+            1
+        }
+        RawWorkers::Word(w) => {
+            p.add(
+                "server.workers",
+                format!("`{w}` is not a count; use a number or \"auto\" (one per core)"),
+            );
+            1
+        }
+    };
+    let access_log = match raw.server.access_log.as_str() {
+        "off" => AccessLog::Off,
+        "stdout" => AccessLog::Stdout,
+        "" => {
+            p.add(
+                "server.access_log",
+                "empty; use \"stdout\", \"off\" or a file path",
+            );
+            AccessLog::Off
+        }
+        path => AccessLog::File(path.into()),
+    };
+    let server = Server {
+        listen,
+        workers,
+        driver: raw.server.io,
+        pin_workers: raw.server.pin_workers,
+        drain_timeout: ms(
+            &mut p,
+            "server.drain_timeout_ms",
+            raw.server.drain_timeout_ms,
+        ),
+        access_log,
+    };
+    let limits = limits(&mut p, &raw.limits);
+    let upstream = upstream(&mut p, &raw.upstream);
+
+    // Providers.
+    let mut providers = Vec::new();
+    let mut provider_index: HashMap<&str, (ProviderId, Option<String>)> = HashMap::new();
+    for (i, rp) in raw.providers.iter().enumerate() {
+        let path = format!("providers[{i}]");
+        if rp.name.is_empty() {
+            p.add(format!("{path}.name"), "must not be empty");
+        }
+        let id = ProviderId(providers.len() as u32);
+        let (provider, inactive) = provider(&mut p, &path, rp, env);
+        if provider_index.insert(&rp.name, (id, inactive)).is_some() {
+            p.add(
+                format!("{path}.name"),
+                format!(
+                    "provider `{}` is defined twice; names must be unique",
+                    rp.name
+                ),
+            );
+        }
+        providers.push(provider);
+    }
+
+    // Models and their deployments.
+    let mut models = Vec::new();
+    let mut model_index = HashMap::new();
+    let mut deployments = Vec::new();
+    let mut inactive = Vec::new();
+    let mut seen_models = HashMap::new();
+    for (i, rm) in raw.models.iter().enumerate() {
+        let path = format!("models[{i}]");
+        if rm.name.is_empty() {
+            p.add(format!("{path}.name"), "must not be empty");
+        }
+        if let Some(first) = seen_models.insert(rm.name.as_str(), i) {
+            p.add(
+                format!("{path}.name"),
+                format!("model `{}` is already defined at models[{first}]", rm.name),
+            );
+            continue;
+        }
+        if rm.deployments.is_empty() {
+            p.add(
+                format!("{path}.deployments"),
+                "a model needs at least one deployment ([[models.deployments]] with a provider)",
+            );
+        }
+        let model_id = ModelId(models.len() as u32);
+        let mut ids = Vec::new();
+        for (j, rd) in rm.deployments.iter().enumerate() {
+            let dpath = format!("{path}.deployments[{j}]");
+            let Some((pid, why)) = provider_index.get(rd.provider.as_str()) else {
+                let names: Vec<&str> = raw.providers.iter().map(|p| p.name.as_str()).collect();
+                p.add(
+                    format!("{dpath}.provider"),
+                    format!(
+                        "no provider named `{}`{}",
+                        rd.provider,
+                        suggest(&rd.provider, &names)
+                    ),
+                );
+                continue;
+            };
+            if let Some(why) = why {
+                inactive.push(format!("{dpath} ({} via {}): {why}", rm.name, rd.provider));
+                continue;
+            }
+            let upstream_model = rd.model.clone().unwrap_or_else(|| rm.name.clone());
+            if upstream_model.is_empty() {
+                p.add(format!("{dpath}.model"), "must not be empty");
+            }
+            let mut upstream_model_json = Vec::new();
+            crate::json::string(&mut upstream_model_json, upstream_model.as_bytes());
+            providers[pid.0 as usize].active = true;
+            ids.push(DeploymentId(deployments.len() as u32));
+            deployments.push(Deployment {
+                provider: *pid,
+                model: model_id,
+                upstream_model_json,
+                upstream_model,
+            });
+        }
+        if ids.is_empty() {
+            continue;
+        }
+        model_index.insert(rm.name.as_bytes().into(), model_id);
+        models.push(Model {
+            name: rm.name.clone(),
+            deployments: ids,
+        });
+    }
+
+    // Keys.
+    let mut keys = Vec::new();
+    let mut key_index = HashMap::new();
+    for (i, rk) in raw.keys.iter().enumerate() {
+        let path = format!("keys[{i}]");
+        if rk.id.is_empty() {
+            p.add(format!("{path}.id"), "must not be empty");
+        }
+        let Some(hash) = parse_sha256(&rk.sha256) else {
+            p.add(
+                format!("{path}.sha256"),
+                "must be 64 hex digits: the SHA-256 of the key, as printed by \
+                 `tollgate hash-key`",
+            );
+            continue;
+        };
+        let id = KeyId(keys.len() as u32);
+        if key_index.insert(hash, id).is_some() {
+            p.add(format!("{path}.sha256"), "the same key hash appears twice");
+        }
+        keys.push(Key { id: rk.id.clone() });
+    }
+
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    let models_json = render_models(&models);
+    Ok(Snapshot {
+        generation: 0,
+        server,
+        limits,
+        upstream,
+        providers,
+        deployments,
+        models,
+        model_index,
+        keys,
+        key_index,
+        models_json,
+        inactive,
+    })
+}
+
+fn ms(p: &mut Problems, path: &str, v: u64) -> Duration {
+    if v == 0 {
+        p.add(path, "must be greater than 0 (milliseconds)");
+    }
+    Duration::from_millis(v)
+}
+
+fn bounded(p: &mut Problems, path: &str, v: u64, lo: u64, hi: u64) -> u64 {
+    if !(lo..=hi).contains(&v) {
+        p.add(path, format!("{v} is out of range; use {lo}..={hi}"));
+        return lo;
+    }
+    v
+}
+
+fn limits(p: &mut Problems, r: &RawLimits) -> DownstreamLimits {
+    let max_head_bytes = bounded(p, "limits.max_head_bytes", r.max_head_bytes, 1024, 1 << 20);
+    let max_headers = bounded(
+        p,
+        "limits.max_headers",
+        r.max_headers,
+        8,
+        http1::MAX_HEADERS_HARD as u64,
+    );
+    DownstreamLimits {
+        head: http1::Limits {
+            max_head_bytes: max_head_bytes as usize,
+            max_headers: max_headers as usize,
+        },
+        max_body_bytes: bounded(p, "limits.max_body_bytes", r.max_body_bytes, 1, 1 << 30),
+        header_timeout: ms(p, "limits.header_timeout_ms", r.header_timeout_ms),
+        body_timeout: ms(p, "limits.body_timeout_ms", r.body_timeout_ms),
+        idle_timeout: ms(p, "limits.idle_timeout_ms", r.idle_timeout_ms),
+        max_connections: bounded(p, "limits.max_connections", r.max_connections, 1, 1 << 24)
+            as usize,
+    }
+}
+
+fn upstream(p: &mut Problems, r: &RawUpstream) -> UpstreamTimeouts {
+    UpstreamTimeouts {
+        connect: ms(p, "upstream.connect_timeout_ms", r.connect_timeout_ms),
+        head: ms(p, "upstream.head_timeout_ms", r.head_timeout_ms),
+        body_idle: ms(p, "upstream.body_idle_timeout_ms", r.body_idle_timeout_ms),
+        total: ms(p, "upstream.total_timeout_ms", r.total_timeout_ms),
+        pool_idle: ms(p, "upstream.pool_idle_timeout_ms", r.pool_idle_timeout_ms),
+        pool_max_idle: bounded(p, "upstream.pool_max_idle", r.pool_max_idle, 0, 1 << 16) as usize,
+        dns_refresh: ms(p, "upstream.dns_refresh_ms", r.dns_refresh_ms),
+    }
+}
+
+/// Compiles one provider; the second value says why it is inactive, if it is.
+fn provider(
+    p: &mut Problems,
+    path: &str,
+    r: &RawProvider,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Provider, Option<String>) {
+    let mut out = Provider {
+        name: r.name.clone(),
+        kind: ProviderKind::Mock,
+        endpoint: None,
+        credential: None,
+        active: false,
+    };
+    match r.kind.as_str() {
+        "mock" => {
+            for (field, set) in [
+                ("base_url", r.base_url.is_some()),
+                ("api_key_env", r.api_key_env.is_some()),
+                ("auth", r.auth.is_some()),
+            ] {
+                if set {
+                    p.add(
+                        format!("{path}.{field}"),
+                        "a `mock` provider is served inside the gateway; remove this key",
+                    );
+                }
+            }
+            return (out, None);
+        }
+        "openai" | "openai_compatible" => out.kind = ProviderKind::OpenAi,
+        other => {
+            p.add(
+                format!("{path}.kind"),
+                format!(
+                    "unknown provider kind `{other}`; expected `mock`, `openai` or \
+                     `openai_compatible`{}",
+                    suggest(other, &["mock", "openai", "openai_compatible"])
+                ),
+            );
+            return (out, None);
+        }
+    }
+    let default_url = (r.kind == "openai").then_some("https://api.openai.com/v1");
+    let Some(url) = r.base_url.as_deref().or(default_url) else {
+        p.add(
+            format!("{path}.base_url"),
+            "required for `openai_compatible` (e.g. \"http://127.0.0.1:8000/v1\")",
+        );
+        return (out, None);
+    };
+    match parse_base_url(url) {
+        Ok(e) => out.endpoint = Some(e),
+        Err(why) => {
+            p.add(format!("{path}.base_url"), why);
+            return (out, None);
+        }
+    }
+    let header = match r.auth.as_deref().unwrap_or("bearer") {
+        "bearer" => "authorization: Bearer ",
+        "api_key" => "api-key: ",
+        "x_api_key" => "x-api-key: ",
+        other => {
+            p.add(
+                format!("{path}.auth"),
+                format!("unknown auth scheme `{other}`; expected bearer, api_key or x_api_key"),
+            );
+            return (out, None);
+        }
+    };
+    let mut inactive = None;
+    if let Some(var) = &r.api_key_env {
+        match env(var) {
+            Some(v) if !v.is_empty() => {
+                if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                    p.add(
+                        format!("{path}.api_key_env"),
+                        format!("${var} contains a line break or NUL; it cannot go in a header"),
+                    );
+                }
+                let mut line = header.as_bytes().to_vec();
+                line.extend_from_slice(v.trim().as_bytes());
+                line.extend_from_slice(b"\r\n");
+                out.credential = Some(line);
+            }
+            _ => inactive = Some(format!("${var} is not set")),
+        }
+    }
+    if inactive.is_none() && out.endpoint.as_ref().is_some_and(|e| e.tls) {
+        // TLS egress (rustls) is not built yet; an https upstream cannot serve.
+        inactive = Some(format!("{url}: https upstreams are not supported yet"));
+    }
+    (out, inactive)
+}
+
+/// `http[s]://host[:port][/path]` → [`Endpoint`].
+pub fn parse_base_url(url: &str) -> Result<Endpoint, String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else {
+        return Err(format!("`{url}` must start with http:// or https://"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let default_port = if tls { 443 } else { 80 };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some(end) = v6.find(']') else {
+            return Err(format!("`{url}`: unclosed `[` in the host"));
+        };
+        let port = match &v6[end + 1..] {
+            "" => default_port,
+            p => p
+                .strip_prefix(':')
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| format!("`{url}`: bad port"))?,
+        };
+        (v6[..end].to_string(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse().map_err(|_| format!("`{url}`: bad port `{p}`"))?,
+            ),
+            None => (authority.to_string(), default_port),
+        }
+    };
+    if host.is_empty() || host.bytes().any(|b| b.is_ascii_whitespace() || b == b'@') {
+        return Err(format!("`{url}`: missing or invalid host"));
+    }
+    if path.contains(['?', '#', ' ']) {
+        return Err(format!("`{url}`: a base URL has no query or fragment"));
+    }
+    Ok(Endpoint {
+        host,
+        port,
+        tls,
+        authority: authority.to_string(),
+        base_path: path.trim_end_matches('/').to_string(),
+    })
+}
+
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    let b = hex.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in b.chunks(2).enumerate() {
+        let nib = |c: u8| (c as char).to_digit(16);
+        out[i] = (nib(pair[0])? * 16 + nib(pair[1])?) as u8;
+    }
+    Some(out)
+}
+
+/// `", did you mean `x`?"` when a known name is close to `got`.
+pub fn suggest(got: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(got, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min()
+        .map(|(_, k)| format!(", did you mean `{k}`?"))
+        .unwrap_or_default()
+}
+
+fn render_models(models: &[Model]) -> Vec<u8> {
+    let mut out = b"{\"object\":\"list\",\"data\":[".to_vec();
+    for (i, m) in models.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"id\":");
+        crate::json::string(&mut out, m.name.as_bytes());
+        out.extend_from_slice(b",\"object\":\"model\",\"created\":0,\"owned_by\":\"tollgate\"}");
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        let e = parse_base_url("http://127.0.0.1:8000/v1/").unwrap();
+        assert_eq!((e.host.as_str(), e.port, e.tls), ("127.0.0.1", 8000, false));
+        assert_eq!(e.base_path, "/v1");
+        let e = parse_base_url("https://api.openai.com/v1").unwrap();
+        assert_eq!(
+            (e.port, e.tls, e.authority.as_str()),
+            (443, true, "api.openai.com")
+        );
+        let e = parse_base_url("http://[::1]:9/").unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, e.base_path.as_str()),
+            ("::1", 9, "")
+        );
+        assert!(parse_base_url("ftp://x").is_err());
+        assert!(parse_base_url("http://:80").is_err());
+        assert!(parse_base_url("http://h:x").is_err());
+    }
+
+    #[test]
+    fn sha256_hex() {
+        assert!(parse_sha256(&"ab".repeat(32)).is_some());
+        assert!(parse_sha256(&"zz".repeat(32)).is_none());
+        assert!(parse_sha256("ab").is_none());
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            suggest("wieght", &["weight", "model"]),
+            ", did you mean `weight`?"
+        );
+        assert_eq!(suggest("zzzzzz", &["weight", "model"]), "");
+    }
+}

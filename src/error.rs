@@ -1,0 +1,241 @@
+//! The request path's one error type, and the one place that turns it into a response.
+//!
+//! A [`GatewayError`] has orthogonal axes: what went wrong ([`ErrorKind`]), on which side
+//! ([`Side`]: the client, the provider, or tollgate itself), and whether another attempt could
+//! succeed (`retry`, decided where the error is created). [`GatewayError::write_response`]
+//! renders OpenAI's error shape — `{"error":{"message","type","param","code"}}` — with the
+//! status that goes with the kind; [`ErrorKind::label`] is the metric/log label.
+
+use std::borrow::Cow;
+
+use crate::http1::{self, HeadError, write};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Downstream,
+    Upstream,
+    Internal,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Malformed HTTP or an ambiguous frame (smuggling vector): 400, connection closed.
+    BadRequest,
+    /// The body is not the JSON the endpoint expects: 400.
+    InvalidBody,
+    /// No key was presented: 401.
+    MissingKey,
+    /// A key was presented and is not configured: 401.
+    InvalidKey,
+    /// No such route: 404.
+    NotFound,
+    /// The `model` is not configured (or cannot serve): 404 `model_not_found`.
+    ModelNotFound,
+    MethodNotAllowed,
+    /// The client was too slow sending the head or body: 408.
+    RequestTimeout,
+    BodyTooLarge,
+    HeadTooLarge,
+    /// A transfer coding other than chunked: 501.
+    NotImplemented,
+    /// The worker is at its connection limit or draining: 503.
+    Overloaded,
+    /// Could not connect to the provider: 502.
+    UpstreamConnect,
+    /// The provider did not answer (head, body gap, total) in time: 504.
+    UpstreamTimeout,
+    /// The provider sent something that is not valid HTTP/1.1, or closed early: 502.
+    UpstreamProtocol,
+    Internal,
+    /// The client went away or stopped reading (logged as 499; nothing can be sent).
+    ClientClosed,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> u16 {
+        use ErrorKind::*;
+        match self {
+            BadRequest | InvalidBody => 400,
+            MissingKey | InvalidKey => 401,
+            NotFound | ModelNotFound => 404,
+            MethodNotAllowed => 405,
+            RequestTimeout => 408,
+            BodyTooLarge => 413,
+            HeadTooLarge => 431,
+            NotImplemented => 501,
+            Overloaded => 503,
+            UpstreamConnect | UpstreamProtocol => 502,
+            UpstreamTimeout => 504,
+            Internal => 500,
+            ClientClosed => 499,
+        }
+    }
+
+    /// OpenAI's `error.type`.
+    fn error_type(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            MissingKey | InvalidKey => "authentication_error",
+            UpstreamConnect | UpstreamTimeout | UpstreamProtocol | Internal | Overloaded => {
+                "api_error"
+            }
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// OpenAI's `error.code` (null where OpenAI sends null), and the metric/log label.
+    pub fn label(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            BadRequest => "bad_request",
+            InvalidBody => "invalid_request_body",
+            MissingKey => "missing_api_key",
+            InvalidKey => "invalid_api_key",
+            NotFound => "unknown_url",
+            ModelNotFound => "model_not_found",
+            MethodNotAllowed => "method_not_allowed",
+            RequestTimeout => "request_timeout",
+            BodyTooLarge => "request_too_large",
+            HeadTooLarge => "headers_too_large",
+            NotImplemented => "not_implemented",
+            Overloaded => "overloaded",
+            UpstreamConnect => "upstream_connect_failed",
+            UpstreamTimeout => "upstream_timeout",
+            UpstreamProtocol => "upstream_protocol_error",
+            Internal => "internal_error",
+            ClientClosed => "client_closed",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct GatewayError {
+    pub kind: ErrorKind,
+    pub side: Side,
+    /// Another attempt (another connection or deployment) could succeed.
+    pub retry: bool,
+    pub message: Cow<'static, str>,
+    /// The request field at fault (`model`, `messages`), when there is one.
+    pub param: Option<&'static str>,
+}
+
+impl GatewayError {
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        let side = match kind {
+            ErrorKind::UpstreamConnect
+            | ErrorKind::UpstreamTimeout
+            | ErrorKind::UpstreamProtocol => Side::Upstream,
+            ErrorKind::Internal | ErrorKind::Overloaded => Side::Internal,
+            _ => Side::Downstream,
+        };
+        GatewayError {
+            kind,
+            side,
+            retry: matches!(kind, ErrorKind::UpstreamConnect),
+            message: message.into(),
+            param: None,
+        }
+    }
+
+    pub fn param(mut self, p: &'static str) -> Self {
+        self.param = Some(p);
+        self
+    }
+
+    pub fn retryable(mut self, retry: bool) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+
+    /// Appends the OpenAI-shaped JSON body.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"error\":{\"message\":");
+        crate::json::string(out, self.message.as_bytes());
+        out.extend_from_slice(b",\"type\":\"");
+        out.extend_from_slice(self.kind.error_type().as_bytes());
+        out.extend_from_slice(b"\",\"param\":");
+        match self.param {
+            Some(p) => crate::json::string(out, p.as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"code\":\"");
+        out.extend_from_slice(self.kind.label().as_bytes());
+        out.extend_from_slice(b"\"}}");
+    }
+
+    /// Appends a complete response: head and JSON body. `close` adds `Connection: close`.
+    pub fn write_response(&self, out: &mut Vec<u8>, close: bool) {
+        let mut body = Vec::with_capacity(160);
+        self.write_json(&mut body);
+        write::status_line(out, self.status());
+        write::header(out, "content-type", b"application/json");
+        write::header_u64(out, "content-length", body.len() as u64);
+        if close {
+            write::header(out, "connection", b"close");
+        }
+        if self.kind == ErrorKind::MissingKey || self.kind == ErrorKind::InvalidKey {
+            write::header(out, "www-authenticate", b"Bearer");
+        }
+        write::end_head(out);
+        out.extend_from_slice(&body);
+    }
+
+    /// Appends an SSE event carrying the error, for a stream that has already started.
+    pub fn write_sse_event(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"event: error\ndata: ");
+        self.write_json(out);
+        out.extend_from_slice(b"\n\n");
+    }
+}
+
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.label(), self.message)
+    }
+}
+
+impl From<HeadError> for GatewayError {
+    fn from(e: HeadError) -> Self {
+        let kind = match e.status() {
+            431 => ErrorKind::HeadTooLarge,
+            501 => ErrorKind::NotImplemented,
+            _ => ErrorKind::BadRequest,
+        };
+        GatewayError::new(kind, e.to_string())
+    }
+}
+
+impl From<http1::BodyError> for GatewayError {
+    fn from(e: http1::BodyError) -> Self {
+        let kind = match e {
+            http1::BodyError::TooLarge(_) => ErrorKind::BodyTooLarge,
+            _ => ErrorKind::BadRequest,
+        };
+        GatewayError::new(kind, format!("request body: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_shape() {
+        let mut out = Vec::new();
+        GatewayError::new(ErrorKind::ModelNotFound, "The model `x` does not exist")
+            .param("model")
+            .write_response(&mut out, false);
+        let text = String::from_utf8(out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"));
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], "model");
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert_eq!(v["error"]["message"], "The model `x` does not exist");
+    }
+}

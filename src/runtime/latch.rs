@@ -1,0 +1,96 @@
+//! A one-shot, thread-local signal: set once, every waiter wakes. The worker uses one to tell
+//! its accept loop and idle connections that it is draining, and one to learn that its last
+//! connection closed.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+#[derive(Debug, Default)]
+pub struct Latch {
+    set: Cell<bool>,
+    next: Cell<u64>,
+    waiters: RefCell<HashMap<u64, Waker>>,
+}
+
+impl Latch {
+    pub fn is_set(&self) -> bool {
+        self.set.get()
+    }
+
+    /// Sets the latch and wakes every waiter. Idempotent.
+    pub fn set(&self) {
+        if self.set.replace(true) {
+            return;
+        }
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for (_, w) in waiters {
+            w.wake();
+        }
+    }
+
+    /// Completes once the latch is set. Dropping the future deregisters it.
+    pub fn wait(&self) -> Wait<'_> {
+        let id = self.next.get();
+        self.next.set(id + 1);
+        Wait { latch: self, id }
+    }
+}
+
+#[derive(Debug)]
+pub struct Wait<'a> {
+    latch: &'a Latch,
+    id: u64,
+}
+
+impl Future for Wait<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.latch.set.get() {
+            return Poll::Ready(());
+        }
+        self.latch
+            .waiters
+            .borrow_mut()
+            .insert(self.id, cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.latch.waiters.try_borrow_mut() {
+            w.remove(&self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wakes_waiters_and_deregisters_dropped_ones() {
+        let latch = std::rc::Rc::new(Latch::default());
+        let l2 = latch.clone();
+        let done = crate::runtime::io::block_on(crate::runtime::io::Driver::Epoll, || async move {
+            {
+                let dropped = latch.wait();
+                drop(dropped);
+            }
+            assert!(latch.waiters.borrow().is_empty());
+            let h = monoio::spawn(async move { l2.wait().await });
+            monoio::time::sleep(std::time::Duration::from_millis(1)).await;
+            assert_eq!(latch.waiters.borrow().len(), 1);
+            latch.set();
+            h.await;
+            latch.wait().await;
+            true
+        })
+        .unwrap();
+        assert!(done);
+    }
+}

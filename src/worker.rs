@@ -1,0 +1,1380 @@
+//! One worker: all per-core state ([`Worker`]) and the keep-alive loop that runs the request
+//! path, phase by phase, in this order (DESIGN.md §2):
+//!
+//! ```text
+//! read_head → route → authenticate → read_body → parse_fields → admit → plan → translate
+//! → forward → relay → settle → finish (always runs)
+//! ```
+//!
+//! Ownership: a worker thread owns its listener, its connections, its upstream pool and its
+//! counters outright (`Rc`/`RefCell`/`Cell`; no borrow is held across an `.await`). The only
+//! shared things are the immutable `Arc<Snapshot>` — swapped in a slot on reload, each request
+//! holding the one it started with — and the rings to the coordinator.
+//!
+//! Buffers: each connection reuses one read buffer whose start is always the current
+//! request. A chunked request body is de-chunked in place, so the body is one contiguous range
+//! of that buffer whatever its framing. Bytes after the current request (pipelining) stay put
+//! and are parsed next, so pipelined requests are answered in order.
+//!
+//! Errors: every phase returns [`GatewayError`]; the loop turns it into the one OpenAI-shaped
+//! response (or, once a stream has started, the relay ends it with an SSE error event), keeps
+//! the connection only if the request was read completely, and `finish` records it.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use monoio::io::AsyncWriteRentExt;
+use monoio::net::TcpStream;
+use simd_json::prelude::*;
+
+use crate::account::{AccessRecord, Control, Counters, Outbox, Route, WorkerEvent};
+use crate::config::{DeploymentId, KeyId, ModelId, ProviderKind, Snapshot};
+use crate::error::{ErrorKind, GatewayError};
+use crate::http1::{
+    self, BodyDecoder, BodyKind, HeaderSpan, Method, RequestHead, ResponseHead, Version, write,
+};
+use crate::runtime::io::read_more;
+use crate::runtime::latch::Latch;
+use crate::upstream::dns::AddrTable;
+use crate::upstream::pool::{Checkout, Pool, PoolKey};
+use crate::upstream::{self, Upstream};
+
+/// Bytes the read buffers grow by per read.
+const READ_SPARE_BYTES: usize = 16 * 1024;
+/// Limits on a provider's response head (generous: providers send many headers).
+const UPSTREAM_HEAD_LIMITS: http1::Limits = http1::Limits {
+    max_head_bytes: 64 * 1024,
+    max_headers: http1::MAX_HEADERS_HARD,
+};
+/// How often a worker drains its control ring, flushes its outbox and evicts idle upstreams.
+pub const TICK: Duration = Duration::from_millis(10);
+/// How often a worker reports its counters.
+pub const COUNTER_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Everything one worker thread owns.
+pub struct Worker {
+    pub id: u16,
+    snapshot: RefCell<Arc<Snapshot>>,
+    addrs: RefCell<Arc<AddrTable>>,
+    pool: Rc<RefCell<Pool>>,
+    outbox: RefCell<Outbox>,
+    counters: RefCell<Counters>,
+    /// Set when the worker starts draining: stop accepting, close idle connections.
+    pub drain: Latch,
+    /// Set when the last connection closes after `drain`.
+    pub idle: Latch,
+    conns: Cell<usize>,
+    serial: Cell<u64>,
+    round_robin: Cell<u32>,
+    scratch: RefCell<Scratch>,
+}
+
+/// simd-json's working memory, reused for every request on this worker.
+struct Scratch {
+    json: Vec<u8>,
+    buffers: simd_json::Buffers,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("id", &self.id)
+            .field("conns", &self.conns.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    pub fn new(
+        id: u16,
+        snapshot: Arc<Snapshot>,
+        addrs: Arc<AddrTable>,
+        events: rtrb::Producer<WorkerEvent>,
+    ) -> Self {
+        let pool = Pool::new(snapshot.upstream.pool_max_idle, snapshot.upstream.pool_idle);
+        Worker {
+            id,
+            snapshot: RefCell::new(snapshot),
+            addrs: RefCell::new(addrs),
+            pool: Rc::new(RefCell::new(pool)),
+            outbox: RefCell::new(Outbox::new(events)),
+            counters: RefCell::new(Counters::default()),
+            drain: Latch::default(),
+            idle: Latch::default(),
+            conns: Cell::new(0),
+            serial: Cell::new(0),
+            round_robin: Cell::new(0),
+            scratch: RefCell::new(Scratch {
+                json: Vec::with_capacity(16 * 1024),
+                buffers: simd_json::Buffers::new(16 * 1024),
+            }),
+        }
+    }
+
+    /// The snapshot new requests start with.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.conns.get()
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Counters)) {
+        f(&mut self.counters.borrow_mut());
+    }
+
+    fn emit(&self, e: WorkerEvent) {
+        self.outbox.borrow_mut().push(e);
+    }
+
+    /// Applies one message from the coordinator.
+    pub fn control(&self, msg: Control) {
+        match msg {
+            Control::Snapshot(s) => {
+                let generation = s.generation;
+                self.pool
+                    .borrow_mut()
+                    .configure(s.upstream.pool_max_idle, s.upstream.pool_idle);
+                *self.snapshot.borrow_mut() = s;
+                self.emit(WorkerEvent::Applied {
+                    worker: self.id,
+                    generation,
+                });
+            }
+            Control::Addrs(a) => *self.addrs.borrow_mut() = a,
+            Control::Drain => {
+                self.drain.set();
+                if self.conns.get() == 0 {
+                    self.idle.set();
+                }
+            }
+        }
+    }
+
+    /// Periodic housekeeping: counters out, held events flushed, stale upstreams closed.
+    pub fn tick(&self, now: Instant, report_counters: bool) -> bool {
+        if report_counters {
+            let mut c = std::mem::take(&mut *self.counters.borrow_mut());
+            c.access_records_dropped += self.outbox.borrow_mut().take_dropped();
+            if !c.is_zero() {
+                self.emit(WorkerEvent::Counters {
+                    worker: self.id,
+                    counters: c,
+                });
+            }
+        }
+        self.pool.borrow_mut().evict(now);
+        self.outbox.borrow_mut().flush()
+    }
+
+    /// The worker is stopping: report what is left and that it stopped.
+    pub fn stopped(&self) {
+        self.tick(Instant::now(), true);
+        self.emit(WorkerEvent::Stopped {
+            worker: self.id,
+            open: self.conns.get() as u64,
+        });
+    }
+
+    /// An accepted connection: serve it, or refuse it when at the limit or draining.
+    pub async fn accept(self: Rc<Self>, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let max = self.snapshot.borrow().limits.max_connections;
+        if self.conns.get() >= max || self.drain.is_set() {
+            self.count(|c| c.connections_refused += 1);
+            let e = GatewayError::new(
+                ErrorKind::Overloaded,
+                "The gateway is at its connection limit; retry shortly.",
+            );
+            let mut out = Vec::with_capacity(256);
+            e.write_response(&mut out, true);
+            let mut stream = stream;
+            let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(out)).await;
+            return;
+        }
+        self.conns.set(self.conns.get() + 1);
+        self.count(|c| c.connections_accepted += 1);
+        serve(&self, stream).await;
+        self.conns.set(self.conns.get() - 1);
+        if self.conns.get() == 0 && self.drain.is_set() {
+            self.idle.set();
+        }
+    }
+}
+
+/// Per-connection buffers, reused across the requests of a keep-alive connection.
+struct Conn {
+    /// Downstream bytes; index 0 is the start of the current request.
+    buf: Vec<u8>,
+    head: RequestHead,
+    /// The request body within `buf` (contiguous, de-chunked).
+    body: Range<usize>,
+    /// Where the next pipelined request starts in `buf`.
+    next: usize,
+    /// Response bytes staged for one write.
+    out: Vec<u8>,
+    /// Upstream request bytes.
+    ureq: Vec<u8>,
+    /// Upstream response bytes.
+    ubuf: Vec<u8>,
+    uhead: ResponseHead,
+}
+
+/// What is known about the request in flight; `finish` turns it into the access record.
+struct RequestCtx {
+    serial: u64,
+    started: Instant,
+    start_unix_us: u64,
+    generation: u64,
+    method: Method,
+    route: Route,
+    version: Version,
+    key: Option<KeyId>,
+    model: Option<ModelId>,
+    deployment: Option<DeploymentId>,
+    stream: bool,
+    /// The request was read to its end: the connection can carry another one.
+    body_read: bool,
+    /// Response bytes have reached the client: no JSON error can be sent any more.
+    response_started: bool,
+    keep_alive: bool,
+    status: u16,
+    request_bytes: u64,
+    response_bytes: u64,
+    upstream_us: u64,
+    error: Option<ErrorKind>,
+}
+
+/// The few request-body fields the gateway reads.
+#[derive(Debug)]
+struct Fields {
+    model: ModelId,
+    /// The `model` string literal's contents (between the quotes) within the body.
+    model_span: Range<usize>,
+    stream: bool,
+    include_usage: bool,
+    max_tokens: Option<u32>,
+}
+
+/// The connection loop: one request after another until the client closes, an error makes
+/// the connection unusable, or the worker drains.
+async fn serve(w: &Rc<Worker>, mut io: TcpStream) {
+    let mut c = Conn {
+        buf: Vec::with_capacity(READ_SPARE_BYTES),
+        head: RequestHead::new(),
+        body: 0..0,
+        next: 0,
+        out: Vec::with_capacity(4 * 1024),
+        ureq: Vec::new(),
+        ubuf: Vec::new(),
+        uhead: ResponseHead::new(),
+    };
+    loop {
+        match read_head(w, &mut io, &mut c).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                // A head that could not be read: answer (best effort) and close.
+                let mut ctx = RequestCtx::new(w, &c);
+                respond_error(&mut io, &mut c, &mut ctx, &e).await;
+                finish(w, &ctx);
+                return;
+            }
+        }
+        // Until `read_body` says otherwise, the request is its head.
+        c.body = c.head.head_len..c.head.head_len;
+        c.next = c.head.head_len;
+        let snap = w.snapshot();
+        let mut ctx = RequestCtx::new(w, &c);
+        ctx.generation = snap.generation;
+        let result = handle(w, &snap, &mut io, &mut c, &mut ctx).await;
+        if let Err(e) = result {
+            ctx.error = Some(e.kind);
+            if ctx.response_started {
+                ctx.keep_alive = false;
+            } else {
+                ctx.keep_alive &= ctx.body_read;
+                respond_error(&mut io, &mut c, &mut ctx, &e).await;
+            }
+        }
+        finish(w, &ctx);
+        if !ctx.keep_alive {
+            return;
+        }
+        c.buf.drain(..c.next);
+        c.next = 0;
+    }
+}
+
+/// The phases after the head, in order. Returns with the response written (or an error for
+/// the loop to answer).
+async fn handle(
+    w: &Worker,
+    snap: &Snapshot,
+    io: &mut TcpStream,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+) -> Result<(), GatewayError> {
+    ctx.route = route(c.head.method, c.head.path(&c.buf))?;
+    match ctx.route {
+        Route::Health | Route::Ready => {
+            read_body(snap, io, c, ctx).await?;
+            let ready = !w.drain.is_set();
+            let body: &[u8] = match (ctx.route, ready) {
+                (Route::Health, _) => b"{\"status\":\"ok\"}",
+                (_, true) => b"{\"status\":\"ready\"}",
+                (_, false) => b"{\"status\":\"draining\"}",
+            };
+            let status = if ready || ctx.route == Route::Health {
+                200
+            } else {
+                503
+            };
+            return respond_json(io, c, ctx, status, body).await;
+        }
+        _ => {}
+    }
+    ctx.key = Some(authenticate(snap, &c.head, &c.buf)?);
+    read_body(snap, io, c, ctx).await?;
+    if ctx.route == Route::Models {
+        return respond_json(io, c, ctx, 200, &snap.models_json).await;
+    }
+    let fields = parse_fields(w, snap, c, ctx)?;
+    admit(snap, ctx, &fields)?;
+    let deployment = plan(w, snap, ctx, &fields);
+    translate(snap, c, ctx, &fields, deployment);
+    let mut up = forward(w, snap, c, ctx, &fields, deployment).await?;
+    relay(snap, io, c, ctx, &mut up).await?;
+    settle(ctx);
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------ read head
+
+/// Reads until `c.buf` holds a complete request head. `Ok(false)`: the connection ended
+/// cleanly between requests (client closed, idle timeout, or the worker is draining).
+async fn read_head(w: &Worker, io: &mut TcpStream, c: &mut Conn) -> Result<bool, GatewayError> {
+    let limits = w.snapshot.borrow().limits.clone();
+    let mut deadline = None;
+    loop {
+        if !c.buf.is_empty() {
+            if c.head.parse(&c.buf, &limits.head)?.is_some() {
+                return Ok(true);
+            }
+            deadline.get_or_insert_with(|| Instant::now() + limits.header_timeout);
+        }
+        let buf = std::mem::take(&mut c.buf);
+        let (res, buf) = match deadline {
+            // Between requests: wait up to the idle timeout, or until the worker drains.
+            None => {
+                monoio::select! {
+                    r = monoio::time::timeout(limits.idle_timeout, read_more(io, buf, READ_SPARE_BYTES)) => match r {
+                        Ok(r) => r,
+                        Err(_) => return Ok(false),
+                    },
+                    _ = w.drain.wait() => return Ok(false),
+                }
+            }
+            // Inside a head: the whole head must arrive by the header deadline (slowloris).
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                match monoio::time::timeout(left, read_more(io, buf, READ_SPARE_BYTES)).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        return Err(GatewayError::new(
+                            ErrorKind::RequestTimeout,
+                            format!(
+                                "The request head did not arrive within {} ms.",
+                                limits.header_timeout.as_millis()
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        c.buf = buf;
+        match res {
+            Ok(0) | Err(_) => return Ok(false),
+            Ok(_) => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------- route
+
+fn route(method: Method, path: &[u8]) -> Result<Route, GatewayError> {
+    let (route, want) = match path {
+        b"/v1/chat/completions" => (Route::ChatCompletions, Method::Post),
+        b"/v1/completions" => (Route::Completions, Method::Post),
+        b"/v1/embeddings" => (Route::Embeddings, Method::Post),
+        b"/v1/models" => (Route::Models, Method::Get),
+        b"/healthz" => (Route::Health, Method::Get),
+        b"/readyz" => (Route::Ready, Method::Get),
+        _ => {
+            return Err(GatewayError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "Unknown request URL: {}. Please check the URL for typos.",
+                    String::from_utf8_lossy(path)
+                ),
+            ));
+        }
+    };
+    if method != want {
+        return Err(GatewayError::new(
+            ErrorKind::MethodNotAllowed,
+            format!("{} requires {:?}.", String::from_utf8_lossy(path), want),
+        ));
+    }
+    Ok(route)
+}
+
+// --------------------------------------------------------------------------- authenticate
+
+/// The virtual key from `Authorization: Bearer <key>` or `x-api-key: <key>`, looked up by its
+/// SHA-256.
+fn authenticate(snap: &Snapshot, head: &RequestHead, buf: &[u8]) -> Result<KeyId, GatewayError> {
+    let key = head
+        .header(buf, "authorization")
+        .and_then(|v| {
+            let v = v.trim_ascii();
+            (v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ")).then(|| v[7..].trim_ascii())
+        })
+        .or_else(|| head.header(buf, "x-api-key").map(<[u8]>::trim_ascii))
+        .filter(|k| !k.is_empty());
+    let Some(key) = key else {
+        return Err(GatewayError::new(
+            ErrorKind::MissingKey,
+            "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or \
+             `x-api-key: <key>`.",
+        ));
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, key);
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(digest.as_ref());
+    snap.key_by_hash(&hash)
+        .ok_or_else(|| GatewayError::new(ErrorKind::InvalidKey, "Incorrect API key provided."))
+}
+
+// ------------------------------------------------------------------------------ read body
+
+/// Reads the request body into `c.buf` right after the head (de-chunking in place) and sets
+/// `c.body` and `c.next`. Sends `100 Continue` first when the client asked for it.
+async fn read_body(
+    snap: &Snapshot,
+    io: &mut TcpStream,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+) -> Result<(), GatewayError> {
+    let start = c.head.head_len;
+    let limits = &snap.limits;
+    let too_large = || {
+        GatewayError::new(
+            ErrorKind::BodyTooLarge,
+            format!(
+                "The request body is larger than the {} bytes this gateway accepts.",
+                limits.max_body_bytes
+            ),
+        )
+    };
+    let deadline = Instant::now() + limits.body_timeout;
+    let mut decoder = match c.head.body {
+        BodyKind::Empty | BodyKind::Close => {
+            c.body = start..start;
+            c.next = start;
+            ctx.body_read = true;
+            return Ok(());
+        }
+        BodyKind::Length(n) if n > limits.max_body_bytes => return Err(too_large()),
+        kind => BodyDecoder::new(kind, limits.max_body_bytes)?,
+    };
+    if c.head.expect_continue && c.buf.len() == start {
+        let (r, _) = io.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]).await;
+        r.map_err(|e| client_gone(&e))?;
+    }
+    if let BodyKind::Length(n) = c.head.body {
+        c.buf
+            .reserve((start + n as usize).saturating_sub(c.buf.len()));
+    }
+    // `read` is where undecoded bytes start; `end` is where decoded payload ends. The payload
+    // is moved down over the chunk framing, so `end <= read` always holds.
+    let mut read = start;
+    let mut end = start;
+    loop {
+        loop {
+            let step = decoder.decode(&c.buf[read..]).map_err(|e| match e {
+                http1::BodyError::TooLarge(_) => too_large(),
+                e => GatewayError::from(e),
+            })?;
+            if step.consumed == 0 && !step.done {
+                break;
+            }
+            let data = read + step.data.start..read + step.data.end;
+            if data.start != end {
+                c.buf.copy_within(data.clone(), end);
+            }
+            end += data.len();
+            read += step.consumed;
+            if step.done {
+                c.body = start..end;
+                c.next = read;
+                // Whatever follows the body (a pipelined request) moves down to `end`.
+                if end != read {
+                    c.buf.copy_within(read.., end);
+                    let tail = c.buf.len() - read;
+                    c.buf.truncate(end + tail);
+                    c.next = end;
+                }
+                ctx.body_read = true;
+                ctx.request_bytes = c.next as u64;
+                return Ok(());
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let buf = std::mem::take(&mut c.buf);
+        match monoio::time::timeout(left, read_more(io, buf, READ_SPARE_BYTES)).await {
+            Ok((Ok(0), _)) | Ok((Err(_), _)) => {
+                return Err(GatewayError::new(
+                    ErrorKind::BadRequest,
+                    "The connection closed before the request body was complete.",
+                ));
+            }
+            Ok((Ok(_), buf)) => c.buf = buf,
+            Err(_) => {
+                return Err(GatewayError::new(
+                    ErrorKind::RequestTimeout,
+                    format!(
+                        "The request body did not arrive within {} ms.",
+                        limits.body_timeout.as_millis()
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+// --------------------------------------------------------------------------- parse fields
+
+/// Reads `model`, `stream`, `stream_options.include_usage` and `max_tokens` with simd-json
+/// from a scratch copy (simd-json rewrites its input; the original bytes are forwarded), and
+/// finds where the `model` string sits in the original body so `translate` can replace just
+/// that span.
+fn parse_fields(
+    w: &Worker,
+    snap: &Snapshot,
+    c: &Conn,
+    ctx: &mut RequestCtx,
+) -> Result<Fields, GatewayError> {
+    let body = &c.buf[c.body.clone()];
+    let invalid = |msg: String| GatewayError::new(ErrorKind::InvalidBody, msg);
+    let mut guard = w.scratch.borrow_mut();
+    let Scratch { json, buffers } = &mut *guard;
+    json.clear();
+    json.extend_from_slice(body);
+    let base = json.as_ptr() as usize;
+    let v = simd_json::to_borrowed_value_with_buffers(json, buffers).map_err(|e| {
+        invalid(format!(
+            "We could not parse the JSON body of your request ({e}). The body must be a \
+             JSON object."
+        ))
+    })?;
+    let Some(obj) = v.as_object() else {
+        return Err(invalid("The request body must be a JSON object.".into()));
+    };
+    let Some(model) = obj.get("model").and_then(|m| m.as_str()) else {
+        return Err(
+            invalid("You must provide a model parameter (a string).".into()).param("model"),
+        );
+    };
+    // simd-json leaves an unescaped string where it found it and unescapes in place, so the
+    // string's offset in the scratch copy is where its raw contents start in the original.
+    let start = (model.as_ptr() as usize).wrapping_sub(base);
+    let model_span = raw_string_span(body, start).ok_or_else(|| {
+        GatewayError::new(ErrorKind::Internal, "could not locate `model` in the body")
+    })?;
+    let stream = match obj.get("stream") {
+        None => false,
+        Some(s) if s.is_null() => false,
+        Some(s) => s
+            .as_bool()
+            .ok_or_else(|| invalid("`stream` must be a boolean.".into()).param("stream"))?,
+    };
+    let include_usage = obj
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(|b| b.as_bool())
+        .unwrap_or(false);
+    let max_tokens = obj
+        .get("max_completion_tokens")
+        .or_else(|| obj.get("max_tokens"))
+        .and_then(|m| m.as_u64())
+        .map(|m| m.min(u64::from(u32::MAX)) as u32);
+    let Some(id) = snap.model(model.as_bytes()) else {
+        return Err(GatewayError::new(
+            ErrorKind::ModelNotFound,
+            format!("The model `{model}` does not exist or you do not have access to it."),
+        )
+        .param("model"));
+    };
+    ctx.model = Some(id);
+    ctx.stream = stream;
+    Ok(Fields {
+        model: id,
+        model_span,
+        stream,
+        include_usage,
+        max_tokens,
+    })
+}
+
+/// The raw contents of the JSON string literal that starts at `start` in `body` (just after
+/// its opening quote), up to its closing quote.
+fn raw_string_span(body: &[u8], start: usize) -> Option<Range<usize>> {
+    if start == 0 || start > body.len() || body[start - 1] != b'"' {
+        return None;
+    }
+    let mut i = start;
+    loop {
+        let j = i + memchr::memchr2(b'"', b'\\', &body[i..])?;
+        if body[j] == b'"' {
+            return Some(start..j);
+        }
+        i = j + 2;
+        if i > body.len() {
+            return None;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------- admit
+
+/// Admission: rate limits, budget reservation and guardrails plug in here (later issues).
+/// Today every authenticated request for a known model is admitted.
+fn admit(_snap: &Snapshot, _ctx: &RequestCtx, _fields: &Fields) -> Result<(), GatewayError> {
+    Ok(())
+}
+
+// ----------------------------------------------------------------------------------- plan
+
+/// Picks the deployment: round robin over the model's deployments, per worker.
+fn plan(w: &Worker, snap: &Snapshot, ctx: &mut RequestCtx, f: &Fields) -> DeploymentId {
+    let deps = &snap.models[f.model.0 as usize].deployments;
+    let n = w.round_robin.get();
+    w.round_robin.set(n.wrapping_add(1));
+    let d = deps[n as usize % deps.len()];
+    ctx.deployment = Some(d);
+    d
+}
+
+// ------------------------------------------------------------------------------ translate
+
+/// Headers never forwarded upstream: hop-by-hop (RFC 9110 §7.6.1), framing the gateway
+/// redoes, and the client's credentials.
+const NOT_FORWARDED: &[&str] = &[
+    "host",
+    "authorization",
+    "x-api-key",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+];
+
+fn api_suffix(route: Route) -> &'static [u8] {
+    match route {
+        Route::Completions => b"/completions",
+        Route::Embeddings => b"/embeddings",
+        _ => b"/chat/completions",
+    }
+}
+
+/// Builds the upstream request in `c.ureq`: the client's body byte for byte except the
+/// `model` span, which becomes the deployment's upstream model; the provider credential in
+/// place of the client's.
+fn translate(snap: &Snapshot, c: &mut Conn, ctx: &RequestCtx, f: &Fields, d: DeploymentId) {
+    let dep = snap.deployment(d);
+    let provider = snap.provider(dep.provider);
+    let Some(ep) = &provider.endpoint else {
+        return; // built-in mock: answered in `forward`
+    };
+    let body = &c.buf[c.body.clone()];
+    let head = &c.head;
+    let out = &mut c.ureq;
+    out.clear();
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(ep.base_path.as_bytes());
+    out.extend_from_slice(api_suffix(ctx.route));
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    write::header(out, "host", ep.authority.as_bytes());
+    if let Some(cred) = &provider.credential {
+        out.extend_from_slice(cred);
+    }
+    let connection = head.header(&c.buf, "connection").unwrap_or_default();
+    let mut content_type = false;
+    for h in &head.headers {
+        let name = h.name.get(&c.buf);
+        if NOT_FORWARDED
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+            || listed_in(connection, name)
+        {
+            continue;
+        }
+        content_type |= name.eq_ignore_ascii_case(b"content-type");
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value.get(&c.buf));
+        out.extend_from_slice(b"\r\n");
+    }
+    if !content_type {
+        write::header(out, "content-type", b"application/json");
+    }
+    // The JSON literal replaces the quotes too.
+    let span = f.model_span.start - 1..f.model_span.end + 1;
+    let len = body.len() - span.len() + dep.upstream_model_json.len();
+    write::header_u64(out, "content-length", len as u64);
+    write::end_head(out);
+    out.extend_from_slice(&body[..span.start]);
+    out.extend_from_slice(&dep.upstream_model_json);
+    out.extend_from_slice(&body[span.end..]);
+}
+
+/// True when `name` is one of the comma-separated tokens of a `Connection` header value.
+fn listed_in(connection: &[u8], name: &[u8]) -> bool {
+    !connection.is_empty()
+        && connection
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
+}
+
+// -------------------------------------------------------------------------------- forward
+
+/// Sends the request and reads the response head into `c.ubuf` / `c.uhead`. A pooled
+/// connection that turns out to be dead before answering (the provider closed it while idle)
+/// is replaced by a fresh one once; nothing has reached the client, so that is safe.
+async fn forward(
+    w: &Worker,
+    snap: &Snapshot,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+    f: &Fields,
+    d: DeploymentId,
+) -> Result<Upstream, GatewayError> {
+    let dep = snap.deployment(d);
+    let provider = snap.provider(dep.provider);
+    let sent = Instant::now();
+    c.ubuf.clear();
+    let Some(ep) = provider
+        .endpoint
+        .as_ref()
+        .filter(|_| provider.kind == ProviderKind::OpenAi)
+    else {
+        let mut data = Vec::with_capacity(1024);
+        let api = match ctx.route {
+            Route::Completions => crate::mock::Api::Completions,
+            Route::Embeddings => crate::mock::Api::Embeddings,
+            _ => crate::mock::Api::Chat,
+        };
+        crate::mock::respond(
+            &crate::mock::Ask {
+                api: &api,
+                model: &dep.upstream_model,
+                body_len: c.body.len(),
+                stream: f.stream,
+                include_usage: f.include_usage,
+                max_tokens: f.max_tokens,
+                worker: w.id,
+                serial: ctx.serial & SERIAL_MASK,
+                created: ctx.start_unix_us / 1_000_000,
+            },
+            &mut data,
+        );
+        let mut up = Upstream::Memory { data, pos: 0 };
+        read_response_head(snap, c, &mut up, sent).await?;
+        return Ok(up);
+    };
+    let Some(addr) = w.addrs.borrow().get(&ep.host, ep.port) else {
+        return Err(GatewayError::new(
+            ErrorKind::UpstreamConnect,
+            format!("no address known for {}:{} (DNS)", ep.host, ep.port),
+        ));
+    };
+    let key = PoolKey {
+        host: ep.host.clone(),
+        port: ep.port,
+        tls: ep.tls,
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let pooled = w
+            .pool
+            .borrow_mut()
+            .take(&key.host, key.port, key.tls, Instant::now());
+        let (stream, reused) = match pooled {
+            Some(s) => {
+                w.count(|c| c.upstream_reuses += 1);
+                (s, true)
+            }
+            None => {
+                w.count(|c| c.upstream_connects += 1);
+                (connect(addr, snap).await?, false)
+            }
+        };
+        let mut up = Upstream::Tcp(Checkout::new(w.pool.clone(), key.clone(), stream, reused));
+        let req = std::mem::take(&mut c.ureq);
+        let (res, req) = up.write_all(req).await;
+        c.ureq = req;
+        let result = match res {
+            Ok(_) => read_response_head(snap, c, &mut up, sent).await,
+            Err(e) => Err(GatewayError::new(
+                ErrorKind::UpstreamConnect,
+                format!("sending the request to the provider: {e}"),
+            )
+            .retryable(true)),
+        };
+        match result {
+            Ok(()) => {
+                ctx.upstream_us = sent.elapsed().as_micros() as u64;
+                return Ok(up);
+            }
+            Err(e) if reused && e.retry && attempt == 1 && c.ubuf.is_empty() => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn connect(addr: SocketAddr, snap: &Snapshot) -> Result<TcpStream, GatewayError> {
+    upstream::connect(addr, snap.upstream.connect).await
+}
+
+/// Reads until `c.uhead` holds a final (non-1xx) response head. Errors from a connection
+/// that produced no byte at all are marked retryable (a stale pooled connection).
+async fn read_response_head(
+    snap: &Snapshot,
+    c: &mut Conn,
+    up: &mut Upstream,
+    sent: Instant,
+) -> Result<(), GatewayError> {
+    let deadline = sent + snap.upstream.head.min(snap.upstream.total);
+    loop {
+        if !c.ubuf.is_empty() {
+            match c.uhead.parse(&c.ubuf, &UPSTREAM_HEAD_LIMITS, Method::Post) {
+                Ok(Some(n)) if c.uhead.is_interim() => {
+                    c.ubuf.drain(..n);
+                    continue;
+                }
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(GatewayError::new(
+                        ErrorKind::UpstreamProtocol,
+                        format!("the provider sent an invalid response head: {e}"),
+                    ));
+                }
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let buf = std::mem::take(&mut c.ubuf);
+        let (res, buf) =
+            match monoio::time::timeout(left, up.read_more(buf, READ_SPARE_BYTES)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(GatewayError::new(
+                        ErrorKind::UpstreamTimeout,
+                        format!(
+                            "the provider sent no response head within {} ms",
+                            snap.upstream.head.min(snap.upstream.total).as_millis()
+                        ),
+                    ));
+                }
+            };
+        c.ubuf = buf;
+        let nothing_yet = c.ubuf.is_empty();
+        match res {
+            Ok(0) => {
+                return Err(GatewayError::new(
+                    ErrorKind::UpstreamProtocol,
+                    "the provider closed the connection before sending a complete response head",
+                )
+                .retryable(nothing_yet));
+            }
+            Err(e) => {
+                return Err(GatewayError::new(
+                    ErrorKind::UpstreamProtocol,
+                    format!("reading the provider's response: {e}"),
+                )
+                .retryable(nothing_yet));
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------- relay
+
+/// How the response body is framed towards the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// No body (204, 304, or an empty body).
+    None,
+    /// `Content-Length` as the provider sent it; bytes copied through.
+    Length,
+    /// Chunked: the data of each upstream read goes out as one chunk as soon as it arrives,
+    /// whatever the provider's framing (chunked or close-delimited), so an SSE event is never
+    /// held back and an error event can always be appended at a chunk boundary.
+    Chunked,
+    /// HTTP/1.0 client: raw bytes, end marked by closing the connection.
+    Close,
+}
+
+/// Response headers not copied to the client: hop-by-hop and framing (redone here).
+const NOT_RELAYED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "content-length",
+    "transfer-encoding",
+    "trailer",
+    "upgrade",
+    "proxy-connection",
+];
+
+/// Writes the response head and relays the body as it arrives, with no buffering beyond one
+/// read. After the head has gone out, an upstream failure ends a chunked (streamed) response
+/// with an SSE error event in OpenAI's shape.
+async fn relay(
+    snap: &Snapshot,
+    io: &mut TcpStream,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+    up: &mut Upstream,
+) -> Result<(), GatewayError> {
+    let uh = &c.uhead;
+    let framing = match (uh.body, ctx.version) {
+        (BodyKind::Empty, _) => Framing::None,
+        (_, Version::Http10) => Framing::Close,
+        (BodyKind::Length(_), _) => Framing::Length,
+        (BodyKind::Chunked | BodyKind::Close, _) => Framing::Chunked,
+    };
+    if framing == Framing::Close {
+        ctx.keep_alive = false;
+    }
+    let upstream_keep_alive = uh.keep_alive;
+    let sse = uh
+        .header(&c.ubuf, "content-type")
+        .is_some_and(|t| t.starts_with(b"text/event-stream"));
+    ctx.status = uh.status;
+
+    // The head, with the first body bytes appended below so both go out in one write.
+    let out = &mut c.out;
+    out.clear();
+    write::status_line(out, uh.status);
+    for HeaderSpan { name, value } in &uh.headers {
+        let n = name.get(&c.ubuf);
+        if NOT_RELAYED
+            .iter()
+            .any(|h| n.eq_ignore_ascii_case(h.as_bytes()))
+        {
+            continue;
+        }
+        out.extend_from_slice(n);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.get(&c.ubuf));
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"x-request-id: ");
+    crate::telemetry::log::request_id(out, ctx_worker(ctx), ctx.serial & SERIAL_MASK);
+    out.extend_from_slice(b"\r\n");
+    match (framing, uh.body) {
+        (Framing::Length, BodyKind::Length(n)) => write::header_u64(out, "content-length", n),
+        (Framing::Chunked, _) => write::header(out, "transfer-encoding", b"chunked"),
+        (Framing::None, _) if !matches!(uh.status, 204 | 304) => {
+            write::header(out, "content-length", b"0");
+        }
+        _ => {}
+    }
+    if !ctx.keep_alive {
+        write::header(out, "connection", b"close");
+    }
+    write::end_head(out);
+
+    let mut decoder = BodyDecoder::new(uh.body, u64::MAX).map_err(|e| {
+        GatewayError::new(
+            ErrorKind::UpstreamProtocol,
+            format!("provider response: {e}"),
+        )
+    })?;
+    let mut pos = uh.head_len;
+    let mut done = framing == Framing::None;
+    let total_deadline = Instant::now() + snap.upstream.total;
+    let idle = snap.upstream.body_idle;
+    loop {
+        // Everything buffered: decode it and stage the payload.
+        let mut failure = None;
+        let chunk_at = c.out.len();
+        let mut payload = 0usize;
+        if framing == Framing::Chunked {
+            // Room for the chunk-size line, patched in below once the size is known.
+            c.out.extend_from_slice(CHUNK_HEADER_SPACE);
+        }
+        while !done {
+            match decoder.decode(&c.ubuf[pos..]) {
+                Ok(step) => {
+                    if step.consumed == 0 && !step.done {
+                        break;
+                    }
+                    c.out
+                        .extend_from_slice(&c.ubuf[pos + step.data.start..pos + step.data.end]);
+                    payload += step.data.len();
+                    pos += step.consumed;
+                    done = step.done;
+                }
+                Err(e) => {
+                    failure = Some(GatewayError::new(
+                        ErrorKind::UpstreamProtocol,
+                        format!("the provider sent an invalid response body: {e}"),
+                    ));
+                    break;
+                }
+            }
+        }
+        if framing == Framing::Chunked {
+            finish_chunk(&mut c.out, chunk_at, payload);
+            if done {
+                write::last_chunk(&mut c.out);
+            }
+        }
+        if let Some(e) = failure {
+            return end_with_error(io, c, ctx, framing, sse, e).await;
+        }
+        if !c.out.is_empty() {
+            let out = std::mem::take(&mut c.out);
+            let n = out.len() as u64;
+            let (res, out) = match monoio::time::timeout(idle, io.write_all(out)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(GatewayError::new(
+                        ErrorKind::ClientClosed,
+                        "the client stopped reading the response",
+                    ));
+                }
+            };
+            c.out = out;
+            c.out.clear();
+            res.map_err(|e| client_gone(&e))?;
+            ctx.response_started = true;
+            ctx.response_bytes += n;
+        }
+        if done {
+            break;
+        }
+        c.ubuf.drain(..pos);
+        pos = 0;
+        let left = idle.min(total_deadline.saturating_duration_since(Instant::now()));
+        let buf = std::mem::take(&mut c.ubuf);
+        let (res, buf) =
+            match monoio::time::timeout(left, up.read_more(buf, READ_SPARE_BYTES)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let e = GatewayError::new(
+                        ErrorKind::UpstreamTimeout,
+                        format!(
+                            "the provider stalled: no response bytes for {} ms",
+                            left.as_millis()
+                        ),
+                    );
+                    return end_with_error(io, c, ctx, framing, sse, e).await;
+                }
+            };
+        c.ubuf = buf;
+        match res {
+            Ok(0) => match decoder.finish_eof() {
+                Ok(()) => {
+                    done = true;
+                    if framing == Framing::Chunked {
+                        write::last_chunk(&mut c.out);
+                        let out = std::mem::take(&mut c.out);
+                        let (res, out) = io.write_all(out).await;
+                        c.out = out;
+                        res.map_err(|e| client_gone(&e))?;
+                    }
+                    break;
+                }
+                Err(_) => {
+                    let e = GatewayError::new(
+                        ErrorKind::UpstreamProtocol,
+                        "the provider closed the connection in the middle of the response",
+                    );
+                    return end_with_error(io, c, ctx, framing, sse, e).await;
+                }
+            },
+            Ok(_) => {}
+            Err(err) => {
+                let e = GatewayError::new(
+                    ErrorKind::UpstreamProtocol,
+                    format!("the provider connection failed mid-response: {err}"),
+                );
+                return end_with_error(io, c, ctx, framing, sse, e).await;
+            }
+        }
+    }
+    // A close-delimited body ended by EOF, or stray bytes after the message: the upstream
+    // connection cannot be trusted with another request.
+    if done && upstream_keep_alive && pos == c.ubuf.len() && uh_body_framed(&c.uhead) {
+        up.release();
+    }
+    c.ubuf.clear();
+    Ok(())
+}
+
+fn uh_body_framed(uh: &ResponseHead) -> bool {
+    uh.body != BodyKind::Close
+}
+
+/// Placeholder for a chunk-size line: 8 hex digits cover chunks up to 4 GiB.
+const CHUNK_HEADER_SPACE: &[u8] = b"00000000\r\n";
+
+/// Turns the reserved header at `at` into the size line of a `len`-byte chunk (dropping it
+/// when `len` is 0, which would otherwise read as the last chunk).
+fn finish_chunk(out: &mut Vec<u8>, at: usize, len: usize) {
+    if len == 0 {
+        out.truncate(at);
+        return;
+    }
+    let mut hex = [0u8; 8];
+    let mut n = len;
+    for d in hex.iter_mut().rev() {
+        *d = b"0123456789abcdef"[n & 0xf];
+        n >>= 4;
+    }
+    out[at..at + 8].copy_from_slice(&hex);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// An upstream failure during the relay. Before the first byte reached the client it is an
+/// ordinary error response; after it, a stream gets an SSE error event (and its proper end)
+/// and anything else is cut, so the client never mistakes a partial body for a whole one.
+async fn end_with_error(
+    io: &mut TcpStream,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+    framing: Framing,
+    sse: bool,
+    e: GatewayError,
+) -> Result<(), GatewayError> {
+    if !ctx.response_started {
+        c.out.clear();
+        return Err(e);
+    }
+    ctx.keep_alive = false;
+    if framing == Framing::Chunked && sse {
+        c.out.clear();
+        let mut event = Vec::with_capacity(256);
+        e.write_sse_event(&mut event);
+        write::chunk(&mut c.out, &event);
+        write::last_chunk(&mut c.out);
+        let out = std::mem::take(&mut c.out);
+        let n = out.len() as u64;
+        let (res, out) = io.write_all(out).await;
+        c.out = out;
+        if res.is_ok() {
+            ctx.response_bytes += n;
+        }
+    }
+    Err(e)
+}
+
+fn ctx_worker(ctx: &RequestCtx) -> u16 {
+    (ctx.serial >> 48) as u16
+}
+
+// --------------------------------------------------------------------------------- settle
+
+/// Settle: actual usage → cost → delta to the coordinator (metering issue). Nothing is
+/// reserved yet, so nothing is settled.
+fn settle(_ctx: &mut RequestCtx) {}
+
+// --------------------------------------------------------------------------------- finish
+
+/// Always runs, whatever happened: the access record goes to the coordinator and the
+/// counters are updated.
+fn finish(w: &Worker, ctx: &RequestCtx) {
+    let status = ctx.status;
+    w.count(|c| {
+        c.requests += 1;
+        c.bytes_in += ctx.request_bytes;
+        c.bytes_out += ctx.response_bytes;
+        match status {
+            200..=399 => c.responses_2xx += 1,
+            400..=499 => c.responses_4xx += 1,
+            _ => c.responses_5xx += 1,
+        }
+    });
+    w.emit(WorkerEvent::Access(AccessRecord {
+        generation: ctx.generation,
+        worker: w.id,
+        serial: ctx.serial & SERIAL_MASK,
+        start_unix_us: ctx.start_unix_us,
+        method: ctx.method,
+        route: ctx.route,
+        status,
+        key: ctx.key,
+        model: ctx.model,
+        deployment: ctx.deployment,
+        stream: ctx.stream,
+        request_bytes: ctx.request_bytes,
+        response_bytes: ctx.response_bytes,
+        duration_us: ctx.started.elapsed().as_micros() as u64,
+        upstream_us: ctx.upstream_us,
+        error: ctx.error,
+    }));
+}
+
+/// The low 48 bits of a request serial count requests; the high 16 name the worker.
+const SERIAL_MASK: u64 = (1 << 48) - 1;
+
+impl RequestCtx {
+    fn new(w: &Worker, c: &Conn) -> Self {
+        let n = w.serial.get() + 1;
+        w.serial.set(n);
+        let start_unix_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        RequestCtx {
+            serial: (u64::from(w.id) << 48) | (n & SERIAL_MASK),
+            started: Instant::now(),
+            start_unix_us,
+            generation: 0,
+            method: c.head.method,
+            route: Route::Unknown,
+            version: c.head.version,
+            key: None,
+            model: None,
+            deployment: None,
+            stream: false,
+            body_read: c.head.body == BodyKind::Empty,
+            response_started: false,
+            keep_alive: c.head.keep_alive && !w.drain.is_set(),
+            status: 0,
+            request_bytes: c.head.head_len as u64,
+            response_bytes: 0,
+            upstream_us: 0,
+            error: None,
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------ responses
+
+async fn respond_json(
+    io: &mut TcpStream,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+    status: u16,
+    body: &[u8],
+) -> Result<(), GatewayError> {
+    ctx.status = status;
+    let out = &mut c.out;
+    out.clear();
+    write::status_line(out, status);
+    write::header(out, "content-type", b"application/json");
+    write::header_u64(out, "content-length", body.len() as u64);
+    if !ctx.keep_alive {
+        write::header(out, "connection", b"close");
+    }
+    write::end_head(out);
+    out.extend_from_slice(body);
+    let out = std::mem::take(&mut c.out);
+    let n = out.len() as u64;
+    let (res, out) = io.write_all(out).await;
+    c.out = out;
+    res.map_err(|e| client_gone(&e))?;
+    ctx.response_started = true;
+    ctx.response_bytes = n;
+    Ok(())
+}
+
+/// Writes `e` as the response (best effort: the client may be gone).
+async fn respond_error(io: &mut TcpStream, c: &mut Conn, ctx: &mut RequestCtx, e: &GatewayError) {
+    ctx.status = e.status();
+    ctx.error = Some(e.kind);
+    c.out.clear();
+    e.write_response(&mut c.out, !ctx.keep_alive);
+    let out = std::mem::take(&mut c.out);
+    let n = out.len() as u64;
+    let (res, out) = io.write_all(out).await;
+    c.out = out;
+    if res.is_ok() {
+        ctx.response_bytes = n;
+    }
+}
+
+fn client_gone(e: &std::io::Error) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::ClientClosed,
+        format!("writing to the client: {e}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_string_spans() {
+        let b = br#"{"model":"gpt-4o","x":1}"#;
+        assert_eq!(raw_string_span(b, 10), Some(10..16));
+        let b = br#"{"model":"a\"b\\","x":1}"#;
+        assert_eq!(&b[raw_string_span(b, 10).unwrap()], br#"a\"b\\"#);
+        assert_eq!(raw_string_span(b, 0), None);
+        assert_eq!(raw_string_span(br#"{"model":"abc"#, 10), None);
+    }
+
+    #[test]
+    fn chunk_headers() {
+        let mut out = b"HEAD".to_vec();
+        out.extend_from_slice(CHUNK_HEADER_SPACE);
+        out.extend_from_slice(b"hello");
+        finish_chunk(&mut out, 4, 5);
+        assert_eq!(out, b"HEAD00000005\r\nhello\r\n");
+        let mut out = b"HEAD".to_vec();
+        out.extend_from_slice(CHUNK_HEADER_SPACE);
+        finish_chunk(&mut out, 4, 0);
+        assert_eq!(out, b"HEAD");
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            route(Method::Post, b"/v1/chat/completions").unwrap(),
+            Route::ChatCompletions
+        );
+        assert_eq!(
+            route(Method::Get, b"/v1/chat/completions")
+                .unwrap_err()
+                .kind,
+            ErrorKind::MethodNotAllowed
+        );
+        assert_eq!(
+            route(Method::Get, b"/nope").unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn connection_tokens() {
+        assert!(listed_in(b"keep-alive, X-Foo", b"x-foo"));
+        assert!(!listed_in(b"", b"x-foo"));
+    }
+}
