@@ -43,8 +43,13 @@ use crate::upstream::dns::AddrTable;
 use crate::upstream::pool::{Checkout, Pool, PoolKey};
 use crate::upstream::{self, Upstream};
 
-/// Bytes the read buffers grow by per read.
+/// Bytes the read buffers grow by per body read.
 const READ_SPARE_BYTES: usize = 16 * 1024;
+/// Room for a request head: what an idle keep-alive connection holds (small heads fit; a
+/// bigger one grows the buffer up to the head limit).
+const HEAD_READ_BYTES: usize = 4 * 1024;
+/// Buffers that grew past this for one big request are shrunk back before the next.
+const KEEP_BUFFER_BYTES: usize = 64 * 1024;
 /// Limits on a provider's response head (generous: providers send many headers).
 const UPSTREAM_HEAD_LIMITS: http1::Limits = http1::Limits {
     max_head_bytes: 64 * 1024,
@@ -265,11 +270,11 @@ struct Fields {
 /// the connection unusable, or the worker drains.
 async fn serve(w: &Rc<Worker>, mut io: TcpStream) {
     let mut c = Conn {
-        buf: Vec::with_capacity(READ_SPARE_BYTES),
+        buf: Vec::with_capacity(HEAD_READ_BYTES),
         head: RequestHead::new(),
         body: 0..0,
         next: 0,
-        out: Vec::with_capacity(4 * 1024),
+        out: Vec::new(),
         ureq: Vec::new(),
         ubuf: Vec::new(),
         uhead: ResponseHead::new(),
@@ -308,6 +313,11 @@ async fn serve(w: &Rc<Worker>, mut io: TcpStream) {
         }
         c.buf.drain(..c.next);
         c.next = 0;
+        for b in [&mut c.buf, &mut c.out, &mut c.ureq, &mut c.ubuf] {
+            if b.capacity() > KEEP_BUFFER_BYTES {
+                b.shrink_to(HEAD_READ_BYTES);
+            }
+        }
     }
 }
 
@@ -373,7 +383,7 @@ async fn read_head(w: &Worker, io: &mut TcpStream, c: &mut Conn) -> Result<bool,
             // Between requests: wait up to the idle timeout, or until the worker drains.
             None => {
                 monoio::select! {
-                    r = monoio::time::timeout(limits.idle_timeout, read_more(io, buf, READ_SPARE_BYTES)) => match r {
+                    r = monoio::time::timeout(limits.idle_timeout, read_more(io, buf, HEAD_READ_BYTES)) => match r {
                         Ok(r) => r,
                         Err(_) => return Ok(false),
                     },
@@ -383,7 +393,7 @@ async fn read_head(w: &Worker, io: &mut TcpStream, c: &mut Conn) -> Result<bool,
             // Inside a head: the whole head must arrive by the header deadline (slowloris).
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
-                match monoio::time::timeout(left, read_more(io, buf, READ_SPARE_BYTES)).await {
+                match monoio::time::timeout(left, read_more(io, buf, HEAD_READ_BYTES)).await {
                     Ok(r) => r,
                     Err(_) => {
                         return Err(GatewayError::new(
@@ -887,19 +897,19 @@ async fn read_response_head(
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let buf = std::mem::take(&mut c.ubuf);
-        let (res, buf) =
-            match monoio::time::timeout(left, up.read_more(buf, READ_SPARE_BYTES)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    return Err(GatewayError::new(
-                        ErrorKind::UpstreamTimeout,
-                        format!(
-                            "the provider sent no response head within {} ms",
-                            snap.upstream.head.min(snap.upstream.total).as_millis()
-                        ),
-                    ));
-                }
-            };
+        let (res, buf) = match monoio::time::timeout(left, up.read_more(buf, HEAD_READ_BYTES)).await
+        {
+            Ok(r) => r,
+            Err(_) => {
+                return Err(GatewayError::new(
+                    ErrorKind::UpstreamTimeout,
+                    format!(
+                        "the provider sent no response head within {} ms",
+                        snap.upstream.head.min(snap.upstream.total).as_millis()
+                    ),
+                ));
+            }
+        };
         c.ubuf = buf;
         let nothing_yet = c.ubuf.is_empty();
         match res {
