@@ -8,6 +8,7 @@
 # (apt-get install nginx-light wrk). Results: perf/results/<date>-<sha>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. perf/lib.sh
 RUNS=${RUNS:-5}
 DUR=${DUR:-5s}
 CONC=${CONC:-64}
@@ -23,15 +24,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$SCRATCH"' EXIT
 
 # --- machine
 {
-  echo "# Machine"
-  echo
-  echo "- date (UTC): $(date -u +%FT%TZ)"
-  echo "- commit: $(git rev-parse HEAD)"
-  echo "- cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) × $(nproc)"
-  echo "- memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
-  echo "- kernel: $(uname -r)"
-  echo "- rustc: $(rustc --version)"
-  echo "- nginx: $(nginx -v 2>&1 | cut -d/ -f2)"
+  machine_header
   echo "- wrk: $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
   echo "- pinning: servers on core $SERVER_CORE, load generators on core $CLIENT_CORE"
 } > "$OUT/machine.md"
@@ -75,7 +68,6 @@ load() { # target conc -> JSON file
     --keys sk-demo --json "$3" > /dev/null
 }
 rps() { python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['targets'][0]['throughput_rps']))" "$1"; }
-median() { python3 -c "import statistics,sys; print(round(statistics.median(float(x) for x in sys.argv[1:])))" "$@"; }
 
 echo "1. mock vs nginx, closed loop c=$CONC, $RUNS interleaved runs of $DUR" >&2
 M=(); N=()

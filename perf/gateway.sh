@@ -12,6 +12,7 @@
 # Needs nginx (apt-get install nginx-light). Results: perf/results/<date>-<sha>/gateway.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. perf/lib.sh
 RUNS=${RUNS:-5}
 DUR=${DUR:-5s}
 CONC=${CONC:-64}
@@ -28,15 +29,7 @@ ulimit -n 65536 || true
 
 MOCK=18181; GW=18183; NGX=18184
 {
-  echo "# Machine"
-  echo
-  echo "- date (UTC): $(date -u +%FT%TZ)"
-  echo "- commit: $(git rev-parse HEAD)"
-  echo "- cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) × $(nproc)"
-  echo "- memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
-  echo "- kernel: $(uname -r)"
-  echo "- rustc: $(rustc --version)"
-  echo "- nginx: $(nginx -v 2>&1 | cut -d/ -f2)"
+  machine_header
   echo "- pinning: gateway / nginx on core $GW_CORE; mock + load generator on core $BENCH_CORE"
 } > "$OUT/machine.md"
 
@@ -103,7 +96,6 @@ d=json.load(open(sys.argv[1])); e=d
 for k in sys.argv[2].split('.'):
     e = e[int(k)] if k.isdigit() else e[k]
 print(round(e,2) if isinstance(e,float) else e)" "$1" "$2"; }
-median() { python3 -c "import statistics,sys; print(round(statistics.median(float(x) for x in sys.argv[1:]),2))" "$@"; }
 
 echo "1. throughput and CPU/request, c=$CONC" >&2
 NR=(); NC=(); GR=(); GC=()

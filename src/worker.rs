@@ -21,7 +21,6 @@
 //! the connection only if the request was read completely, and `finish` records it.
 
 use std::cell::{Cell, RefCell};
-use std::net::SocketAddr;
 use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -248,6 +247,8 @@ struct RequestCtx {
     /// Response bytes have reached the client: no JSON error can be sent any more.
     response_started: bool,
     keep_alive: bool,
+    /// How long one write to the client may take (`limits.body_timeout`).
+    write_timeout: Duration,
     status: u16,
     request_bytes: u64,
     response_bytes: u64,
@@ -839,7 +840,7 @@ async fn forward(
             }
             None => {
                 w.count(|c| c.upstream_connects += 1);
-                (connect(addr, snap).await?, false)
+                (upstream::connect(addr, snap.upstream.connect).await?, false)
             }
         };
         let mut up = Upstream::Tcp(Checkout::new(w.pool.clone(), key.clone(), stream, reused));
@@ -863,10 +864,6 @@ async fn forward(
             Err(e) => return Err(e),
         }
     }
-}
-
-async fn connect(addr: SocketAddr, snap: &Snapshot) -> Result<TcpStream, GatewayError> {
-    upstream::connect(addr, snap.upstream.connect).await
 }
 
 /// Reads until `c.uhead` holds a final (non-1xx) response head. Errors from a connection
@@ -1069,22 +1066,7 @@ async fn relay(
             return end_with_error(io, c, ctx, framing, sse, e).await;
         }
         if !c.out.is_empty() {
-            let out = std::mem::take(&mut c.out);
-            let n = out.len() as u64;
-            let (res, out) = match monoio::time::timeout(idle, io.write_all(out)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    return Err(GatewayError::new(
-                        ErrorKind::ClientClosed,
-                        "the client stopped reading the response",
-                    ));
-                }
-            };
-            c.out = out;
-            c.out.clear();
-            res.map_err(|e| client_gone(&e))?;
-            ctx.response_started = true;
-            ctx.response_bytes += n;
+            send(io, c, ctx).await?;
         }
         if done {
             break;
@@ -1114,10 +1096,7 @@ async fn relay(
                     done = true;
                     if framing == Framing::Chunked {
                         write::last_chunk(&mut c.out);
-                        let out = std::mem::take(&mut c.out);
-                        let (res, out) = io.write_all(out).await;
-                        c.out = out;
-                        res.map_err(|e| client_gone(&e))?;
+                        send(io, c, ctx).await?;
                     }
                     break;
                 }
@@ -1141,15 +1120,11 @@ async fn relay(
     }
     // A close-delimited body ended by EOF, or stray bytes after the message: the upstream
     // connection cannot be trusted with another request.
-    if done && upstream_keep_alive && pos == c.ubuf.len() && uh_body_framed(&c.uhead) {
+    if done && upstream_keep_alive && pos == c.ubuf.len() && c.uhead.body != BodyKind::Close {
         up.release();
     }
     c.ubuf.clear();
     Ok(())
-}
-
-fn uh_body_framed(uh: &ResponseHead) -> bool {
-    uh.body != BodyKind::Close
 }
 
 /// Placeholder for a chunk-size line: 8 hex digits cover chunks up to 4 GiB.
@@ -1194,13 +1169,8 @@ async fn end_with_error(
         e.write_sse_event(&mut event);
         write::chunk(&mut c.out, &event);
         write::last_chunk(&mut c.out);
-        let out = std::mem::take(&mut c.out);
-        let n = out.len() as u64;
-        let (res, out) = io.write_all(out).await;
-        c.out = out;
-        if res.is_ok() {
-            ctx.response_bytes += n;
-        }
+        // Best effort: the stream is failing either way.
+        let _ = send(io, c, ctx).await;
     }
     Err(e)
 }
@@ -1276,6 +1246,7 @@ impl RequestCtx {
             body_read: c.head.body == BodyKind::Empty,
             response_started: false,
             keep_alive: c.head.keep_alive && !w.drain.is_set(),
+            write_timeout: w.snapshot.borrow().limits.body_timeout,
             status: 0,
             request_bytes: c.head.head_len as u64,
             response_bytes: 0,
@@ -1305,14 +1276,7 @@ async fn respond_json(
     }
     write::end_head(out);
     out.extend_from_slice(body);
-    let out = std::mem::take(&mut c.out);
-    let n = out.len() as u64;
-    let (res, out) = io.write_all(out).await;
-    c.out = out;
-    res.map_err(|e| client_gone(&e))?;
-    ctx.response_started = true;
-    ctx.response_bytes = n;
-    Ok(())
+    send(io, c, ctx).await
 }
 
 /// Writes `e` as the response (best effort: the client may be gone).
@@ -1321,13 +1285,30 @@ async fn respond_error(io: &mut TcpStream, c: &mut Conn, ctx: &mut RequestCtx, e
     ctx.error = Some(e.kind);
     c.out.clear();
     e.write_response(&mut c.out, !ctx.keep_alive);
+    let _ = send(io, c, ctx).await;
+}
+
+/// The one way response bytes reach the client: writes all of `c.out` (leaving it empty for
+/// reuse) within the body timeout, so a client that stops reading cannot pin the request,
+/// counts the bytes, and marks the response started (no JSON error can follow any more).
+async fn send(io: &mut TcpStream, c: &mut Conn, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
     let out = std::mem::take(&mut c.out);
     let n = out.len() as u64;
-    let (res, out) = io.write_all(out).await;
+    let (res, mut out) = match monoio::time::timeout(ctx.write_timeout, io.write_all(out)).await {
+        Ok(r) => r,
+        Err(_) => {
+            return Err(GatewayError::new(
+                ErrorKind::ClientClosed,
+                "the client stopped reading the response",
+            ));
+        }
+    };
+    out.clear();
     c.out = out;
-    if res.is_ok() {
-        ctx.response_bytes = n;
-    }
+    res.map_err(|e| client_gone(&e))?;
+    ctx.response_started = true;
+    ctx.response_bytes += n;
+    Ok(())
 }
 
 fn client_gone(e: &std::io::Error) -> GatewayError {

@@ -13,11 +13,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::runtime::io::read_more;
 use pool::Checkout;
 
 #[derive(Debug)]
@@ -39,14 +39,7 @@ impl Upstream {
     ) -> (io::Result<usize>, Vec<u8>) {
         match self {
             Upstream::Tcp(c) => match c.stream.as_mut() {
-                Some(s) => {
-                    if buf.capacity() - buf.len() < spare {
-                        buf.reserve(spare);
-                    }
-                    let len = buf.len();
-                    let (r, slice) = s.read(buf.slice_mut(len..)).await;
-                    (r, slice.into_inner())
-                }
+                Some(s) => read_more(s, buf, spare).await,
                 None => (Err(io::ErrorKind::NotConnected.into()), buf),
             },
             Upstream::Memory { data, pos } => {
