@@ -27,4 +27,5 @@ pub mod runtime;
 pub mod stream;
 pub mod telemetry;
 pub mod upstream;
+pub mod usage;
 pub mod worker;

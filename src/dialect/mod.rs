@@ -1,7 +1,18 @@
-//! The provider wire dialects (OpenAI, Anthropic, Gemini), and what marks content and the end
-//! of a stream in each. Shared by the gateway, the mock provider and the load generator.
+//! The provider wire dialects (OpenAI, Anthropic, Gemini): what marks content and the end of
+//! a stream in each (shared by the gateway, the mock provider and the load generator), and
+//! where each keeps its usage, finish reason and ids — read from SSE events and JSON bodies
+//! without a DOM ([`Dialect::observe_event`], [`Dialect::observe_body`]).
+//!
+//! Each dialect module starts with its quirk table. Only a usage object is JSON-parsed
+//! (simd-json, on a scratch copy); everything else is found by [`crate::json::scan`].
 
+pub mod anthropic;
+pub mod gemini;
+pub mod openai;
+
+use crate::json::Scratch;
 use crate::stream::SseEvent;
+use crate::usage::Observed;
 
 /// How a stream in this dialect marks content and its end.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -29,6 +40,38 @@ impl Dialect {
                 non_empty_after(e.data, b"\"text\": \"")
                     || has(b"\"functionCall\"")
                     || non_empty_after(e.data, b"\"text\":\"")
+            }
+        }
+    }
+
+    /// Reads one SSE event into `o`. Returns true when the event is a usage-only chunk that a
+    /// client which did not ask for usage must not see (OpenAI's `include_usage` chunk).
+    pub fn observe_event(self, e: &SseEvent<'_>, o: &mut Observed, scratch: &mut Scratch) -> bool {
+        o.events += 1;
+        match self {
+            Dialect::OpenAi => openai::observe(e.data, o, scratch),
+            Dialect::Anthropic => {
+                anthropic::observe_event(e.event, e.data, o, scratch);
+                false
+            }
+            Dialect::Gemini => {
+                gemini::observe(e.data, o, scratch);
+                false
+            }
+        }
+    }
+
+    /// Reads a complete (non-streaming) JSON response body into `o`.
+    pub fn observe_body(self, body: &[u8], o: &mut Observed, scratch: &mut Scratch) {
+        match self {
+            Dialect::OpenAi => {
+                openai::observe(body, o, scratch);
+                o.finished = true;
+            }
+            Dialect::Anthropic => anthropic::observe_body(body, o, scratch),
+            Dialect::Gemini => {
+                gemini::observe(body, o, scratch);
+                o.finished = true;
             }
         }
     }

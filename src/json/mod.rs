@@ -1,4 +1,45 @@
-//! Appending JSON by hand: the mock renders provider bodies straight into a reused buffer.
+//! JSON by hand: writers that append straight into a reused buffer (the mock's bodies, the
+//! audit log) and, in [`scan`], readers that find values without building a DOM.
+
+pub mod scan;
+
+/// simd-json's working memory and a scratch copy to parse (simd-json rewrites its input), reused
+/// for every parse on one worker.
+pub struct Scratch {
+    pub bytes: Vec<u8>,
+    pub buffers: simd_json::Buffers,
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch")
+            .field("capacity", &self.bytes.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch::new(1024)
+    }
+}
+
+impl Scratch {
+    pub fn new(bytes: usize) -> Self {
+        Scratch {
+            bytes: Vec::with_capacity(bytes),
+            buffers: simd_json::Buffers::new(bytes),
+        }
+    }
+
+    /// Parses a copy of `src` into `T` (simd-json, serde); `None` when it is not valid JSON of
+    /// that shape.
+    pub fn parse<T: serde::de::DeserializeOwned>(&mut self, src: &[u8]) -> Option<T> {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(src);
+        simd_json::serde::from_slice_with_buffers(&mut self.bytes, &mut self.buffers).ok()
+    }
+}
 
 /// Appends `s` as a JSON string literal (with quotes), escaping per RFC 8259 §7.
 pub fn string(out: &mut Vec<u8>, s: &[u8]) {

@@ -1,0 +1,134 @@
+//! Anthropic Messages.
+//!
+//! | event | what it carries | handling |
+//! | --- | --- | --- |
+//! | `message_start` | `message.usage`: `input_tokens` (the *uncached* part), `cache_creation_input_tokens`, `cache_read_input_tokens`, a provisional `output_tokens` | input side; the output figure is only a floor |
+//! | `content_block_delta` | `text_delta` / `input_json_delta` / `thinking_delta` | counted for the output estimate |
+//! | `message_delta` | `stop_reason`; final `usage.output_tokens` (newer API versions repeat the input fields) | output side, final |
+//! | `error` | e.g. `overloaded_error` mid-stream; no `message_delta` follows | output estimated |
+//!
+//! Quirk: the API pads some data objects with spaces before the closing brace; nothing here
+//! depends on layout. Input is normalised to include both cache parts (OpenTelemetry's
+//! `gen_ai.usage.input_tokens`).
+
+use serde::Deserialize;
+
+use crate::json::Scratch;
+use crate::json::scan::{string_at, value_end, visit_keys};
+use crate::usage::Observed;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+}
+
+/// Reads one event. `event` is the SSE `event:` field (the data's `type` when absent).
+pub fn observe_event(event: &[u8], data: &[u8], o: &mut Observed, scratch: &mut Scratch) {
+    let kind = if event.is_empty() {
+        type_of(data)
+    } else {
+        event
+    };
+    match kind {
+        b"message_start" => read(data, o, scratch, false),
+        b"message_delta" => {
+            read(data, o, scratch, true);
+            o.finished = true;
+        }
+        b"content_block_delta" => visit_keys(data, |k, v| {
+            if let b"text" | b"partial_json" | b"thinking" = k
+                && let Some(s) = string_at(data, v)
+            {
+                o.content_bytes += s.len() as u64;
+            }
+            true
+        }),
+        b"message_stop" => o.finished = true,
+        b"error" => o.error_event = true,
+        _ => {}
+    }
+}
+
+/// Reads a whole (non-streaming) Messages response.
+pub fn observe_body(body: &[u8], o: &mut Observed, scratch: &mut Scratch) {
+    read(body, o, scratch, true);
+    if o.output_reported {
+        o.finished = true;
+    }
+}
+
+/// Ids, stop reason, content sizes and usage of a `message_start`, `message_delta` or a whole
+/// message. `output_final`: the usage's `output_tokens` is the final figure.
+fn read(data: &[u8], o: &mut Observed, scratch: &mut Scratch, output_final: bool) {
+    let mut usage = None;
+    visit_keys(data, |k, v| {
+        match k {
+            b"id" => {
+                if let Some(s) = string_at(data, v) {
+                    o.set_id(s);
+                }
+            }
+            b"model" => {
+                if let Some(s) = string_at(data, v) {
+                    o.set_model(s);
+                }
+            }
+            b"stop_reason" => {
+                if let Some(s) = string_at(data, v) {
+                    o.set_finish_reason(s);
+                }
+            }
+            b"text" | b"thinking" => {
+                if let Some(s) = string_at(data, v) {
+                    o.content_bytes += s.len() as u64;
+                }
+            }
+            b"input" => {
+                if let Some(end) = value_end(data, v) {
+                    o.content_bytes += (end - v) as u64;
+                }
+            }
+            b"usage" if data.get(v) == Some(&b'{') => usage = Some(v),
+            _ => {}
+        }
+        true
+    });
+    let Some(at) = usage else { return };
+    let Some(raw) = value_end(data, at).and_then(|end| scratch.parse::<RawUsage>(&data[at..end]))
+    else {
+        return;
+    };
+    if let Some(uncached) = raw.input_tokens {
+        let read = raw.cache_read_input_tokens.unwrap_or(0);
+        let written = raw.cache_creation_input_tokens.unwrap_or(0);
+        o.usage.input_tokens = uncached + read + written;
+        o.usage.cache_read_tokens = read;
+        o.usage.cache_creation_tokens = written;
+        o.input_reported = true;
+    }
+    if let Some(out) = raw.output_tokens {
+        o.usage.output_tokens = if output_final {
+            out
+        } else {
+            o.usage.output_tokens.max(out)
+        };
+        o.output_reported |= output_final;
+    }
+}
+
+/// The `"type"` of an event's data object.
+fn type_of(data: &[u8]) -> &[u8] {
+    let mut t: &[u8] = b"";
+    visit_keys(data, |k, v| {
+        if k == b"type" {
+            t = string_at(data, v).unwrap_or_default();
+            return false;
+        }
+        true
+    });
+    t
+}

@@ -1,0 +1,81 @@
+//! Google Gemini `generateContent` / `streamGenerateContent?alt=sse`.
+//!
+//! | field | meaning | handling |
+//! | --- | --- | --- |
+//! | `usageMetadata` | on every stream chunk, *cumulative* | the last one wins |
+//! | `promptTokenCount` | all input, including `cachedContentTokenCount` | input, cache read |
+//! | `candidatesTokenCount` | visible output only | output = candidates + thoughts |
+//! | `thoughtsTokenCount` | reasoning, billed as output, *not* in `candidatesTokenCount` | reasoning |
+//! | `finishReason` | `STOP` even for function calls | finish reason |
+//! | `modelVersion`, `responseId` | | response model, id |
+//!
+//! Streams use CRLF line ends and have no `[DONE]`; the scanner handles both.
+
+use serde::Deserialize;
+
+use crate::json::Scratch;
+use crate::json::scan::{string_at, value_end, visit_keys};
+use crate::usage::Observed;
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawUsage {
+    prompt_token_count: Option<u64>,
+    candidates_token_count: Option<u64>,
+    thoughts_token_count: Option<u64>,
+    cached_content_token_count: Option<u64>,
+}
+
+/// Reads one stream chunk or a whole response (they have the same shape).
+pub fn observe(data: &[u8], o: &mut Observed, scratch: &mut Scratch) {
+    let mut usage = None;
+    visit_keys(data, |k, v| {
+        match k {
+            b"text" => {
+                if let Some(s) = string_at(data, v) {
+                    o.content_bytes += s.len() as u64;
+                }
+            }
+            b"functionCall" => {
+                if let Some(end) = value_end(data, v) {
+                    o.content_bytes += (end - v) as u64;
+                }
+            }
+            b"finishReason" => {
+                if let Some(s) = string_at(data, v) {
+                    o.set_finish_reason(s);
+                }
+            }
+            b"usageMetadata" if data.get(v) == Some(&b'{') => usage = Some(v),
+            b"modelVersion" => {
+                if let Some(s) = string_at(data, v) {
+                    o.set_model(s);
+                }
+            }
+            b"responseId" => {
+                if let Some(s) = string_at(data, v) {
+                    o.set_id(s);
+                }
+            }
+            b"error" if data.get(v) == Some(&b'{') => o.error_event = true,
+            _ => {}
+        }
+        true
+    });
+    let Some(at) = usage else { return };
+    let Some(raw) = value_end(data, at).and_then(|end| scratch.parse::<RawUsage>(&data[at..end]))
+    else {
+        return;
+    };
+    if let Some(n) = raw.prompt_token_count {
+        o.usage.input_tokens = n;
+        o.usage.cache_read_tokens = raw.cached_content_token_count.unwrap_or(0);
+        o.input_reported = true;
+    }
+    let thoughts = raw.thoughts_token_count.unwrap_or(0);
+    if raw.candidates_token_count.is_some() || thoughts > 0 {
+        o.usage.output_tokens = raw.candidates_token_count.unwrap_or(0) + thoughts;
+        o.usage.reasoning_tokens = thoughts;
+        o.output_reported = true;
+    }
+}

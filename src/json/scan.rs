@@ -1,0 +1,328 @@
+//! Reading JSON without a DOM: spans of values, the members of one object, and a key visitor.
+//!
+//! The gateway forwards request bodies byte for byte and taps provider responses as they
+//! stream past, so it needs *where* a few values are, not a tree of everything. These helpers
+//! work on raw bytes with `memchr`:
+//!
+//! - [`value_end`] skips one value (strings honour `\` escapes; containers count depth
+//!   outside strings).
+//! - [`Members`] walks the top-level members of an object — exact, whatever is nested in them
+//!   (a `stream_options` key inside a tool's JSON schema is not the request's).
+//! - [`visit_keys`] finds every `"key":` in a document in one pass over `":` pairs. A `"` is
+//!   only unescaped in JSON where a string starts or ends, so `":` with an unescaped quote is
+//!   always the end of an object key, at whatever depth. Provider events have known shapes, so
+//!   the dialects use this to read the few keys they need from each event cheaply.
+//!
+//! None of these validate the document; callers that need validity parse with simd-json.
+
+use std::ops::Range;
+
+/// Index of the first byte at or after `i` that is not JSON whitespace.
+#[inline]
+pub fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\r' | b'\n') {
+        i += 1;
+    }
+    i
+}
+
+/// `b[i]` opens a string: the index just past its closing quote.
+#[inline]
+pub fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    loop {
+        let k = j + memchr::memchr2(b'"', b'\\', b.get(j..)?)?;
+        if b[k] == b'"' {
+            return Some(k + 1);
+        }
+        j = k + 2;
+    }
+}
+
+/// `b[i]` starts a value: the index just past it. `None` when the value is cut off or
+/// malformed in a way that makes its end unknowable.
+pub fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'"' => string_end(b, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while j < b.len() {
+                match b[j] {
+                    b'"' => {
+                        j = string_end(b, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            None
+        }
+        _ => {
+            let n = b[i..]
+                .iter()
+                .position(|&c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n'))
+                .unwrap_or(b.len() - i);
+            (n > 0).then_some(i + n)
+        }
+    }
+}
+
+/// The raw contents (between the quotes, escapes untouched) of the string at `b[i]`, if a
+/// string starts there.
+#[inline]
+pub fn string_at(b: &[u8], i: usize) -> Option<&[u8]> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let end = string_end(b, i)?;
+    Some(&b[i + 1..end - 1])
+}
+
+/// One member of an object: the key's raw contents and the value's span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub key: Range<usize>,
+    pub value: Range<usize>,
+}
+
+/// The top-level members of the object that `b` holds (surrounding whitespace allowed).
+/// Yields `Err(())` once, and then stops, at the first byte that is not a well-formed member.
+#[derive(Debug)]
+pub struct Members<'a> {
+    b: &'a [u8],
+    pos: usize,
+    state: MemberState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MemberState {
+    Start,
+    Next,
+    Done,
+}
+
+impl<'a> Members<'a> {
+    pub fn new(b: &'a [u8]) -> Self {
+        Members {
+            b,
+            pos: 0,
+            state: MemberState::Start,
+        }
+    }
+
+    /// Where the object's members start (just past `{`), once iteration has begun.
+    pub fn open(b: &[u8]) -> Option<usize> {
+        let i = skip_ws(b, 0);
+        (b.get(i) == Some(&b'{')).then_some(i + 1)
+    }
+
+    fn step(&mut self) -> Result<Option<Member>, ()> {
+        let b = self.b;
+        let mut i = match self.state {
+            MemberState::Done => return Ok(None),
+            MemberState::Start => {
+                let i = Self::open(b).ok_or(())?;
+                let j = skip_ws(b, i);
+                if b.get(j) == Some(&b'}') {
+                    return Ok(None);
+                }
+                j
+            }
+            MemberState::Next => {
+                let j = skip_ws(b, self.pos);
+                match b.get(j) {
+                    Some(b',') => skip_ws(b, j + 1),
+                    Some(b'}') => return Ok(None),
+                    _ => return Err(()),
+                }
+            }
+        };
+        if b.get(i) != Some(&b'"') {
+            return Err(());
+        }
+        let key_end = string_end(b, i).ok_or(())?;
+        let key = i + 1..key_end - 1;
+        i = skip_ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return Err(());
+        }
+        i = skip_ws(b, i + 1);
+        let end = value_end(b, i).ok_or(())?;
+        self.pos = end;
+        self.state = MemberState::Next;
+        Ok(Some(Member { key, value: i..end }))
+    }
+}
+
+impl Iterator for Members<'_> {
+    type Item = Result<Member, ()>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.step() {
+            Ok(Some(m)) => Some(Ok(m)),
+            Ok(None) => {
+                self.state = MemberState::Done;
+                None
+            }
+            Err(()) => {
+                self.state = MemberState::Done;
+                Some(Err(()))
+            }
+        }
+    }
+}
+
+/// The value span of the top-level member `key` of the object in `b`.
+pub fn member(b: &[u8], key: &[u8]) -> Option<Range<usize>> {
+    Members::new(b)
+        .map_while(Result::ok)
+        .find(|m| &b[m.key.clone()] == key)
+        .map(|m| m.value)
+}
+
+/// Calls `f(key, value_start)` for every `"key":` in `b`, in order, at any depth; `value_start`
+/// is the first non-whitespace byte after the colon. `f` returns false to stop.
+///
+/// One pass: `memmem` for `":`, then a backwards `memrchr` for the key's opening quote. A
+/// quote preceded by an odd number of backslashes is escaped (inside a string), so it is not
+/// a key's end. JSON allows whitespace between a key and its colon; no provider sends it, and
+/// such keys are not seen.
+pub fn visit_keys(b: &[u8], mut f: impl FnMut(&[u8], usize) -> bool) {
+    for at in memchr::memmem::find_iter(b, b"\":") {
+        if escaped(b, at) {
+            continue;
+        }
+        let Some(open) = memchr::memrchr(b'"', &b[..at]) else {
+            continue;
+        };
+        if escaped(b, open) {
+            // The key itself contains an escaped quote: not one the dialects look for.
+            continue;
+        }
+        if !f(&b[open + 1..at], skip_ws(b, at + 2)) {
+            return;
+        }
+    }
+}
+
+/// True when the quote at `b[i]` is escaped: preceded by an odd run of backslashes.
+#[inline]
+fn escaped(b: &[u8], i: usize) -> bool {
+    b[..i].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 1
+}
+
+/// True when the value at `b[i]` is an empty array (`[]`, whitespace allowed inside).
+#[inline]
+pub fn is_empty_array(b: &[u8], i: usize) -> bool {
+    b.get(i) == Some(&b'[') && b.get(skip_ws(b, i + 1)) == Some(&b']')
+}
+
+/// The unsigned integer at `b[i]`, if one is there.
+pub fn uint_at(b: &[u8], i: usize) -> Option<u64> {
+    let digits = b
+        .get(i..)?
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if digits == 0 || digits > 19 {
+        return None;
+    }
+    let mut n = 0u64;
+    for &c in &b[i..i + digits] {
+        n = n * 10 + u64::from(c - b'0');
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_end_where_they_should() {
+        let b = br#"{"a":"x\"}","b":[1,{"c":"]"}],"d":12.5e3 ,"e":null}"#;
+        let ms: Vec<_> = Members::new(b).collect::<Result<_, _>>().unwrap();
+        let got: Vec<(&[u8], &[u8])> = ms
+            .iter()
+            .map(|m| (&b[m.key.clone()], &b[m.value.clone()]))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (&b"a"[..], &br#""x\"}""#[..]),
+                (b"b", br#"[1,{"c":"]"}]"#),
+                (b"d", b"12.5e3"),
+                (b"e", b"null"),
+            ]
+        );
+        assert_eq!(member(b, b"d"), Some(34..40));
+        assert_eq!(member(b, b"zz"), None);
+    }
+
+    #[test]
+    fn members_are_top_level_only_and_malformed_input_stops() {
+        let b = br#" { "tools" : [{"stream_options":1}], "stream_options" : {"x":true} } "#;
+        let v = member(b, b"stream_options").unwrap();
+        assert_eq!(&b[v], br#"{"x":true}"#);
+        assert_eq!(Members::new(b"{}").count(), 0);
+        let bad: Vec<_> = Members::new(br#"{"a":1 "b":2}"#).collect();
+        assert_eq!(bad.len(), 2);
+        assert!(bad[1].is_err());
+        assert!(Members::new(b"[1]").next().unwrap().is_err());
+        assert!(
+            Members::new(br#"{"a":"unterminated}"#)
+                .next()
+                .unwrap()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn visitor_sees_keys_not_string_contents() {
+        let b = br#"{"id":"x","choices":[{"delta":{"content":"say \"usage\": no"}}],"usage":{"prompt_tokens":3}}"#;
+        let mut keys = Vec::new();
+        visit_keys(b, |k, v| {
+            keys.push((String::from_utf8_lossy(k).into_owned(), b[v]));
+            true
+        });
+        let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "id",
+                "choices",
+                "delta",
+                "content",
+                "usage",
+                "prompt_tokens"
+            ]
+        );
+        assert_eq!(keys[4].1, b'{');
+        // Python-style spacing after the colon.
+        let mut seen = None;
+        visit_keys(br#"{"finish_reason": "stop"}"#, |k, v| {
+            seen = Some((k.to_vec(), v));
+            false
+        });
+        assert_eq!(seen, Some((b"finish_reason".to_vec(), 18)));
+    }
+
+    #[test]
+    fn small_readers() {
+        assert!(is_empty_array(b"[ ]", 0));
+        assert!(!is_empty_array(b"[1]", 0));
+        assert_eq!(uint_at(b"123,", 0), Some(123));
+        assert_eq!(uint_at(b"null", 0), None);
+        assert_eq!(string_at(br#""a\"b""#, 0), Some(&br#"a\"b"#[..]));
+        assert_eq!(string_at(b"1", 0), None);
+    }
+}

@@ -1,0 +1,328 @@
+//! The relay's tap: every byte of a response body passes through [`Meter::pass`] on its way to
+//! the client, and comes out as the bytes the client should see, while the dialect reads
+//! usage, the finish reason and ids from it.
+//!
+//! - **SSE** bodies go through the incremental [`SseScanner`]; each event's data is handed to
+//!   the dialect borrowed from the relay's buffer (no copy, unless it straddles two reads).
+//! - **Stripping.** When the gateway asked the upstream for usage on the client's behalf
+//!   (`stream_options.include_usage`), the usage-only chunk must not reach the client. Then
+//!   the meter forwards whole events only: bytes of an event still incomplete at the end of a
+//!   read are held until its blank line arrives (events are flushed whole by providers, so
+//!   this holds nothing back in practice), and the usage chunk is dropped. Otherwise bytes
+//!   pass through untouched, at once.
+//! - **JSON** bodies are kept (up to [`JSON_KEEP_BYTES`], then only a tail — usage sits at
+//!   the end) and read once complete.
+//! - Optionally the client-visible body is hashed (SHA-256) for the audit record.
+//!
+//! A scanner failure (an event over the size bound) stops metering, never the relay: the rest
+//! passes through and the record is settled from an estimate.
+
+use crate::dialect::Dialect;
+use crate::json::Scratch;
+use crate::stream::{SseEvent, SseScanner};
+use crate::usage::Observed;
+
+/// A JSON body is kept whole up to this size for reading once it is complete.
+pub const JSON_KEEP_BYTES: usize = 1024 * 1024;
+/// Past [`JSON_KEEP_BYTES`], only this much of the end is kept.
+pub const JSON_TAIL_BYTES: usize = 64 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Not metered (not a model response, or an error status).
+    Off,
+    Sse,
+    Json,
+}
+
+/// Per-connection metering state, reset for each response.
+pub struct Meter {
+    mode: Mode,
+    dialect: Dialect,
+    strip_usage: bool,
+    scanner: SseScanner,
+    /// Strip mode: bytes of the pending (incomplete) event, not yet forwarded.
+    held: Vec<u8>,
+    /// JSON mode: the body so far (or its tail).
+    body: Vec<u8>,
+    body_cut: bool,
+    failed: bool,
+    ended: bool,
+    pub observed: Observed,
+    hash: Option<ring::digest::Context>,
+    /// Usage-only chunks removed from the client's stream.
+    pub stripped_events: u32,
+}
+
+impl std::fmt::Debug for Meter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meter")
+            .field("mode", &self.mode)
+            .field("observed", &self.observed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Meter {
+    fn default() -> Self {
+        Meter {
+            mode: Mode::Off,
+            dialect: Dialect::OpenAi,
+            strip_usage: false,
+            scanner: SseScanner::default(),
+            held: Vec::new(),
+            body: Vec::new(),
+            body_cut: false,
+            failed: false,
+            ended: false,
+            observed: Observed::default(),
+            hash: None,
+            stripped_events: 0,
+        }
+    }
+}
+
+impl Meter {
+    /// Forgets the previous response (keeping buffer capacity, shrinking big buffers).
+    pub fn reset(&mut self) {
+        self.mode = Mode::Off;
+        self.scanner.reset();
+        self.held.clear();
+        self.body.clear();
+        if self.body.capacity() > JSON_TAIL_BYTES {
+            self.body.shrink_to(4096);
+        }
+        self.body_cut = false;
+        self.failed = false;
+        self.ended = false;
+        self.observed = Observed::default();
+        self.hash = None;
+        self.stripped_events = 0;
+    }
+
+    /// Starts metering a response body. `sse`: the body is an event stream; `strip_usage`:
+    /// remove the usage-only chunk (the client did not ask for it); `hash`: SHA-256 the
+    /// client-visible body.
+    pub fn start(&mut self, dialect: Dialect, sse: bool, strip_usage: bool, hash: bool) {
+        self.reset();
+        self.dialect = dialect;
+        self.mode = if sse { Mode::Sse } else { Mode::Json };
+        self.strip_usage = sse && strip_usage;
+        if hash {
+            self.hash = Some(ring::digest::Context::new(&ring::digest::SHA256));
+        }
+    }
+
+    /// Passes response body bytes: appends to `out` what the client should see of `data`.
+    pub fn pass(&mut self, data: &[u8], out: &mut Vec<u8>, scratch: &mut Scratch) {
+        let at = out.len();
+        match self.mode {
+            Mode::Off => out.extend_from_slice(data),
+            Mode::Json => {
+                out.extend_from_slice(data);
+                self.keep_json(data, scratch);
+            }
+            Mode::Sse if self.failed => out.extend_from_slice(data),
+            Mode::Sse if !self.strip_usage => {
+                out.extend_from_slice(data);
+                let (dialect, obs) = (self.dialect, &mut self.observed);
+                let r = self.scanner.feed(data, |e: &SseEvent<'_>| {
+                    dialect.observe_event(e, obs, scratch);
+                });
+                self.failed = r.is_err();
+            }
+            Mode::Sse => self.pass_stripping(data, out, scratch),
+        }
+        if let Some(h) = &mut self.hash {
+            h.update(&out[at..]);
+        }
+    }
+
+    fn pass_stripping(&mut self, data: &[u8], out: &mut Vec<u8>, scratch: &mut Scratch) {
+        let Meter {
+            dialect,
+            scanner,
+            held,
+            observed,
+            stripped_events,
+            ..
+        } = self;
+        let mut from = 0;
+        let r = scanner.feed(data, |e: &SseEvent<'_>| {
+            let drop = dialect.observe_event(e, observed, scratch);
+            if drop {
+                *stripped_events += 1;
+            } else {
+                out.extend_from_slice(held);
+                out.extend_from_slice(&data[from..e.end]);
+            }
+            held.clear();
+            from = e.end;
+        });
+        if r.is_err() {
+            // Give up on events: forward everything from here on.
+            self.failed = true;
+            out.extend_from_slice(&self.held);
+            self.held.clear();
+            out.extend_from_slice(&data[from..]);
+            return;
+        }
+        self.held.extend_from_slice(&data[from..]);
+    }
+
+    fn keep_json(&mut self, data: &[u8], scratch: &mut Scratch) {
+        if self.body.len() + data.len() <= JSON_KEEP_BYTES {
+            self.body.extend_from_slice(data);
+            return;
+        }
+        if !self.body_cut {
+            // Read the head (ids, model) before the window starts to slide.
+            self.dialect
+                .observe_body(&self.body, &mut self.observed, scratch);
+            self.observed = crate::usage::Observed {
+                response_id: self.observed.response_id,
+                response_model: self.observed.response_model,
+                ..crate::usage::Observed::default()
+            };
+            self.body_cut = true;
+        }
+        self.body.extend_from_slice(data);
+        if self.body.len() > 2 * JSON_TAIL_BYTES {
+            let cut = self.body.len() - JSON_TAIL_BYTES;
+            self.body.drain(..cut);
+        }
+    }
+
+    /// The body ended (completely or not). Appends to `out` what is still held for the client
+    /// (`out` = None when the stream is being abandoned), and reads a final event that lacked
+    /// its blank line, or the JSON body. Idempotent.
+    pub fn end(&mut self, out: Option<&mut Vec<u8>>, scratch: &mut Scratch) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        match self.mode {
+            Mode::Off => {}
+            Mode::Json => {
+                // A tail may start mid-value; the key visitor does not need the start.
+                self.dialect
+                    .observe_body(&self.body, &mut self.observed, scratch);
+            }
+            Mode::Sse => {
+                let (dialect, obs) = (self.dialect, &mut self.observed);
+                let mut drop = false;
+                if !self.failed {
+                    self.scanner.finish(|e: &SseEvent<'_>| {
+                        drop = dialect.observe_event(e, obs, scratch);
+                    });
+                }
+                if let Some(out) = out {
+                    if drop && self.strip_usage {
+                        self.stripped_events += 1;
+                    } else {
+                        out.extend_from_slice(&self.held);
+                        if let Some(h) = &mut self.hash {
+                            h.update(&self.held);
+                        }
+                    }
+                }
+                self.held.clear();
+            }
+        }
+    }
+
+    pub fn is_metered(&self) -> bool {
+        self.mode != Mode::Off
+    }
+
+    /// The SHA-256 of the client-visible body, when hashing was asked for.
+    pub fn digest(&mut self) -> Option<[u8; 32]> {
+        let h = self.hash.take()?;
+        let mut out = [0u8; 32];
+        out.copy_from_slice(h.finish().as_ref());
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INCLUDE_USAGE: &[u8] = b"data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"finish_reason\":null}],\"usage\":null}\n\n\
+data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n\
+data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2,\"total_tokens\":9}}\n\n\
+data: [DONE]\n\n";
+
+    fn run(pieces: &[&[u8]], strip: bool) -> (Vec<u8>, Observed, u32) {
+        let mut m = Meter::default();
+        let mut scratch = Scratch::default();
+        m.start(Dialect::OpenAi, true, strip, false);
+        let mut out = Vec::new();
+        for p in pieces {
+            m.pass(p, &mut out, &mut scratch);
+        }
+        m.end(Some(&mut out), &mut scratch);
+        (out, m.observed, m.stripped_events)
+    }
+
+    #[test]
+    fn strips_only_the_usage_chunk_at_every_split() {
+        let whole = INCLUDE_USAGE;
+        let usage_start = memchr::memmem::find(
+            whole,
+            b"data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[],",
+        )
+        .unwrap();
+        let done = memchr::memmem::find(whole, b"data: [DONE]").unwrap();
+        let mut want = whole[..usage_start].to_vec();
+        want.extend_from_slice(&whole[done..]);
+        for i in 0..=whole.len() {
+            for strip in [false, true] {
+                let (out, o, stripped) = run(&[&whole[..i], &whole[i..]], strip);
+                let expect: &[u8] = if strip { &want } else { whole };
+                assert_eq!(out, expect, "split at {i}, strip {strip}");
+                assert_eq!(stripped, u32::from(strip));
+                assert_eq!(o.usage.input_tokens, 7);
+                assert_eq!(o.usage.output_tokens, 2);
+                assert!(o.finished && o.input_reported && o.output_reported);
+                assert_eq!(o.finish_reason.as_bytes(), b"stop");
+                assert_eq!(o.content_bytes, 5);
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_cut_mid_event_forwards_what_it_has() {
+        let cut = &INCLUDE_USAGE[..40];
+        let (out, o, _) = run(&[cut], true);
+        assert_eq!(out, cut, "a partial last event is flushed at the end");
+        assert!(!o.output_reported);
+    }
+
+    #[test]
+    fn json_bodies_are_read_when_complete_even_past_the_window() {
+        let mut body = br#"{"id":"r1","model":"emb","data":[{"embedding":["#.to_vec();
+        while body.len() < JSON_KEEP_BYTES + 3 * JSON_TAIL_BYTES {
+            body.extend_from_slice(b"0.0123456,");
+        }
+        body.extend_from_slice(br#"0.5]}],"usage":{"prompt_tokens":12,"total_tokens":12}}"#);
+        let mut m = Meter::default();
+        let mut scratch = Scratch::default();
+        m.start(Dialect::OpenAi, false, false, true);
+        let mut out = Vec::new();
+        for piece in body.chunks(16 * 1024) {
+            m.pass(piece, &mut out, &mut scratch);
+        }
+        m.end(Some(&mut out), &mut scratch);
+        assert_eq!(out, body);
+        let o = m.observed;
+        assert_eq!(o.response_id.as_bytes(), b"r1");
+        assert_eq!(o.usage.input_tokens, 12);
+        assert!(o.output_reported && o.finished);
+        let d = m.digest().unwrap();
+        assert_eq!(
+            d.as_ref(),
+            ring::digest::digest(&ring::digest::SHA256, &body).as_ref()
+        );
+    }
+}
