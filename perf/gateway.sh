@@ -42,7 +42,8 @@ cat > "$SCRATCH/gw.toml" <<TOML
 listen = "127.0.0.1:$GW"
 workers = 1
 pin_workers = false
-access_log = "off"
+[audit]
+output = "off"
 [[providers]]
 name = "mock"
 kind = "openai_compatible"

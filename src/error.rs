@@ -168,12 +168,16 @@ impl GatewayError {
     }
 
     /// Appends a complete response: head and JSON body. `close` adds `Connection: close`.
-    pub fn write_response(&self, out: &mut Vec<u8>, close: bool) {
+    /// The whole response; `request_id` (may be empty) goes in `x-request-id`.
+    pub fn write_response(&self, out: &mut Vec<u8>, close: bool, request_id: &[u8]) {
         let mut body = Vec::with_capacity(160);
         self.write_json(&mut body);
         write::status_line(out, self.status());
         write::header(out, "content-type", b"application/json");
         write::header_u64(out, "content-length", body.len() as u64);
+        if !request_id.is_empty() {
+            write::header(out, "x-request-id", request_id);
+        }
         if close {
             write::header(out, "connection", b"close");
         }
@@ -228,7 +232,7 @@ mod tests {
         let mut out = Vec::new();
         GatewayError::new(ErrorKind::ModelNotFound, "The model `x` does not exist")
             .param("model")
-            .write_response(&mut out, false);
+            .write_response(&mut out, false, b"");
         let text = String::from_utf8(out).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"));

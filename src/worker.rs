@@ -30,17 +30,22 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 use simd_json::prelude::*;
 
-use crate::account::{AccessRecord, Control, Counters, Outbox, Route, WorkerEvent};
+use crate::account::{AuditRecord, Control, Counters, Outbox, Route, SpendBook, WorkerEvent};
 use crate::config::{DeploymentId, KeyId, ModelId, ProviderKind, Snapshot};
+use crate::dialect::Dialect;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http1::{
     self, BodyDecoder, BodyKind, HeaderSpan, Method, RequestHead, ResponseHead, Version, write,
 };
+use crate::json::Scratch;
+use crate::json::scan::{Members, member};
 use crate::runtime::io::read_more;
 use crate::runtime::latch::Latch;
+use crate::stream::Meter;
 use crate::upstream::dns::AddrTable;
 use crate::upstream::pool::{Checkout, Pool, PoolKey};
 use crate::upstream::{self, Upstream};
+use crate::usage::{InlineStr, Usage, settle_usage};
 
 /// Bytes the read buffers grow by per body read.
 const READ_SPARE_BYTES: usize = 16 * 1024;
@@ -74,13 +79,10 @@ pub struct Worker {
     conns: Cell<usize>,
     serial: Cell<u64>,
     round_robin: Cell<u32>,
+    /// simd-json's working memory, reused for every parse on this worker.
     scratch: RefCell<Scratch>,
-}
-
-/// simd-json's working memory, reused for every request on this worker.
-struct Scratch {
-    json: Vec<u8>,
-    buffers: simd_json::Buffers,
+    /// Spend per key, coalesced until it goes to the coordinator.
+    spend: RefCell<SpendBook>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -100,6 +102,8 @@ impl Worker {
         events: rtrb::Producer<WorkerEvent>,
     ) -> Self {
         let pool = Pool::new(snapshot.upstream.pool_max_idle, snapshot.upstream.pool_idle);
+        let mut spend = SpendBook::default();
+        spend.set_generation(snapshot.generation);
         Worker {
             id,
             snapshot: RefCell::new(snapshot),
@@ -112,10 +116,8 @@ impl Worker {
             conns: Cell::new(0),
             serial: Cell::new(0),
             round_robin: Cell::new(0),
-            scratch: RefCell::new(Scratch {
-                json: Vec::with_capacity(16 * 1024),
-                buffers: simd_json::Buffers::new(16 * 1024),
-            }),
+            scratch: RefCell::new(Scratch::new(16 * 1024)),
+            spend: RefCell::new(spend),
         }
     }
 
@@ -141,6 +143,9 @@ impl Worker {
         match msg {
             Control::Snapshot(s) => {
                 let generation = s.generation;
+                // Key ids are per snapshot: what was summed under the old one goes out now.
+                self.flush_spend(true);
+                self.spend.borrow_mut().set_generation(generation);
                 self.pool
                     .borrow_mut()
                     .configure(s.upstream.pool_max_idle, s.upstream.pool_idle);
@@ -160,11 +165,23 @@ impl Worker {
         }
     }
 
-    /// Periodic housekeeping: counters out, held events flushed, stale upstreams closed.
+    /// Sends the coalesced spend sums, unless the ring is backed up (then they keep
+    /// coalescing here, so a stuck coordinator costs memory per key, not per request) or
+    /// `always`.
+    fn flush_spend(&self, always: bool) {
+        let mut outbox = self.outbox.borrow_mut();
+        if always || !outbox.is_backed_up() {
+            self.spend.borrow_mut().drain(|e| outbox.push(e));
+        }
+    }
+
+    /// Periodic housekeeping: spend and counters out, held events flushed, stale upstreams
+    /// closed.
     pub fn tick(&self, now: Instant, report_counters: bool) -> bool {
+        self.flush_spend(false);
         if report_counters {
             let mut c = std::mem::take(&mut *self.counters.borrow_mut());
-            c.access_records_dropped += self.outbox.borrow_mut().take_dropped();
+            c.audit_records_dropped += self.outbox.borrow_mut().take_dropped();
             if !c.is_zero() {
                 self.emit(WorkerEvent::Counters {
                     worker: self.id,
@@ -178,6 +195,7 @@ impl Worker {
 
     /// The worker is stopping: report what is left and that it stopped.
     pub fn stopped(&self) {
+        self.flush_spend(true);
         self.tick(Instant::now(), true);
         self.emit(WorkerEvent::Stopped {
             worker: self.id,
@@ -196,7 +214,7 @@ impl Worker {
                 "The gateway is at its connection limit; retry shortly.",
             );
             let mut out = Vec::with_capacity(256);
-            e.write_response(&mut out, true);
+            e.write_response(&mut out, true, b"");
             let mut stream = stream;
             let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(out)).await;
             return;
@@ -227,9 +245,11 @@ struct Conn {
     /// Upstream response bytes.
     ubuf: Vec<u8>,
     uhead: ResponseHead,
+    /// The relay's tap: usage and ids read from the response as it passes.
+    meter: Meter,
 }
 
-/// What is known about the request in flight; `finish` turns it into the access record.
+/// What is known about the request in flight; `finish` turns it into the audit record.
 struct RequestCtx {
     serial: u64,
     started: Instant,
@@ -253,7 +273,27 @@ struct RequestCtx {
     request_bytes: u64,
     response_bytes: u64,
     upstream_us: u64,
+    /// Request start → first response body byte written to the client.
+    ttft_us: u64,
     error: Option<ErrorKind>,
+    attempts: u8,
+    max_tokens: Option<u32>,
+    /// The gateway asked the upstream for usage the client did not ask for: the usage-only
+    /// chunk is removed from the stream.
+    inject_usage: bool,
+    /// Bytes of the request body as the provider receives it (the input estimate's basis).
+    upstream_body_bytes: u64,
+    /// The audit record carries SHA-256s of prompt and completion (per-key policy).
+    log_hashes: bool,
+    charged: bool,
+    usage: Usage,
+    usage_estimated: bool,
+    cost_micro_usd: u64,
+    finish_reason: InlineStr<24>,
+    response_model: InlineStr<64>,
+    response_id: InlineStr<64>,
+    prompt_sha256: Option<[u8; 32]>,
+    completion_sha256: Option<[u8; 32]>,
 }
 
 /// The few request-body fields the gateway reads.
@@ -279,6 +319,7 @@ async fn serve(w: &Rc<Worker>, mut io: TcpStream) {
         ureq: Vec::new(),
         ubuf: Vec::new(),
         uhead: ResponseHead::new(),
+        meter: Meter::default(),
     };
     loop {
         match read_head(w, &mut io, &mut c).await {
@@ -298,6 +339,7 @@ async fn serve(w: &Rc<Worker>, mut io: TcpStream) {
         let snap = w.snapshot();
         let mut ctx = RequestCtx::new(w, &c);
         ctx.generation = snap.generation;
+        c.meter.reset();
         let result = handle(w, &snap, &mut io, &mut c, &mut ctx).await;
         if let Err(e) = result {
             ctx.error = Some(e.kind);
@@ -308,6 +350,7 @@ async fn serve(w: &Rc<Worker>, mut io: TcpStream) {
                 respond_error(&mut io, &mut c, &mut ctx, &e).await;
             }
         }
+        settle(w, &snap, &mut c, &mut ctx);
         finish(w, &ctx);
         if !ctx.keep_alive {
             return;
@@ -350,7 +393,9 @@ async fn handle(
         }
         _ => {}
     }
-    ctx.key = Some(authenticate(snap, &c.head, &c.buf)?);
+    let key = authenticate(snap, &c.head, &c.buf)?;
+    ctx.key = Some(key);
+    ctx.log_hashes = snap.keys[key.0 as usize].log_content_sha256;
     read_body(snap, io, c, ctx).await?;
     if ctx.route == Route::Models {
         return respond_json(io, c, ctx, 200, &snap.models_json).await;
@@ -360,9 +405,7 @@ async fn handle(
     let deployment = plan(w, snap, ctx, &fields);
     translate(snap, c, ctx, &fields, deployment);
     let mut up = forward(w, snap, c, ctx, &fields, deployment).await?;
-    relay(snap, io, c, ctx, &mut up).await?;
-    settle(ctx);
-    Ok(())
+    relay(w, snap, io, c, ctx, &mut up).await
 }
 
 // ------------------------------------------------------------------------------ read head
@@ -584,7 +627,10 @@ fn parse_fields(
     let body = &c.buf[c.body.clone()];
     let invalid = |msg: String| GatewayError::new(ErrorKind::InvalidBody, msg);
     let mut guard = w.scratch.borrow_mut();
-    let Scratch { json, buffers } = &mut *guard;
+    let Scratch {
+        bytes: json,
+        buffers,
+    } = &mut *guard;
     json.clear();
     json.extend_from_slice(body);
     let base = json.as_ptr() as usize;
@@ -634,6 +680,7 @@ fn parse_fields(
     };
     ctx.model = Some(id);
     ctx.stream = stream;
+    ctx.max_tokens = max_tokens;
     Ok(Fields {
         model: id,
         model_span,
@@ -710,16 +757,36 @@ fn api_suffix(route: Route) -> &'static [u8] {
     }
 }
 
-/// Builds the upstream request in `c.ureq`: the client's body byte for byte except the
-/// `model` span, which becomes the deployment's upstream model; the provider credential in
-/// place of the client's.
-fn translate(snap: &Snapshot, c: &mut Conn, ctx: &RequestCtx, f: &Fields, d: DeploymentId) {
+/// Builds the upstream request in `c.ureq`: the client's body byte for byte except for a few
+/// spans — the `model` value becomes the deployment's upstream model, and a streamed OpenAI
+/// request that did not ask for usage gets `stream_options.include_usage = true` (so the call
+/// can be metered exactly; the relay removes the extra chunk again) — and the provider
+/// credential in place of the client's.
+fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d: DeploymentId) {
     let dep = snap.deployment(d);
     let provider = snap.provider(dep.provider);
-    let Some(ep) = &provider.endpoint else {
-        return; // built-in mock: answered in `forward`
-    };
     let body = &c.buf[c.body.clone()];
+    let usage_splice = (f.stream && !f.include_usage && ctx.route != Route::Embeddings)
+        .then(|| include_usage_splice(body))
+        .flatten();
+    ctx.inject_usage = usage_splice.is_some();
+    let Some(ep) = &provider.endpoint else {
+        // Built-in mock: answered in `forward` from the fields.
+        ctx.upstream_body_bytes = body.len() as u64;
+        return;
+    };
+    // The JSON literal replaces the quotes too.
+    let model = f.model_span.start - 1..f.model_span.end + 1;
+    let mut splices: [(Range<usize>, &[u8]); 2] = [
+        (model, &dep.upstream_model_json),
+        usage_splice.unwrap_or((body.len()..body.len(), b"")),
+    ];
+    splices.sort_by_key(|(r, _)| r.start);
+    let len = splices
+        .iter()
+        .fold(body.len(), |n, (r, with)| n - r.len() + with.len());
+    ctx.upstream_body_bytes = len as u64;
+
     let head = &c.head;
     let out = &mut c.ureq;
     out.clear();
@@ -751,14 +818,40 @@ fn translate(snap: &Snapshot, c: &mut Conn, ctx: &RequestCtx, f: &Fields, d: Dep
     if !content_type {
         write::header(out, "content-type", b"application/json");
     }
-    // The JSON literal replaces the quotes too.
-    let span = f.model_span.start - 1..f.model_span.end + 1;
-    let len = body.len() - span.len() + dep.upstream_model_json.len();
     write::header_u64(out, "content-length", len as u64);
     write::end_head(out);
-    out.extend_from_slice(&body[..span.start]);
-    out.extend_from_slice(&dep.upstream_model_json);
-    out.extend_from_slice(&body[span.end..]);
+    let mut at = 0;
+    for (r, with) in &splices {
+        out.extend_from_slice(&body[at..r.start]);
+        out.extend_from_slice(with);
+        at = r.end;
+    }
+    out.extend_from_slice(&body[at..]);
+}
+
+/// The edit that makes a request ask for usage: `(span of the body to replace, with what)`.
+/// `None` when `stream_options` is present but not an object or null (the provider will
+/// refuse the request; it is forwarded as the client wrote it).
+fn include_usage_splice(body: &[u8]) -> Option<(Range<usize>, &'static [u8])> {
+    const MEMBER: &[u8] = b"\"stream_options\":{\"include_usage\":true},";
+    const OBJECT: &[u8] = b"{\"include_usage\":true}";
+    let Some(opts) = member(body, b"stream_options") else {
+        let at = Members::open(body)?;
+        return Some((at..at, MEMBER));
+    };
+    let value = &body[opts.clone()];
+    match value.first() {
+        Some(b'n') => Some((opts, OBJECT)),
+        Some(b'{') => match member(value, b"include_usage") {
+            Some(v) => Some((opts.start + v.start..opts.start + v.end, b"true")),
+            None if Members::new(value).next().is_none() => Some((opts, OBJECT)),
+            None => {
+                let at = opts.start + Members::open(value)?;
+                Some((at..at, b"\"include_usage\":true,"))
+            }
+        },
+        _ => None,
+    }
 }
 
 /// True when `name` is one of the comma-separated tokens of a `Connection` header value.
@@ -803,7 +896,7 @@ async fn forward(
                 model: &dep.upstream_model,
                 body_len: c.body.len(),
                 stream: f.stream,
-                include_usage: f.include_usage,
+                include_usage: f.include_usage || ctx.inject_usage,
                 max_tokens: f.max_tokens,
                 worker: w.id,
                 serial: ctx.serial & SERIAL_MASK,
@@ -812,6 +905,7 @@ async fn forward(
             &mut data,
         );
         let mut up = Upstream::Memory { data, pos: 0 };
+        ctx.attempts = 1;
         read_response_head(snap, c, &mut up, sent).await?;
         return Ok(up);
     };
@@ -829,6 +923,7 @@ async fn forward(
     let mut attempt = 0;
     loop {
         attempt += 1;
+        ctx.attempts = attempt;
         let pooled = w
             .pool
             .borrow_mut()
@@ -961,6 +1056,7 @@ const NOT_RELAYED: &[&str] = &[
 /// read. After the head has gone out, an upstream failure ends a chunked (streamed) response
 /// with an SSE error event in OpenAI's shape.
 async fn relay(
+    w: &Worker,
     snap: &Snapshot,
     io: &mut TcpStream,
     c: &mut Conn,
@@ -982,6 +1078,12 @@ async fn relay(
         .header(&c.ubuf, "content-type")
         .is_some_and(|t| t.starts_with(b"text/event-stream"));
     ctx.status = uh.status;
+    if (200..300).contains(&uh.status) {
+        // Today every provider speaks OpenAI's dialect (translation comes with more kinds).
+        // Removing the usage chunk changes the length: only where the gateway frames the body.
+        let strip = ctx.inject_usage && framing != Framing::Length;
+        c.meter.start(Dialect::OpenAi, sse, strip, ctx.log_hashes);
+    }
 
     // The head, with the first body bytes appended below so both go out in one write.
     let out = &mut c.out;
@@ -1000,9 +1102,7 @@ async fn relay(
         out.extend_from_slice(value.get(&c.ubuf));
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"x-request-id: ");
-    crate::telemetry::log::request_id(out, ctx_worker(ctx), ctx.serial & SERIAL_MASK);
-    out.extend_from_slice(b"\r\n");
+    request_id_header(out, ctx);
     match (framing, uh.body) {
         (Framing::Length, BodyKind::Length(n)) => write::header_u64(out, "content-length", n),
         (Framing::Chunked, _) => write::header(out, "transfer-encoding", b"chunked"),
@@ -1035,27 +1135,37 @@ async fn relay(
             // Room for the chunk-size line, patched in below once the size is known.
             c.out.extend_from_slice(CHUNK_HEADER_SPACE);
         }
-        while !done {
-            match decoder.decode(&c.ubuf[pos..]) {
-                Ok(step) => {
-                    if step.consumed == 0 && !step.done {
+        let body_at = c.out.len();
+        {
+            let mut scratch = w.scratch.borrow_mut();
+            while !done {
+                match decoder.decode(&c.ubuf[pos..]) {
+                    Ok(step) => {
+                        if step.consumed == 0 && !step.done {
+                            break;
+                        }
+                        c.meter.pass(
+                            &c.ubuf[pos + step.data.start..pos + step.data.end],
+                            &mut c.out,
+                            &mut scratch,
+                        );
+                        pos += step.consumed;
+                        done = step.done;
+                        if done {
+                            c.meter.end(Some(&mut c.out), &mut scratch);
+                        }
+                    }
+                    Err(e) => {
+                        failure = Some(GatewayError::new(
+                            ErrorKind::UpstreamProtocol,
+                            format!("the provider sent an invalid response body: {e}"),
+                        ));
                         break;
                     }
-                    c.out
-                        .extend_from_slice(&c.ubuf[pos + step.data.start..pos + step.data.end]);
-                    payload += step.data.len();
-                    pos += step.consumed;
-                    done = step.done;
-                }
-                Err(e) => {
-                    failure = Some(GatewayError::new(
-                        ErrorKind::UpstreamProtocol,
-                        format!("the provider sent an invalid response body: {e}"),
-                    ));
-                    break;
                 }
             }
         }
+        payload += c.out.len() - body_at;
         if framing == Framing::Chunked {
             finish_chunk(&mut c.out, chunk_at, payload);
             if done {
@@ -1067,6 +1177,9 @@ async fn relay(
         }
         if !c.out.is_empty() {
             send(io, c, ctx).await?;
+            if payload > 0 && ctx.ttft_us == 0 {
+                ctx.ttft_us = (ctx.started.elapsed().as_micros() as u64).max(1);
+            }
         }
         if done {
             break;
@@ -1094,8 +1207,19 @@ async fn relay(
             Ok(0) => match decoder.finish_eof() {
                 Ok(()) => {
                     done = true;
+                    // A close-delimited body: whatever the meter still holds goes out now.
+                    let chunk_at = c.out.len();
                     if framing == Framing::Chunked {
+                        c.out.extend_from_slice(CHUNK_HEADER_SPACE);
+                    }
+                    let body_at = c.out.len();
+                    c.meter.end(Some(&mut c.out), &mut w.scratch.borrow_mut());
+                    if framing == Framing::Chunked {
+                        let n = c.out.len() - body_at;
+                        finish_chunk(&mut c.out, chunk_at, n);
                         write::last_chunk(&mut c.out);
+                    }
+                    if !c.out.is_empty() {
                         send(io, c, ctx).await?;
                     }
                     break;
@@ -1181,13 +1305,49 @@ fn ctx_worker(ctx: &RequestCtx) -> u16 {
 
 // --------------------------------------------------------------------------------- settle
 
-/// Settle: actual usage → cost → delta to the coordinator (metering issue). Nothing is
-/// reserved yet, so nothing is settled.
-fn settle(_ctx: &mut RequestCtx) {}
+/// Settle: what the call consumed → what it cost → the key's spend (coalesced per key, sent
+/// to the coordinator on the next tick; never dropped). Runs after every request, however it
+/// ended. A call is charged once a provider accepted it (a 2xx head): the usage it reported,
+/// or, where that is missing (client gone, upstream cut, provider omitted it), an estimate
+/// flagged `usage_estimated` — never zero. A call that never got that far costs nothing.
+fn settle(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx) {
+    if ctx.log_hashes && ctx.body_read && ctx.model.is_some() {
+        let d = ring::digest::digest(&ring::digest::SHA256, &c.buf[c.body.clone()]);
+        let mut h = [0u8; 32];
+        h.copy_from_slice(d.as_ref());
+        ctx.prompt_sha256 = Some(h);
+    }
+    if !c.meter.is_metered() {
+        return;
+    }
+    // A stream abandoned mid-way: read what the scanner still holds, forward nothing.
+    c.meter.end(None, &mut w.scratch.borrow_mut());
+    ctx.completion_sha256 = c.meter.digest();
+    let o = &c.meter.observed;
+    ctx.finish_reason = o.finish_reason;
+    ctx.response_model = o.response_model;
+    ctx.response_id = o.response_id;
+    let (Some(key), Some(d)) = (ctx.key, ctx.deployment) else {
+        return;
+    };
+    let (usage, estimated) = settle_usage(o, ctx.upstream_body_bytes);
+    let cost = snap.deployment(d).price.cost(&usage);
+    ctx.charged = true;
+    ctx.usage = usage;
+    ctx.usage_estimated = estimated;
+    ctx.cost_micro_usd = cost;
+    let direct = w
+        .spend
+        .borrow_mut()
+        .charge(ctx.generation, key, &usage, estimated, cost);
+    if let Some(e) = direct {
+        w.emit(e);
+    }
+}
 
 // --------------------------------------------------------------------------------- finish
 
-/// Always runs, whatever happened: the access record goes to the coordinator and the
+/// Always runs, whatever happened: the audit record goes to the coordinator and the
 /// counters are updated.
 fn finish(w: &Worker, ctx: &RequestCtx) {
     let status = ctx.status;
@@ -1201,7 +1361,7 @@ fn finish(w: &Worker, ctx: &RequestCtx) {
             _ => c.responses_5xx += 1,
         }
     });
-    w.emit(WorkerEvent::Access(AccessRecord {
+    w.emit(WorkerEvent::Audit(AuditRecord {
         generation: ctx.generation,
         worker: w.id,
         serial: ctx.serial & SERIAL_MASK,
@@ -1213,11 +1373,23 @@ fn finish(w: &Worker, ctx: &RequestCtx) {
         model: ctx.model,
         deployment: ctx.deployment,
         stream: ctx.stream,
+        attempts: ctx.attempts,
+        max_tokens: ctx.max_tokens,
         request_bytes: ctx.request_bytes,
         response_bytes: ctx.response_bytes,
         duration_us: ctx.started.elapsed().as_micros() as u64,
         upstream_us: ctx.upstream_us,
+        ttft_us: ctx.ttft_us,
         error: ctx.error,
+        charged: ctx.charged,
+        usage: ctx.usage,
+        usage_estimated: ctx.usage_estimated,
+        cost_micro_usd: ctx.cost_micro_usd,
+        finish_reason: ctx.finish_reason,
+        response_model: ctx.response_model,
+        response_id: ctx.response_id,
+        prompt_sha256: ctx.prompt_sha256,
+        completion_sha256: ctx.completion_sha256,
     }));
 }
 
@@ -1251,7 +1423,22 @@ impl RequestCtx {
             request_bytes: c.head.head_len as u64,
             response_bytes: 0,
             upstream_us: 0,
+            ttft_us: 0,
             error: None,
+            attempts: 0,
+            max_tokens: None,
+            inject_usage: false,
+            upstream_body_bytes: 0,
+            log_hashes: false,
+            charged: false,
+            usage: Usage::default(),
+            usage_estimated: false,
+            cost_micro_usd: 0,
+            finish_reason: InlineStr::default(),
+            response_model: InlineStr::default(),
+            response_id: InlineStr::default(),
+            prompt_sha256: None,
+            completion_sha256: None,
         }
     }
 }
@@ -1271,6 +1458,7 @@ async fn respond_json(
     write::status_line(out, status);
     write::header(out, "content-type", b"application/json");
     write::header_u64(out, "content-length", body.len() as u64);
+    request_id_header(out, ctx);
     if !ctx.keep_alive {
         write::header(out, "connection", b"close");
     }
@@ -1279,12 +1467,21 @@ async fn respond_json(
     send(io, c, ctx).await
 }
 
+/// `x-request-id`: ties a response to its audit record.
+fn request_id_header(out: &mut Vec<u8>, ctx: &RequestCtx) {
+    out.extend_from_slice(b"x-request-id: ");
+    crate::telemetry::log::request_id(out, ctx_worker(ctx), ctx.serial & SERIAL_MASK);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Writes `e` as the response (best effort: the client may be gone).
 async fn respond_error(io: &mut TcpStream, c: &mut Conn, ctx: &mut RequestCtx, e: &GatewayError) {
     ctx.status = e.status();
     ctx.error = Some(e.kind);
     c.out.clear();
-    e.write_response(&mut c.out, !ctx.keep_alive);
+    let mut id = Vec::with_capacity(32);
+    crate::telemetry::log::request_id(&mut id, ctx_worker(ctx), ctx.serial & SERIAL_MASK);
+    e.write_response(&mut c.out, !ctx.keep_alive, &id);
     let _ = send(io, c, ctx).await;
 }
 

@@ -36,6 +36,15 @@ fn every_file_in_config_loads_and_checks() {
         if path.extension().and_then(|e| e.to_str()) != Some("toml") {
             continue;
         }
+        if path.file_name().is_some_and(|f| f == "prices.toml") {
+            // The bundled price table, not a config: compiled into every config (checked by
+            // config::tests); here, that the binary carries this very file.
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                tollgate::config::validate::PRICES
+            );
+            continue;
+        }
         n += 1;
         tollgate::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let out = Command::new(BIN)
@@ -93,13 +102,14 @@ fn hash_key_prints_the_sha256_the_config_stores() {
 }
 
 #[test]
-fn reload_in_process_keeps_connections_and_warm_upstreams_and_logs_access() {
+fn reload_in_process_keeps_connections_and_warm_upstreams_and_audits() {
     let mock = start_mock(|_| {});
     let dir = temp_dir("reload");
-    let log = dir.join("access.log");
-    let base = config_text(Some(mock.addr), 1, "").replace(
-        "access_log = \"off\"",
-        &format!("access_log = {:?}", log.to_str().unwrap()),
+    let log = dir.join("audit.jsonl");
+    let base = config_text(
+        Some(mock.addr),
+        1,
+        &format!("[audit]\noutput = {:?}\n", log.to_str().unwrap()),
     );
     let mut gw = start(&base);
     let mut c = Client::connect(gw.local_addr());
@@ -109,7 +119,7 @@ fn reload_in_process_keeps_connections_and_warm_upstreams_and_logs_access() {
     assert_eq!(c.response().status, 404);
 
     let next = format!(
-        "{base}[[models]]\nname = \"new-chat\"\n[[models.deployments]]\nprovider = \"up\"\n"
+        "{base}[[models]]\nname = \"new-chat\"\n[[models.deployments]]\nprovider = \"up\"\nprice = \"gpt-4o-mini\"\n"
     );
     gw.reload(snapshot(&next)).unwrap();
     assert_eq!(gw.generation(), 1);
@@ -134,10 +144,10 @@ fn reload_in_process_keeps_connections_and_warm_upstreams_and_logs_access() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 4);
-    assert_eq!(lines[1]["status"], 404);
-    assert_eq!(lines[1]["error"], "model_not_found");
-    assert_eq!(lines[2]["model"], "new-chat");
-    assert_eq!(lines[2]["provider"], "up");
+    assert_eq!(lines[1]["http.response.status_code"], 404);
+    assert_eq!(lines[1]["error.type"], "model_not_found");
+    assert_eq!(lines[2]["gen_ai.request.model"], "new-chat");
+    assert_eq!(lines[2]["gen_ai.provider.name"], "up");
     assert_eq!(lines[2]["key"], "test");
     assert!(lines[2]["duration_us"].as_u64().unwrap() > 0);
 }
@@ -278,7 +288,7 @@ fn sighup_reloads_under_load_without_a_failed_request() {
     std::fs::write(
         &path,
         format!(
-            "{base}[[models]]\nname = \"new-chat\"\n[[models.deployments]]\nprovider = \"up\"\n"
+            "{base}[[models]]\nname = \"new-chat\"\n[[models.deployments]]\nprovider = \"up\"\nprice = \"gpt-4o-mini\"\n"
         ),
     )
     .unwrap();

@@ -204,7 +204,7 @@ fn the_default_config_answers_with_the_built_in_mock() {
     let mut snap =
         tollgate::config::parse(tollgate::config::DEFAULT_CONFIG, "default", &|_| None).unwrap();
     snap.server.listen = "127.0.0.1:0".parse().unwrap();
-    snap.server.access_log = tollgate::config::AccessLog::Off;
+    snap.audit.output = tollgate::config::AuditOutput::Off;
     snap.server.workers = 1;
     let gw = tollgate::runtime::Gateway::start(snap).unwrap();
     let auth = [("authorization", "Bearer sk-tollgate-demo")];

@@ -1,27 +1,34 @@
 //! The coordinator thread: the one place that sees every worker.
 //!
-//! In this issue it drains the workers' event rings (access records → the access log, which
-//! it alone writes; counter deltas → totals), distributes config snapshots and re-resolved
-//! upstream addresses, and runs the drain on shutdown. Later it owns budgets and the ledger.
+//! It drains the workers' event rings — audit records → JSON lines, handed in one batch per
+//! tick to the audit writer thread ([`crate::telemetry::audit`]), which alone touches the
+//! output; spend deltas → per-key totals; counter deltas → totals — distributes config
+//! snapshots and re-resolved upstream addresses, and runs the drain on shutdown. Later it owns
+//! budgets and the ledger.
 //!
 //! It is a plain thread that wakes every [`TICK`] (or on a command); nothing on a worker waits
 //! for it.
 
-use std::collections::VecDeque;
-use std::io::Write;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Control, Counters, WorkerEvent};
-use crate::config::{AccessLog, Snapshot};
-use crate::telemetry::log::access_line;
+use super::{Control, Counters, Spend, WorkerEvent};
+use crate::config::Snapshot;
+use crate::telemetry::audit::AuditWriter;
+use crate::telemetry::log::audit_line;
 use crate::upstream::dns::{self, AddrTable};
 
 /// How often the coordinator drains rings when no command arrives.
 pub const TICK: Duration = Duration::from_millis(5);
-/// Snapshots kept to name access records of requests that started before a reload.
+/// Snapshots kept to name audit records of requests that started before a reload.
 const KEEP_SNAPSHOTS: usize = 4;
+/// How long shutdown waits for the audit writer to flush (a stuck disk must not hang exit).
+const AUDIT_CLOSE_WAIT: Duration = Duration::from_secs(10);
+/// Dropped audit records are reported on stderr at most this often.
+const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub enum Command {
@@ -39,6 +46,10 @@ pub struct Published {
     pub applied: Vec<u64>,
     /// Connections cut at the drain deadline.
     pub cut_connections: u64,
+    /// Spend per key id (names from the config), since start.
+    pub spend: BTreeMap<String, Spend>,
+    /// Audit records written to the output.
+    pub audit_written: u64,
 }
 
 pub struct Coordinator {
@@ -51,8 +62,14 @@ pub struct Coordinator {
     /// Messages waiting for room in a worker's control ring.
     pending: Vec<VecDeque<Control>>,
     history: VecDeque<Arc<Snapshot>>,
-    log: Option<Box<dyn Write + Send>>,
-    line: Vec<u8>,
+    audit: AuditWriter,
+    /// Audit lines formatted this tick.
+    batch: Vec<u8>,
+    batch_records: u64,
+    spend: BTreeMap<String, Spend>,
+    spend_changed: bool,
+    reported_drops: u64,
+    next_drop_report: Instant,
     applied: Vec<u64>,
     stopped: Vec<bool>,
     swaps: Vec<(u64, Sender<()>)>,
@@ -79,7 +96,7 @@ impl Coordinator {
         published: Arc<Mutex<Published>>,
     ) -> std::io::Result<Self> {
         let n = events.len();
-        let log = open_log(&snapshot.server.access_log)?;
+        let audit = AuditWriter::start(&snapshot.audit)?;
         Ok(Coordinator {
             next_dns: Instant::now() + snapshot.upstream.dns_refresh,
             history: VecDeque::from([snapshot.clone()]),
@@ -92,8 +109,13 @@ impl Coordinator {
             snapshot,
             addrs,
             published,
-            log,
-            line: Vec::with_capacity(512),
+            audit,
+            batch: Vec::with_capacity(64 * 1024),
+            batch_records: 0,
+            spend: BTreeMap::new(),
+            spend_changed: false,
+            reported_drops: 0,
+            next_drop_report: Instant::now(),
             swaps: Vec::new(),
             totals: Counters::default(),
             cut: 0,
@@ -120,9 +142,16 @@ impl Coordinator {
                 break;
             }
         }
-        if let Some(log) = &mut self.log {
-            let _ = log.flush();
+        if !self.audit.close(AUDIT_CLOSE_WAIT) {
+            eprintln!(
+                "tollgate: the audit output did not finish writing within {} s; {} record(s) \
+                 may be lost",
+                AUDIT_CLOSE_WAIT.as_secs(),
+                self.audit.stats.queued.load(Ordering::Relaxed)
+            );
         }
+        self.publish();
+        self.report_drops(true);
     }
 
     fn command(&mut self, cmd: Command) {
@@ -138,16 +167,8 @@ impl Coordinator {
                     let a = self.addrs.clone();
                     self.broadcast(|| Control::Addrs(a.clone()));
                 }
-                if snap.server.access_log != self.snapshot.server.access_log {
-                    match open_log(&snap.server.access_log) {
-                        Ok(log) => {
-                            if let Some(old) = &mut self.log {
-                                let _ = old.flush();
-                            }
-                            self.log = log;
-                        }
-                        Err(e) => eprintln!("tollgate: access log: {e}; keeping the old one"),
-                    }
+                if snap.audit != self.snapshot.audit {
+                    self.audit.configure(&snap.audit);
                 }
                 self.swaps.push((snap.generation, done));
                 self.history.push_back(snap.clone());
@@ -180,38 +201,15 @@ impl Coordinator {
     }
 
     fn drain_rings(&mut self) {
-        let mut wrote = false;
         for i in 0..self.events.len() {
             while let Ok(e) = self.events[i].pop() {
-                match e {
-                    WorkerEvent::Access(r) => {
-                        if self.log.is_some() {
-                            self.line.clear();
-                            let snap = self.history.iter().find(|s| s.generation == r.generation);
-                            access_line(&mut self.line, &r, snap.map(|s| &**s));
-                            if let Some(log) = &mut self.log {
-                                let _ = log.write_all(&self.line);
-                                wrote = true;
-                            }
-                        }
-                    }
-                    WorkerEvent::Counters { counters, .. } => self.totals.add(&counters),
-                    WorkerEvent::Applied { worker, generation } => {
-                        if let Some(a) = self.applied.get_mut(usize::from(worker)) {
-                            *a = generation;
-                        }
-                    }
-                    WorkerEvent::Stopped { worker, open } => {
-                        self.cut += open;
-                        if let Some(s) = self.stopped.get_mut(usize::from(worker)) {
-                            *s = true;
-                        }
-                    }
-                }
+                self.event(e);
             }
         }
-        if let (true, Some(log)) = (wrote, &mut self.log) {
-            let _ = log.flush();
+        if self.batch_records > 0 {
+            let lines = std::mem::replace(&mut self.batch, Vec::with_capacity(64 * 1024));
+            self.audit
+                .submit(lines, std::mem::take(&mut self.batch_records));
         }
         let applied = &self.applied;
         self.swaps.retain(|(generation, done)| {
@@ -221,10 +219,80 @@ impl Coordinator {
             }
             !all
         });
+        self.publish();
+        self.report_drops(false);
+    }
+
+    fn event(&mut self, e: WorkerEvent) {
+        match e {
+            WorkerEvent::Audit(r) => {
+                if self.audit.is_on() {
+                    let snap = self.history.iter().find(|s| s.generation == r.generation);
+                    audit_line(&mut self.batch, &r, snap.map(|s| &**s));
+                    self.batch_records += 1;
+                }
+            }
+            WorkerEvent::Spend {
+                generation,
+                key,
+                spend,
+            } => {
+                let name = self
+                    .history
+                    .iter()
+                    .find(|s| s.generation == generation)
+                    .and_then(|s| s.keys.get(key.0 as usize))
+                    .map_or_else(|| format!("#{}@{generation}", key.0), |k| k.id.clone());
+                self.spend.entry(name).or_default().add(&spend);
+                self.spend_changed = true;
+            }
+            WorkerEvent::Counters { counters, .. } => self.totals.add(&counters),
+            WorkerEvent::Applied { worker, generation } => {
+                if let Some(a) = self.applied.get_mut(usize::from(worker)) {
+                    *a = generation;
+                }
+            }
+            WorkerEvent::Stopped { worker, open } => {
+                self.cut += open;
+                if let Some(s) = self.stopped.get_mut(usize::from(worker)) {
+                    *s = true;
+                }
+            }
+        }
+    }
+
+    fn dropped(&self) -> u64 {
+        self.totals.audit_records_dropped + self.audit.stats.dropped.load(Ordering::Relaxed)
+    }
+
+    fn publish(&mut self) {
+        let dropped = self.dropped();
         if let Ok(mut p) = self.published.lock() {
             p.totals = self.totals;
+            p.totals.audit_records_dropped = dropped;
             p.applied.clone_from(&self.applied);
             p.cut_connections = self.cut;
+            p.audit_written = self.audit.stats.written.load(Ordering::Relaxed);
+            if self.spend_changed {
+                p.spend.clone_from(&self.spend);
+                self.spend_changed = false;
+            }
+        }
+    }
+
+    /// Says on stderr when audit records were dropped (at most once per interval, and at exit).
+    fn report_drops(&mut self, last: bool) {
+        let dropped = self.dropped();
+        let now = Instant::now();
+        if dropped > self.reported_drops && (last || now >= self.next_drop_report) {
+            eprintln!(
+                "tollgate: {} audit record(s) dropped ({} in total): the audit output or the \
+                 coordinator is not keeping up; spend figures are unaffected",
+                dropped - self.reported_drops,
+                dropped
+            );
+            self.reported_drops = dropped;
+            self.next_drop_report = now + DROP_REPORT_INTERVAL;
         }
     }
 
@@ -240,18 +308,4 @@ impl Coordinator {
             self.broadcast(|| Control::Addrs(a.clone()));
         }
     }
-}
-
-fn open_log(cfg: &AccessLog) -> std::io::Result<Option<Box<dyn Write + Send>>> {
-    Ok(match cfg {
-        AccessLog::Off => None,
-        AccessLog::Stdout => Some(Box::new(std::io::BufWriter::new(std::io::stdout()))),
-        AccessLog::File(path) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-            Some(Box::new(std::io::BufWriter::new(f)))
-        }
-    })
 }

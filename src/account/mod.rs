@@ -1,11 +1,12 @@
 //! Cross-thread traffic between workers and the coordinator (DESIGN.md §1).
 //!
 //! Each worker has two rtrb SPSC rings: [`WorkerEvent`]s out (fixed-size `Copy` records:
-//! access records, counter snapshots, acknowledgements) and [`Control`] messages in (config
-//! snapshots, resolved upstream addresses, drain). A worker never blocks on a ring: when the
-//! outbound ring is full, events wait in a bounded local queue ([`Outbox`]) and go out on the
-//! next tick; past that bound access records are dropped *and counted* — counters are sums and
-//! are coalesced, never dropped.
+//! audit records, spend deltas, counter snapshots, acknowledgements) and [`Control`] messages
+//! in (config snapshots, resolved upstream addresses, drain). A worker never blocks on a ring:
+//! when the outbound ring is full, events wait in a bounded local queue ([`Outbox`]) and go out
+//! on the next tick; past that bound audit records are dropped *and counted*. Spend is never
+//! dropped: it travels separately from audit records, as per-key sums ([`SpendBook`]) that keep
+//! coalescing on the worker while the ring is backed up.
 
 pub mod coordinator;
 
@@ -16,13 +17,16 @@ use crate::config::{DeploymentId, KeyId, ModelId, Snapshot};
 use crate::error::ErrorKind;
 use crate::http1::Method;
 use crate::upstream::dns::AddrTable;
+use crate::usage::{InlineStr, Usage};
 
-/// Slots in each worker → coordinator ring.
-pub const EVENT_RING_SLOTS: usize = 16 * 1024;
+/// Slots in each worker → coordinator ring (the coordinator drains every few ms; an audit
+/// record is a few hundred bytes, so this is ~1.5 MiB per worker).
+pub const EVENT_RING_SLOTS: usize = 4 * 1024;
 /// Slots in each coordinator → worker ring.
 pub const CONTROL_RING_SLOTS: usize = 64;
-/// Events a worker holds locally while its ring is full.
-pub const OUTBOX_MAX_EVENTS: usize = 64 * 1024;
+/// Events a worker holds locally while its ring is full (audit records past this are dropped
+/// and counted; other events are always held).
+pub const OUTBOX_MAX_EVENTS: usize = 16 * 1024;
 
 /// The API a request addressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +41,19 @@ pub enum Route {
 }
 
 impl Route {
+    /// The path the route serves (`http.route`).
+    pub fn path(self) -> &'static str {
+        match self {
+            Route::ChatCompletions => "/v1/chat/completions",
+            Route::Completions => "/v1/completions",
+            Route::Embeddings => "/v1/embeddings",
+            Route::Models => "/v1/models",
+            Route::Health => "/healthz",
+            Route::Ready => "/readyz",
+            Route::Unknown => "",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Route::ChatCompletions => "chat.completions",
@@ -50,10 +67,10 @@ impl Route {
     }
 }
 
-/// One finished request, as the `finish` phase saw it. Names are resolved by the coordinator
-/// against the snapshot `generation` the request ran under.
+/// One finished request, as the `finish` phase saw it: the audit record. Names are resolved by
+/// the coordinator against the snapshot `generation` the request ran under.
 #[derive(Clone, Copy, Debug)]
-pub struct AccessRecord {
+pub struct AuditRecord {
     pub generation: u64,
     pub worker: u16,
     pub serial: u64,
@@ -65,12 +82,126 @@ pub struct AccessRecord {
     pub model: Option<ModelId>,
     pub deployment: Option<DeploymentId>,
     pub stream: bool,
+    /// Upstream attempts (a stale pooled connection retried counts twice).
+    pub attempts: u8,
+    pub max_tokens: Option<u32>,
     pub request_bytes: u64,
     pub response_bytes: u64,
     pub duration_us: u64,
     /// Request sent upstream → response head received (0 when there was no upstream).
     pub upstream_us: u64,
+    /// Request start → first response body byte written to the client (0: none was).
+    pub ttft_us: u64,
     pub error: Option<ErrorKind>,
+    /// A provider accepted the call (2xx): `usage` and `cost_micro_usd` are what it is
+    /// charged.
+    pub charged: bool,
+    pub usage: Usage,
+    pub usage_estimated: bool,
+    pub cost_micro_usd: u64,
+    pub finish_reason: InlineStr<24>,
+    pub response_model: InlineStr<64>,
+    pub response_id: InlineStr<64>,
+    pub prompt_sha256: Option<[u8; 32]>,
+    pub completion_sha256: Option<[u8; 32]>,
+}
+
+/// What one key spent, summed over requests (a delta since the last report).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Spend {
+    pub requests: u64,
+    pub estimated_requests: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_creation_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub cost_micro_usd: u64,
+}
+
+impl Spend {
+    pub fn charge(&mut self, u: &Usage, estimated: bool, cost: u64) {
+        self.requests += 1;
+        self.estimated_requests += u64::from(estimated);
+        self.input_tokens += u.input_tokens;
+        self.output_tokens += u.output_tokens;
+        self.cache_read_tokens += u.cache_read_tokens;
+        self.cache_creation_tokens += u.cache_creation_tokens;
+        self.reasoning_tokens += u.reasoning_tokens;
+        self.cost_micro_usd += cost;
+    }
+
+    pub fn add(&mut self, o: &Spend) {
+        self.requests += o.requests;
+        self.estimated_requests += o.estimated_requests;
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.cache_read_tokens += o.cache_read_tokens;
+        self.cache_creation_tokens += o.cache_creation_tokens;
+        self.reasoning_tokens += o.reasoning_tokens;
+        self.cost_micro_usd += o.cost_micro_usd;
+    }
+}
+
+/// A worker's spend per key, coalesced until it can go out (never dropped).
+#[derive(Debug, Default)]
+pub struct SpendBook {
+    generation: u64,
+    by_key: Vec<Spend>,
+    dirty: Vec<KeyId>,
+}
+
+impl SpendBook {
+    /// Adds a charge. A request that ran under another snapshot than the book's (it started
+    /// before a reload) is returned to be sent on its own: key ids are per snapshot.
+    pub fn charge(
+        &mut self,
+        generation: u64,
+        key: KeyId,
+        u: &Usage,
+        estimated: bool,
+        cost: u64,
+    ) -> Option<WorkerEvent> {
+        if generation != self.generation {
+            let mut s = Spend::default();
+            s.charge(u, estimated, cost);
+            return Some(WorkerEvent::Spend {
+                generation,
+                key,
+                spend: s,
+            });
+        }
+        let i = key.0 as usize;
+        if self.by_key.len() <= i {
+            self.by_key.resize(i + 1, Spend::default());
+        }
+        if self.by_key[i].requests == 0 {
+            self.dirty.push(key);
+        }
+        self.by_key[i].charge(u, estimated, cost);
+        None
+    }
+
+    /// Takes every non-zero sum, as events.
+    pub fn drain(&mut self, mut emit: impl FnMut(WorkerEvent)) {
+        for key in self.dirty.drain(..) {
+            let s = std::mem::take(&mut self.by_key[key.0 as usize]);
+            emit(WorkerEvent::Spend {
+                generation: self.generation,
+                key,
+                spend: s,
+            });
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dirty.is_empty()
+    }
+
+    /// Starts keeping sums for snapshot `generation` (drain first).
+    pub fn set_generation(&mut self, generation: u64) {
+        self.generation = generation;
+    }
 }
 
 /// A worker's counters since its previous report (deltas, so they coalesce by addition).
@@ -86,7 +217,9 @@ pub struct Counters {
     pub bytes_out: u64,
     pub upstream_connects: u64,
     pub upstream_reuses: u64,
-    pub access_records_dropped: u64,
+    /// Audit records dropped: by workers (local queue full) and by the coordinator (the
+    /// writer's queue full, or the output failing).
+    pub audit_records_dropped: u64,
 }
 
 impl Counters {
@@ -101,7 +234,7 @@ impl Counters {
         self.bytes_out += o.bytes_out;
         self.upstream_connects += o.upstream_connects;
         self.upstream_reuses += o.upstream_reuses;
-        self.access_records_dropped += o.access_records_dropped;
+        self.audit_records_dropped += o.audit_records_dropped;
     }
 
     pub fn is_zero(&self) -> bool {
@@ -110,8 +243,19 @@ impl Counters {
 }
 
 #[derive(Clone, Copy, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "ring slots are fixed-size and audit records are the commonest event: boxing \
+              would add an allocation per request and save no ring memory"
+)]
 pub enum WorkerEvent {
-    Access(AccessRecord),
+    Audit(AuditRecord),
+    /// Spend of one key since the last report, under snapshot `generation`'s key ids.
+    Spend {
+        generation: u64,
+        key: KeyId,
+        spend: Spend,
+    },
     Counters {
         worker: u16,
         counters: Counters,
@@ -153,7 +297,7 @@ impl Outbox {
         }
     }
 
-    /// Queues `e`; never blocks. Access records past the local bound are dropped and counted;
+    /// Queues `e`; never blocks. Audit records past the local bound are dropped and counted;
     /// other events are always kept.
     pub fn push(&mut self, e: WorkerEvent) {
         if self.held.is_empty() {
@@ -166,7 +310,7 @@ impl Outbox {
     }
 
     fn hold(&mut self, e: WorkerEvent) {
-        if matches!(e, WorkerEvent::Access(_)) && self.held.len() >= OUTBOX_MAX_EVENTS {
+        if matches!(e, WorkerEvent::Audit(_)) && self.held.len() >= OUTBOX_MAX_EVENTS {
             self.dropped += 1;
             return;
         }
@@ -184,7 +328,12 @@ impl Outbox {
         true
     }
 
-    /// Access records dropped since the last call.
+    /// True when events are waiting for room in the ring.
+    pub fn is_backed_up(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Audit records dropped since the last call.
     pub fn take_dropped(&mut self) -> u64 {
         std::mem::take(&mut self.dropped)
     }
@@ -195,7 +344,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn full_ring_holds_counters_and_bounds_access_records() {
+    fn spend_coalesces_per_key_and_a_reload_keeps_ids_apart() {
+        let u = Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            ..Usage::default()
+        };
+        let mut book = SpendBook::default();
+        for _ in 0..3 {
+            assert!(book.charge(0, KeyId(2), &u, false, 7).is_none());
+        }
+        assert!(book.charge(0, KeyId(0), &u, true, 1).is_none());
+        // A request that started under another snapshot goes out on its own.
+        let Some(WorkerEvent::Spend { generation: 9, .. }) = book.charge(9, KeyId(0), &u, false, 1)
+        else {
+            panic!("a foreign generation is not coalesced");
+        };
+        let mut out = Vec::new();
+        book.drain(|e| out.push(e));
+        assert!(book.is_empty());
+        let sums: Vec<(u32, u64, u64, u64)> = out
+            .iter()
+            .map(|e| match e {
+                WorkerEvent::Spend { key, spend, .. } => (
+                    key.0,
+                    spend.requests,
+                    spend.input_tokens,
+                    spend.cost_micro_usd,
+                ),
+                _ => panic!("not spend"),
+            })
+            .collect();
+        assert_eq!(sums, vec![(2, 3, 30, 21), (0, 1, 10, 1)]);
+    }
+
+    #[test]
+    fn full_ring_holds_counters_in_order() {
         let (p, mut c) = rtrb::RingBuffer::new(2);
         let mut out = Outbox::new(p);
         let counters = |n| WorkerEvent::Counters {
@@ -222,5 +406,83 @@ mod tests {
             }
         }
         assert_eq!(seen, vec![0, 1, 2, 3, 4], "in order, none lost");
+    }
+
+    fn audit() -> WorkerEvent {
+        WorkerEvent::Audit(AuditRecord {
+            generation: 0,
+            worker: 0,
+            serial: 0,
+            start_unix_us: 0,
+            method: Method::Post,
+            route: Route::ChatCompletions,
+            status: 200,
+            key: None,
+            model: None,
+            deployment: None,
+            stream: false,
+            attempts: 1,
+            max_tokens: None,
+            request_bytes: 0,
+            response_bytes: 0,
+            duration_us: 0,
+            upstream_us: 0,
+            ttft_us: 0,
+            error: None,
+            charged: false,
+            usage: Usage::default(),
+            usage_estimated: false,
+            cost_micro_usd: 0,
+            finish_reason: InlineStr::default(),
+            response_model: InlineStr::default(),
+            response_id: InlineStr::default(),
+            prompt_sha256: None,
+            completion_sha256: None,
+        })
+    }
+
+    #[test]
+    fn a_stuck_ring_drops_and_counts_audit_records_but_never_spend() {
+        let (p, mut c) = rtrb::RingBuffer::new(4);
+        let mut out = Outbox::new(p);
+        let extra = 100;
+        let spend = |n| WorkerEvent::Spend {
+            generation: 0,
+            key: KeyId(0),
+            spend: Spend {
+                requests: n,
+                ..Spend::default()
+            },
+        };
+        for n in 0..(OUTBOX_MAX_EVENTS + 4 + extra) as u64 {
+            out.push(audit());
+            if n % 1000 == 0 {
+                out.push(spend(1));
+            }
+        }
+        assert!(out.is_backed_up());
+        let dropped = out.take_dropped();
+        assert!(dropped >= extra as u64, "dropped past the bound: {dropped}");
+        let (mut requests, mut audits) = (0, 0u64);
+        loop {
+            while let Ok(e) = c.pop() {
+                match e {
+                    WorkerEvent::Spend { spend, .. } => requests += spend.requests,
+                    WorkerEvent::Audit(_) => audits += 1,
+                    _ => {}
+                }
+            }
+            if out.flush() && c.is_empty() {
+                break;
+            }
+        }
+        let total = (OUTBOX_MAX_EVENTS + 4 + extra) as u64;
+        assert_eq!(
+            audits + dropped,
+            total,
+            "every audit record arrived or was counted"
+        );
+        let pushed = total.div_ceil(1000);
+        assert_eq!(requests, pushed, "every spend delta arrived");
     }
 }

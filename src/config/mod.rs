@@ -186,11 +186,99 @@ mod tests {
         }
     }
 
+    fn priced(deployment: &str, extra: &str) -> Result<crate::usage::Price, String> {
+        let text = format!(
+            "[[providers]]\nname = \"m\"\nkind = \"mock\"\n[[models]]\nname = \"pub\"\n\
+             [[models.deployments]]\nprovider = \"m\"\n{deployment}\n{extra}"
+        );
+        parse(&text, "t.toml", &|_| None)
+            .map(|s| s.deployments[0].price)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn prices_come_from_the_table_by_name_with_overrides() {
+        use crate::usage::Price;
+        let mini = Price {
+            input: 150_000,
+            output: 600_000,
+            cache_read: 75_000,
+            cache_write: 150_000,
+        };
+        // By the upstream model's name, by the public name, by reference.
+        assert_eq!(priced("model = \"gpt-4o-mini\"", ""), Ok(mini));
+        assert_eq!(
+            priced(
+                "",
+                "[prices.pub]\ninput = 0.15\noutput = 0.6\ncached_input = 0.075"
+            ),
+            Ok(mini)
+        );
+        assert_eq!(priced("price = \"gpt-4o-mini\"", ""), Ok(mini));
+        // Overrides of a table entry; a full price of its own; free.
+        assert_eq!(
+            priced("price = { from = \"gpt-4o-mini\", output = 0.7 }", ""),
+            Ok(Price {
+                output: 700_000,
+                ..mini
+            })
+        );
+        assert_eq!(
+            priced("price = { input = 1.0, output = 2.0 }", ""),
+            Ok(Price {
+                input: 1_000_000,
+                output: 2_000_000,
+                cache_read: 1_000_000,
+                cache_write: 1_000_000,
+            })
+        );
+        assert_eq!(priced("price = \"free\"", ""), Ok(Price::default()));
+        // Anthropic's cache write price is in the table.
+        assert_eq!(
+            priced("price = \"claude-sonnet-4-5\"", "").map(|p| p.cache_write),
+            Ok(3_750_000)
+        );
+    }
+
+    #[test]
+    fn missing_or_bad_prices_say_how_to_fix_them() {
+        let e = priced("", "").unwrap_err();
+        assert!(
+            e.contains("models[0].deployments[0].price: no price known for `pub`"),
+            "{e}"
+        );
+        let e = priced("price = \"gpt-4o-mni\"", "").unwrap_err();
+        assert!(e.contains("did you mean `gpt-4o-mini`?"), "{e}");
+        let e = priced("price = { input = -1.0, output = 1.0 }", "").unwrap_err();
+        assert!(e.contains("price.input: -1 is not a price"), "{e}");
+        let e = priced("price = { inptu = 1.0 }", "").unwrap_err();
+        assert!(
+            e.contains("inptu: unknown field, did you mean `input`?"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_bundled_price_table_is_dated_and_complete() {
+        let t: raw::RawPriceTable = toml::from_str(validate::PRICES).unwrap();
+        assert!(t.table.taken.len() == 10 && t.table.taken.starts_with("20"));
+        for m in [
+            "gpt-4o-mini",
+            "gpt-4.1",
+            "claude-sonnet-4-5",
+            "gemini-2.5-flash",
+        ] {
+            let p = &t.models[m];
+            assert!(p.input > 0.0 && p.output > p.input, "{m}");
+        }
+    }
+
     #[test]
     fn providers_without_credentials_are_inactive_not_errors() {
         let text = "[[providers]]\nname = \"up\"\nkind = \"openai_compatible\"\n\
                     base_url = \"http://127.0.0.1:9/v1\"\napi_key_env = \"UP_KEY\"\n\
-                    [[models]]\nname = \"a\"\n[[models.deployments]]\nprovider = \"up\"\n";
+                    [[models]]\nname = \"a\"\n[[models.deployments]]\nprovider = \"up\"\n\
+                    price = \"free\"\n";
         let s = parse(text, "t", &|_| None).unwrap();
         assert!(s.model(b"a").is_none());
         assert!(

@@ -2,6 +2,8 @@
 //! `deny_unknown_fields`, every optional key with its documented default. Nothing here is
 //! interpreted — [`super::validate`] turns it into a [`super::Snapshot`].
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::runtime::io::Driver;
@@ -21,6 +23,11 @@ pub struct RawConfig {
     pub models: Vec<RawModel>,
     #[serde(default)]
     pub keys: Vec<RawKey>,
+    #[serde(default)]
+    pub audit: RawAudit,
+    /// Price table entries added to (or replacing those of) the bundled `config/prices.toml`.
+    #[serde(default)]
+    pub prices: BTreeMap<String, RawPrice>,
 }
 
 /// `workers = "auto"` or a number.
@@ -48,8 +55,6 @@ pub struct RawServer {
     pub pin_workers: bool,
     /// How long SIGTERM waits for in-flight requests and streams.
     pub drain_timeout_ms: u64,
-    /// `"stdout"`, `"off"`, or a file path (appended to).
-    pub access_log: String,
 }
 
 impl Default for RawServer {
@@ -60,7 +65,6 @@ impl Default for RawServer {
             io: Driver::Auto,
             pin_workers: true,
             drain_timeout_ms: 30_000,
-            access_log: "stdout".into(),
         }
     }
 }
@@ -158,6 +162,80 @@ pub struct RawDeployment {
     pub provider: String,
     /// The model name the provider expects; defaults to the public name.
     pub model: Option<String>,
+    /// What calls cost. Default: the price table's entry for `model`, else for the public name.
+    pub price: Option<RawDeploymentPrice>,
+}
+
+/// `price = "gpt-4o"` (a price-table entry, or `"free"`), or a table of fields:
+/// `price = { from = "gpt-4o", output = 12.0 }` / `price = { input = 0.2, output = 0.8 }`.
+#[derive(Debug)]
+pub enum RawDeploymentPrice {
+    Name(String),
+    Fields(RawPriceOverride),
+}
+
+impl<'de> Deserialize<'de> for RawDeploymentPrice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawDeploymentPrice;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a price-table entry name, \"free\", or a table of prices")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawDeploymentPrice::Name(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<Self::Value, A::Error> {
+                // Through the derived impl, so unknown fields are named in the error.
+                RawPriceOverride::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(RawDeploymentPrice::Fields)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPriceOverride {
+    /// Start from this price-table entry; the fields below override it.
+    pub from: Option<String>,
+    pub input: Option<f64>,
+    pub output: Option<f64>,
+    pub cached_input: Option<f64>,
+    pub cache_write: Option<f64>,
+}
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    pub input: f64,
+    pub output: f64,
+    /// Input served from a provider cache; default: `input`.
+    pub cached_input: Option<f64>,
+    /// Input written to a provider cache (Anthropic); default: `input`.
+    pub cache_write: Option<f64>,
+}
+
+/// The bundled price table (`config/prices.toml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPriceTable {
+    pub table: RawPriceTableMeta,
+    pub models: BTreeMap<String, RawPrice>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPriceTableMeta {
+    pub version: u32,
+    /// The date the prices were taken from the providers' pricing pages.
+    pub taken: String,
+    pub source: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,4 +244,35 @@ pub struct RawKey {
     pub id: String,
     /// Hex SHA-256 of the key (`tollgate hash-key`).
     pub sha256: String,
+    /// The team the key belongs to (named in audit records).
+    pub team: Option<String>,
+    /// `"off"` (default): prompts and completions are never logged; `"sha256"`: the audit
+    /// record carries their SHA-256.
+    pub log_content: Option<String>,
+}
+
+/// The audit trail: one JSON line per request, written by the coordinator.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAudit {
+    /// `"stdout"`, `"off"`, or a file path (appended to, rotated by size).
+    pub output: String,
+    /// Rotate the file when it would grow past this: `path` → `path.1` → … → `path.N`.
+    pub max_file_bytes: u64,
+    /// Rotated files kept (N).
+    pub max_files: u64,
+    /// Records waiting for the writer; past this they are dropped and counted (a slow disk
+    /// never blocks the coordinator or a worker).
+    pub queue_records: u64,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        RawAudit {
+            output: "stdout".into(),
+            max_file_bytes: 100 * 1024 * 1024,
+            max_files: 5,
+            queue_records: 65_536,
+        }
+    }
 }

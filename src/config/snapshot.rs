@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::http1;
 use crate::runtime::io::Driver;
+use crate::usage::Price;
 
 /// Dense handle of a model (public name) in [`Snapshot::models`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,6 +41,24 @@ pub struct Snapshot {
     pub models_json: Vec<u8>,
     /// Configured models that cannot serve, with why (for `tollgate check` and the log).
     pub inactive: Vec<String>,
+    pub audit: Audit,
+    /// The bundled price table's version and date, e.g. `v1, taken 2025-10-01`.
+    pub price_table: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    pub output: AuditOutput,
+    pub max_file_bytes: u64,
+    pub max_files: u32,
+    pub queue_records: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditOutput {
+    Off,
+    Stdout,
+    File(std::path::PathBuf),
 }
 
 #[derive(Debug, Clone)]
@@ -49,14 +68,6 @@ pub struct Server {
     pub driver: Driver,
     pub pin_workers: bool,
     pub drain_timeout: Duration,
-    pub access_log: AccessLog,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccessLog {
-    Off,
-    Stdout,
-    File(std::path::PathBuf),
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +131,9 @@ pub struct Deployment {
     /// The provider's model name as a JSON string literal (quoted, escaped), ready to splice.
     pub upstream_model_json: Vec<u8>,
     pub upstream_model: String,
+    pub price: Price,
+    /// Where the price came from, for `tollgate check`.
+    pub price_source: String,
 }
 
 #[derive(Debug)]
@@ -131,6 +145,9 @@ pub struct Model {
 #[derive(Debug)]
 pub struct Key {
     pub id: String,
+    pub team: Option<String>,
+    /// Audit records carry the SHA-256 of the prompt and the completion.
+    pub log_content_sha256: bool,
 }
 
 impl Snapshot {
@@ -176,11 +193,17 @@ impl Snapshot {
                 .iter()
                 .map(|&d| {
                     let d = self.deployment(d);
-                    format!("{}:{}", self.provider(d.provider).name, d.upstream_model)
+                    format!(
+                        "{}:{} ({})",
+                        self.provider(d.provider).name,
+                        d.upstream_model,
+                        d.price_source
+                    )
                 })
                 .collect();
             let _ = writeln!(s, "model {} → {}", m.name, deps.join(", "));
         }
+        let _ = writeln!(s, "prices: bundled table {}", self.price_table);
         for why in &self.inactive {
             let _ = writeln!(s, "inactive: {why}");
         }

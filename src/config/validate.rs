@@ -5,9 +5,17 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawLimits, RawProvider, RawUpstream, RawWorkers};
+use super::raw::{
+    RawAudit, RawConfig, RawDeploymentPrice, RawLimits, RawPrice, RawPriceTable, RawProvider,
+    RawUpstream, RawWorkers,
+};
 use super::snapshot::*;
 use crate::http1;
+use crate::usage::Price;
+
+/// The bundled price table: list prices of well-known models (USD per million tokens), with
+/// the date they were taken.
+pub const PRICES: &str = include_str!("../../config/prices.toml");
 
 /// One thing wrong with a config: where, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,18 +84,6 @@ pub fn compile(
             1
         }
     };
-    let access_log = match raw.server.access_log.as_str() {
-        "off" => AccessLog::Off,
-        "stdout" => AccessLog::Stdout,
-        "" => {
-            p.add(
-                "server.access_log",
-                "empty; use \"stdout\", \"off\" or a file path",
-            );
-            AccessLog::Off
-        }
-        path => AccessLog::File(path.into()),
-    };
     let server = Server {
         listen,
         workers,
@@ -98,9 +94,10 @@ pub fn compile(
             "server.drain_timeout_ms",
             raw.server.drain_timeout_ms,
         ),
-        access_log,
     };
     let limits = limits(&mut p, &raw.limits);
+    let audit = audit(&mut p, &raw.audit);
+    let (table, price_table) = price_table(&mut p, raw);
     let upstream = upstream(&mut p, &raw.upstream);
 
     // Providers.
@@ -165,14 +162,25 @@ pub fn compile(
                 );
                 continue;
             };
-            if let Some(why) = why {
-                inactive.push(format!("{dpath} ({} via {}): {why}", rm.name, rd.provider));
-                continue;
-            }
             let upstream_model = rd.model.clone().unwrap_or_else(|| rm.name.clone());
             if upstream_model.is_empty() {
                 p.add(format!("{dpath}.model"), "must not be empty");
             }
+            // Checked for inactive deployments too: a typo should not wait for a credential.
+            let priced = price(
+                &mut p,
+                &format!("{dpath}.price"),
+                rd.price.as_ref(),
+                &table,
+                &[&upstream_model, &rm.name],
+            );
+            if let Some(why) = why {
+                inactive.push(format!("{dpath} ({} via {}): {why}", rm.name, rd.provider));
+                continue;
+            }
+            let Some((price, price_source)) = priced else {
+                continue;
+            };
             let mut upstream_model_json = Vec::new();
             crate::json::string(&mut upstream_model_json, upstream_model.as_bytes());
             providers[pid.0 as usize].active = true;
@@ -182,6 +190,8 @@ pub fn compile(
                 model: model_id,
                 upstream_model_json,
                 upstream_model,
+                price,
+                price_source,
             });
         }
         if ids.is_empty() {
@@ -214,7 +224,25 @@ pub fn compile(
         if key_index.insert(hash, id).is_some() {
             p.add(format!("{path}.sha256"), "the same key hash appears twice");
         }
-        keys.push(Key { id: rk.id.clone() });
+        let log_content_sha256 = match rk.log_content.as_deref() {
+            None | Some("off") => false,
+            Some("sha256") => true,
+            Some(other) => {
+                p.add(
+                    format!("{path}.log_content"),
+                    format!(
+                        "`{other}` is not a log policy; use \"off\" (nothing) or \"sha256\" \
+                         (hashes of the prompt and completion)"
+                    ),
+                );
+                false
+            }
+        };
+        keys.push(Key {
+            id: rk.id.clone(),
+            team: rk.team.clone(),
+            log_content_sha256,
+        });
     }
 
     if !p.0.is_empty() {
@@ -234,7 +262,187 @@ pub fn compile(
         key_index,
         models_json,
         inactive,
+        audit,
+        price_table,
     })
+}
+
+fn audit(p: &mut Problems, r: &RawAudit) -> Audit {
+    let output = match r.output.as_str() {
+        "off" => AuditOutput::Off,
+        "stdout" => AuditOutput::Stdout,
+        "" => {
+            p.add(
+                "audit.output",
+                "empty; use \"stdout\", \"off\" or a file path",
+            );
+            AuditOutput::Off
+        }
+        path => AuditOutput::File(path.into()),
+    };
+    Audit {
+        output,
+        max_file_bytes: bounded(p, "audit.max_file_bytes", r.max_file_bytes, 4096, 1 << 40),
+        max_files: bounded(p, "audit.max_files", r.max_files, 1, 1000) as u32,
+        queue_records: bounded(p, "audit.queue_records", r.queue_records, 16, 1 << 24) as usize,
+    }
+}
+
+/// The bundled table with the config's `[prices]` entries over it, in µ$ per million tokens;
+/// and a one-line description of the bundled table.
+fn price_table(p: &mut Problems, raw: &RawConfig) -> (HashMap<String, Price>, String) {
+    let mut table = HashMap::new();
+    let meta = match toml::from_str::<RawPriceTable>(PRICES) {
+        Ok(t) => {
+            for (name, rp) in &t.models {
+                if let Some(price) = micros(p, &format!("(bundled prices) {name}"), rp) {
+                    table.insert(name.clone(), price);
+                }
+            }
+            format!(
+                "v{}, taken {} from {}",
+                t.table.version, t.table.taken, t.table.source
+            )
+        }
+        Err(e) => {
+            p.add("(bundled prices)", e.to_string());
+            String::new()
+        }
+    };
+    for (name, rp) in &raw.prices {
+        if let Some(price) = micros(p, &format!("prices.{name}"), rp) {
+            table.insert(name.clone(), price);
+        }
+    }
+    (table, meta)
+}
+
+/// USD per million tokens → µ$ per million tokens.
+fn usd(p: &mut Problems, path: &str, v: f64) -> u64 {
+    if !(v.is_finite() && (0.0..=1_000_000.0).contains(&v)) {
+        p.add(
+            path,
+            format!("{v} is not a price; use USD per million tokens, 0 to 1000000"),
+        );
+        return 0;
+    }
+    (v * 1_000_000.0).round() as u64
+}
+
+fn micros(p: &mut Problems, path: &str, r: &RawPrice) -> Option<Price> {
+    let before = p.0.len();
+    let input = usd(p, &format!("{path}.input"), r.input);
+    let price = Price {
+        input,
+        output: usd(p, &format!("{path}.output"), r.output),
+        cache_read: r
+            .cached_input
+            .map_or(input, |v| usd(p, &format!("{path}.cached_input"), v)),
+        cache_write: r
+            .cache_write
+            .map_or(input, |v| usd(p, &format!("{path}.cache_write"), v)),
+    };
+    (p.0.len() == before).then_some(price)
+}
+
+/// A deployment's price: explicit, from a named table entry (with overrides), or looked up by
+/// the `names` it goes by (upstream model, then public name). No price is an error: a budget
+/// can only hold if every call costs something known.
+fn price(
+    p: &mut Problems,
+    path: &str,
+    raw: Option<&RawDeploymentPrice>,
+    table: &HashMap<String, Price>,
+    names: &[&str],
+) -> Option<(Price, String)> {
+    let lookup = |p: &mut Problems, name: &str, at: &str| -> Option<Price> {
+        let found = table.get(name).copied();
+        if found.is_none() {
+            let mut known: Vec<&str> = table.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            p.add(
+                at,
+                format!(
+                    "no price-table entry `{name}`{}; add `[prices.\"{name}\"]` with input and \
+                     output (USD per million tokens), or write the prices here",
+                    suggest(name, &known)
+                ),
+            );
+        }
+        found
+    };
+    match raw {
+        Some(RawDeploymentPrice::Name(n)) if n == "free" => Some((Price::default(), "free".into())),
+        Some(RawDeploymentPrice::Name(n)) => {
+            lookup(p, n, path).map(|pr| (pr, format!("price of {n}")))
+        }
+        Some(RawDeploymentPrice::Fields(f)) => {
+            let (base, source) = match &f.from {
+                Some(n) => (
+                    lookup(p, n, &format!("{path}.from"))?,
+                    format!("price of {n}, overridden"),
+                ),
+                None if f.input.is_some() && f.output.is_some() => {
+                    (Price::default(), "configured price".to_string())
+                }
+                None => match names.iter().find_map(|n| table.get(*n).map(|pr| (*pr, *n))) {
+                    Some((pr, n)) => (pr, format!("price of {n}, overridden")),
+                    None => {
+                        p.add(
+                            path,
+                            "set both input and output (USD per million tokens), or `from` = a \
+                             price-table entry",
+                        );
+                        return None;
+                    }
+                },
+            };
+            let before = p.0.len();
+            let input = f
+                .input
+                .map_or(base.input, |v| usd(p, &format!("{path}.input"), v));
+            // A price written out in full: unset cache prices follow its input price.
+            let explicit_input = f.from.is_none() && f.input.is_some() && f.output.is_some();
+            let price = Price {
+                input,
+                output: f
+                    .output
+                    .map_or(base.output, |v| usd(p, &format!("{path}.output"), v)),
+                cache_read: f.cached_input.map_or(
+                    if explicit_input {
+                        input
+                    } else {
+                        base.cache_read
+                    },
+                    |v| usd(p, &format!("{path}.cached_input"), v),
+                ),
+                cache_write: f.cache_write.map_or(
+                    if explicit_input {
+                        input
+                    } else {
+                        base.cache_write
+                    },
+                    |v| usd(p, &format!("{path}.cache_write"), v),
+                ),
+            };
+            (p.0.len() == before).then_some((price, source))
+        }
+        None => {
+            if let Some((pr, n)) = names.iter().find_map(|n| table.get(*n).map(|pr| (*pr, *n))) {
+                return Some((pr, format!("price of {n}")));
+            }
+            p.add(
+                path,
+                format!(
+                    "no price known for `{}`: add `price = \"<price-table entry>\"`, \
+                     `price = {{ input = …, output = … }}` (USD per million tokens) or \
+                     `price = \"free\"`",
+                    names[0]
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn ms(p: &mut Problems, path: &str, v: u64) -> Duration {

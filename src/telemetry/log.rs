@@ -1,56 +1,156 @@
-//! Access records as JSON lines. Formatting and writing happen on the coordinator thread; a
-//! worker only pushes the fixed-size [`AccessRecord`].
+//! Audit records as JSON lines. Formatting and writing happen off the workers (the
+//! coordinator formats, [`super::audit`] writes); a worker only pushes the fixed-size
+//! [`AuditRecord`].
+//!
+//! Field names follow the OpenTelemetry semantic conventions where one exists (`http.*`,
+//! `error.type`, `gen_ai.*`: `gen_ai.usage.input_tokens` includes cached input and
+//! `gen_ai.usage.output_tokens` includes reasoning, as those conventions say); tollgate's own
+//! fields are plain snake_case. Prompts and completions are never written; a key with
+//! `log_content = "sha256"` gets their SHA-256 (`prompt_sha256`: the request body as the
+//! client sent it; `completion_sha256`: the response body as the client received it).
 
-use crate::account::AccessRecord;
+use crate::account::{AuditRecord, Route};
 use crate::config::Snapshot;
 use crate::http1::Method;
 use crate::json;
 
 /// Appends one JSON line for `r`. `snap` is the snapshot the request ran under, when the
 /// coordinator still has it (names are omitted otherwise).
-pub fn access_line(out: &mut Vec<u8>, r: &AccessRecord, snap: Option<&Snapshot>) {
+pub fn audit_line(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
     out.extend_from_slice(b"{\"ts\":\"");
     rfc3339_micros(out, r.start_unix_us);
     out.extend_from_slice(b"\",\"request_id\":\"");
     request_id(out, r.worker, r.serial);
-    out.extend_from_slice(b"\",\"method\":\"");
+    out.extend_from_slice(b"\",\"http.request.method\":\"");
     out.extend_from_slice(method(r.method).as_bytes());
-    out.extend_from_slice(b"\",\"route\":\"");
-    out.extend_from_slice(r.route.label().as_bytes());
-    out.extend_from_slice(b"\",\"status\":");
+    out.extend_from_slice(b"\",\"http.route\":\"");
+    out.extend_from_slice(r.route.path().as_bytes());
+    out.extend_from_slice(b"\",\"http.response.status_code\":");
     json::uint(out, u64::from(r.status));
-    if let Some(s) = snap {
-        if let Some(k) = r.key.and_then(|k| s.keys.get(k.0 as usize)) {
-            out.extend_from_slice(b",\"key\":");
-            json::string(out, k.id.as_bytes());
-        }
-        if let Some(m) = r.model.and_then(|m| s.models.get(m.0 as usize)) {
-            out.extend_from_slice(b",\"model\":");
-            json::string(out, m.name.as_bytes());
-        }
-        if let Some(d) = r.deployment.and_then(|d| s.deployments.get(d.0 as usize)) {
-            out.extend_from_slice(b",\"provider\":");
-            json::string(out, s.provider(d.provider).name.as_bytes());
-            out.extend_from_slice(b",\"upstream_model\":");
-            json::string(out, d.upstream_model.as_bytes());
+    if let Some(e) = r.error {
+        out.extend_from_slice(b",\"error.type\":\"");
+        out.extend_from_slice(e.label().as_bytes());
+        out.push(b'"');
+    }
+    let key = snap.and_then(|s| r.key.and_then(|k| s.keys.get(k.0 as usize)));
+    if let Some(k) = key {
+        out.extend_from_slice(b",\"key\":");
+        json::string(out, k.id.as_bytes());
+        if let Some(t) = &k.team {
+            out.extend_from_slice(b",\"team\":");
+            json::string(out, t.as_bytes());
         }
     }
-    out.extend_from_slice(b",\"stream\":");
-    out.extend_from_slice(if r.stream { b"true" } else { b"false" });
+    if let Some(op) = r.route.operation() {
+        out.extend_from_slice(b",\"gen_ai.operation.name\":\"");
+        out.extend_from_slice(op.as_bytes());
+        out.push(b'"');
+        model_fields(out, r, snap);
+    }
     out.extend_from_slice(b",\"bytes_in\":");
     json::uint(out, r.request_bytes);
     out.extend_from_slice(b",\"bytes_out\":");
     json::uint(out, r.response_bytes);
     out.extend_from_slice(b",\"duration_us\":");
     json::uint(out, r.duration_us);
+    out.extend_from_slice(b"}\n");
+}
+
+/// The fields of a request to a model API.
+fn model_fields(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
+    let model = snap.and_then(|s| r.model.and_then(|m| s.models.get(m.0 as usize)));
+    if let Some(m) = model {
+        out.extend_from_slice(b",\"gen_ai.request.model\":");
+        json::string(out, m.name.as_bytes());
+    }
+    let deployment = snap.and_then(|s| {
+        r.deployment
+            .and_then(|d| s.deployments.get(d.0 as usize))
+            .map(|d| (s.provider(d.provider), d))
+    });
+    if let Some((p, d)) = deployment {
+        out.extend_from_slice(b",\"gen_ai.provider.name\":");
+        json::string(out, p.name.as_bytes());
+        out.extend_from_slice(b",\"deployment\":");
+        let mut name = Vec::with_capacity(p.name.len() + d.upstream_model.len() + 1);
+        name.extend_from_slice(p.name.as_bytes());
+        name.push(b'/');
+        name.extend_from_slice(d.upstream_model.as_bytes());
+        json::string(out, &name);
+    }
+    if let Some(n) = r.max_tokens {
+        out.extend_from_slice(b",\"gen_ai.request.max_tokens\":");
+        json::uint(out, u64::from(n));
+    }
+    if !r.response_model.is_empty() {
+        out.extend_from_slice(b",\"gen_ai.response.model\":");
+        json::string(out, r.response_model.as_bytes());
+    }
+    if !r.response_id.is_empty() {
+        out.extend_from_slice(b",\"gen_ai.response.id\":");
+        json::string(out, r.response_id.as_bytes());
+    }
+    if !r.finish_reason.is_empty() {
+        out.extend_from_slice(b",\"gen_ai.response.finish_reasons\":[");
+        json::string(out, r.finish_reason.as_bytes());
+        out.push(b']');
+    }
+    let u = &r.usage;
+    for (name, v) in [
+        (&b",\"gen_ai.usage.input_tokens\":"[..], u.input_tokens),
+        (b",\"gen_ai.usage.output_tokens\":", u.output_tokens),
+        (
+            b",\"gen_ai.usage.cache_read.input_tokens\":",
+            u.cache_read_tokens,
+        ),
+        (
+            b",\"gen_ai.usage.cache_creation.input_tokens\":",
+            u.cache_creation_tokens,
+        ),
+        (
+            b",\"gen_ai.usage.reasoning.output_tokens\":",
+            u.reasoning_tokens,
+        ),
+        (b",\"cost_micro_usd\":", r.cost_micro_usd),
+    ] {
+        out.extend_from_slice(name);
+        json::uint(out, v);
+    }
+    out.extend_from_slice(b",\"usage_estimated\":");
+    out.extend_from_slice(if r.usage_estimated { b"true" } else { b"false" });
+    out.extend_from_slice(b",\"stream\":");
+    out.extend_from_slice(if r.stream { b"true" } else { b"false" });
+    out.extend_from_slice(b",\"attempts\":");
+    json::uint(out, u64::from(r.attempts));
+    out.extend_from_slice(b",\"ttft_us\":");
+    json::uint(out, r.ttft_us);
     out.extend_from_slice(b",\"upstream_us\":");
     json::uint(out, r.upstream_us);
-    if let Some(e) = r.error {
-        out.extend_from_slice(b",\"error\":\"");
-        out.extend_from_slice(e.label().as_bytes());
-        out.push(b'"');
+    for (name, h) in [
+        (&b",\"prompt_sha256\":\""[..], &r.prompt_sha256),
+        (b",\"completion_sha256\":\"", &r.completion_sha256),
+    ] {
+        if let Some(h) = h {
+            out.extend_from_slice(name);
+            for b in h {
+                out.push(b"0123456789abcdef"[usize::from(b >> 4)]);
+                out.push(b"0123456789abcdef"[usize::from(b & 0xf)]);
+            }
+            out.push(b'"');
+        }
     }
-    out.extend_from_slice(b"}\n");
+}
+
+impl Route {
+    /// OpenTelemetry's `gen_ai.operation.name`, for the model APIs.
+    pub fn operation(self) -> Option<&'static str> {
+        match self {
+            Route::ChatCompletions => Some("chat"),
+            Route::Completions => Some("text_completion"),
+            Route::Embeddings => Some("embeddings"),
+            _ => None,
+        }
+    }
 }
 
 /// The `x-request-id` a response carries: `<worker>-<serial>`.

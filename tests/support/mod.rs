@@ -52,7 +52,7 @@ pub fn start_mock(tweak: impl FnOnce(&mut MockConfig)) -> MockHandle {
 /// and `up-embed`. `extra` is appended verbatim (tables like `[limits]`).
 pub fn config_text(upstream: Option<SocketAddr>, workers: usize, extra: &str) -> String {
     let mut t = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = {workers}\naccess_log = \"off\"\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = {workers}\n\
          pin_workers = false\ndrain_timeout_ms = 10000\n\
          [[providers]]\nname = \"builtin\"\nkind = \"mock\"\n\
          [[models]]\nname = \"mock-chat\"\n[[models.deployments]]\nprovider = \"builtin\"\n\
@@ -67,6 +67,15 @@ pub fn config_text(upstream: Option<SocketAddr>, workers: usize, extra: &str) ->
              model = \"up-model\"\n\
              [[models]]\nname = \"up-embed\"\n[[models.deployments]]\nprovider = \"up\"\n"
         ));
+    }
+    // Test prices: gpt-4o-mini's ($0.15 in, $0.60 out, $0.075 cached, per million tokens).
+    for m in ["mock-chat", "up-model", "up-embed"] {
+        t.push_str(&format!(
+            "[prices.{m:?}]\ninput = 0.15\noutput = 0.60\ncached_input = 0.075\n"
+        ));
+    }
+    if !extra.contains("[audit]") {
+        t.push_str("[audit]\noutput = \"off\"\n");
     }
     t.push_str(extra);
     t
