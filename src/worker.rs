@@ -1097,7 +1097,13 @@ async fn relay(
         {
             continue;
         }
-        out.extend_from_slice(n);
+        // The gateway's `x-request-id` names the audit record; the provider's is kept beside it
+        // (it is what the provider's support asks for).
+        if n.eq_ignore_ascii_case(b"x-request-id") {
+            out.extend_from_slice(b"x-upstream-request-id");
+        } else {
+            out.extend_from_slice(n);
+        }
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.get(&c.ubuf));
         out.extend_from_slice(b"\r\n");
@@ -1527,6 +1533,53 @@ mod tests {
         assert_eq!(&b[raw_string_span(b, 10).unwrap()], br#"a\"b\\"#);
         assert_eq!(raw_string_span(b, 0), None);
         assert_eq!(raw_string_span(br#"{"model":"abc"#, 10), None);
+    }
+
+    fn spliced(body: &str) -> Option<String> {
+        let (r, with) = include_usage_splice(body.as_bytes())?;
+        let mut out = body.as_bytes()[..r.start].to_vec();
+        out.extend_from_slice(with);
+        out.extend_from_slice(&body.as_bytes()[r.end..]);
+        Some(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn include_usage_is_spliced_into_every_shape_of_request() {
+        let usage = |s: &str| -> serde_json::Value {
+            serde_json::from_str::<serde_json::Value>(s).unwrap()["stream_options"].clone()
+        };
+        for (body, want) in [
+            (
+                r#"{"model":"m","stream":true}"#,
+                r#"{"include_usage":true}"#,
+            ),
+            (
+                r#" { "model":"m","stream_options":null}"#,
+                r#"{"include_usage":true}"#,
+            ),
+            (
+                r#"{"model":"m","stream_options":{}}"#,
+                r#"{"include_usage":true}"#,
+            ),
+            (
+                r#"{"model":"m","stream_options":{"include_usage":false}}"#,
+                r#"{"include_usage":true}"#,
+            ),
+            (
+                r#"{"model":"m","stream_options":{"continuous_usage_stats":true}}"#,
+                r#"{"include_usage":true,"continuous_usage_stats":true}"#,
+            ),
+            (
+                // A nested `stream_options` (a tool's schema) is not the request's.
+                r#"{"tools":[{"parameters":{"stream_options":{}}}],"model":"m"}"#,
+                r#"{"include_usage":true}"#,
+            ),
+        ] {
+            let out = spliced(body).unwrap_or_else(|| panic!("{body}"));
+            let want: serde_json::Value = serde_json::from_str(want).unwrap();
+            assert_eq!(usage(&out), want, "{body} → {out}");
+        }
+        assert_eq!(spliced(r#"{"model":"m","stream_options":"x"}"#), None);
     }
 
     #[test]

@@ -289,3 +289,107 @@ pub fn roundtrip(addr: SocketAddr, req: &[u8]) -> Response {
     c.send(req);
     c.response()
 }
+
+/// A fresh directory for one test's files.
+pub fn test_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("tollgate-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Config lines that send the audit trail to `path`.
+pub fn audit_to(path: &std::path::Path) -> String {
+    format!("[audit]\noutput = {:?}\n", path.to_str().unwrap())
+}
+
+/// Every audit record in the file at `path` (read after the gateway has shut down).
+pub fn audit_records(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// The corpus of real provider captures (a copy of ../shared/corpus).
+pub fn corpus_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus")
+}
+
+/// A provider that answers every request with a corpus capture, byte for byte: the file named
+/// by the request's `x-replay` header (a path in the corpus), as a chunked body in pieces of
+/// `x-replay-chunk` bytes (default 64), so events straddle reads. Keeps every request body it
+/// received. Stands in for a real provider (not a part of tollgate).
+pub struct Replay {
+    pub addr: SocketAddr,
+    pub bodies: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+pub fn start_replay() -> Replay {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(s) = s else { return };
+            let seen = seen.clone();
+            std::thread::spawn(move || replay_conn(s, &seen));
+        }
+    });
+    Replay { addr, bodies }
+}
+
+fn replay_conn(mut s: TcpStream, seen: &std::sync::Mutex<Vec<Vec<u8>>>) {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 16 * 1024];
+    loop {
+        let Some(end) = memchr::memmem::find(&buf, b"\r\n\r\n") else {
+            match s.read(&mut tmp) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .map(str::trim)
+                .map(str::to_owned)
+        };
+        let len: usize = header("content-length").map_or(0, |v| v.parse().unwrap());
+        while buf.len() < end + 4 + len {
+            match s.read(&mut tmp) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+        }
+        seen.lock()
+            .unwrap()
+            .push(buf[end + 4..end + 4 + len].to_vec());
+        buf.drain(..end + 4 + len);
+        let file = header("x-replay").expect("x-replay header");
+        let chunk: usize = header("x-replay-chunk").map_or(64, |v| v.parse().unwrap());
+        let data = std::fs::read(corpus_dir().join(&file)).unwrap();
+        let kind = if file.ends_with(".sse") {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let mut out = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        .into_bytes();
+        for piece in data.chunks(chunk) {
+            out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            out.extend_from_slice(piece);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        if s.write_all(&out).is_err() {
+            return;
+        }
+    }
+}
