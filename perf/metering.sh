@@ -9,6 +9,7 @@
 #    direct-to-mock (A) vs via the gateway (B), for ON and OFF alternately, $RUNS runs each.
 # 2. Gateway CPU per streamed request (c=$CONC, no pacing): ON vs OFF, interleaved; the
 #    difference divided by the events per response is the metering cost per event.
+# 3. Added time to first token at c=1 against the unpaced mock (as perf/gateway.sh does).
 # Results: perf/results/<date>-<sha>/metering.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -131,6 +132,22 @@ for i in $(seq "$RUNS"); do
   echo "  run $i: on ${C_ON[-1]} µs ${R_ON[-1]} req/s; off ${C_OFF[-1]} µs ${R_OFF[-1]} req/s" >&2
 done
 EV2=$(field "$SCRATCH/c-on1.json" targets.0.events_per_response)
+
+echo "3. added TTFT at c=1 against the unpaced mock (A/B slices)" >&2
+U50_ON=(); U99_ON=(); U50_OFF=(); U99_OFF=()
+for i in $(seq "$RUNS"); do
+  for arm in on off; do
+    port=$((ON+10)); [ $arm = off ] && port=$((OFF+10))
+    f="$SCRATCH/u-$arm$i.json"
+    load --target "http://127.0.0.1:$MOCK2" --target-b "http://127.0.0.1:$port" --concurrency 1 --stream --json "$f"
+    if [ $arm = on ]; then
+      U50_ON+=("$(field "$f" added_ttft_us.p50)"); U99_ON+=("$(field "$f" added_ttft_us.p99)")
+    else
+      U50_OFF+=("$(field "$f" added_ttft_us.p50)"); U99_OFF+=("$(field "$f" added_ttft_us.p99)")
+    fi
+  done
+  echo "  run $i: ttft on +${U50_ON[-1]}/+${U99_ON[-1]}, off +${U50_OFF[-1]}/+${U99_OFF[-1]} µs" >&2
+done
 AUDIT_LINES=$(wc -l < "$SCRATCH/audit.jsonl")
 python3 - "$SCRATCH/audit.jsonl" > "$SCRATCH/audit-check.txt" <<'PY'
 import json, sys
@@ -171,6 +188,17 @@ PY
   echo "| --- | --- | --- | --- | --- |"
   echo "| metering on | ${C_ON[*]} | $(median "${C_ON[@]}") | ${R_ON[*]} | $(median "${R_ON[@]}") |"
   echo "| metering off | ${C_OFF[*]} | $(median "${C_OFF[@]}") | ${R_OFF[*]} | $(median "${R_OFF[@]}") |"
+  echo
+  echo "The difference between the medians, spread over the events of a response, is what"
+  echo "metering costs per relayed event (an upper bound: it includes the usage chunk the"
+  echo "upstream now sends and the gateway removes, and the audit record per request)."
+  echo
+  echo "## 3. Added time to first token against an unpaced mock (c=1, A/B)"
+  echo
+  echo "| | added TTFT p50 µs | added TTFT p99 µs |"
+  echo "| --- | --- | --- |"
+  echo "| metering on | $(median "${U50_ON[@]}") (${U50_ON[*]}) | $(median "${U99_ON[@]}") (${U99_ON[*]}) |"
+  echo "| metering off | $(median "${U50_OFF[@]}") (${U50_OFF[*]}) | $(median "${U99_OFF[@]}") (${U99_OFF[*]}) |"
   echo
   echo "Audit trail of the 'on' gateway: $AUDIT_LINES records; $(cat "$SCRATCH/audit-check.txt")."
 } > "$OUT/metering.md"

@@ -192,12 +192,17 @@ pub fn member(b: &[u8], key: &[u8]) -> Option<Range<usize>> {
 /// Calls `f(key, value_start)` for every `"key":` in `b`, in order, at any depth; `value_start`
 /// is the first non-whitespace byte after the colon. `f` returns false to stop.
 ///
-/// One pass: `memmem` for `":`, then a backwards `memrchr` for the key's opening quote. A
-/// quote preceded by an odd number of backslashes is escaped (inside a string), so it is not
-/// a key's end. JSON allows whitespace between a key and its colon; no provider sends it, and
+/// One pass: `memchr` for `:` preceded by `"`, then a backwards `memrchr` for the key's
+/// opening quote. A quote preceded by an odd number of backslashes is escaped (inside a
+/// string), so it is not a key's end. JSON allows whitespace between a key and its colon; no provider sends it, and
 /// such keys are not seen.
 pub fn visit_keys(b: &[u8], mut f: impl FnMut(&[u8], usize) -> bool) {
-    for at in memchr::memmem::find_iter(b, b"\":") {
+    // `:` is rare in JSON outside key ends, and a one-byte search is the fastest memchr has.
+    for colon in memchr::memchr_iter(b':', b) {
+        if colon == 0 || b[colon - 1] != b'"' {
+            continue;
+        }
+        let at = colon - 1;
         if escaped(b, at) {
             continue;
         }
