@@ -32,10 +32,9 @@ use simd_json::prelude::*;
 
 use crate::account::{AuditRecord, Control, Counters, Outbox, Route, SpendBook, WorkerEvent};
 use crate::config::{DeploymentId, KeyId, ModelId, ProviderKind, Snapshot};
-use crate::dialect::Dialect;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http1::{
-    self, BodyDecoder, BodyKind, HeaderSpan, Method, RequestHead, ResponseHead, Version, write,
+    self, BodyDecoder, BodyKind, Method, RequestHead, ResponseHead, Version, write,
 };
 use crate::json::Scratch;
 use crate::json::scan::{Members, member};
@@ -46,6 +45,7 @@ use crate::upstream::dns::AddrTable;
 use crate::upstream::pool::{Checkout, Pool, PoolKey};
 use crate::upstream::{self, Upstream};
 use crate::usage::{InlineStr, Usage, settle_usage};
+use relay::relay;
 
 /// Bytes the read buffers grow by per body read.
 const READ_SPARE_BYTES: usize = 16 * 1024;
@@ -63,6 +63,8 @@ const UPSTREAM_HEAD_LIMITS: http1::Limits = http1::Limits {
 pub const TICK: Duration = Duration::from_millis(10);
 /// How often a worker reports its counters.
 pub const COUNTER_INTERVAL: Duration = Duration::from_millis(250);
+
+mod relay;
 
 /// Everything one worker thread owns.
 pub struct Worker {
@@ -1024,287 +1026,6 @@ async fn read_response_head(
     }
 }
 
-// ---------------------------------------------------------------------------------- relay
-
-/// How the response body is framed towards the client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Framing {
-    /// No body (204, 304, or an empty body).
-    None,
-    /// `Content-Length` as the provider sent it; bytes copied through.
-    Length,
-    /// Chunked: the data of each upstream read goes out as one chunk as soon as it arrives,
-    /// whatever the provider's framing (chunked or close-delimited), so an SSE event is never
-    /// held back and an error event can always be appended at a chunk boundary.
-    Chunked,
-    /// HTTP/1.0 client: raw bytes, end marked by closing the connection.
-    Close,
-}
-
-/// Response headers not copied to the client: hop-by-hop and framing (redone here).
-const NOT_RELAYED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "content-length",
-    "transfer-encoding",
-    "trailer",
-    "upgrade",
-    "proxy-connection",
-];
-
-/// Writes the response head and relays the body as it arrives, with no buffering beyond one
-/// read. After the head has gone out, an upstream failure ends a chunked (streamed) response
-/// with an SSE error event in OpenAI's shape.
-async fn relay(
-    w: &Worker,
-    snap: &Snapshot,
-    io: &mut TcpStream,
-    c: &mut Conn,
-    ctx: &mut RequestCtx,
-    up: &mut Upstream,
-) -> Result<(), GatewayError> {
-    let uh = &c.uhead;
-    let framing = match (uh.body, ctx.version) {
-        (BodyKind::Empty, _) => Framing::None,
-        (_, Version::Http10) => Framing::Close,
-        (BodyKind::Length(_), _) => Framing::Length,
-        (BodyKind::Chunked | BodyKind::Close, _) => Framing::Chunked,
-    };
-    if framing == Framing::Close {
-        ctx.keep_alive = false;
-    }
-    let upstream_keep_alive = uh.keep_alive;
-    let sse = uh
-        .header(&c.ubuf, "content-type")
-        .is_some_and(|t| t.starts_with(b"text/event-stream"));
-    ctx.status = uh.status;
-    if (200..300).contains(&uh.status) {
-        // Today every provider speaks OpenAI's dialect (translation comes with more kinds).
-        // Removing the usage chunk changes the length: only where the gateway frames the body.
-        let strip = ctx.inject_usage && framing != Framing::Length;
-        c.meter.start(Dialect::OpenAi, sse, strip, ctx.log_hashes);
-    }
-
-    // The head, with the first body bytes appended below so both go out in one write.
-    let out = &mut c.out;
-    out.clear();
-    write::status_line(out, uh.status);
-    for HeaderSpan { name, value } in &uh.headers {
-        let n = name.get(&c.ubuf);
-        if NOT_RELAYED
-            .iter()
-            .any(|h| n.eq_ignore_ascii_case(h.as_bytes()))
-        {
-            continue;
-        }
-        // The gateway's `x-request-id` names the audit record; the provider's is kept beside it
-        // (it is what the provider's support asks for).
-        if n.eq_ignore_ascii_case(b"x-request-id") {
-            out.extend_from_slice(b"x-upstream-request-id");
-        } else {
-            out.extend_from_slice(n);
-        }
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.get(&c.ubuf));
-        out.extend_from_slice(b"\r\n");
-    }
-    request_id_header(out, ctx);
-    match (framing, uh.body) {
-        (Framing::Length, BodyKind::Length(n)) => write::header_u64(out, "content-length", n),
-        (Framing::Chunked, _) => write::header(out, "transfer-encoding", b"chunked"),
-        (Framing::None, _) if !matches!(uh.status, 204 | 304) => {
-            write::header(out, "content-length", b"0");
-        }
-        _ => {}
-    }
-    if !ctx.keep_alive {
-        write::header(out, "connection", b"close");
-    }
-    write::end_head(out);
-
-    let mut decoder = BodyDecoder::new(uh.body, u64::MAX).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::UpstreamProtocol,
-            format!("provider response: {e}"),
-        )
-    })?;
-    let mut pos = uh.head_len;
-    let mut done = framing == Framing::None;
-    let total_deadline = Instant::now() + snap.upstream.total;
-    let idle = snap.upstream.body_idle;
-    loop {
-        // Everything buffered: decode it and stage the payload.
-        let mut failure = None;
-        let chunk_at = c.out.len();
-        let mut payload = 0usize;
-        if framing == Framing::Chunked {
-            // Room for the chunk-size line, patched in below once the size is known.
-            c.out.extend_from_slice(CHUNK_HEADER_SPACE);
-        }
-        let body_at = c.out.len();
-        {
-            let mut scratch = w.scratch.borrow_mut();
-            while !done {
-                match decoder.decode(&c.ubuf[pos..]) {
-                    Ok(step) => {
-                        if step.consumed == 0 && !step.done {
-                            break;
-                        }
-                        c.meter.pass(
-                            &c.ubuf[pos + step.data.start..pos + step.data.end],
-                            &mut c.out,
-                            &mut scratch,
-                        );
-                        pos += step.consumed;
-                        done = step.done;
-                        if done {
-                            c.meter.end(Some(&mut c.out), &mut scratch);
-                        }
-                    }
-                    Err(e) => {
-                        failure = Some(GatewayError::new(
-                            ErrorKind::UpstreamProtocol,
-                            format!("the provider sent an invalid response body: {e}"),
-                        ));
-                        break;
-                    }
-                }
-            }
-        }
-        payload += c.out.len() - body_at;
-        if framing == Framing::Chunked {
-            finish_chunk(&mut c.out, chunk_at, payload);
-            if done {
-                write::last_chunk(&mut c.out);
-            }
-        }
-        if let Some(e) = failure {
-            return end_with_error(io, c, ctx, framing, sse, e).await;
-        }
-        if !c.out.is_empty() {
-            send(io, c, ctx).await?;
-            if payload > 0 && ctx.ttft_us == 0 {
-                ctx.ttft_us = (ctx.started.elapsed().as_micros() as u64).max(1);
-            }
-        }
-        if done {
-            break;
-        }
-        c.ubuf.drain(..pos);
-        pos = 0;
-        let left = idle.min(total_deadline.saturating_duration_since(Instant::now()));
-        let buf = std::mem::take(&mut c.ubuf);
-        let (res, buf) =
-            match monoio::time::timeout(left, up.read_more(buf, READ_SPARE_BYTES)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    let e = GatewayError::new(
-                        ErrorKind::UpstreamTimeout,
-                        format!(
-                            "the provider stalled: no response bytes for {} ms",
-                            left.as_millis()
-                        ),
-                    );
-                    return end_with_error(io, c, ctx, framing, sse, e).await;
-                }
-            };
-        c.ubuf = buf;
-        match res {
-            Ok(0) => match decoder.finish_eof() {
-                Ok(()) => {
-                    done = true;
-                    // A close-delimited body: whatever the meter still holds goes out now.
-                    let chunk_at = c.out.len();
-                    if framing == Framing::Chunked {
-                        c.out.extend_from_slice(CHUNK_HEADER_SPACE);
-                    }
-                    let body_at = c.out.len();
-                    c.meter.end(Some(&mut c.out), &mut w.scratch.borrow_mut());
-                    if framing == Framing::Chunked {
-                        let n = c.out.len() - body_at;
-                        finish_chunk(&mut c.out, chunk_at, n);
-                        write::last_chunk(&mut c.out);
-                    }
-                    if !c.out.is_empty() {
-                        send(io, c, ctx).await?;
-                    }
-                    break;
-                }
-                Err(_) => {
-                    let e = GatewayError::new(
-                        ErrorKind::UpstreamProtocol,
-                        "the provider closed the connection in the middle of the response",
-                    );
-                    return end_with_error(io, c, ctx, framing, sse, e).await;
-                }
-            },
-            Ok(_) => {}
-            Err(err) => {
-                let e = GatewayError::new(
-                    ErrorKind::UpstreamProtocol,
-                    format!("the provider connection failed mid-response: {err}"),
-                );
-                return end_with_error(io, c, ctx, framing, sse, e).await;
-            }
-        }
-    }
-    // A close-delimited body ended by EOF, or stray bytes after the message: the upstream
-    // connection cannot be trusted with another request.
-    if done && upstream_keep_alive && pos == c.ubuf.len() && c.uhead.body != BodyKind::Close {
-        up.release();
-    }
-    c.ubuf.clear();
-    Ok(())
-}
-
-/// Placeholder for a chunk-size line: 8 hex digits cover chunks up to 4 GiB.
-const CHUNK_HEADER_SPACE: &[u8] = b"00000000\r\n";
-
-/// Turns the reserved header at `at` into the size line of a `len`-byte chunk (dropping it
-/// when `len` is 0, which would otherwise read as the last chunk).
-fn finish_chunk(out: &mut Vec<u8>, at: usize, len: usize) {
-    if len == 0 {
-        out.truncate(at);
-        return;
-    }
-    let mut hex = [0u8; 8];
-    let mut n = len;
-    for d in hex.iter_mut().rev() {
-        *d = b"0123456789abcdef"[n & 0xf];
-        n >>= 4;
-    }
-    out[at..at + 8].copy_from_slice(&hex);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// An upstream failure during the relay. Before the first byte reached the client it is an
-/// ordinary error response; after it, a stream gets an SSE error event (and its proper end)
-/// and anything else is cut, so the client never mistakes a partial body for a whole one.
-async fn end_with_error(
-    io: &mut TcpStream,
-    c: &mut Conn,
-    ctx: &mut RequestCtx,
-    framing: Framing,
-    sse: bool,
-    e: GatewayError,
-) -> Result<(), GatewayError> {
-    if !ctx.response_started {
-        c.out.clear();
-        return Err(e);
-    }
-    ctx.keep_alive = false;
-    if framing == Framing::Chunked && sse {
-        c.out.clear();
-        let mut event = Vec::with_capacity(256);
-        e.write_sse_event(&mut event);
-        write::chunk(&mut c.out, &event);
-        write::last_chunk(&mut c.out);
-        // Best effort: the stream is failing either way.
-        let _ = send(io, c, ctx).await;
-    }
-    Err(e)
-}
-
 fn ctx_worker(ctx: &RequestCtx) -> u16 {
     (ctx.serial >> 48) as u16
 }
@@ -1580,19 +1301,6 @@ mod tests {
             assert_eq!(usage(&out), want, "{body} → {out}");
         }
         assert_eq!(spliced(r#"{"model":"m","stream_options":"x"}"#), None);
-    }
-
-    #[test]
-    fn chunk_headers() {
-        let mut out = b"HEAD".to_vec();
-        out.extend_from_slice(CHUNK_HEADER_SPACE);
-        out.extend_from_slice(b"hello");
-        finish_chunk(&mut out, 4, 5);
-        assert_eq!(out, b"HEAD00000005\r\nhello\r\n");
-        let mut out = b"HEAD".to_vec();
-        out.extend_from_slice(CHUNK_HEADER_SPACE);
-        finish_chunk(&mut out, 4, 0);
-        assert_eq!(out, b"HEAD");
     }
 
     #[test]
