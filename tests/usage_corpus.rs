@@ -92,7 +92,8 @@ fn without_usage_chunks(bytes: &[u8]) -> (Vec<u8>, u32) {
         if usage_only {
             removed += 1;
         } else {
-            out.push_str(ev);
+            // Nor the `"usage":null` member that include_usage adds to the other chunks.
+            out.push_str(&ev.replacen(",\"usage\":null", "", 1));
         }
     }
     (out.into_bytes(), removed)

@@ -8,7 +8,8 @@
 //!   (`stream_options.include_usage`), the usage-only chunk must not reach the client. Then
 //!   the meter forwards whole events only: bytes of an event still incomplete at the end of a
 //!   read are held until its blank line arrives (events are flushed whole by providers, so
-//!   this holds nothing back in practice), and the usage chunk is dropped. Otherwise bytes
+//!   this holds nothing back in practice), the usage chunk is dropped, and the
+//!   `"usage":null` member OpenAI adds to every other chunk is taken out. Otherwise bytes
 //!   pass through untouched, at once.
 //! - **JSON** bodies are kept (up to [`JSON_KEEP_BYTES`], then only a tail — usage sits at
 //!   the end) and read once complete.
@@ -26,6 +27,8 @@ use crate::usage::Observed;
 pub const JSON_KEEP_BYTES: usize = 1024 * 1024;
 /// Past [`JSON_KEEP_BYTES`], only this much of the end is kept.
 pub const JSON_TAIL_BYTES: usize = 64 * 1024;
+/// The member OpenAI adds to every chunk of an `include_usage` stream but the last.
+const USAGE_NULL: &[u8] = b",\"usage\":null";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -153,8 +156,14 @@ impl Meter {
             if drop {
                 *stripped_events += 1;
             } else {
+                let at = out.len();
                 out.extend_from_slice(held);
                 out.extend_from_slice(&data[from..e.end]);
+                // With include_usage, OpenAI adds `"usage":null` to every other chunk; a
+                // client that did not ask for usage never sees that member either.
+                if let Some(i) = memchr::memmem::rfind(&out[at..], USAGE_NULL) {
+                    out.drain(at + i..at + i + USAGE_NULL.len());
+                }
             }
             held.clear();
             from = e.end;
@@ -274,7 +283,10 @@ data: [DONE]\n\n";
         )
         .unwrap();
         let done = memchr::memmem::find(whole, b"data: [DONE]").unwrap();
-        let mut want = whole[..usage_start].to_vec();
+        let mut want = String::from_utf8(whole[..usage_start].to_vec())
+            .unwrap()
+            .replace(",\"usage\":null", "")
+            .into_bytes();
         want.extend_from_slice(&whole[done..]);
         for i in 0..=whole.len() {
             for strip in [false, true] {
