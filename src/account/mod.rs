@@ -53,18 +53,6 @@ impl Route {
             Route::Unknown => "",
         }
     }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Route::ChatCompletions => "chat.completions",
-            Route::Completions => "completions",
-            Route::Embeddings => "embeddings",
-            Route::Models => "models",
-            Route::Health => "healthz",
-            Route::Ready => "readyz",
-            Route::Unknown => "unknown",
-        }
-    }
 }
 
 /// One finished request, as the `finish` phase saw it: the audit record. Names are resolved by

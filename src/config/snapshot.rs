@@ -25,7 +25,7 @@ pub struct KeyId(pub u32);
 
 #[derive(Debug)]
 pub struct Snapshot {
-    /// Which load of the config this is (0 at start, +1 per reload); access records name it.
+    /// Which load of the config this is (0 at start, +1 per reload); audit records name it.
     pub generation: u64,
     pub server: Server,
     pub limits: DownstreamLimits,

@@ -125,7 +125,7 @@ impl Gateway {
             addrs,
             published.clone(),
         )
-        .map_err(|e| StartError::Other(format!("opening the access log: {e}")))?;
+        .map_err(|e| StartError::Other(format!("opening the audit output: {e}")))?;
         let coordinator = std::thread::Builder::new()
             .name("tollgate-coord".into())
             .spawn(move || coordinator.run())

@@ -1,5 +1,6 @@
-//! What the gateway tells operators: access records (formatted by the coordinator, never by a
-//! worker) and counters.
+//! What the gateway tells operators: one audit record per request (formatted by the
+//! coordinator in [`log`], written by the [`audit`] writer thread — never by a worker) and
+//! counters.
 
 pub mod audit;
 pub mod log;
