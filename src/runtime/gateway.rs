@@ -128,7 +128,10 @@ impl Gateway {
         .map_err(|e| StartError::Other(format!("opening the audit output: {e}")))?;
         let coordinator = std::thread::Builder::new()
             .name("tollgate-coord".into())
-            .spawn(move || coordinator.run())
+            .spawn(move || {
+                super::io::run_in_background();
+                coordinator.run();
+            })
             .map_err(|e| StartError::Other(format!("starting the coordinator: {e}")))?;
         Ok(Gateway {
             addr,
