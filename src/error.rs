@@ -27,6 +27,12 @@ pub enum ErrorKind {
     MissingKey,
     /// A key was presented and is not configured: 401.
     InvalidKey,
+    /// The key is configured with `enabled = false`: 401.
+    KeyDisabled,
+    /// The key's `expires` has passed: 401.
+    KeyExpired,
+    /// The key may not use this model (`models` in its config): 403.
+    ModelNotAllowed,
     /// No such route: 404.
     NotFound,
     /// The `model` is not configured (or cannot serve): 404 `model_not_found`.
@@ -56,7 +62,8 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             BadRequest | InvalidBody => 400,
-            MissingKey | InvalidKey => 401,
+            MissingKey | InvalidKey | KeyDisabled | KeyExpired => 401,
+            ModelNotAllowed => 403,
             NotFound | ModelNotFound => 404,
             MethodNotAllowed => 405,
             RequestTimeout => 408,
@@ -75,7 +82,7 @@ impl ErrorKind {
     fn error_type(self) -> &'static str {
         use ErrorKind::*;
         match self {
-            MissingKey | InvalidKey => "authentication_error",
+            MissingKey | InvalidKey | KeyDisabled | KeyExpired => "authentication_error",
             UpstreamConnect | UpstreamTimeout | UpstreamProtocol | Internal | Overloaded => {
                 "api_error"
             }
@@ -91,6 +98,9 @@ impl ErrorKind {
             InvalidBody => "invalid_request_body",
             MissingKey => "missing_api_key",
             InvalidKey => "invalid_api_key",
+            KeyDisabled => "key_disabled",
+            KeyExpired => "key_expired",
+            ModelNotAllowed => "model_not_allowed",
             NotFound => "unknown_url",
             ModelNotFound => "model_not_found",
             MethodNotAllowed => "method_not_allowed",
@@ -181,7 +191,13 @@ impl GatewayError {
         if close {
             write::header(out, "connection", b"close");
         }
-        if self.kind == ErrorKind::MissingKey || self.kind == ErrorKind::InvalidKey {
+        if matches!(
+            self.kind,
+            ErrorKind::MissingKey
+                | ErrorKind::InvalidKey
+                | ErrorKind::KeyDisabled
+                | ErrorKind::KeyExpired
+        ) {
             write::header(out, "www-authenticate", b"Bearer");
         }
         write::end_head(out);

@@ -358,7 +358,7 @@ fn prompts_and_completions_are_hashed_only_for_keys_that_ask() {
     let dir = test_dir("meter-hash");
     let log = dir.join("audit.jsonl");
     let extra = format!(
-        "{}[[keys]]\nid = \"hashed\"\nsha256 = \"{}\"\nteam = \"research\"\nlog_content = \"sha256\"\n",
+        "{}[[teams]]\nname = \"research\"\n[[keys]]\nid = \"hashed\"\nsha256 = \"{}\"\nteam = \"research\"\nlog_content = \"sha256\"\ntags = {{ env = \"prod\" }}\n",
         audit_to(&log),
         sha256_hex("sk-hashed")
     );
@@ -386,6 +386,7 @@ fn prompts_and_completions_are_hashed_only_for_keys_that_ask() {
     let recs = audit_records(&log);
     assert_eq!(recs[0]["key"], "hashed");
     assert_eq!(recs[0]["team"], "research");
+    assert_eq!(recs[0]["tags"]["env"], "prod");
     assert_eq!(recs[0]["prompt_sha256"], sha256_hex_bytes(body.as_bytes()));
     assert_eq!(
         recs[0]["completion_sha256"],

@@ -24,6 +24,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub keys: Vec<RawKey>,
     #[serde(default)]
+    pub teams: Vec<RawTeam>,
+    #[serde(default)]
     pub audit: RawAudit,
     /// Price table entries added to (or replacing those of) the bundled `config/prices.toml`.
     #[serde(default)]
@@ -249,6 +251,27 @@ pub struct RawKey {
     /// `"off"` (default): prompts and completions are never logged; `"sha256"`: the audit
     /// record carries their SHA-256.
     pub log_content: Option<String>,
+    /// `false`: the key is refused (401 `key_disabled`). Default true.
+    pub enabled: Option<bool>,
+    /// After this instant the key is refused (401 `key_expired`): `"2027-01-31"` (midnight
+    /// UTC) or `"2027-01-31T18:00:00Z"`.
+    pub expires: Option<String>,
+    /// Public model names (or globs with `*`) the key may use; default: all.
+    pub models: Option<Vec<String>>,
+    /// Free-form metadata, copied into the key's audit records.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Largest `max_tokens` the key may ask for (larger requests get 400).
+    pub max_tokens: Option<u32>,
+    /// `max_tokens` applied when a request sets none.
+    pub default_max_tokens: Option<u32>,
+}
+
+/// A team: keys name it with `team = "..."`; its budgets and limits apply on top of theirs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTeam {
+    pub name: String,
 }
 
 /// The audit trail: one JSON line per request, written by the coordinator.

@@ -37,6 +37,8 @@ pub struct Snapshot {
     pub model_index: HashMap<Box<[u8]>, ModelId>,
     pub keys: Vec<Key>,
     pub key_index: HashMap<[u8; 32], KeyId>,
+    /// Team names (`[[teams]]`).
+    pub teams: Vec<String>,
     /// The `GET /v1/models` body, rendered once.
     pub models_json: Vec<u8>,
     /// Configured models that cannot serve, with why (for `tollgate check` and the log).
@@ -145,9 +147,30 @@ pub struct Model {
 #[derive(Debug)]
 pub struct Key {
     pub id: String,
+    /// The team's name (a `[[teams]]` entry).
     pub team: Option<String>,
     /// Audit records carry the SHA-256 of the prompt and the completion.
     pub log_content_sha256: bool,
+    pub enabled: bool,
+    /// Seconds since the Unix epoch after which the key is refused.
+    pub expires_unix: Option<u64>,
+    /// Which models (by [`ModelId`]) the key may use; `None`: all.
+    pub models: Option<Vec<bool>>,
+    /// The `GET /v1/models` body for a key restricted to some models.
+    pub models_json: Option<Vec<u8>>,
+    /// `"key":"value"` pairs, pre-rendered as JSON members (`,"k":"v",...`) for audit lines.
+    pub tags_json: Vec<u8>,
+    pub max_tokens: Option<u32>,
+    pub default_max_tokens: Option<u32>,
+}
+
+impl Key {
+    /// May this key use `model`?
+    pub fn allows(&self, model: ModelId) -> bool {
+        self.models
+            .as_ref()
+            .is_none_or(|m| m.get(model.0 as usize).copied().unwrap_or(false))
+    }
 }
 
 impl Snapshot {

@@ -204,6 +204,21 @@ pub fn compile(
         });
     }
 
+    // Teams.
+    let mut teams: Vec<String> = Vec::new();
+    for (i, rt) in raw.teams.iter().enumerate() {
+        if rt.name.is_empty() {
+            p.add(format!("teams[{i}].name"), "must not be empty");
+        } else if teams.contains(&rt.name) {
+            p.add(
+                format!("teams[{i}].name"),
+                format!("team `{}` is defined twice", rt.name),
+            );
+        }
+        teams.push(rt.name.clone());
+    }
+    let all_model_names: Vec<&str> = raw.models.iter().map(|m| m.name.as_str()).collect();
+
     // Keys.
     let mut keys = Vec::new();
     let mut key_index = HashMap::new();
@@ -238,17 +253,95 @@ pub fn compile(
                 false
             }
         };
+        if let Some(t) = &rk.team
+            && !teams.contains(t)
+        {
+            let names: Vec<&str> = teams.iter().map(String::as_str).collect();
+            p.add(
+                format!("{path}.team"),
+                format!(
+                    "no team named `{t}`{}; define it with [[teams]] name = \"{t}\"",
+                    suggest(t, &names)
+                ),
+            );
+        }
+        let expires_unix = rk.expires.as_deref().and_then(|e| {
+            let t = parse_instant(e);
+            if t.is_none() {
+                p.add(
+                    format!("{path}.expires"),
+                    format!("`{e}` is not a date; write \"2027-01-31\" or \"2027-01-31T18:00:00Z\" (UTC)"),
+                );
+            }
+            t
+        });
+        let allowed = rk.models.as_ref().map(|patterns| {
+            for (j, pat) in patterns.iter().enumerate() {
+                if !all_model_names.iter().any(|m| glob(pat, m)) {
+                    p.add(
+                        format!("{path}.models[{j}]"),
+                        format!(
+                            "`{pat}` matches no configured model{}",
+                            suggest(pat, &all_model_names)
+                        ),
+                    );
+                }
+            }
+            models
+                .iter()
+                .map(|m| patterns.iter().any(|pat| glob(pat, &m.name)))
+                .collect::<Vec<bool>>()
+        });
+        let models_json = allowed.as_ref().map(|a| {
+            let mine: Vec<&Model> = models
+                .iter()
+                .zip(a)
+                .filter(|(_, ok)| **ok)
+                .map(|(m, _)| m)
+                .collect();
+            render_models(&mine)
+        });
+        let mut tags_json = Vec::new();
+        for (k, v) in &rk.tags {
+            tags_json.push(b',');
+            crate::json::string(&mut tags_json, k.as_bytes());
+            tags_json.push(b':');
+            crate::json::string(&mut tags_json, v.as_bytes());
+        }
+        for (field, v) in [
+            ("max_tokens", rk.max_tokens),
+            ("default_max_tokens", rk.default_max_tokens),
+        ] {
+            if v == Some(0) {
+                p.add(format!("{path}.{field}"), "must be at least 1");
+            }
+        }
+        if let (Some(d), Some(c)) = (rk.default_max_tokens, rk.max_tokens)
+            && d > c
+        {
+            p.add(
+                format!("{path}.default_max_tokens"),
+                format!("{d} is above the key's max_tokens ceiling of {c}"),
+            );
+        }
         keys.push(Key {
             id: rk.id.clone(),
             team: rk.team.clone(),
             log_content_sha256,
+            enabled: rk.enabled.unwrap_or(true),
+            expires_unix,
+            models: allowed,
+            models_json,
+            tags_json,
+            max_tokens: rk.max_tokens,
+            default_max_tokens: rk.default_max_tokens,
         });
     }
 
     if !p.0.is_empty() {
         return Err(p.0);
     }
-    let models_json = render_models(&models);
+    let models_json = render_models(&models.iter().collect::<Vec<_>>());
     Ok(Snapshot {
         generation: 0,
         server,
@@ -260,6 +353,7 @@ pub fn compile(
         model_index,
         keys,
         key_index,
+        teams,
         models_json,
         inactive,
         audit,
@@ -664,7 +758,61 @@ pub fn suggest(got: &str, known: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-fn render_models(models: &[Model]) -> Vec<u8> {
+/// `*` matches any run of characters; everything else matches itself.
+fn glob(pattern: &str, name: &str) -> bool {
+    let Some((first, rest)) = pattern.split_once('*') else {
+        return pattern == name;
+    };
+    let Some(mut tail) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('*').collect();
+    let (last, middle) = parts.split_last().unwrap_or((&"", &[]));
+    for part in middle {
+        match tail.find(part) {
+            Some(i) => tail = &tail[i + part.len()..],
+            None => return false,
+        }
+    }
+    tail.len() >= last.len() && tail.ends_with(last)
+}
+
+/// `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ` → seconds since the Unix epoch.
+fn parse_instant(s: &str) -> Option<u64> {
+    let num = |r: &str| -> Option<u32> {
+        (!r.is_empty() && r.bytes().all(|b| b.is_ascii_digit())).then(|| r.parse().ok())?
+    };
+    let (date, time) = match s.split_once('T') {
+        Some((d, t)) => (d, Some(t.strip_suffix('Z')?)),
+        None => (s, None),
+    };
+    let mut d = date.split('-');
+    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) || y < 1970 {
+        return None;
+    }
+    let secs = match time {
+        None => 0,
+        Some(t) => {
+            let mut t = t.split(':');
+            let (h, mi, se) = (num(t.next()?)?, num(t.next()?)?, num(t.next()?)?);
+            if t.next().is_some() || h > 23 || mi > 59 || se > 60 {
+                return None;
+            }
+            u64::from(h * 3600 + mi * 60 + se)
+        }
+    };
+    // Days from civil (Howard Hinnant's algorithm), proleptic Gregorian.
+    let (y, m) = (i64::from(y) - i64::from(m <= 2), i64::from(m));
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days).ok().map(|d| d * 86_400 + secs)
+}
+
+fn render_models(models: &[&Model]) -> Vec<u8> {
     let mut out = b"{\"object\":\"list\",\"data\":[".to_vec();
     for (i, m) in models.iter().enumerate() {
         if i > 0 {
@@ -707,6 +855,34 @@ mod tests {
         assert!(parse_sha256(&"ab".repeat(32)).is_some());
         assert!(parse_sha256(&"zz".repeat(32)).is_none());
         assert!(parse_sha256("ab").is_none());
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("*", "gpt-4o"));
+        assert!(glob("gpt-4o*", "gpt-4o-mini"));
+        assert!(glob("gpt-4o*", "gpt-4o"));
+        assert!(!glob("gpt-4o*", "gpt-4.1"));
+        assert!(glob("*-mini", "gpt-4o-mini"));
+        assert!(glob("claude-*-4-5", "claude-sonnet-4-5"));
+        assert!(!glob("a*b*c", "acb"));
+        assert!(glob("exact", "exact") && !glob("exact", "exactly"));
+    }
+
+    #[test]
+    fn instants() {
+        assert_eq!(parse_instant("1970-01-01"), Some(0));
+        assert_eq!(parse_instant("2000-03-01"), Some(951_868_800));
+        assert_eq!(parse_instant("2026-11-18T11:06:40Z"), Some(1_795_000_000));
+        for bad in [
+            "2026-13-01",
+            "2026-1-1x",
+            "tomorrow",
+            "2026-11-18T11:06:40",
+            "",
+        ] {
+            assert_eq!(parse_instant(bad), None, "{bad}");
+        }
     }
 
     #[test]

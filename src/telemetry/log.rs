@@ -40,6 +40,11 @@ pub fn audit_line(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
             out.extend_from_slice(b",\"team\":");
             json::string(out, t.as_bytes());
         }
+        if let Some(members) = k.tags_json.get(1..) {
+            out.extend_from_slice(b",\"tags\":{");
+            out.extend_from_slice(members);
+            out.push(b'}');
+        }
     }
     if let Some(op) = r.route.operation() {
         out.extend_from_slice(b",\"gen_ai.operation.name\":\"");

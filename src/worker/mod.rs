@@ -306,7 +306,10 @@ struct Fields {
     model_span: Range<usize>,
     stream: bool,
     include_usage: bool,
+    /// The request's max tokens, or the key's default when it set none.
     max_tokens: Option<u32>,
+    /// The key's default, when the request set no max tokens: added to the upstream body.
+    default_max_tokens: Option<u32>,
 }
 
 /// The connection loop: one request after another until the client closes, an error makes
@@ -397,10 +400,27 @@ async fn handle(
     }
     let key = authenticate(snap, &c.head, &c.buf)?;
     ctx.key = Some(key);
+    let k = &snap.keys[key.0 as usize];
+    if !k.enabled {
+        return Err(GatewayError::new(
+            ErrorKind::KeyDisabled,
+            "This API key has been disabled.",
+        ));
+    }
+    if k.expires_unix
+        .is_some_and(|t| ctx.start_unix_us / 1_000_000 >= t)
+    {
+        return Err(GatewayError::new(
+            ErrorKind::KeyExpired,
+            "This API key has expired.",
+        ));
+    }
     ctx.log_hashes = snap.keys[key.0 as usize].log_content_sha256;
     read_body(snap, io, c, ctx).await?;
     if ctx.route == Route::Models {
-        return respond_json(io, c, ctx, 200, &snap.models_json).await;
+        let k = &snap.keys[key.0 as usize];
+        let body = k.models_json.as_deref().unwrap_or(&snap.models_json);
+        return respond_json(io, c, ctx, 200, body).await;
     }
     let fields = parse_fields(w, snap, c, ctx)?;
     admit(snap, ctx, &fields)?;
@@ -682,13 +702,38 @@ fn parse_fields(
     };
     ctx.model = Some(id);
     ctx.stream = stream;
-    ctx.max_tokens = max_tokens;
+    // The key's policy: which models, how many tokens.
+    let key = ctx.key.map(|k| &snap.keys[k.0 as usize]);
+    if let Some(k) = key {
+        if !k.allows(id) {
+            return Err(GatewayError::new(
+                ErrorKind::ModelNotAllowed,
+                format!("This API key is not allowed to use the model `{model}`."),
+            )
+            .param("model"));
+        }
+        if let (Some(asked), Some(ceiling)) = (max_tokens, k.max_tokens)
+            && asked > ceiling
+        {
+            return Err(invalid(format!(
+                "max_tokens is {asked}, above this API key's limit of {ceiling}."
+            ))
+            .param("max_tokens"));
+        }
+    }
+    let default_max_tokens = if max_tokens.is_none() && ctx.route != Route::Embeddings {
+        key.and_then(|k| k.default_max_tokens)
+    } else {
+        None
+    };
+    ctx.max_tokens = max_tokens.or(default_max_tokens);
     Ok(Fields {
         model: id,
         model_span,
         stream,
         include_usage,
-        max_tokens,
+        max_tokens: max_tokens.or(default_max_tokens),
+        default_max_tokens,
     })
 }
 
@@ -779,9 +824,24 @@ fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d:
     };
     // The JSON literal replaces the quotes too.
     let model = f.model_span.start - 1..f.model_span.end + 1;
-    let mut splices: [(Range<usize>, &[u8]); 2] = [
+    let mut max_tokens = Vec::new();
+    let mut max_tokens_at = body.len()..body.len();
+    if let (Some(n), Some(at)) = (f.default_max_tokens, Members::open(body)) {
+        // Chat Completions calls it max_completion_tokens (reasoning models refuse
+        // max_tokens); the legacy Completions API, max_tokens.
+        max_tokens.extend_from_slice(if ctx.route == Route::Completions {
+            b"\"max_tokens\":"
+        } else {
+            b"\"max_completion_tokens\":"
+        });
+        crate::json::uint(&mut max_tokens, u64::from(n));
+        max_tokens.push(b',');
+        max_tokens_at = at..at;
+    }
+    let mut splices: [(Range<usize>, &[u8]); 3] = [
         (model, &dep.upstream_model_json),
         usage_splice.unwrap_or((body.len()..body.len(), b"")),
+        (max_tokens_at, &max_tokens),
     ];
     splices.sort_by_key(|(r, _)| r.start);
     let len = splices
