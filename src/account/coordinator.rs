@@ -15,6 +15,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::ledger::Ledger;
 use super::{Control, Counters, Spend, WorkerEvent};
 use crate::config::Snapshot;
 use crate::telemetry::audit::AuditWriter;
@@ -68,6 +69,10 @@ pub struct Coordinator {
     batch_records: u64,
     spend: BTreeMap<String, Spend>,
     spend_changed: bool,
+    /// Spend on disk (when `[ledger] dir` is set); appended every tick.
+    ledger: Option<Ledger>,
+    ledger_dirty: bool,
+    next_sync: Instant,
     reported_drops: u64,
     next_drop_report: Instant,
     applied: Vec<u64>,
@@ -97,6 +102,30 @@ impl Coordinator {
     ) -> std::io::Result<Self> {
         let n = events.len();
         let audit = AuditWriter::start(&snapshot.audit)?;
+        let mut spend = BTreeMap::new();
+        let ledger = match &snapshot.ledger.dir {
+            None => None,
+            Some(dir) => {
+                let (l, rec) = Ledger::open(dir).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("ledger {}: {e}", dir.display()))
+                })?;
+                if let Some(aside) = &rec.set_aside_to {
+                    eprintln!(
+                        "tollgate: ledger: {} byte(s) of a torn or corrupt spend log set aside \
+                         in {} (not counted); {} record(s) recovered",
+                        rec.set_aside_bytes,
+                        aside.display(),
+                        rec.records
+                    );
+                }
+                for (scope, s) in l.totals() {
+                    if let Some(key) = scope.strip_prefix("key:") {
+                        spend.insert(key.to_owned(), s);
+                    }
+                }
+                Some(l)
+            }
+        };
         Ok(Coordinator {
             next_dns: Instant::now() + snapshot.upstream.dns_refresh,
             history: VecDeque::from([snapshot.clone()]),
@@ -112,8 +141,11 @@ impl Coordinator {
             audit,
             batch: Vec::with_capacity(64 * 1024),
             batch_records: 0,
-            spend: BTreeMap::new(),
-            spend_changed: false,
+            spend_changed: !spend.is_empty(),
+            spend,
+            ledger,
+            ledger_dirty: false,
+            next_sync: Instant::now(),
             reported_drops: 0,
             next_drop_report: Instant::now(),
             swaps: Vec::new(),
@@ -141,6 +173,11 @@ impl Coordinator {
                 self.drain_rings();
                 break;
             }
+        }
+        if let Some(l) = &mut self.ledger
+            && let Err(e) = l.sync()
+        {
+            eprintln!("tollgate: ledger: {e}; the last second of spend may not be on disk");
         }
         if !self.audit.close(AUDIT_CLOSE_WAIT) {
             eprintln!(
@@ -211,6 +248,7 @@ impl Coordinator {
             self.audit
                 .submit(lines, std::mem::take(&mut self.batch_records));
         }
+        self.persist();
         let applied = &self.applied;
         self.swaps.retain(|(generation, done)| {
             let all = applied.iter().all(|a| a >= generation);
@@ -237,12 +275,26 @@ impl Coordinator {
                 key,
                 spend,
             } => {
-                let name = self
+                let k = self
                     .history
                     .iter()
                     .find(|s| s.generation == generation)
-                    .and_then(|s| s.keys.get(key.0 as usize))
-                    .map_or_else(|| format!("#{}@{generation}", key.0), |k| k.id.clone());
+                    .and_then(|s| s.keys.get(key.0 as usize));
+                let name = k.map_or_else(|| format!("#{}@{generation}", key.0), |k| k.id.clone());
+                let team = k.and_then(|k| k.team.clone());
+                if let Some(l) = &mut self.ledger {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    let mut r = l.append(now, &format!("key:{name}"), &spend);
+                    if let Some(t) = &team {
+                        r = r.and_then(|()| l.append(now, &format!("team:{t}"), &spend));
+                    }
+                    if let Err(e) = r {
+                        eprintln!("tollgate: ledger: {e}; spend is kept in memory");
+                    }
+                    self.ledger_dirty = true;
+                }
                 self.spend.entry(name).or_default().add(&spend);
                 self.spend_changed = true;
             }
@@ -258,6 +310,29 @@ impl Coordinator {
                     *s = true;
                 }
             }
+        }
+    }
+
+    /// Ledger records to the OS every tick, to the disk every `sync` interval; compaction when
+    /// the log has grown.
+    fn persist(&mut self) {
+        let Some(l) = &mut self.ledger else { return };
+        let cfg = &self.snapshot.ledger;
+        let mut r = Ok(());
+        if self.ledger_dirty {
+            r = l.flush();
+            self.ledger_dirty = false;
+        }
+        let now = Instant::now();
+        if r.is_ok() && now >= self.next_sync {
+            self.next_sync = now + cfg.sync;
+            r = l.sync();
+        }
+        if r.is_ok() && l.log_bytes() > cfg.compact_bytes {
+            r = l.compact();
+        }
+        if let Err(e) = r {
+            eprintln!("tollgate: ledger: {e}");
         }
     }
 

@@ -27,6 +27,8 @@ pub struct RawConfig {
     pub teams: Vec<RawTeam>,
     #[serde(default)]
     pub audit: RawAudit,
+    #[serde(default)]
+    pub ledger: RawLedger,
     /// Price table entries added to (or replacing those of) the bundled `config/prices.toml`.
     #[serde(default)]
     pub prices: BTreeMap<String, RawPrice>,
@@ -272,6 +274,28 @@ pub struct RawKey {
 #[serde(deny_unknown_fields)]
 pub struct RawTeam {
     pub name: String,
+}
+
+/// Where spend is persisted (the coordinator's append-only log and snapshot).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLedger {
+    /// A directory, or `"off"` (spend is then only kept in memory).
+    pub dir: String,
+    /// Compact the log into a snapshot once it grows past this.
+    pub compact_bytes: u64,
+    /// How often records are synced to the disk (they reach the OS every tick).
+    pub sync_ms: u64,
+}
+
+impl Default for RawLedger {
+    fn default() -> Self {
+        RawLedger {
+            dir: "off".into(),
+            compact_bytes: 64 * 1024 * 1024,
+            sync_ms: 1000,
+        }
+    }
 }
 
 /// The audit trail: one JSON line per request, written by the coordinator.

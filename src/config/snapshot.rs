@@ -44,8 +44,17 @@ pub struct Snapshot {
     /// Configured models that cannot serve, with why (for `tollgate check` and the log).
     pub inactive: Vec<String>,
     pub audit: Audit,
+    pub ledger: LedgerConfig,
     /// The bundled price table's version and date, e.g. `v1, taken 2025-10-01`.
     pub price_table: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerConfig {
+    /// `None`: spend is kept in memory only.
+    pub dir: Option<std::path::PathBuf>,
+    pub compact_bytes: u64,
+    pub sync: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
