@@ -248,6 +248,18 @@ impl Ledger {
         &self.days
     }
 
+    /// What `scope` spent from day `from` on (the current budget period, see [`Period`]).
+    pub fn spent_since(&self, scope: &str, from: Day) -> Spend {
+        let mut out = Spend::default();
+        for (_, s) in self
+            .days
+            .range((scope.to_owned(), from)..=(scope.to_owned(), Day::MAX))
+        {
+            out.add(s);
+        }
+        out
+    }
+
     /// Totals per scope over all days.
     pub fn totals(&self) -> BTreeMap<String, Spend> {
         let mut out: BTreeMap<String, Spend> = BTreeMap::new();
@@ -256,6 +268,68 @@ impl Ledger {
         }
         out
     }
+}
+
+/// A budget period: calendar, UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Period {
+    Daily,
+    /// Weeks start on Monday.
+    Weekly,
+    /// Months start on `reset_day` (1–28).
+    Monthly {
+        reset_day: u8,
+    },
+    /// Since the ledger began.
+    Total,
+}
+
+impl Period {
+    /// The first day of the period that contains `today`.
+    pub fn start(self, today: Day) -> Day {
+        match self {
+            Period::Daily => today,
+            // 1970-01-01 was a Thursday: day 4 was the first Monday.
+            Period::Weekly => today - (today + 3) % 7,
+            Period::Monthly { reset_day } => {
+                let reset = u32::from(reset_day.clamp(1, 28));
+                let (y, m, d) = civil(today);
+                let (y, m) = if d >= reset {
+                    (y, m)
+                } else if m == 1 {
+                    (y - 1, 12)
+                } else {
+                    (y, m - 1)
+                };
+                days_from_civil(y, m, reset)
+            }
+            Period::Total => 0,
+        }
+    }
+}
+
+/// Day → (year, month, day), proleptic Gregorian.
+fn civil(day: Day) -> (i64, u32, u32) {
+    let z = i64::from(day) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// (year, month, day) → day, proleptic Gregorian.
+fn days_from_civil(y: i64, m: u32, d: u32) -> Day {
+    let y = y - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe - 719_468) as Day
 }
 
 fn log_path(dir: &Path, epoch: u64) -> PathBuf {
@@ -490,6 +564,45 @@ mod tests {
         assert_eq!(std::fs::read(d2.join("spend.0.log")).unwrap(), line);
         let _ = std::fs::remove_dir_all(&d);
         let _ = std::fs::remove_dir_all(&d2);
+    }
+
+    #[test]
+    fn periods_are_calendar_utc() {
+        let day = |y, m, d| days_from_civil(y, m, d);
+        assert_eq!(civil(day(2026, 11, 22)), (2026, 11, 22));
+        assert_eq!(day(1970, 1, 1), 0);
+        let sun = day(2026, 11, 22); // a Sunday
+        assert_eq!(Period::Daily.start(sun), sun);
+        assert_eq!(
+            Period::Weekly.start(sun),
+            day(2026, 11, 16),
+            "back to Monday"
+        );
+        assert_eq!(Period::Weekly.start(day(2026, 11, 16)), day(2026, 11, 16));
+        let monthly = |r| Period::Monthly { reset_day: r };
+        assert_eq!(monthly(1).start(sun), day(2026, 11, 1));
+        assert_eq!(monthly(25).start(sun), day(2026, 10, 25));
+        assert_eq!(monthly(22).start(sun), sun);
+        assert_eq!(
+            monthly(15).start(day(2026, 1, 3)),
+            day(2025, 12, 15),
+            "across a year"
+        );
+        assert_eq!(Period::Total.start(sun), 0);
+    }
+
+    #[test]
+    fn spend_since_a_period_start() {
+        let d = dir("since");
+        let (mut l, _) = Ledger::open(&d).unwrap();
+        for day in [9u64, 10, 11, 12] {
+            l.append(day * DAY, "key:a", &spend(day)).unwrap();
+        }
+        l.append(11 * DAY, "key:b", &spend(100)).unwrap();
+        assert_eq!(l.spent_since("key:a", 11).input_tokens, 11 + 12);
+        assert_eq!(l.spent_since("key:a", 0).requests, 4);
+        assert_eq!(l.spent_since("key:c", 0), Spend::default());
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
