@@ -329,3 +329,43 @@ fn errors_keep_the_connection_when_the_request_was_read_completely() {
     assert!(c.is_closed());
     gw.shutdown();
 }
+
+#[test]
+fn long_prompts_reach_the_provider_byte_for_byte_with_only_the_edited_spans_changed() {
+    let replay = start_replay();
+    let gw = start(&config_text(Some(replay.addr), 1, ""));
+    let mut c = Client::connect(gw.local_addr());
+    let long = "y".repeat(100 * 1024);
+    // The model before the prompt (the tail after the edits is sent from the read buffer),
+    // and after it (everything before the last edit is copied).
+    for body in [
+        format!(
+            r#"{{"model":"up-chat","stream":true,"messages":[{{"role":"user","content":"{long}"}}]}}"#
+        ),
+        format!(
+            r#"{{"messages":[{{"role":"user","content":"{long}"}}],"stream":true,"model":"up-chat"}}"#
+        ),
+    ] {
+        c.send(&post_with(
+            "/v1/chat/completions",
+            &[
+                ("authorization", &format!("Bearer {KEY}")),
+                (
+                    "x-replay",
+                    "openai/chat_completion_stream_include_usage.sse",
+                ),
+            ],
+            body.as_bytes(),
+        ));
+        assert_eq!(c.response().status, 200);
+        let got = replay.bodies.lock().unwrap().last().unwrap().clone();
+        let want = body
+            .replacen('{', r#"{"stream_options":{"include_usage":true},"#, 1)
+            .replace(r#""model":"up-chat""#, r#""model":"up-model""#);
+        assert_eq!(got.len(), want.len());
+        assert!(
+            got == want.as_bytes(),
+            "the provider got exactly the edited body"
+        );
+    }
+}

@@ -51,13 +51,13 @@ impl Upstream {
         }
     }
 
-    pub async fn write_all(&mut self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn write_all<B: monoio::buf::IoBuf>(&mut self, buf: B) -> (io::Result<usize>, B) {
         match self {
             Upstream::Tcp(c) => match c.stream.as_mut() {
                 Some(s) => s.write_all(buf).await,
                 None => (Err(io::ErrorKind::NotConnected.into()), buf),
             },
-            Upstream::Memory { .. } => (Ok(buf.len()), buf),
+            Upstream::Memory { .. } => (Ok(buf.bytes_init()), buf),
         }
     }
 

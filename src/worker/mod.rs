@@ -244,6 +244,9 @@ struct Conn {
     out: Vec<u8>,
     /// Upstream request bytes.
     ureq: Vec<u8>,
+    /// The end of the upstream request, sent from `buf` itself (a large body's tail after the
+    /// last edited span): not copied into `ureq`.
+    ureq_tail: Option<Range<usize>>,
     /// Upstream response bytes.
     ubuf: Vec<u8>,
     uhead: ResponseHead,
@@ -322,6 +325,7 @@ async fn serve(w: &Rc<Worker>, mut io: TcpStream) {
         next: 0,
         out: Vec::new(),
         ureq: Vec::new(),
+        ureq_tail: None,
         ubuf: Vec::new(),
         uhead: ResponseHead::new(),
         meter: Meter::default(),
@@ -920,6 +924,7 @@ fn api_suffix(route: Route) -> &'static [u8] {
 fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d: DeploymentId) {
     let dep = snap.deployment(d);
     let provider = snap.provider(dep.provider);
+    c.ureq_tail = None;
     let body = &c.buf[c.body.clone()];
     let usage_splice = (f.stream && !f.include_usage && ctx.route != Route::Embeddings)
         .then(|| include_usage_splice(body))
@@ -996,8 +1001,17 @@ fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d:
         out.extend_from_slice(with);
         at = r.end;
     }
-    out.extend_from_slice(&body[at..]);
+    if body.len() - at >= ZERO_COPY_TAIL_BYTES {
+        // A long prompt: the rest goes out from the read buffer, not through a copy.
+        c.ureq_tail = Some(c.body.start + at..c.body.end);
+    } else {
+        out.extend_from_slice(&body[at..]);
+    }
 }
+
+/// A request body tail at least this long is written upstream straight from the read buffer
+/// (one more write, one less copy of the bulk of a long prompt).
+const ZERO_COPY_TAIL_BYTES: usize = 16 * 1024;
 
 /// The edit that makes a request ask for usage: `(span of the body to replace, with what)`.
 /// `None` when `stream_options` is present but not an object or null (the provider will
@@ -1110,8 +1124,14 @@ async fn forward(
         };
         let mut up = Upstream::Tcp(Checkout::new(w.pool.clone(), key.clone(), stream, reused));
         let req = std::mem::take(&mut c.ureq);
-        let (res, req) = up.write_all(req).await;
+        let (mut res, req) = up.write_all(req).await;
         c.ureq = req;
+        if let (Ok(_), Some(tail)) = (&res, c.ureq_tail.clone()) {
+            let buf = std::mem::take(&mut c.buf);
+            let (r, slice) = up.write_all(monoio::buf::IoBuf::slice(buf, tail)).await;
+            c.buf = slice.into_inner();
+            res = r;
+        }
         let result = match res {
             Ok(_) => read_response_head(snap, c, &mut up, sent).await,
             Err(e) => Err(GatewayError::new(
