@@ -9,6 +9,7 @@
 //! coalescing on the worker while the ring is backed up.
 
 pub mod coordinator;
+pub mod lease;
 pub mod ledger;
 
 use std::collections::VecDeque;
