@@ -17,6 +17,7 @@
 //! - [`runtime::io`]: monoio runtime selection (io_uring or epoll) and SO_REUSEPORT listeners.
 
 pub mod account;
+pub mod calendar;
 pub mod config;
 pub mod dialect;
 pub mod error;

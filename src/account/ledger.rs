@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::Spend;
+use crate::calendar::{civil_from_days, days_from_civil};
 use crate::json;
 
 /// A UTC day: days since 1970-01-01.
@@ -293,7 +294,7 @@ impl Period {
             Period::Weekly => today - (today + 3) % 7,
             Period::Monthly { reset_day } => {
                 let reset = u32::from(reset_day.clamp(1, 28));
-                let (y, m, d) = civil(today);
+                let (y, m, d) = civil_from_days(i64::from(today));
                 let (y, m) = if d >= reset {
                     (y, m)
                 } else if m == 1 {
@@ -301,35 +302,11 @@ impl Period {
                 } else {
                     (y, m - 1)
                 };
-                days_from_civil(y, m, reset)
+                days_from_civil(y, m, reset) as Day
             }
             Period::Total => 0,
         }
     }
-}
-
-/// Day → (year, month, day), proleptic Gregorian.
-fn civil(day: Day) -> (i64, u32, u32) {
-    let z = i64::from(day) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// (year, month, day) → day, proleptic Gregorian.
-fn days_from_civil(y: i64, m: u32, d: u32) -> Day {
-    let y = y - i64::from(m <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe - 719_468) as Day
 }
 
 fn log_path(dir: &Path, epoch: u64) -> PathBuf {
@@ -568,8 +545,7 @@ mod tests {
 
     #[test]
     fn periods_are_calendar_utc() {
-        let day = |y, m, d| days_from_civil(y, m, d);
-        assert_eq!(civil(day(2026, 11, 22)), (2026, 11, 22));
+        let day = |y, m, d| days_from_civil(y, m, d) as Day;
         assert_eq!(day(1970, 1, 1), 0);
         let sun = day(2026, 11, 22); // a Sunday
         assert_eq!(Period::Daily.start(sun), sun);

@@ -821,13 +821,7 @@ fn parse_instant(s: &str) -> Option<u64> {
             u64::from(h * 3600 + mi * 60 + se)
         }
     };
-    // Days from civil (Howard Hinnant's algorithm), proleptic Gregorian.
-    let (y, m) = (i64::from(y) - i64::from(m <= 2), i64::from(m));
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = crate::calendar::days_from_civil(i64::from(y), m, day);
     u64::try_from(days).ok().map(|d| d * 86_400 + secs)
 }
 

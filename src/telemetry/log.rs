@@ -183,7 +183,7 @@ fn method(m: Method) -> &'static str {
 /// `2026-11-21T10:00:00.000123Z` from microseconds since the Unix epoch (UTC).
 pub fn rfc3339_micros(out: &mut Vec<u8>, us: u64) {
     let secs = us / 1_000_000;
-    let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
+    let (y, mo, d) = crate::calendar::civil_from_days((secs / 86_400) as i64);
     let sod = secs % 86_400;
     let s = format!(
         "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
@@ -193,20 +193,6 @@ pub fn rfc3339_micros(out: &mut Vec<u8>, us: u64) {
         us % 1_000_000
     );
     out.extend_from_slice(s.as_bytes());
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's
-/// algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]
