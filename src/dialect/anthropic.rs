@@ -98,8 +98,7 @@ fn read(data: &[u8], o: &mut Observed, scratch: &mut Scratch, output_final: bool
         true
     });
     let Some(at) = usage else { return };
-    let Some(raw) = value_end(data, at).and_then(|end| scratch.parse::<RawUsage>(&data[at..end]))
-    else {
+    let Some(raw) = scratch.parse_value_at::<RawUsage>(data, at) else {
         return;
     };
     if let Some(uncached) = raw.input_tokens {

@@ -63,8 +63,7 @@ pub fn observe(data: &[u8], o: &mut Observed, scratch: &mut Scratch) {
         true
     });
     let Some(at) = usage else { return };
-    let Some(raw) = value_end(data, at).and_then(|end| scratch.parse::<RawUsage>(&data[at..end]))
-    else {
+    let Some(raw) = scratch.parse_value_at::<RawUsage>(data, at) else {
         return;
     };
     if let Some(n) = raw.prompt_token_count {

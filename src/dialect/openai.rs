@@ -18,7 +18,7 @@
 use serde::Deserialize;
 
 use crate::json::Scratch;
-use crate::json::scan::{is_empty_array, string_at, value_end, visit_keys};
+use crate::json::scan::{is_empty_array, string_at, visit_keys};
 use crate::usage::Observed;
 
 #[derive(Deserialize, Default)]
@@ -84,8 +84,7 @@ pub fn observe(data: &[u8], o: &mut Observed, scratch: &mut Scratch) -> bool {
     let Some(at) = usage else {
         return false;
     };
-    let Some(raw) = value_end(data, at).and_then(|end| scratch.parse::<RawUsage>(&data[at..end]))
-    else {
+    let Some(raw) = scratch.parse_value_at::<RawUsage>(data, at) else {
         return false;
     };
     if let Some(n) = raw.prompt_tokens {

@@ -39,6 +39,16 @@ impl Scratch {
         self.bytes.extend_from_slice(src);
         simd_json::serde::from_slice_with_buffers(&mut self.bytes, &mut self.buffers).ok()
     }
+
+    /// Parses the JSON value that starts at `src[at]` (found by [`scan`]) into `T`.
+    pub fn parse_value_at<T: serde::de::DeserializeOwned>(
+        &mut self,
+        src: &[u8],
+        at: usize,
+    ) -> Option<T> {
+        let end = scan::value_end(src, at)?;
+        self.parse(&src[at..end])
+    }
 }
 
 /// Appends `s` as a JSON string literal (with quotes), escaping per RFC 8259 §7.
