@@ -24,6 +24,7 @@ pub mod error;
 pub mod http1;
 pub mod json;
 pub mod mock;
+pub mod policy;
 pub mod runtime;
 pub mod stream;
 pub mod telemetry;

@@ -9,7 +9,6 @@
 //! coalescing on the worker while the ring is backed up.
 
 pub mod coordinator;
-pub mod lease;
 pub mod ledger;
 
 use std::collections::VecDeque;
