@@ -37,25 +37,7 @@ taskset -c "$BENCH_CORE" $BIN/tollgate-mock --listen 127.0.0.1:$MOCK --workers 1
 until grep -q listening "$SCRATCH/mock.out" 2>/dev/null; do sleep 0.05; done
 
 KEY=sk-bench
-cat > "$SCRATCH/gw.toml" <<TOML
-[server]
-listen = "127.0.0.1:$GW"
-workers = 1
-pin_workers = false
-[audit]
-output = "off"
-[[providers]]
-name = "mock"
-kind = "openai_compatible"
-base_url = "http://127.0.0.1:$MOCK/v1"
-[[models]]
-name = "gpt-4o-mini"
-[[models.deployments]]
-provider = "mock"
-[[keys]]
-id = "bench"
-sha256 = "$($BIN/tollgate hash-key $KEY)"
-TOML
+{ gateway_config $GW $MOCK "$($BIN/tollgate hash-key $KEY)"; printf '[audit]\noutput = "off"\n'; } > "$SCRATCH/gw.toml"
 taskset -c "$GW_CORE" $BIN/tollgate serve --config "$SCRATCH/gw.toml" > "$SCRATCH/gw.out" 2>&1 &
 GW_PID=$!
 until grep -q listening "$SCRATCH/gw.out" 2>/dev/null; do sleep 0.05; done
@@ -91,12 +73,6 @@ NGX_PID=$(pgrep -f "nginx: worker process" | head -1)
 load() { # extra args... ; last is the JSON output
   taskset -c "$BENCH_CORE" $BIN/tollgate-load --quiet --keys $KEY --duration "$DUR" --warmup 1s "$@" > /dev/null
 }
-field() { python3 -c "
-import json,sys
-d=json.load(open(sys.argv[1])); e=d
-for k in sys.argv[2].split('.'):
-    e = e[int(k)] if k.isdigit() else e[k]
-print(round(e,2) if isinstance(e,float) else e)" "$1" "$2"; }
 
 echo "1. throughput and CPU/request, c=$CONC" >&2
 NR=(); NC=(); GR=(); GC=()

@@ -13,5 +13,35 @@ machine_header() {
   echo "- nginx: $(nginx -v 2>&1 | cut -d/ -f2)"
 }
 
+# field FILE PATH: a value from a tollgate-load --json report (PATH like targets.0.ttft_us.p50).
+field() { python3 -c "
+import json,sys
+d=json.load(open(sys.argv[1])); e=d
+for k in sys.argv[2].split('.'):
+    e = e[int(k)] if k.isdigit() else e[k]
+print(round(e,2) if isinstance(e,float) else e)" "$1" "$2"; }
+
+# gateway_config PORT MOCK_PORT KEY_HASH: a one-worker gateway in front of the mock on
+# MOCK_PORT, model gpt-4o-mini, one key (bench); callers append [audit] etc.
+gateway_config() {
+  cat <<TOML
+[server]
+listen = "127.0.0.1:$1"
+workers = 1
+pin_workers = false
+[[providers]]
+name = "mock"
+kind = "openai_compatible"
+base_url = "http://127.0.0.1:$2/v1"
+[[models]]
+name = "gpt-4o-mini"
+[[models.deployments]]
+provider = "mock"
+[[keys]]
+id = "bench"
+sha256 = "$3"
+TOML
+}
+
 # median X...: the median of the arguments.
 median() { python3 -c "import statistics,sys; print(round(statistics.median(float(x) for x in sys.argv[1:]),2))" "$@"; }

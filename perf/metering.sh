@@ -46,25 +46,7 @@ taskset -c "$BENCH_CORE" $BIN/tollgate-mock --listen 127.0.0.1:$MOCK --workers 1
 until grep -q listening "$SCRATCH/mock.out" 2>/dev/null; do sleep 0.05; done
 
 KEY=sk-bench
-common() { # port
-  cat <<TOML
-[server]
-listen = "127.0.0.1:$1"
-workers = 1
-pin_workers = false
-[[providers]]
-name = "mock"
-kind = "openai_compatible"
-base_url = "http://127.0.0.1:$MOCK/v1"
-[[models]]
-name = "gpt-4o-mini"
-[[models.deployments]]
-provider = "mock"
-[[keys]]
-id = "bench"
-sha256 = "$($BIN/tollgate hash-key $KEY)"
-TOML
-}
+common() { gateway_config "$1" $MOCK "$($BIN/tollgate hash-key $KEY)"; }
 { common $ON; printf '[audit]\noutput = "%s"\n' "$SCRATCH/audit.jsonl"; } > "$SCRATCH/on.toml"
 common $OFF | sed "s|^pin_workers = false|pin_workers = false\naccess_log = \"$SCRATCH/access.log\"|" > "$SCRATCH/off.toml"
 
@@ -77,12 +59,6 @@ until grep -q listening "$SCRATCH/on.out" 2>/dev/null && grep -q listening "$SCR
 load() {
   taskset -c "$BENCH_CORE" $BIN/tollgate-load --quiet --keys $KEY --duration "$DUR" --warmup 1s "$@" > /dev/null
 }
-field() { python3 -c "
-import json,sys
-d=json.load(open(sys.argv[1])); e=d
-for k in sys.argv[2].split('.'):
-    e = e[int(k)] if k.isdigit() else e[k]
-print(round(e,2) if isinstance(e,float) else e)" "$1" "$2"; }
 # gap_added FILE Q: the B arm's gap quantile minus the A arm's.
 gap_added() { python3 -c "
 import json,sys
