@@ -147,30 +147,6 @@ fn streams_and_bodies_are_metered_exactly_and_clients_see_what_they_asked_for() 
     assert_eq!(p.totals.audit_records_dropped, 0);
 }
 
-/// The file minus its usage-only chunks (`choices` empty, `usage` an object).
-fn without_usage_chunks(bytes: &[u8]) -> Vec<u8> {
-    let text = std::str::from_utf8(bytes).unwrap();
-    text.split_inclusive("\n\n")
-        .filter(|ev| {
-            let data = ev.trim_end().strip_prefix("data: ").unwrap_or("");
-            !serde_json::from_str::<Value>(data).is_ok_and(|v| {
-                v["choices"].as_array().is_some_and(Vec::is_empty) && v["usage"].is_object()
-            })
-        })
-        // Nor the `"usage":null` member that include_usage adds to the other chunks.
-        .map(|ev| ev.replacen(",\"usage\":null", "", 1))
-        .collect::<String>()
-        .into_bytes()
-}
-
-fn sha256_hex_bytes(b: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, b)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[test]
 fn corpus_captures_relay_byte_for_byte_and_are_metered_as_the_manifest_says() {
     let manifest: Value = toml::from_str::<toml::Value>(
@@ -223,14 +199,14 @@ fn corpus_captures_relay_byte_for_byte_and_are_metered_as_the_manifest_says() {
             }
             if client_asks || !stream {
                 assert_eq!(
-                    sha256_hex_bytes(&r.body),
+                    sha256_hex(&r.body),
                     f["expected"]["file_sha256"].as_str().unwrap(),
                     "{path}: the client receives the capture byte for byte"
                 );
             } else {
                 assert_eq!(
                     String::from_utf8_lossy(&r.body),
-                    String::from_utf8_lossy(&without_usage_chunks(&bytes)),
+                    String::from_utf8_lossy(&without_usage_chunks(&bytes).0),
                     "{path}: only the usage chunk the gateway asked for is removed"
                 );
             }
@@ -387,10 +363,10 @@ fn prompts_and_completions_are_hashed_only_for_keys_that_ask() {
     assert_eq!(recs[0]["key"], "hashed");
     assert_eq!(recs[0]["team"], "research");
     assert_eq!(recs[0]["tags"]["env"], "prod");
-    assert_eq!(recs[0]["prompt_sha256"], sha256_hex_bytes(body.as_bytes()));
+    assert_eq!(recs[0]["prompt_sha256"], sha256_hex(body.as_bytes()));
     assert_eq!(
         recs[0]["completion_sha256"],
-        sha256_hex_bytes(&seen[0]),
+        sha256_hex(&seen[0]),
         "the hash of the body the client received"
     );
     assert!(recs[1].get("prompt_sha256").is_none());

@@ -10,9 +10,12 @@
     reason = "test code"
 )]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use support::without_usage_chunks;
 use tollgate::dialect::Dialect;
 use tollgate::json::Scratch;
 use tollgate::stream::Meter;
@@ -61,10 +64,6 @@ fn dialect(path: &str) -> Dialect {
     }
 }
 
-fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Meters `pieces` as one response; returns the client-visible bytes and what was observed.
 fn meter(d: Dialect, sse: bool, strip: bool, pieces: &[&[u8]]) -> (Vec<u8>, Observed, u32) {
     let mut m = Meter::default();
@@ -76,27 +75,6 @@ fn meter(d: Dialect, sse: bool, strip: bool, pieces: &[&[u8]]) -> (Vec<u8>, Obse
     }
     m.end(Some(&mut out), &mut scratch);
     (out, m.observed, m.stripped_events)
-}
-
-/// An independent reading of an OpenAI stream: the file minus its usage-only events
-/// (`choices` empty and `usage` an object), by serde_json on `\n\n`-separated events.
-fn without_usage_chunks(bytes: &[u8]) -> (Vec<u8>, u32) {
-    let text = std::str::from_utf8(bytes).unwrap();
-    let mut out = String::new();
-    let mut removed = 0;
-    for ev in text.split_inclusive("\n\n") {
-        let data = ev.trim_end().strip_prefix("data: ").unwrap_or("");
-        let usage_only = serde_json::from_str::<serde_json::Value>(data).is_ok_and(|v| {
-            v["choices"].as_array().is_some_and(Vec::is_empty) && v["usage"].is_object()
-        });
-        if usage_only {
-            removed += 1;
-        } else {
-            // Nor the `"usage":null` member that include_usage adds to the other chunks.
-            out.push_str(&ev.replacen(",\"usage\":null", "", 1));
-        }
-    }
-    (out.into_bytes(), removed)
 }
 
 fn check(entry: &Entry, o: &Observed, what: &str) {
@@ -185,7 +163,7 @@ fn every_capture_meters_as_the_manifest_says_at_every_split() {
         let sse = entry.kind == "stream";
         let (out, whole, _) = meter(d, sse, false, &[&bytes]);
         assert_eq!(
-            hex(ring::digest::digest(&ring::digest::SHA256, &out).as_ref()),
+            support::sha256_hex(&out),
             entry.expected.file_sha256,
             "{}: the client sees the bytes as captured",
             entry.path

@@ -28,8 +28,8 @@ pub const KEY: &str = "sk-test-key";
 /// A failing test should fail, not hang.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
-pub fn sha256_hex(s: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
+pub fn sha256_hex(s: impl AsRef<[u8]>) -> String {
+    ring::digest::digest(&ring::digest::SHA256, s.as_ref())
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -392,4 +392,27 @@ fn replay_conn(mut s: TcpStream, seen: &std::sync::Mutex<Vec<Vec<u8>>>) {
             return;
         }
     }
+}
+
+/// What a client that did not ask for usage should get of an OpenAI stream the gateway asked
+/// usage for: the stream without its usage-only events (`choices` empty, `usage` an object)
+/// and without the `"usage":null` member include_usage adds to the others — read
+/// independently of the gateway, with serde_json on `\n\n`-separated events. Also returns
+/// how many events were removed.
+pub fn without_usage_chunks(bytes: &[u8]) -> (Vec<u8>, u32) {
+    let text = std::str::from_utf8(bytes).unwrap();
+    let mut out = String::new();
+    let mut removed = 0;
+    for ev in text.split_inclusive("\n\n") {
+        let data = ev.trim_end().strip_prefix("data: ").unwrap_or("");
+        let usage_only = serde_json::from_str::<serde_json::Value>(data).is_ok_and(|v| {
+            v["choices"].as_array().is_some_and(Vec::is_empty) && v["usage"].is_object()
+        });
+        if usage_only {
+            removed += 1;
+        } else {
+            out.push_str(&ev.replacen(",\"usage\":null", "", 1));
+        }
+    }
+    (out.into_bytes(), removed)
 }
