@@ -304,6 +304,30 @@ data: [DONE]\n\n";
     }
 
     #[test]
+    fn an_oversized_event_stops_metering_not_the_relay() {
+        // A hostile upstream: one event over the scanner's bound, then a usage chunk.
+        let mut stream = b"data: {\"choices\":[{\"delta\":{\"content\":\"".to_vec();
+        stream.resize(
+            stream.len() + crate::stream::sse::DEFAULT_MAX_EVENT_BYTES + 10,
+            b'a',
+        );
+        stream.extend_from_slice(b"\"}}]}\n\n");
+        stream.extend_from_slice(&INCLUDE_USAGE[INCLUDE_USAGE.len() - 120..]);
+        for strip in [false, true] {
+            let pieces: Vec<&[u8]> = stream.chunks(64 * 1024).collect();
+            let (out, o, _) = run(&pieces, strip);
+            assert_eq!(
+                out, stream,
+                "every byte still reaches the client (strip {strip})"
+            );
+            assert!(
+                !o.output_reported,
+                "nothing is read after the failure: estimated"
+            );
+        }
+    }
+
+    #[test]
     fn a_stream_cut_mid_event_forwards_what_it_has() {
         let cut = &INCLUDE_USAGE[..40];
         let (out, o, _) = run(&[cut], true);
