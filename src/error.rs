@@ -46,6 +46,12 @@ pub enum ErrorKind {
     NotImplemented,
     /// The worker is at its connection limit or draining: 503.
     Overloaded,
+    /// A budget's hard cap is reached: 429 `insufficient_quota`.
+    QuotaExceeded,
+    /// A requests-per-minute limit: 429 `rate_limit_exceeded`, type `requests`.
+    RateLimitRequests,
+    /// A tokens-per-minute limit: 429 `rate_limit_exceeded`, type `tokens`.
+    RateLimitTokens,
     /// Could not connect to the provider: 502.
     UpstreamConnect,
     /// The provider did not answer (head, body gap, total) in time: 504.
@@ -69,6 +75,7 @@ impl ErrorKind {
             RequestTimeout => 408,
             BodyTooLarge => 413,
             HeadTooLarge => 431,
+            QuotaExceeded | RateLimitRequests | RateLimitTokens => 429,
             NotImplemented => 501,
             Overloaded => 503,
             UpstreamConnect | UpstreamProtocol => 502,
@@ -83,6 +90,9 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             MissingKey | InvalidKey | KeyDisabled | KeyExpired => "authentication_error",
+            QuotaExceeded => "insufficient_quota",
+            RateLimitRequests => "requests",
+            RateLimitTokens => "tokens",
             UpstreamConnect | UpstreamTimeout | UpstreamProtocol | Internal | Overloaded => {
                 "api_error"
             }
@@ -109,6 +119,8 @@ impl ErrorKind {
             HeadTooLarge => "headers_too_large",
             NotImplemented => "not_implemented",
             Overloaded => "overloaded",
+            QuotaExceeded => "insufficient_quota",
+            RateLimitRequests | RateLimitTokens => "rate_limit_exceeded",
             UpstreamConnect => "upstream_connect_failed",
             UpstreamTimeout => "upstream_timeout",
             UpstreamProtocol => "upstream_protocol_error",
@@ -177,9 +189,10 @@ impl GatewayError {
         out.extend_from_slice(b"\"}}");
     }
 
-    /// Appends a complete response: head and JSON body. `close` adds `Connection: close`.
-    /// The whole response; `request_id` (may be empty) goes in `x-request-id`.
-    pub fn write_response(&self, out: &mut Vec<u8>, close: bool, request_id: &[u8]) {
+    /// Appends a complete response: head and JSON body. `close` adds `Connection: close`;
+    /// `request_id` (may be empty) goes in `x-request-id`; `extra` is header lines
+    /// (`name: value\r\n`, e.g. `retry-after` and `x-ratelimit-*`) added as they are.
+    pub fn write_response(&self, out: &mut Vec<u8>, close: bool, request_id: &[u8], extra: &[u8]) {
         let mut body = Vec::with_capacity(160);
         self.write_json(&mut body);
         write::status_line(out, self.status());
@@ -200,6 +213,7 @@ impl GatewayError {
         ) {
             write::header(out, "www-authenticate", b"Bearer");
         }
+        out.extend_from_slice(extra);
         write::end_head(out);
         out.extend_from_slice(&body);
     }
@@ -248,7 +262,7 @@ mod tests {
         let mut out = Vec::new();
         GatewayError::new(ErrorKind::ModelNotFound, "The model `x` does not exist")
             .param("model")
-            .write_response(&mut out, false, b"");
+            .write_response(&mut out, false, b"", b"");
         let text = String::from_utf8(out).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"));

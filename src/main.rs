@@ -89,6 +89,9 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         gw.workers(),
         gw.driver()
     );
+    if let Some(a) = gw.admin_addr() {
+        println!("tollgate admin API on http://{a}");
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
     for sig in signals.forever() {

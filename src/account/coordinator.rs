@@ -6,18 +6,24 @@
 //! snapshots and re-resolved upstream addresses, and runs the drain on shutdown. Later it owns
 //! budgets and the ledger.
 //!
-//! It is a plain thread that wakes every [`TICK`] (or on a command); nothing on a worker waits
-//! for it.
+//! It owns the books of every budget and rate limit ([`Books`]): workers' asks for allowance
+//! arrive on the event rings, grants and reclaims go back on the control rings, and the spend
+//! that budgets start from is the ledger's.
+//!
+//! It is a plain thread that wakes every [`TICK`], on a command, or when a worker asks for
+//! allowance ([`super::Wake`]); nothing on a worker waits for it except a request short of
+//! allowance, and that only up to `quotas.lease_wait_ms`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::ledger::Ledger;
-use super::{Control, Counters, Spend, WorkerEvent};
-use crate::config::Snapshot;
+use super::ledger::{Day, Ledger, day_of};
+use super::{Control, Counters, DisabledKeys, Spend, Wake, WorkerEvent};
+use crate::config::{Quota, Snapshot, Unit};
+use crate::policy::books::{BookView, Books};
 use crate::telemetry::audit::AuditWriter;
 use crate::telemetry::log::audit_line;
 use crate::upstream::dns::{self, AddrTable};
@@ -37,6 +43,29 @@ pub enum Command {
     Swap(Arc<Snapshot>, Sender<()>),
     /// Drain the workers; the coordinator exits once all have stopped.
     Drain,
+    /// An admin API operation; the answer goes to the sender.
+    Admin(AdminOp, Sender<AdminReply>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminOp {
+    /// Every quota's book, runtime-disabled keys and spend per key.
+    State,
+    /// The budgets of a scope (`key:<id>` or `team:<name>`) start their period over.
+    Reset(String),
+    /// Disable (`false`) or re-enable (`true`) a key at runtime.
+    SetKey(String, bool),
+}
+
+#[derive(Debug, Clone)]
+pub enum AdminReply {
+    State {
+        quotas: Vec<BookView>,
+        disabled: Vec<String>,
+        spend: BTreeMap<String, Spend>,
+    },
+    Done(String),
+    NotFound(String),
 }
 
 /// What the coordinator publishes for the control thread (read off the hot path).
@@ -51,6 +80,9 @@ pub struct Published {
     pub spend: BTreeMap<String, Spend>,
     /// Audit records written to the output.
     pub audit_written: u64,
+    /// Every quota's book, as the coordinator stopped (set at exit; the admin API has the
+    /// live figures).
+    pub quotas: Vec<BookView>,
 }
 
 pub struct Coordinator {
@@ -60,6 +92,15 @@ pub struct Coordinator {
     pub snapshot: Arc<Snapshot>,
     pub addrs: Arc<AddrTable>,
     pub published: Arc<Mutex<Published>>,
+    books: Books,
+    /// Key ids disabled at runtime (persisted in the ledger when it is on).
+    disabled: BTreeSet<String>,
+    disabled_version: u64,
+    /// The version each worker has applied.
+    disabled_acks: Vec<u64>,
+    /// Admin answers held until every worker applied a change (so "disabled" means refused).
+    held_replies: Vec<(u64, Sender<AdminReply>, AdminReply)>,
+    wake: Arc<Wake>,
     /// Messages waiting for room in a worker's control ring.
     pending: Vec<VecDeque<Control>>,
     history: VecDeque<Arc<Snapshot>>,
@@ -99,6 +140,7 @@ impl Coordinator {
         snapshot: Arc<Snapshot>,
         addrs: Arc<AddrTable>,
         published: Arc<Mutex<Published>>,
+        wake: Arc<Wake>,
     ) -> std::io::Result<Self> {
         let n = events.len();
         let audit = AuditWriter::start(&snapshot.audit)?;
@@ -126,7 +168,18 @@ impl Coordinator {
                 Some(l)
             }
         };
-        Ok(Coordinator {
+        let today = day_of(unix_now());
+        let books = Books::new(n, &snapshot, today, Instant::now(), &|q, from| {
+            ledger.as_ref().map_or(0, |l| budget_spent(l, q, from))
+        });
+        let disabled = ledger.as_ref().map(runtime_disabled).unwrap_or_default();
+        let mut c = Coordinator {
+            books,
+            disabled,
+            disabled_version: 0,
+            disabled_acks: vec![0; n],
+            held_replies: Vec::new(),
+            wake,
             next_dns: Instant::now() + snapshot.upstream.dns_refresh,
             history: VecDeque::from([snapshot.clone()]),
             pending: (0..n).map(|_| VecDeque::new()).collect(),
@@ -151,18 +204,60 @@ impl Coordinator {
             swaps: Vec::new(),
             totals: Counters::default(),
             cut: 0,
+        };
+        // Before any worker serves a request: which keys an admin disabled.
+        let d = c.disabled_keys();
+        c.broadcast(|| Control::Disabled(d.clone()));
+        Ok(c)
+    }
+
+    /// The books' messages onto the control rings.
+    fn route_books_out(&mut self) {
+        for o in self.books.out.drain(..) {
+            if let Some(q) = self.pending.get_mut(usize::from(o.worker)) {
+                q.push_back(Control::Quota {
+                    generation: o.generation,
+                    quota: o.quota,
+                    msg: o.msg,
+                });
+            }
+        }
+        self.send_pending();
+    }
+
+    fn disabled_keys(&mut self) -> Arc<DisabledKeys> {
+        self.disabled_version += 1;
+        Arc::new(DisabledKeys {
+            version: self.disabled_version,
+            generation: self.snapshot.generation,
+            keys: self
+                .snapshot
+                .keys
+                .iter()
+                .map(|k| self.disabled.contains(&k.id))
+                .collect(),
         })
     }
 
     /// The thread body. Returns once every worker has stopped, after the last record is
     /// written and flushed.
     pub fn run(mut self) {
+        self.wake.register();
+        let mut orphaned = false;
         loop {
-            match self.commands.recv_timeout(TICK) {
-                Ok(cmd) => self.command(cmd),
-                Err(RecvTimeoutError::Timeout) => {}
-                // The control thread is gone: drain as if told to.
-                Err(RecvTimeoutError::Disconnected) => self.broadcast(|| Control::Drain),
+            loop {
+                match self.commands.try_recv() {
+                    Ok(cmd) => self.command(cmd),
+                    Err(TryRecvError::Empty) => break,
+                    // The control thread is gone: drain as if told to.
+                    Err(TryRecvError::Disconnected) => {
+                        if !orphaned {
+                            orphaned = true;
+                            self.broadcast(|| Control::Drain);
+                        }
+                        break;
+                    }
+                }
             }
             self.drain_rings();
             self.send_pending();
@@ -173,6 +268,7 @@ impl Coordinator {
                 self.drain_rings();
                 break;
             }
+            std::thread::park_timeout(TICK);
         }
         if let Some(l) = &mut self.ledger
             && let Err(e) = l.sync()
@@ -188,6 +284,9 @@ impl Coordinator {
             );
         }
         self.publish();
+        if let Ok(mut p) = self.published.lock() {
+            p.quotas = self.books.views();
+        }
         self.report_drops(true);
     }
 
@@ -213,9 +312,92 @@ impl Coordinator {
                     self.history.pop_front();
                 }
                 self.snapshot = snap.clone();
+                let ledger = &self.ledger;
+                self.books
+                    .add_generation(&snap, day_of(unix_now()), Instant::now(), &|q, from| {
+                        ledger.as_ref().map_or(0, |l| budget_spent(l, q, from))
+                    });
+                // The disabled keys by the new ids first: no request under the new snapshot
+                // may see a stale bitmap.
+                let d = self.disabled_keys();
+                self.broadcast(|| Control::Disabled(d.clone()));
                 self.broadcast(|| Control::Snapshot(snap.clone()));
             }
             Command::Drain => self.broadcast(|| Control::Drain),
+            Command::Admin(op, reply) => {
+                let answer = self.admin(op);
+                if matches!(answer, AdminReply::Done(_)) {
+                    // Answered once every worker applied what the operation changed.
+                    self.held_replies
+                        .push((self.disabled_version, reply, answer));
+                } else {
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+    }
+
+    fn admin(&mut self, op: AdminOp) -> AdminReply {
+        match op {
+            AdminOp::State => AdminReply::State {
+                quotas: self.books.views(),
+                disabled: self.disabled.iter().cloned().collect(),
+                spend: self.spend.clone(),
+            },
+            AdminOp::Reset(scope) => {
+                let names = self.books.reset(&scope);
+                if names.is_empty() {
+                    return AdminReply::NotFound(format!("no budget for scope `{scope}`"));
+                }
+                if let Some(l) = &mut self.ledger {
+                    // A credit of what the period spent so far: recovery subtracts it.
+                    let from = self
+                        .snapshot
+                        .quotas
+                        .iter()
+                        .find(|q| q.scope == scope && q.is_budget())
+                        .map_or(0, |q| period_start(q, day_of(unix_now())));
+                    let net = net_spent(l, &scope, from);
+                    let r = l
+                        .append(unix_now(), &format!("credit:{scope}"), &net)
+                        .and_then(|()| l.sync());
+                    if let Err(e) = r {
+                        eprintln!("tollgate: ledger: {e}; the reset holds until restart only");
+                    }
+                }
+                // The resets, then a bitmap version behind them: its acknowledgement (control
+                // rings are FIFO) says every worker has applied them.
+                self.route_books_out();
+                let d = self.disabled_keys();
+                self.broadcast(|| Control::Disabled(d.clone()));
+                AdminReply::Done(format!("reset {}", names.join(", ")))
+            }
+            AdminOp::SetKey(id, enabled) => {
+                if !self.snapshot.keys.iter().any(|k| k.id == id) {
+                    return AdminReply::NotFound(format!("no key `{id}`"));
+                }
+                let changed = if enabled {
+                    self.disabled.remove(&id)
+                } else {
+                    self.disabled.insert(id.clone())
+                };
+                if changed && let Some(l) = &mut self.ledger {
+                    let scope = format!("{}:key:{id}", if enabled { "enable" } else { "disable" });
+                    let one = Spend {
+                        requests: 1,
+                        ..Spend::default()
+                    };
+                    if let Err(e) = l.append(unix_now(), &scope, &one).and_then(|()| l.sync()) {
+                        eprintln!("tollgate: ledger: {e}; the change holds until restart only");
+                    }
+                }
+                let d = self.disabled_keys();
+                self.broadcast(|| Control::Disabled(d.clone()));
+                AdminReply::Done(format!(
+                    "key `{id}` {}",
+                    if enabled { "enabled" } else { "disabled" }
+                ))
+            }
         }
     }
 
@@ -248,7 +430,20 @@ impl Coordinator {
             self.audit
                 .submit(lines, std::mem::take(&mut self.batch_records));
         }
+        self.books.tick(Instant::now(), day_of(unix_now()));
+        for n in self.books.notices.drain(..) {
+            eprintln!("tollgate: budget warning: {n}");
+        }
+        self.route_books_out();
         self.persist();
+        let acks = &self.disabled_acks;
+        self.held_replies.retain(|(version, reply, answer)| {
+            let all = acks.iter().all(|a| a >= version);
+            if all {
+                let _ = reply.send(answer.clone());
+            }
+            !all
+        });
         let applied = &self.applied;
         self.swaps.retain(|(generation, done)| {
             let all = applied.iter().all(|a| a >= generation);
@@ -299,7 +494,14 @@ impl Coordinator {
                 self.spend_changed = true;
             }
             WorkerEvent::Counters { counters, .. } => self.totals.add(&counters),
+            WorkerEvent::Lease(m) => self.books.lease(m, Instant::now()),
+            WorkerEvent::DisabledApplied { worker, version } => {
+                if let Some(a) = self.disabled_acks.get_mut(usize::from(worker)) {
+                    *a = version;
+                }
+            }
             WorkerEvent::Applied { worker, generation } => {
+                self.books.applied(worker, generation);
                 if let Some(a) = self.applied.get_mut(usize::from(worker)) {
                     *a = generation;
                 }
@@ -383,4 +585,61 @@ impl Coordinator {
             self.broadcast(|| Control::Addrs(a.clone()));
         }
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn period_start(q: &Quota, today: Day) -> Day {
+    match q.window {
+        crate::config::Window::Period(p) => p.start(today),
+        crate::config::Window::Minute => today,
+    }
+}
+
+/// What `scope` spent from `from` on, less the credits of admin resets.
+fn net_spent(l: &Ledger, scope: &str, from: Day) -> Spend {
+    let s = l.spent_since(scope, from);
+    let c = l.spent_since(&format!("credit:{scope}"), from);
+    Spend {
+        requests: s.requests.saturating_sub(c.requests),
+        estimated_requests: s.estimated_requests.saturating_sub(c.estimated_requests),
+        input_tokens: s.input_tokens.saturating_sub(c.input_tokens),
+        output_tokens: s.output_tokens.saturating_sub(c.output_tokens),
+        cache_read_tokens: s.cache_read_tokens.saturating_sub(c.cache_read_tokens),
+        cache_creation_tokens: s
+            .cache_creation_tokens
+            .saturating_sub(c.cache_creation_tokens),
+        reasoning_tokens: s.reasoning_tokens.saturating_sub(c.reasoning_tokens),
+        cost_micro_usd: s.cost_micro_usd.saturating_sub(c.cost_micro_usd),
+    }
+}
+
+/// A budget's spend in its current period, from the ledger.
+fn budget_spent(l: &Ledger, q: &Quota, from: Day) -> i64 {
+    let s = net_spent(l, &q.scope, from);
+    let v = match q.unit {
+        Unit::MicroUsd => s.cost_micro_usd,
+        Unit::Tokens => s.input_tokens + s.output_tokens,
+        Unit::Requests => s.requests,
+    };
+    v.min(i64::MAX as u64) as i64
+}
+
+/// Keys an admin disabled (and did not re-enable), from the ledger's records.
+fn runtime_disabled(l: &Ledger) -> BTreeSet<String> {
+    let totals = l.totals();
+    totals
+        .iter()
+        .filter_map(|(scope, s)| {
+            let id = scope.strip_prefix("disable:key:")?;
+            let enabled = totals
+                .get(&format!("enable:key:{id}"))
+                .map_or(0, |e| e.requests);
+            (s.requests > enabled).then(|| id.to_owned())
+        })
+        .collect()
 }

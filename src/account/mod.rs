@@ -14,9 +14,10 @@ pub mod ledger;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::config::{DeploymentId, KeyId, ModelId, Snapshot};
+use crate::config::{DeploymentId, KeyId, ModelId, QuotaId, Snapshot};
 use crate::error::ErrorKind;
 use crate::http1::Method;
+use crate::policy::quota::{LeaseMsg, QuotaControl};
 use crate::upstream::dns::AddrTable;
 use crate::usage::{InlineStr, Usage};
 
@@ -88,6 +89,8 @@ pub struct AuditRecord {
     pub usage: Usage,
     pub usage_estimated: bool,
     pub cost_micro_usd: u64,
+    /// What admission reserved of the key's USD budget (0: no USD budget applied).
+    pub reserved_micro_usd: u64,
     pub finish_reason: InlineStr<24>,
     pub response_model: InlineStr<64>,
     pub response_id: InlineStr<64>,
@@ -259,6 +262,13 @@ pub enum WorkerEvent {
         worker: u16,
         open: u64,
     },
+    /// Use of, and asks for, a budget or rate limit.
+    Lease(LeaseMsg),
+    /// The worker now refuses the keys of [`DisabledKeys`] `version`.
+    DisabledApplied {
+        worker: u16,
+        version: u64,
+    },
 }
 
 /// Coordinator → worker.
@@ -267,6 +277,54 @@ pub enum Control {
     Snapshot(Arc<Snapshot>),
     Addrs(Arc<AddrTable>),
     Drain,
+    /// About one quota of snapshot `generation`.
+    Quota {
+        generation: u64,
+        quota: QuotaId,
+        msg: QuotaControl,
+    },
+    /// Keys disabled at runtime (admin API), by id under snapshot `generation`.
+    Disabled(Arc<DisabledKeys>),
+}
+
+/// Keys disabled at runtime, as a bitmap over one snapshot's key ids.
+#[derive(Debug, Default)]
+pub struct DisabledKeys {
+    /// Increases with every change; workers acknowledge it.
+    pub version: u64,
+    pub generation: u64,
+    pub keys: Vec<bool>,
+}
+
+impl DisabledKeys {
+    pub fn is_disabled(&self, generation: u64, key: KeyId) -> bool {
+        self.generation == generation && self.keys.get(key.0 as usize).copied().unwrap_or(false)
+    }
+}
+
+/// A worker's ends of its rings, and the coordinator's doorbell.
+#[derive(Debug)]
+pub struct Rings {
+    pub events: rtrb::Producer<WorkerEvent>,
+    pub control: rtrb::Consumer<Control>,
+    pub wake: Arc<Wake>,
+}
+
+/// Wakes the coordinator early (a worker's ask should not wait for its next tick).
+#[derive(Debug, Default)]
+pub struct Wake(std::sync::OnceLock<std::thread::Thread>);
+
+impl Wake {
+    /// Called once, on the coordinator thread.
+    pub fn register(&self) {
+        let _ = self.0.set(std::thread::current());
+    }
+
+    pub fn wake(&self) {
+        if let Some(t) = self.0.get() {
+            t.unpark();
+        }
+    }
 }
 
 /// A worker's side of its outbound ring, with the bounded local queue for when it is full.
@@ -422,6 +480,7 @@ mod tests {
             usage: Usage::default(),
             usage_estimated: false,
             cost_micro_usd: 0,
+            reserved_micro_usd: 0,
             finish_reason: InlineStr::default(),
             response_model: InlineStr::default(),
             response_id: InlineStr::default(),

@@ -29,6 +29,10 @@ pub struct RawConfig {
     pub audit: RawAudit,
     #[serde(default)]
     pub ledger: RawLedger,
+    #[serde(default)]
+    pub quotas: RawQuotas,
+    #[serde(default)]
+    pub admin: RawAdmin,
     /// Price table entries added to (or replacing those of) the bundled `config/prices.toml`.
     #[serde(default)]
     pub prices: BTreeMap<String, RawPrice>,
@@ -168,6 +172,10 @@ pub struct RawDeployment {
     pub model: Option<String>,
     /// What calls cost. Default: the price table's entry for `model`, else for the public name.
     pub price: Option<RawDeploymentPrice>,
+    /// Requests per minute this deployment may receive (a provider account's quota).
+    pub rpm: Option<u64>,
+    /// Tokens (input + output) per minute this deployment may receive.
+    pub tpm: Option<u64>,
 }
 
 /// `price = "gpt-4o"` (a price-table entry, or `"free"`), or a table of fields:
@@ -267,6 +275,14 @@ pub struct RawKey {
     pub max_tokens: Option<u32>,
     /// `max_tokens` applied when a request sets none.
     pub default_max_tokens: Option<u32>,
+    pub budget: Option<RawBudget>,
+    /// Requests per minute.
+    pub rpm: Option<u64>,
+    /// Tokens (input + output) per minute.
+    pub tpm: Option<u64>,
+    /// End a stream (with a proper final event) when its output would take the key past a
+    /// hard budget cap. Default false.
+    pub cut_stream_at_cap: Option<bool>,
 }
 
 /// A team: keys name it with `team = "..."`; its budgets and limits apply on top of theirs.
@@ -274,6 +290,62 @@ pub struct RawKey {
 #[serde(deny_unknown_fields)]
 pub struct RawTeam {
     pub name: String,
+    pub budget: Option<RawBudget>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+}
+
+/// `budget = { usd = 25.0, tokens = 5000000, period = "monthly", reset_day = 1, warn_at = 0.8 }`:
+/// a hard cap in USD and/or tokens per calendar period (UTC).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    pub usd: Option<f64>,
+    pub tokens: Option<u64>,
+    /// `daily`, `weekly` (from Monday), `monthly` (default) or `total`.
+    pub period: Option<String>,
+    /// The day of the month a monthly period starts (1–28, default 1).
+    pub reset_day: Option<u8>,
+    /// The soft threshold, as a fraction of the cap: past it responses carry a warning header
+    /// and the log says so once per period. Default 0.8.
+    pub warn_at: Option<f64>,
+}
+
+/// How budgets and rate limits are enforced.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawQuotas {
+    /// How long a request waits for the coordinator to grant allowance before it is refused.
+    pub lease_wait_ms: u64,
+    /// The output estimate of a request that sets no max tokens (its key no default either).
+    pub default_output_tokens: u64,
+}
+
+impl Default for RawQuotas {
+    fn default() -> Self {
+        RawQuotas {
+            lease_wait_ms: 100,
+            default_output_tokens: 1024,
+        }
+    }
+}
+
+/// The admin API: a separate listener, off unless an admin key is configured.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAdmin {
+    pub listen: String,
+    /// Hex SHA-256 of the admin key (`tollgate hash-key`). Unset: no admin API.
+    pub key_sha256: Option<String>,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            listen: "127.0.0.1:9090".into(),
+            key_sha256: None,
+        }
+    }
 }
 
 /// Where spend is persisted (the coordinator's append-only log and snapshot).

@@ -22,6 +22,9 @@ pub struct ProviderId(pub u32);
 /// Dense handle of a virtual key in [`Snapshot::keys`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct KeyId(pub u32);
+/// Dense handle of a budget or rate limit in [`Snapshot::quotas`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct QuotaId(pub u32);
 
 #[derive(Debug)]
 pub struct Snapshot {
@@ -45,8 +48,63 @@ pub struct Snapshot {
     pub inactive: Vec<String>,
     pub audit: Audit,
     pub ledger: LedgerConfig,
+    /// Every budget and rate limit (keys', teams' and deployments'), indexed by [`QuotaId`].
+    pub quotas: Vec<Quota>,
+    pub quota_settings: QuotaSettings,
+    pub admin: Admin,
     /// The bundled price table's version and date, e.g. `v1, taken 2025-10-01`.
     pub price_table: String,
+}
+
+/// What a quota counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    MicroUsd,
+    /// Input + output tokens.
+    Tokens,
+    Requests,
+}
+
+/// Over what a quota's cap applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// A budget: the cap per calendar period; spend is persisted in the ledger.
+    Period(crate::account::ledger::Period),
+    /// A rate limit: a bucket of `cap` that refills at `cap` per minute.
+    Minute,
+}
+
+/// One budget or rate limit of one scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quota {
+    /// Stable across reloads: `key:alice/usd`, `team:ml/rpm`, `deployment:gpt-4o#0/tpm`.
+    pub name: String,
+    /// The ledger scope a budget's spend is read from (`key:alice`, `team:ml`).
+    pub scope: String,
+    pub unit: Unit,
+    pub window: Window,
+    pub cap: u64,
+    /// The soft threshold (budgets).
+    pub warn: Option<u64>,
+}
+
+impl Quota {
+    pub fn is_budget(&self) -> bool {
+        matches!(self.window, Window::Period(_))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaSettings {
+    pub lease_wait: Duration,
+    pub default_output_tokens: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// `None`: no admin API (no admin key configured).
+    pub listen: Option<SocketAddr>,
+    pub key_sha256: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +203,8 @@ pub struct Deployment {
     pub price: Price,
     /// Where the price came from, for `tollgate check`.
     pub price_source: String,
+    /// The deployment's own rate limits.
+    pub quotas: Vec<QuotaId>,
 }
 
 #[derive(Debug)]
@@ -171,6 +231,9 @@ pub struct Key {
     pub tags_json: Vec<u8>,
     pub max_tokens: Option<u32>,
     pub default_max_tokens: Option<u32>,
+    /// The key's budgets and rate limits, then its team's.
+    pub quotas: Vec<QuotaId>,
+    pub cut_stream_at_cap: bool,
 }
 
 impl Key {

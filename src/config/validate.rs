@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::raw::{
-    RawAudit, RawConfig, RawDeploymentPrice, RawLimits, RawPrice, RawPriceTable, RawProvider,
-    RawUpstream, RawWorkers,
+    RawAdmin, RawAudit, RawBudget, RawConfig, RawDeploymentPrice, RawLimits, RawPrice,
+    RawPriceTable, RawProvider, RawUpstream, RawWorkers,
 };
 use super::snapshot::*;
+use crate::account::ledger::Period;
 use crate::http1;
 use crate::usage::Price;
 
@@ -117,6 +118,18 @@ pub fn compile(
     };
     let (table, price_table) = price_table(&mut p, raw);
     let upstream = upstream(&mut p, &raw.upstream);
+    let quota_settings = QuotaSettings {
+        lease_wait: ms(&mut p, "quotas.lease_wait_ms", raw.quotas.lease_wait_ms),
+        default_output_tokens: bounded(
+            &mut p,
+            "quotas.default_output_tokens",
+            raw.quotas.default_output_tokens,
+            1,
+            10_000_000,
+        ),
+    };
+    let admin = admin(&mut p, &raw.admin);
+    let mut quotas: Vec<Quota> = Vec::new();
 
     // Providers.
     let mut providers = Vec::new();
@@ -203,6 +216,15 @@ pub fn compile(
             crate::json::string(&mut upstream_model_json, upstream_model.as_bytes());
             providers[pid.0 as usize].active = true;
             ids.push(DeploymentId(deployments.len() as u32));
+            let dquotas = scope_quotas(
+                &mut p,
+                &dpath,
+                &format!("deployment:{}#{j}", rm.name),
+                None,
+                rd.rpm,
+                rd.tpm,
+                &mut quotas,
+            );
             deployments.push(Deployment {
                 provider: *pid,
                 model: model_id,
@@ -210,6 +232,7 @@ pub fn compile(
                 upstream_model,
                 price,
                 price_source,
+                quotas: dquotas,
             });
         }
         if ids.is_empty() {
@@ -224,7 +247,17 @@ pub fn compile(
 
     // Teams.
     let mut teams: Vec<String> = Vec::new();
+    let mut team_quotas: Vec<Vec<QuotaId>> = Vec::new();
     for (i, rt) in raw.teams.iter().enumerate() {
+        team_quotas.push(scope_quotas(
+            &mut p,
+            &format!("teams[{i}]"),
+            &format!("team:{}", rt.name),
+            rt.budget.as_ref(),
+            rt.rpm,
+            rt.tpm,
+            &mut quotas,
+        ));
         if rt.name.is_empty() {
             p.add(format!("teams[{i}].name"), "must not be empty");
         } else if teams.contains(&rt.name) {
@@ -342,7 +375,32 @@ pub fn compile(
                 format!("{d} is above the key's max_tokens ceiling of {c}"),
             );
         }
+        let mut kquotas = scope_quotas(
+            &mut p,
+            &path,
+            &format!("key:{}", rk.id),
+            rk.budget.as_ref(),
+            rk.rpm,
+            rk.tpm,
+            &mut quotas,
+        );
+        if let Some(t) = rk
+            .team
+            .as_ref()
+            .and_then(|t| teams.iter().position(|x| x == t))
+        {
+            kquotas.extend_from_slice(&team_quotas[t]);
+        }
+        let cut_stream_at_cap = rk.cut_stream_at_cap.unwrap_or(false);
+        if cut_stream_at_cap && rk.budget.is_none() {
+            p.add(
+                format!("{path}.cut_stream_at_cap"),
+                "the key has no budget to cut streams at; add budget = { usd = ... }",
+            );
+        }
         keys.push(Key {
+            quotas: kquotas,
+            cut_stream_at_cap,
             id: rk.id.clone(),
             team: rk.team.clone(),
             log_content_sha256,
@@ -376,8 +434,141 @@ pub fn compile(
         inactive,
         audit,
         ledger,
+        quotas,
+        quota_settings,
+        admin,
         price_table,
     })
+}
+
+/// Compiles one scope's budget and rate limits into `quotas`; returns their ids.
+fn scope_quotas(
+    p: &mut Problems,
+    path: &str,
+    scope: &str,
+    budget: Option<&RawBudget>,
+    rpm: Option<u64>,
+    tpm: Option<u64>,
+    quotas: &mut Vec<Quota>,
+) -> Vec<QuotaId> {
+    let mut ids = Vec::new();
+    let mut add = |unit, window, cap, warn, what: &str| {
+        ids.push(QuotaId(quotas.len() as u32));
+        quotas.push(Quota {
+            name: format!("{scope}/{what}"),
+            scope: scope.to_owned(),
+            unit,
+            window,
+            cap,
+            warn,
+        });
+    };
+    if let Some(b) = budget {
+        let period = match b.period.as_deref().unwrap_or("monthly") {
+            "daily" => Period::Daily,
+            "weekly" => Period::Weekly,
+            "monthly" => Period::Monthly {
+                reset_day: b.reset_day.unwrap_or(1),
+            },
+            "total" => Period::Total,
+            other => {
+                p.add(
+                    format!("{path}.budget.period"),
+                    format!(
+                        "`{other}` is not a period; use \"daily\", \"weekly\", \"monthly\" or \
+                         \"total\""
+                    ),
+                );
+                Period::Total
+            }
+        };
+        if let Some(d) = b.reset_day
+            && !(1..=28).contains(&d)
+        {
+            p.add(
+                format!("{path}.budget.reset_day"),
+                format!("{d} is out of range; use 1..=28 (every month has those days)"),
+            );
+        }
+        if b.reset_day.is_some() && !matches!(period, Period::Monthly { .. }) {
+            p.add(
+                format!("{path}.budget.reset_day"),
+                "only a monthly period has a reset day",
+            );
+        }
+        let warn_at = b.warn_at.unwrap_or(0.8);
+        if !(warn_at.is_finite() && (0.0..=1.0).contains(&warn_at)) {
+            p.add(
+                format!("{path}.budget.warn_at"),
+                format!("{warn_at} is not a fraction of the cap; use 0.0 to 1.0"),
+            );
+        }
+        let warn = |cap: u64| Some((cap as f64 * warn_at.clamp(0.0, 1.0)) as u64);
+        if b.usd.is_none() && b.tokens.is_none() {
+            p.add(
+                format!("{path}.budget"),
+                "a budget needs a cap: usd = 25.0 and/or tokens = 1000000",
+            );
+        }
+        if let Some(v) = b.usd {
+            let cap = usd(p, &format!("{path}.budget.usd"), v);
+            add(
+                Unit::MicroUsd,
+                Window::Period(period),
+                cap,
+                warn(cap),
+                "usd",
+            );
+        }
+        if let Some(cap) = b.tokens {
+            add(
+                Unit::Tokens,
+                Window::Period(period),
+                cap,
+                warn(cap),
+                "tokens",
+            );
+        }
+    }
+    for (what, unit, v) in [("rpm", Unit::Requests, rpm), ("tpm", Unit::Tokens, tpm)] {
+        if let Some(cap) = v {
+            if cap == 0 {
+                p.add(
+                    format!("{path}.{what}"),
+                    "must be at least 1 (leave it out for no limit)",
+                );
+            }
+            add(unit, Window::Minute, cap.max(1), None, what);
+        }
+    }
+    ids
+}
+
+fn admin(p: &mut Problems, r: &RawAdmin) -> Admin {
+    let Some(hex) = &r.key_sha256 else {
+        return Admin {
+            listen: None,
+            key_sha256: [0; 32],
+        };
+    };
+    let key_sha256 = parse_sha256(hex).unwrap_or_else(|| {
+        p.add(
+            "admin.key_sha256",
+            "must be 64 hex digits: the SHA-256 of the admin key (`tollgate hash-key`)",
+        );
+        [0; 32]
+    });
+    let listen = r.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+        p.add(
+            "admin.listen",
+            format!("`{}` is not an IP address and port", r.listen),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    });
+    Admin {
+        listen: Some(listen),
+        key_sha256,
+    }
 }
 
 fn audit(p: &mut Problems, r: &RawAudit) -> Audit {

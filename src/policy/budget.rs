@@ -1,8 +1,10 @@
-//! Budget leases (DESIGN.md §3), sans-IO: the coordinator's book of what each worker may
-//! spend ([`LeaseBook`]) and a worker's side of it ([`Allowance`]). Not yet wired into the
-//! request path; the rings will carry [`GrantRequest`]s one way and grants the other.
+//! Leases (DESIGN.md §3), sans-IO: the coordinator's book of what each worker may spend
+//! ([`LeaseBook`]) and a worker's side of it ([`Allowance`]). [`super::books`] keeps one
+//! `LeaseBook` per quota on the coordinator, [`super::quota`] one `Allowance` per quota on each
+//! worker; the rings carry asks one way and grants the other.
 //!
-//! One budget scope (a key's or a team's hard cap for the current period) in micro-dollars:
+//! One quota (a key's, a team's or a deployment's cap: micro-dollars or tokens for the current
+//! period, or requests or tokens per minute); described here for a budget in micro-dollars:
 //!
 //! - The coordinator owns `cap`, the settled `spent`, and per worker the allowance `held[w]`
 //!   it granted and has not yet seen consumed. It grants only from
@@ -68,13 +70,48 @@ impl LeaseBook {
         self.held.iter().map(|h| (*h).max(0)).sum()
     }
 
+    pub fn cap(&self) -> Micros {
+        self.cap
+    }
+
+    /// What worker `w` holds (granted, not yet reported consumed or returned).
+    pub fn held(&self, w: usize) -> Micros {
+        self.held.get(w).copied().unwrap_or(0)
+    }
+
+    /// Grants at least `want` (a slice, when that is more and free), or nothing at all.
+    pub fn grant_at_least(&mut self, worker: usize, want: Micros) -> Micros {
+        if self.free() < want {
+            return 0;
+        }
+        self.grant(GrantRequest { worker, want })
+    }
+
+    /// A new cap (a reload changed it); grants and spend stay.
+    pub fn set_cap(&mut self, cap: Micros) {
+        self.cap = cap;
+        self.slice = (cap / (16 * self.held.len().max(1) as Micros)).max(1);
+    }
+
+    /// A rate limit's bucket drains: `amount` of what was spent no longer counts.
+    pub fn leak(&mut self, amount: Micros) {
+        self.spent = (self.spent - amount).max(0);
+    }
+
+    /// A new budget period (or an admin reset): nothing spent yet.
+    pub fn set_spent(&mut self, spent: Micros) {
+        self.spent = spent;
+    }
+
     /// Answers a request: the grant (0 when nothing is free). Never more than is free.
     pub fn grant(&mut self, r: GrantRequest) -> Micros {
         let free = self.free();
         if free <= 0 {
             return 0;
         }
-        let g = r.want.max(self.slice).min(free);
+        // Near the cap, a grant leaves half of what is free for the other workers, so that
+        // the last of a budget is shared rather than passed back and forth whole.
+        let g = r.want.max(self.slice.min(free / 2)).min(free);
         self.held[r.worker] += g;
         g
     }
@@ -130,9 +167,10 @@ impl Allowance {
         self.available += amount;
     }
 
-    /// Hands back what is available (not what calls in flight reserved), for another worker.
-    pub fn give_back(&mut self) -> Micros {
-        let back = self.available.max(0);
+    /// Hands back what is available beyond `keep` (never what calls in flight reserved), for
+    /// another worker.
+    pub fn give_back(&mut self, keep: Micros) -> Micros {
+        let back = (self.available - keep.max(0)).max(0);
         self.available -= back;
         back
     }
@@ -226,7 +264,7 @@ mod tests {
                         if g < want {
                             // Short: take back idle allowance from the others, then ask again.
                             for o in (0..workers).filter(|&o| o != w) {
-                                let back = allow[o].give_back();
+                                let back = allow[o].give_back(0);
                                 book.returned(o, back);
                             }
                             allow[w].granted(g);

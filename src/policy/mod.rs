@@ -1,4 +1,7 @@
-//! Admission policy: budgets (leases of a key's or team's cap, [`budget`]); rate limits and
-//! guardrails join here.
+//! Admission policy: budgets and rate limits — leases of a quota's cap ([`budget`]), the
+//! coordinator's books of them ([`books`]) and a worker's allowances ([`quota`]); guardrails
+//! join here.
 
+pub mod books;
 pub mod budget;
+pub mod quota;

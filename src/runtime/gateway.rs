@@ -19,12 +19,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::account::coordinator::{Command, Coordinator, Published};
-use crate::account::{CONTROL_RING_SLOTS, Control, EVENT_RING_SLOTS, WorkerEvent};
+use crate::account::coordinator::{AdminOp, AdminReply, Command, Coordinator, Published};
+use crate::account::{CONTROL_RING_SLOTS, EVENT_RING_SLOTS, Rings, Wake};
 use crate::config::Snapshot;
 use crate::runtime::io::{self, Driver};
 use crate::upstream::dns::{self, AddrTable};
 use crate::worker::{TICK, Worker};
+
+/// How often a worker reads its control ring when quotas are configured.
+const CONTROL_POLL: Duration = Duration::from_millis(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -48,11 +51,13 @@ pub struct Gateway {
     addr: SocketAddr,
     driver: &'static str,
     commands: Sender<Command>,
+    wake: Arc<Wake>,
     workers: Vec<JoinHandle<()>>,
     coordinator: Option<JoinHandle<()>>,
     published: Arc<Mutex<Published>>,
     current: Arc<Snapshot>,
     drain_timeout: Duration,
+    admin: Option<super::admin::Admin>,
 }
 
 impl Gateway {
@@ -90,21 +95,44 @@ impl Gateway {
         let cores: Vec<usize> = available_cores();
         let mut events = Vec::new();
         let mut controls = Vec::new();
-        let mut workers = Vec::new();
-        let (ready_tx, ready_rx) = mpsc::channel();
-        for (i, listener) in listeners.into_iter().enumerate() {
+        let mut ends = Vec::new();
+        for _ in 0..listeners.len() {
             let (ev_tx, ev_rx) = rtrb::RingBuffer::new(EVENT_RING_SLOTS);
             let (ctl_tx, ctl_rx) = rtrb::RingBuffer::new(CONTROL_RING_SLOTS);
             events.push(ev_rx);
             controls.push(ctl_tx);
+            ends.push((ev_tx, ctl_rx));
+        }
+        // The coordinator is built first: it opens the ledger and queues what workers must
+        // know before their first request (keys disabled at runtime).
+        let wake = Arc::new(Wake::default());
+        let coordinator = Coordinator::new(
+            events,
+            controls,
+            cmd_rx,
+            snapshot.clone(),
+            addrs.clone(),
+            published.clone(),
+            wake.clone(),
+        )
+        .map_err(|e| StartError::Other(format!("opening the audit output or ledger: {e}")))?;
+        let mut workers = Vec::new();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        for (i, (listener, (ev_tx, ctl_rx))) in listeners.into_iter().zip(ends).enumerate() {
             let snap = snapshot.clone();
             let addrs = addrs.clone();
             let ready = ready_tx.clone();
+            let wake = wake.clone();
             let core = (server.pin_workers && !cores.is_empty()).then(|| cores[i % cores.len()]);
             let handle = std::thread::Builder::new()
                 .name(format!("tollgate-w{i}"))
                 .spawn(move || {
-                    worker_thread(i, core, snap, addrs, listener, ev_tx, ctl_rx, ready);
+                    let rings = Rings {
+                        events: ev_tx,
+                        control: ctl_rx,
+                        wake,
+                    };
+                    worker_thread(i, core, snap, addrs, listener, rings, ready);
                 })
                 .map_err(|source| StartError::Worker { worker: i, source })?;
             workers.push(handle);
@@ -117,15 +145,6 @@ impl Gateway {
                 Err(_) => return Err(StartError::Other("a worker thread died at start".into())),
             }
         }
-        let coordinator = Coordinator::new(
-            events,
-            controls,
-            cmd_rx,
-            snapshot.clone(),
-            addrs,
-            published.clone(),
-        )
-        .map_err(|e| StartError::Other(format!("opening the audit output: {e}")))?;
         let coordinator = std::thread::Builder::new()
             .name("tollgate-coord".into())
             .spawn(move || {
@@ -133,10 +152,29 @@ impl Gateway {
                 coordinator.run();
             })
             .map_err(|e| StartError::Other(format!("starting the coordinator: {e}")))?;
+        let admin = match snapshot.admin.listen {
+            None => None,
+            Some(listen) => {
+                let handle = AdminHandle {
+                    commands: cmd_tx.clone(),
+                    wake: wake.clone(),
+                };
+                Some(
+                    super::admin::Admin::start(listen, snapshot.admin.key_sha256, handle).map_err(
+                        |source| StartError::Bind {
+                            addr: listen,
+                            source,
+                        },
+                    )?,
+                )
+            }
+        };
         Ok(Gateway {
+            admin,
             addr,
             driver,
             commands: cmd_tx,
+            wake,
             workers,
             coordinator: Some(coordinator),
             published,
@@ -148,6 +186,11 @@ impl Gateway {
     /// The address the workers listen on (the real port when the config said port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin API's address, when it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr)
     }
 
     /// `io_uring` or `epoll`.
@@ -167,6 +210,19 @@ impl Gateway {
     /// Counters summed over all workers, as last reported to the coordinator.
     pub fn published(&self) -> Published {
         self.published.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Runs an admin operation on the coordinator (what the admin API serves).
+    pub fn admin(&self, op: AdminOp) -> Option<AdminReply> {
+        admin_call(&self.commands, &self.wake, op)
+    }
+
+    /// A handle the admin API's thread uses to reach the coordinator.
+    pub fn admin_handle(&self) -> AdminHandle {
+        AdminHandle {
+            commands: self.commands.clone(),
+            wake: self.wake.clone(),
+        }
     }
 
     /// Swaps in `next` on every worker; returns once all of them serve it. Settings that
@@ -196,6 +252,7 @@ impl Gateway {
         self.commands
             .send(Command::Swap(next.clone(), done_tx))
             .map_err(|_| StartError::Other("the coordinator has stopped".into()))?;
+        self.wake.wake();
         done_rx
             .recv_timeout(Duration::from_secs(30))
             .map_err(|_| StartError::Other("workers did not take the new config in 30 s".into()))?;
@@ -206,7 +263,11 @@ impl Gateway {
 
     /// Drains and stops: returns once every worker and the coordinator have exited.
     pub fn shutdown(mut self) -> Published {
+        if let Some(a) = &mut self.admin {
+            a.stop();
+        }
         let _ = self.commands.send(Command::Drain);
+        self.wake.wake();
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
@@ -217,23 +278,38 @@ impl Gateway {
     }
 }
 
+/// Reaches the coordinator from another thread.
+#[derive(Debug, Clone)]
+pub struct AdminHandle {
+    commands: Sender<Command>,
+    wake: Arc<Wake>,
+}
+
+impl AdminHandle {
+    pub fn call(&self, op: AdminOp) -> Option<AdminReply> {
+        admin_call(&self.commands, &self.wake, op)
+    }
+}
+
+fn admin_call(commands: &Sender<Command>, wake: &Wake, op: AdminOp) -> Option<AdminReply> {
+    let (tx, rx) = mpsc::channel();
+    commands.send(Command::Admin(op, tx)).ok()?;
+    wake.wake();
+    rx.recv_timeout(Duration::from_secs(10)).ok()
+}
+
 fn available_cores() -> Vec<usize> {
     let n = std::thread::available_parallelism().map_or(1, |n| n.get());
     (0..n).collect()
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site: the thread entry point"
-)]
 fn worker_thread(
     id: usize,
     core: Option<usize>,
     snapshot: Arc<Snapshot>,
     addrs: Arc<AddrTable>,
     listener: std::net::TcpListener,
-    events: rtrb::Producer<WorkerEvent>,
-    control: rtrb::Consumer<Control>,
+    rings: Rings,
     ready: Sender<Result<(), (usize, std::io::Error)>>,
 ) {
     if let Some(core) = core {
@@ -250,8 +326,10 @@ fn worker_thread(
                 return;
             }
         };
-        let w = Rc::new(Worker::new(id as u16, snapshot, addrs, events));
-        monoio::spawn(tick_loop(w.clone(), control));
+        let w = Rc::new(Worker::new(id as u16, snapshot, addrs, rings));
+        // What the coordinator queued before start (runtime-disabled keys) applies first.
+        w.poll_control();
+        monoio::spawn(tick_loop(w.clone()));
         let _ = ready2.send(Ok(()));
         accept_loop(&w, &listener).await;
         drop(listener);
@@ -289,14 +367,24 @@ async fn accept_loop(w: &Rc<Worker>, listener: &monoio::net::TcpListener) {
     }
 }
 
-async fn tick_loop(w: Rc<Worker>, mut control: rtrb::Consumer<Control>) {
+async fn tick_loop(w: Rc<Worker>) {
     let mut last_report = Instant::now();
+    let mut next_tick = Instant::now() + TICK;
     loop {
-        monoio::time::sleep(TICK).await;
-        while let Ok(msg) = control.pop() {
-            w.control(msg);
-        }
+        // With budgets or rate limits configured, the control ring is read every millisecond:
+        // another worker may be waiting for allowance this one is asked to hand back.
+        let poll = if w.snapshot().quotas.is_empty() {
+            TICK
+        } else {
+            CONTROL_POLL
+        };
+        monoio::time::sleep(poll).await;
+        w.poll_control();
         let now = Instant::now();
+        if now < next_tick {
+            continue;
+        }
+        next_tick = now + TICK;
         let report = now.duration_since(last_report) >= crate::worker::COUNTER_INTERVAL;
         if report {
             last_report = now;

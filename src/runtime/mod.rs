@@ -2,8 +2,9 @@
 //! SO_REUSEPORT listener), the coordinator thread, and the start / reload / drain plumbing
 //! ([`Gateway`]).
 
+pub mod admin;
 mod gateway;
 pub mod io;
 pub mod latch;
 
-pub use gateway::{Gateway, StartError};
+pub use gateway::{AdminHandle, Gateway, StartError};

@@ -117,6 +117,7 @@ fn model_fields(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
             u.reasoning_tokens,
         ),
         (b",\"cost_micro_usd\":", r.cost_micro_usd),
+        (b",\"reserved_micro_usd\":", r.reserved_micro_usd),
     ] {
         out.extend_from_slice(name);
         json::uint(out, v);

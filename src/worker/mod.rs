@@ -30,14 +30,18 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 use simd_json::prelude::*;
 
-use crate::account::{AuditRecord, Control, Counters, Outbox, Route, SpendBook, WorkerEvent};
-use crate::config::{DeploymentId, KeyId, ModelId, ProviderKind, Snapshot};
+use crate::account::{
+    AuditRecord, Control, Counters, DisabledKeys, Outbox, Rings, Route, SpendBook, Wake,
+    WorkerEvent,
+};
+use crate::config::{DeploymentId, KeyId, ModelId, ProviderKind, QuotaId, Snapshot};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http1::{
     self, BodyDecoder, BodyKind, Method, RequestHead, ResponseHead, Version, write,
 };
 use crate::json::Scratch;
 use crate::json::scan::{Members, member};
+use crate::policy::quota::{LeaseMsg, QuotaControl, Quotas};
 use crate::runtime::io::read_more;
 use crate::runtime::latch::Latch;
 use crate::stream::Meter;
@@ -64,6 +68,7 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// How often a worker reports its counters.
 pub const COUNTER_INTERVAL: Duration = Duration::from_millis(250);
 
+mod admit;
 mod relay;
 
 /// Everything one worker thread owns.
@@ -85,6 +90,15 @@ pub struct Worker {
     scratch: RefCell<Scratch>,
     /// Spend per key, coalesced until it goes to the coordinator.
     spend: RefCell<SpendBook>,
+    control: RefCell<rtrb::Consumer<Control>>,
+    /// Rings the coordinator's doorbell when an ask cannot wait for its tick.
+    wake: Arc<Wake>,
+    /// Allowances of the budgets and rate limits of the snapshot new requests start with.
+    quotas: RefCell<Quotas>,
+    /// Those of earlier snapshots, while requests that started under them are in flight.
+    retired: RefCell<Vec<Quotas>>,
+    /// Keys an admin disabled at runtime.
+    disabled: RefCell<Arc<DisabledKeys>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -97,21 +111,22 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    pub fn new(
-        id: u16,
-        snapshot: Arc<Snapshot>,
-        addrs: Arc<AddrTable>,
-        events: rtrb::Producer<WorkerEvent>,
-    ) -> Self {
+    pub fn new(id: u16, snapshot: Arc<Snapshot>, addrs: Arc<AddrTable>, rings: Rings) -> Self {
         let pool = Pool::new(snapshot.upstream.pool_max_idle, snapshot.upstream.pool_idle);
         let mut spend = SpendBook::default();
         spend.set_generation(snapshot.generation);
+        let quotas = Quotas::new(id, snapshot.generation, snapshot.quotas.len());
         Worker {
+            control: RefCell::new(rings.control),
+            wake: rings.wake,
+            quotas: RefCell::new(quotas),
+            retired: RefCell::new(Vec::new()),
+            disabled: RefCell::new(Arc::default()),
             id,
             snapshot: RefCell::new(snapshot),
             addrs: RefCell::new(addrs),
             pool: Rc::new(RefCell::new(pool)),
-            outbox: RefCell::new(Outbox::new(events)),
+            outbox: RefCell::new(Outbox::new(rings.events)),
             counters: RefCell::new(Counters::default()),
             drain: Latch::default(),
             idle: Latch::default(),
@@ -151,6 +166,10 @@ impl Worker {
                 self.pool
                     .borrow_mut()
                     .configure(s.upstream.pool_max_idle, s.upstream.pool_idle);
+                let fresh = Quotas::new(self.id, generation, s.quotas.len());
+                let mut old = std::mem::replace(&mut *self.quotas.borrow_mut(), fresh);
+                old.retire();
+                self.retired.borrow_mut().push(old);
                 *self.snapshot.borrow_mut() = s;
                 self.emit(WorkerEvent::Applied {
                     worker: self.id,
@@ -158,12 +177,87 @@ impl Worker {
                 });
             }
             Control::Addrs(a) => *self.addrs.borrow_mut() = a,
+            Control::Disabled(d) => {
+                let version = d.version;
+                *self.disabled.borrow_mut() = d;
+                self.emit(WorkerEvent::DisabledApplied {
+                    worker: self.id,
+                    version,
+                });
+                self.outbox.borrow_mut().flush();
+                self.wake.wake();
+            }
+            Control::Quota {
+                generation,
+                quota,
+                msg,
+            } => {
+                let now = Instant::now();
+                let applied = self.with_quotas(generation, |q| q.apply(quota, msg, now));
+                if applied.is_none() && msg == QuotaControl::Reclaim {
+                    // Nothing held under that snapshot any more; the coordinator still
+                    // counts on an answer.
+                    self.emit(WorkerEvent::Lease(LeaseMsg {
+                        worker: self.id,
+                        generation,
+                        quota,
+                        used: 0,
+                        returned: 0,
+                        want: 0,
+                        reserved: 0,
+                        reclaimed: true,
+                    }));
+                    self.wake.wake();
+                }
+            }
             Control::Drain => {
                 self.drain.set();
                 if self.conns.get() == 0 {
                     self.idle.set();
                 }
             }
+        }
+    }
+
+    /// Runs `f` on the quotas of snapshot `generation` (the current one, or one retired while
+    /// its requests finish).
+    fn with_quotas<R>(&self, generation: u64, f: impl FnOnce(&mut Quotas) -> R) -> Option<R> {
+        let mut current = self.quotas.borrow_mut();
+        if current.generation == generation {
+            return Some(f(&mut current));
+        }
+        let mut retired = self.retired.borrow_mut();
+        retired
+            .iter_mut()
+            .find(|q| q.generation == generation)
+            .map(f)
+    }
+
+    /// Drains the control ring (the tick does, and so does a request waiting for a grant).
+    pub fn poll_control(&self) {
+        loop {
+            let msg = self.control.borrow_mut().pop();
+            match msg {
+                Ok(m) => self.control(m),
+                Err(_) => break,
+            }
+        }
+        self.flush_quotas();
+    }
+
+    /// Quota messages out; asks and reclaim answers at once, with the coordinator woken.
+    fn flush_quotas(&self) {
+        let mut outbox = self.outbox.borrow_mut();
+        let mut current = self.quotas.borrow_mut();
+        let mut retired = self.retired.borrow_mut();
+        let urgent = current.has_urgent() || retired.iter().any(Quotas::has_urgent);
+        current.drain(|m| outbox.push(WorkerEvent::Lease(m)));
+        for q in retired.iter_mut() {
+            q.drain(|m| outbox.push(WorkerEvent::Lease(m)));
+        }
+        if urgent {
+            outbox.flush();
+            self.wake.wake();
         }
     }
 
@@ -181,6 +275,14 @@ impl Worker {
     /// closed.
     pub fn tick(&self, now: Instant, report_counters: bool) -> bool {
         self.flush_spend(false);
+        {
+            let mut retired = self.retired.borrow_mut();
+            for q in retired.iter_mut() {
+                q.retire();
+            }
+        }
+        self.flush_quotas();
+        self.retired.borrow_mut().retain(|q| !q.is_idle());
         if report_counters {
             let mut c = std::mem::take(&mut *self.counters.borrow_mut());
             c.audit_records_dropped += self.outbox.borrow_mut().take_dropped();
@@ -198,6 +300,7 @@ impl Worker {
     /// The worker is stopping: report what is left and that it stopped.
     pub fn stopped(&self) {
         self.flush_spend(true);
+        self.flush_quotas();
         self.tick(Instant::now(), true);
         self.emit(WorkerEvent::Stopped {
             worker: self.id,
@@ -216,7 +319,7 @@ impl Worker {
                 "The gateway is at its connection limit; retry shortly.",
             );
             let mut out = Vec::with_capacity(256);
-            e.write_response(&mut out, true, b"");
+            e.write_response(&mut out, true, b"", b"");
             let mut stream = stream;
             let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(out)).await;
             return;
@@ -252,6 +355,8 @@ struct Conn {
     uhead: ResponseHead,
     /// The relay's tap: usage and ids read from the response as it passes.
     meter: Meter,
+    /// What the request in flight reserved, per quota.
+    reserved: Vec<(QuotaId, i64)>,
 }
 
 /// What is known about the request in flight; `finish` turns it into the audit record.
@@ -294,11 +399,17 @@ struct RequestCtx {
     usage: Usage,
     usage_estimated: bool,
     cost_micro_usd: u64,
+    reserved_micro_usd: u64,
     finish_reason: InlineStr<24>,
     response_model: InlineStr<64>,
     response_id: InlineStr<64>,
     prompt_sha256: Option<[u8; 32]>,
     completion_sha256: Option<[u8; 32]>,
+    /// Header lines every response to this request carries (`x-ratelimit-*`, a budget
+    /// warning, `retry-after` on a refusal).
+    extra_head: Vec<u8>,
+    /// The snapshot generation whose quotas hold this request's reservations (`Conn::reserved`).
+    reserved_under: Option<u64>,
 }
 
 /// The few request-body fields the gateway reads.
@@ -329,6 +440,7 @@ async fn serve(w: &Rc<Worker>, mut io: TcpStream) {
         ubuf: Vec::new(),
         uhead: ResponseHead::new(),
         meter: Meter::default(),
+        reserved: Vec::new(),
     };
     loop {
         match read_head(w, &mut io, &mut c).await {
@@ -360,6 +472,7 @@ async fn serve(w: &Rc<Worker>, mut io: TcpStream) {
             }
         }
         settle(w, &snap, &mut c, &mut ctx);
+        admit::settle_quotas(w, &snap, &mut c, &mut ctx);
         finish(w, &ctx);
         if !ctx.keep_alive {
             return;
@@ -411,6 +524,12 @@ async fn handle(
             "This API key has been disabled.",
         ));
     }
+    if w.disabled.borrow().is_disabled(snap.generation, key) {
+        return Err(GatewayError::new(
+            ErrorKind::KeyDisabled,
+            "This API key has been disabled by an administrator.",
+        ));
+    }
     if k.expires_unix
         .is_some_and(|t| ctx.start_unix_us / 1_000_000 >= t)
     {
@@ -427,8 +546,8 @@ async fn handle(
         return respond_json(io, c, ctx, 200, body).await;
     }
     let fields = parse_fields(w, snap, c, ctx)?;
-    admit(snap, ctx, &fields)?;
     let deployment = plan(w, snap, ctx, &fields);
+    admit::admit(w, snap, c, ctx, &fields, deployment).await?;
     translate(snap, c, ctx, &fields, deployment);
     let mut up = forward(w, snap, c, ctx, &fields, deployment).await?;
     relay(w, snap, io, c, ctx, &mut up).await
@@ -868,14 +987,6 @@ fn raw_string_span(body: &[u8], start: usize) -> Option<Range<usize>> {
     }
 }
 
-// ---------------------------------------------------------------------------------- admit
-
-/// Admission: rate limits, budget reservation and guardrails plug in here (later issues).
-/// Today every authenticated request for a known model is admitted.
-fn admit(_snap: &Snapshot, _ctx: &RequestCtx, _fields: &Fields) -> Result<(), GatewayError> {
-    Ok(())
-}
-
 // ----------------------------------------------------------------------------------- plan
 
 /// Picks the deployment: round robin over the model's deployments, per worker.
@@ -1300,6 +1411,7 @@ fn finish(w: &Worker, ctx: &RequestCtx) {
         usage: ctx.usage,
         usage_estimated: ctx.usage_estimated,
         cost_micro_usd: ctx.cost_micro_usd,
+        reserved_micro_usd: ctx.reserved_micro_usd,
         finish_reason: ctx.finish_reason,
         response_model: ctx.response_model,
         response_id: ctx.response_id,
@@ -1349,11 +1461,14 @@ impl RequestCtx {
             usage: Usage::default(),
             usage_estimated: false,
             cost_micro_usd: 0,
+            reserved_micro_usd: 0,
             finish_reason: InlineStr::default(),
             response_model: InlineStr::default(),
             response_id: InlineStr::default(),
             prompt_sha256: None,
             completion_sha256: None,
+            extra_head: Vec::new(),
+            reserved_under: None,
         }
     }
 }
@@ -1383,10 +1498,13 @@ async fn respond_json(
 }
 
 /// `x-request-id`: ties a response to its audit record.
+/// `x-request-id`: ties a response to its audit record; then the request's other headers
+/// (rate limits, budget warning).
 fn request_id_header(out: &mut Vec<u8>, ctx: &RequestCtx) {
     out.extend_from_slice(b"x-request-id: ");
     crate::telemetry::log::request_id(out, ctx_worker(ctx), ctx.serial & SERIAL_MASK);
     out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&ctx.extra_head);
 }
 
 /// Writes `e` as the response (best effort: the client may be gone).
@@ -1396,7 +1514,7 @@ async fn respond_error(io: &mut TcpStream, c: &mut Conn, ctx: &mut RequestCtx, e
     c.out.clear();
     let mut id = Vec::with_capacity(32);
     crate::telemetry::log::request_id(&mut id, ctx_worker(ctx), ctx.serial & SERIAL_MASK);
-    e.write_response(&mut c.out, !ctx.keep_alive, &id);
+    e.write_response(&mut c.out, !ctx.keep_alive, &id, &ctx.extra_head);
     let _ = send(io, c, ctx).await;
 }
 

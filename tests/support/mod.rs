@@ -186,13 +186,16 @@ impl Client {
     /// Reads more bytes; 0 means the peer closed.
     fn fill(&mut self) -> usize {
         let mut tmp = [0u8; 16 * 1024];
-        match self.s.read(&mut tmp) {
-            Ok(n) => {
-                self.buf.extend_from_slice(&tmp[..n]);
-                n
+        loop {
+            match self.s.read(&mut tmp) {
+                Ok(n) => {
+                    self.buf.extend_from_slice(&tmp[..n]);
+                    return n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return 0,
+                Err(e) => panic!("read: {e}"),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
-            Err(e) => panic!("read: {e}"),
         }
     }
 

@@ -1,0 +1,309 @@
+//! The admin API: a separate listener (`[admin] listen`, localhost by default), off unless an
+//! admin key is configured, served by one plain thread — it is rare, tiny traffic, and must
+//! never share a worker's core time with requests.
+//!
+//! Every request needs `Authorization: Bearer <admin key>` (compared by SHA-256 with
+//! `admin.key_sha256`). Routes:
+//!
+//! - `GET /admin/quotas` — every budget and rate limit: cap, spent this period (or in the
+//!   bucket), remaining, granted to workers, reserved by calls in flight, free to grant,
+//!   consumed since start, soft threshold crossed; keys disabled at runtime; spend per key.
+//! - `POST /admin/reset` with `{"scope":"key:<id>"}` or `{"scope":"team:<name>"}` — the
+//!   scope's budgets start their period over (a credit record in the ledger, so it survives a
+//!   restart).
+//! - `POST /admin/keys/<id>/disable`, `POST /admin/keys/<id>/enable` — at runtime, persisted
+//!   in the ledger until enabled again.
+//!
+//! Errors are OpenAI-shaped JSON, like the main listener's.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::gateway::AdminHandle;
+use crate::account::coordinator::{AdminOp, AdminReply};
+use crate::config::{Unit, Window};
+use crate::error::{ErrorKind, GatewayError};
+use crate::http1::write;
+use crate::json;
+
+const MAX_REQUEST_BYTES: usize = 64 * 1024;
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The running admin listener.
+#[derive(Debug)]
+pub struct Admin {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Admin {
+    pub fn start(listen: SocketAddr, key: [u8; 32], handle: AdminHandle) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(listen)?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("tollgate-admin".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if stop2.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if let Ok(s) = conn {
+                        serve(s, &key, &handle);
+                    }
+                }
+            })?;
+        Ok(Admin {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // Unblock the accept.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One request per connection.
+fn serve(mut s: TcpStream, key: &[u8; 32], handle: &AdminHandle) {
+    let _ = s.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = s.set_write_timeout(Some(IO_TIMEOUT));
+    let mut buf = Vec::with_capacity(4096);
+    let mut out = Vec::with_capacity(4096);
+    match read_request(&mut s, &mut buf) {
+        Ok((method, path, auth, body)) => {
+            let r = if !authorized(auth.as_deref(), key) {
+                Err(GatewayError::new(
+                    ErrorKind::InvalidKey,
+                    "The admin API needs Authorization: Bearer <admin key>.",
+                ))
+            } else {
+                route(&method, &path, &buf[body], handle)
+            };
+            match r {
+                Ok((status, json)) => {
+                    write::status_line(&mut out, status);
+                    write::header(&mut out, "content-type", b"application/json");
+                    write::header_u64(&mut out, "content-length", json.len() as u64);
+                    write::header(&mut out, "connection", b"close");
+                    write::end_head(&mut out);
+                    out.extend_from_slice(&json);
+                }
+                Err(e) => e.write_response(&mut out, true, b"", b""),
+            }
+        }
+        Err(e) => e.write_response(&mut out, true, b"", b""),
+    }
+    let _ = s.write_all(&out);
+}
+
+type Parsed = (String, String, Option<String>, std::ops::Range<usize>);
+
+fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Parsed, GatewayError> {
+    let bad = |m: &'static str| GatewayError::new(ErrorKind::BadRequest, m);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s
+            .read(&mut chunk)
+            .map_err(|_| GatewayError::new(ErrorKind::RequestTimeout, "reading the request"))?;
+        if n == 0 {
+            return Err(bad("the connection closed before a complete request"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > MAX_REQUEST_BYTES {
+            return Err(GatewayError::new(
+                ErrorKind::BodyTooLarge,
+                "admin requests are small",
+            ));
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        let head_len = match req.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => continue,
+            Err(_) => return Err(bad("malformed request")),
+        };
+        let mut len = 0usize;
+        let mut auth = None;
+        for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                len = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok())
+                    .ok_or_else(|| bad("bad content-length"))?;
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                return Err(bad("send admin bodies with content-length"));
+            } else if h.name.eq_ignore_ascii_case("authorization") {
+                auth = std::str::from_utf8(h.value).ok().map(str::to_owned);
+            }
+        }
+        if head_len + len > MAX_REQUEST_BYTES {
+            return Err(GatewayError::new(
+                ErrorKind::BodyTooLarge,
+                "admin requests are small",
+            ));
+        }
+        if buf.len() < head_len + len {
+            continue;
+        }
+        let method = req.method.unwrap_or("").to_owned();
+        let path = req.path.unwrap_or("").to_owned();
+        return Ok((method, path, auth, head_len..head_len + len));
+    }
+}
+
+fn authorized(auth: Option<&str>, key: &[u8; 32]) -> bool {
+    let Some(token) = auth.and_then(|a| a.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    let d = ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes());
+    // Digests, not keys, are compared: timing reveals nothing an attacker can steer.
+    d.as_ref() == key
+}
+
+fn route(
+    method: &str,
+    path: &str,
+    body: &[u8],
+    handle: &AdminHandle,
+) -> Result<(u16, Vec<u8>), GatewayError> {
+    let op = match (method, path) {
+        ("GET", "/admin/quotas") => AdminOp::State,
+        ("POST", "/admin/reset") => {
+            #[derive(serde::Deserialize)]
+            struct Reset {
+                scope: String,
+            }
+            let r: Reset = json::Scratch::default().parse(body).ok_or_else(|| {
+                GatewayError::new(
+                    ErrorKind::InvalidBody,
+                    "expected {\"scope\":\"key:<id>\"} or {\"scope\":\"team:<name>\"}",
+                )
+                .param("scope")
+            })?;
+            AdminOp::Reset(r.scope)
+        }
+        ("POST", p) if p.starts_with("/admin/keys/") => {
+            let rest = &p["/admin/keys/".len()..];
+            match rest.rsplit_once('/') {
+                Some((id, "disable")) => AdminOp::SetKey(id.to_owned(), false),
+                Some((id, "enable")) => AdminOp::SetKey(id.to_owned(), true),
+                _ => {
+                    return Err(GatewayError::new(
+                        ErrorKind::NotFound,
+                        "no such admin route",
+                    ));
+                }
+            }
+        }
+        (_, "/admin/quotas" | "/admin/reset") => {
+            return Err(GatewayError::new(
+                ErrorKind::MethodNotAllowed,
+                "wrong method for this admin route",
+            ));
+        }
+        _ => {
+            return Err(GatewayError::new(
+                ErrorKind::NotFound,
+                "no such admin route",
+            ));
+        }
+    };
+    let reply = handle.call(op).ok_or_else(|| {
+        GatewayError::new(ErrorKind::Overloaded, "the coordinator did not answer")
+    })?;
+    let mut out = Vec::with_capacity(1024);
+    match reply {
+        AdminReply::State {
+            quotas,
+            disabled,
+            spend,
+        } => {
+            out.extend_from_slice(b"{\"quotas\":[");
+            for (i, q) in quotas.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"name\":");
+                json::string(&mut out, q.name.as_bytes());
+                out.extend_from_slice(b",\"scope\":");
+                json::string(&mut out, q.scope.as_bytes());
+                let unit: &[u8] = match q.unit {
+                    Unit::MicroUsd => b"micro_usd",
+                    Unit::Tokens => b"tokens",
+                    Unit::Requests => b"requests",
+                };
+                out.extend_from_slice(b",\"unit\":");
+                json::string(&mut out, unit);
+                let window: &[u8] = match q.window {
+                    Window::Minute => b"minute",
+                    Window::Period(crate::account::ledger::Period::Daily) => b"daily",
+                    Window::Period(crate::account::ledger::Period::Weekly) => b"weekly",
+                    Window::Period(crate::account::ledger::Period::Monthly { .. }) => b"monthly",
+                    Window::Period(crate::account::ledger::Period::Total) => b"total",
+                };
+                out.extend_from_slice(b",\"window\":");
+                json::string(&mut out, window);
+                for (name, v) in [
+                    (&b",\"cap\":"[..], q.cap as i64),
+                    (b",\"spent\":", q.spent),
+                    (b",\"remaining\":", (q.cap as i64 - q.spent).max(0)),
+                    (b",\"granted\":", q.granted),
+                    (b",\"reserved\":", q.reserved),
+                    (b",\"free\":", q.free),
+                    (b",\"consumed\":", q.consumed),
+                ] {
+                    out.extend_from_slice(name);
+                    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+                }
+                out.extend_from_slice(b",\"warned\":");
+                out.extend_from_slice(if q.warned { b"true" } else { b"false" });
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"],\"disabled_keys\":[");
+            for (i, k) in disabled.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json::string(&mut out, k.as_bytes());
+            }
+            out.extend_from_slice(b"],\"spend\":{");
+            for (i, (k, s)) in spend.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json::string(&mut out, k.as_bytes());
+                out.extend_from_slice(b":{\"requests\":");
+                json::uint(&mut out, s.requests);
+                out.extend_from_slice(b",\"input_tokens\":");
+                json::uint(&mut out, s.input_tokens);
+                out.extend_from_slice(b",\"output_tokens\":");
+                json::uint(&mut out, s.output_tokens);
+                out.extend_from_slice(b",\"cost_micro_usd\":");
+                json::uint(&mut out, s.cost_micro_usd);
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"}}");
+            Ok((200, out))
+        }
+        AdminReply::Done(m) => {
+            out.extend_from_slice(b"{\"ok\":true,\"message\":");
+            json::string(&mut out, m.as_bytes());
+            out.push(b'}');
+            Ok((200, out))
+        }
+        AdminReply::NotFound(m) => Err(GatewayError::new(ErrorKind::NotFound, m)),
+    }
+}
