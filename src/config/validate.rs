@@ -392,10 +392,12 @@ pub fn compile(
             kquotas.extend_from_slice(&team_quotas[t]);
         }
         let cut_stream_at_cap = rk.cut_stream_at_cap.unwrap_or(false);
-        if cut_stream_at_cap && rk.budget.is_none() {
+        if cut_stream_at_cap {
+            // Refused rather than accepted and ignored: a cap the relay does not enforce yet.
             p.add(
                 format!("{path}.cut_stream_at_cap"),
-                "the key has no budget to cut streams at; add budget = { usd = ... }",
+                "not supported yet: streams are not cut at the cap (the overshoot bound of \
+                 admitted requests applies); remove the setting",
             );
         }
         keys.push(Key {
