@@ -23,8 +23,12 @@
 //! it. Nothing is reset silently.
 //!
 //! Durability: records reach the operating system every tick (a `kill -9` of the gateway loses
-//! only what was still in the rings or the coordinator's hands — at most one tick); they reach
-//! the disk on [`Ledger::sync`] (the coordinator syncs every second and at shutdown).
+//! only what was not yet handed to it: spend still coalescing on a worker — up to one worker
+//! tick, 10 ms — or in the rings and the coordinator's hands — up to one coordinator tick,
+//! 5 ms — plus the calls in flight); they reach the disk on [`Ledger::sync`] (the coordinator
+//! syncs every second and at shutdown). Measured by `tests/lifecycle.rs`
+//! (`kill_9_under_load...`): 36–128 of ≈2,000 requests lost at ≈8,000 requests/s on 2 vCPUs,
+//! i.e. 5–15 ms of traffic; the recovered spend never exceeds what the provider billed.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
