@@ -43,5 +43,15 @@ sha256 = "$3"
 TOML
 }
 
+# run_dirs: OUT (this commit's results directory, created) and SCRATCH (a temporary directory
+# removed at exit, when every background job is killed too); raises the open-file limit.
+run_dirs() {
+  OUT="perf/results/$(date -u +%Y-%m-%d)-$(git rev-parse --short HEAD)"
+  mkdir -p "$OUT"
+  SCRATCH=$(mktemp -d)
+  trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$SCRATCH"' EXIT
+  ulimit -n 65536 || true
+}
+
 # median X...: the median of the arguments.
 median() { python3 -c "import statistics,sys; print(round(statistics.median(float(x) for x in sys.argv[1:]),2))" "$@"; }

@@ -29,11 +29,7 @@ if [ ! -x "$OFF_DIR/target/release/tollgate" ]; then
   (cd "$OFF_DIR" && CARGO_TARGET_DIR="$OFF_DIR/target" cargo build --release -q --bin tollgate)
 fi
 OFF_BIN=$OFF_DIR/target/release/tollgate
-OUT="perf/results/$(date -u +%Y-%m-%d)-$(git rev-parse --short HEAD)"
-mkdir -p "$OUT"
-SCRATCH=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$SCRATCH"' EXIT
-ulimit -n 65536 || true
+run_dirs
 
 MOCK=18281; ON=18283; OFF=18284
 {

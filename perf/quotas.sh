@@ -15,11 +15,7 @@ BENCH_CORE=${BENCH_CORE:-1}
 
 cargo build --release -q --workspace
 BIN=target/release
-OUT="perf/results/$(date -u +%Y-%m-%d)-$(git rev-parse --short HEAD)"
-mkdir -p "$OUT"
-SCRATCH=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$SCRATCH"' EXIT
-ulimit -n 65536 || true
+run_dirs
 
 MOCK=18381; ON=18383; OFF=18384
 {

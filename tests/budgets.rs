@@ -17,13 +17,6 @@ use std::time::{Duration, Instant};
 use std::net::SocketAddr;
 use support::*;
 
-fn key(id: &str, secret: &str, extra: &str) -> String {
-    format!(
-        "[[keys]]\nid = \"{id}\"\nsha256 = \"{}\"\n{extra}\n",
-        sha256_hex(secret)
-    )
-}
-
 fn request(secret: &str, body: &str, fault: Option<&str>) -> Vec<u8> {
     let auth = format!("Bearer {secret}");
     let mut h = vec![("authorization", auth.as_str())];
@@ -96,7 +89,7 @@ fn a_budget_holds_when_many_clients_race_it_across_workers() {
     let cap = 20_000; // $0.02
     let extra = format!(
         "{}{}",
-        key(
+        key_entry(
             "racer",
             "sk-racer",
             "budget = { usd = 0.02, period = \"daily\" }"
@@ -166,7 +159,7 @@ fn a_budget_holds_when_many_clients_race_it_across_workers() {
 /// then OpenAI's 429 with its headers.
 #[test]
 fn a_single_connection_reaches_the_full_rpm() {
-    let extra = key("one", "sk-one", "rpm = 40");
+    let extra = key_entry("one", "sk-one", "rpm = 40");
     let gw = start(&config_text(None, 2, &extra));
     let mut c = Client::connect(gw.local_addr());
     let started = Instant::now();
@@ -208,8 +201,8 @@ fn a_single_connection_reaches_the_full_rpm() {
 fn a_team_limit_caps_its_keys_together() {
     let extra = format!(
         "[[teams]]\nname = \"ml\"\nrpm = 12\n{}{}",
-        key("a", "sk-a", "team = \"ml\"\nrpm = 100"),
-        key("b", "sk-b", "team = \"ml\"\nrpm = 100"),
+        key_entry("a", "sk-a", "team = \"ml\"\nrpm = 100"),
+        key_entry("b", "sk-b", "team = \"ml\"\nrpm = 100"),
     );
     let gw = start(&config_text(None, 2, &extra));
     let addr = gw.local_addr();
@@ -256,7 +249,7 @@ fn every_exit_settles_or_releases_its_reservation() {
          base_url = \"http://{dead}/v1\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n\
          [[models]]\nname = \"dead-chat\"\n[[models.deployments]]\nprovider = \"dead\"\n\
          price = \"free\"\nrpm = 1000\n",
-        key(
+        key_entry(
             "exits",
             "sk-exits",
             "budget = { usd = 100.0, tokens = 100000000 }\nrpm = 1000\ntpm = 1000000"
@@ -313,7 +306,7 @@ fn every_exit_settles_or_releases_its_reservation() {
 /// Past the soft threshold, responses carry the warning header.
 #[test]
 fn past_the_soft_threshold_responses_carry_a_warning() {
-    let extra = key(
+    let extra = key_entry(
         "soft",
         "sk-soft",
         "budget = { usd = 10.0, warn_at = 0.000001 }",
@@ -352,12 +345,12 @@ fn the_admin_api_shows_books_and_its_changes_survive_a_restart() {
     let ledger = dir.join("ledger");
     let extra = format!(
         "{}{}{}[ledger]\ndir = {:?}\n",
-        key(
+        key_entry(
             "adm",
             "sk-adm",
             "budget = { usd = 0.0002, period = \"monthly\" }"
         ),
-        key("other", "sk-other", ""),
+        key_entry("other", "sk-other", ""),
         admin_config(),
         ledger.to_str().unwrap()
     );

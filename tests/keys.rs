@@ -12,13 +12,6 @@ mod support;
 
 use support::*;
 
-fn key(id: &str, secret: &str, extra: &str) -> String {
-    format!(
-        "[[keys]]\nid = \"{id}\"\nsha256 = \"{}\"\n{extra}\n",
-        sha256_hex(secret)
-    )
-}
-
 fn send(addr: std::net::SocketAddr, path: &str, secret: &str, body: &str) -> Response {
     let auth = format!("Bearer {secret}");
     roundtrip(
@@ -30,9 +23,9 @@ fn send(addr: std::net::SocketAddr, path: &str, secret: &str, body: &str) -> Res
 #[test]
 fn disabled_and_expired_keys_are_refused_with_their_reason() {
     let extra = [
-        key("off", "sk-off", "enabled = false"),
-        key("old", "sk-old", "expires = \"2000-01-01\""),
-        key("future", "sk-future", "expires = \"2999-12-31T23:59:59Z\""),
+        key_entry("off", "sk-off", "enabled = false"),
+        key_entry("old", "sk-old", "expires = \"2000-01-01\""),
+        key_entry("future", "sk-future", "expires = \"2999-12-31T23:59:59Z\""),
     ]
     .concat();
     let gw = start(&config_text(None, 1, &extra));
@@ -55,7 +48,7 @@ fn disabled_and_expired_keys_are_refused_with_their_reason() {
 #[test]
 fn a_key_sees_and_uses_only_its_models() {
     let mock = start_mock(|_| {});
-    let extra = key("narrow", "sk-narrow", "models = [\"up-*\"]");
+    let extra = key_entry("narrow", "sk-narrow", "models = [\"up-*\"]");
     let gw = start(&config_text(Some(mock.addr), 1, &extra));
     let addr = gw.local_addr();
     let r = send(
@@ -92,7 +85,7 @@ fn a_key_sees_and_uses_only_its_models() {
 #[test]
 fn max_tokens_has_a_ceiling_and_a_default_per_key() {
     let mock = start_mock(|_| {});
-    let extra = key(
+    let extra = key_entry(
         "capped",
         "sk-capped",
         "max_tokens = 50\ndefault_max_tokens = 7",
@@ -144,14 +137,14 @@ fn key_policy_mistakes_in_the_config_name_their_path() {
         None,
         1,
         &[
-            key(
+            key_entry(
                 "a",
                 "sk-a",
                 "team = \"reserch\"\n[[teams]]\nname = \"research\"",
             ),
-            key("b", "sk-b", "expires = \"next week\""),
-            key("c", "sk-c", "models = [\"mock-caht\"]"),
-            key("d", "sk-d", "max_tokens = 10\ndefault_max_tokens = 20"),
+            key_entry("b", "sk-b", "expires = \"next week\""),
+            key_entry("c", "sk-c", "models = [\"mock-caht\"]"),
+            key_entry("d", "sk-d", "max_tokens = 10\ndefault_max_tokens = 20"),
         ]
         .concat(),
     );

@@ -602,20 +602,8 @@ fn period_start(q: &Quota, today: Day) -> Day {
 
 /// What `scope` spent from `from` on, less the credits of admin resets.
 fn net_spent(l: &Ledger, scope: &str, from: Day) -> Spend {
-    let s = l.spent_since(scope, from);
-    let c = l.spent_since(&format!("credit:{scope}"), from);
-    Spend {
-        requests: s.requests.saturating_sub(c.requests),
-        estimated_requests: s.estimated_requests.saturating_sub(c.estimated_requests),
-        input_tokens: s.input_tokens.saturating_sub(c.input_tokens),
-        output_tokens: s.output_tokens.saturating_sub(c.output_tokens),
-        cache_read_tokens: s.cache_read_tokens.saturating_sub(c.cache_read_tokens),
-        cache_creation_tokens: s
-            .cache_creation_tokens
-            .saturating_sub(c.cache_creation_tokens),
-        reasoning_tokens: s.reasoning_tokens.saturating_sub(c.reasoning_tokens),
-        cost_micro_usd: s.cost_micro_usd.saturating_sub(c.cost_micro_usd),
-    }
+    l.spent_since(scope, from)
+        .saturating_sub(&l.spent_since(&format!("credit:{scope}"), from))
 }
 
 /// A budget's spend in its current period, from the ledger.

@@ -123,6 +123,22 @@ impl Spend {
         self.cost_micro_usd += cost;
     }
 
+    /// `self − o`, field by field, never below zero.
+    pub fn saturating_sub(&self, o: &Spend) -> Spend {
+        Spend {
+            requests: self.requests.saturating_sub(o.requests),
+            estimated_requests: self.estimated_requests.saturating_sub(o.estimated_requests),
+            input_tokens: self.input_tokens.saturating_sub(o.input_tokens),
+            output_tokens: self.output_tokens.saturating_sub(o.output_tokens),
+            cache_read_tokens: self.cache_read_tokens.saturating_sub(o.cache_read_tokens),
+            cache_creation_tokens: self
+                .cache_creation_tokens
+                .saturating_sub(o.cache_creation_tokens),
+            reasoning_tokens: self.reasoning_tokens.saturating_sub(o.reasoning_tokens),
+            cost_micro_usd: self.cost_micro_usd.saturating_sub(o.cost_micro_usd),
+        }
+    }
+
     pub fn add(&mut self, o: &Spend) {
         self.requests += o.requests;
         self.estimated_requests += o.estimated_requests;

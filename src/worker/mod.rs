@@ -2,9 +2,12 @@
 //! path, phase by phase, in this order (DESIGN.md §2):
 //!
 //! ```text
-//! read_head → route → authenticate → read_body → parse_fields → admit → plan → translate
-//! → forward → relay → settle → finish (always runs)
+//! read_head → route → authenticate → read_body → parse_fields → plan → admit → translate
+//! → forward → relay → settle (+ settle_quotas) → finish (always runs)
 //! ```
+//!
+//! `admit` ([`admit`]) follows `plan` because a reservation is priced at the chosen
+//! deployment and that deployment's own rate limits apply.
 //!
 //! Ownership: a worker thread owns its listener, its connections, its upstream pool and its
 //! counters outright (`Rc`/`RefCell`/`Cell`; no borrow is held across an `.await`). The only

@@ -101,6 +101,14 @@ pub fn start_with(text: &str, driver: Driver) -> Gateway {
     Gateway::start(s).unwrap()
 }
 
+/// A `[[keys]]` entry: `id`, the hash of `secret`, then `extra` lines as they are.
+pub fn key_entry(id: &str, secret: &str, extra: &str) -> String {
+    format!(
+        "[[keys]]\nid = \"{id}\"\nsha256 = \"{}\"\n{extra}\n",
+        sha256_hex(secret)
+    )
+}
+
 /// A request with the test key.
 pub fn post(path: &str, body: &str) -> Vec<u8> {
     post_with(
