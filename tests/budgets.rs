@@ -456,3 +456,138 @@ fn the_admin_api_shows_books_and_its_changes_survive_a_restart() {
     assert_eq!(state["disabled_keys"], serde_json::json!([]));
     gw.shutdown();
 }
+
+/// The data of each SSE event of a body, parsed (`[DONE]` as the string "[DONE]").
+fn sse_data(body: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(body)
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| serde_json::Value::from(d)))
+        .collect()
+}
+
+/// `cut_stream_at_cap`: a stream that would take its key past a token budget ends at the cap
+/// with a proper last chunk (`finish_reason: "length"`, usage when asked for, `[DONE]`), the
+/// connection stays usable, and the key is then refused. Another key with room left gets a
+/// stream far longer than its reservation whole: the relay reserved more as it went.
+#[test]
+fn a_stream_is_cut_at_the_cap_with_a_proper_end() {
+    let dir = test_dir("budget-cut");
+    let audit = dir.join("audit.log");
+    let mock = start_mock(|_| {});
+    let cap = 600;
+    let extra = format!(
+        "{}{}{}[quotas]\ndefault_output_tokens = 20\n",
+        key_entry(
+            "capped",
+            "sk-capped",
+            &format!("budget = {{ tokens = {cap}, period = \"daily\" }}\ncut_stream_at_cap = true")
+        ),
+        key_entry(
+            "roomy",
+            "sk-roomy",
+            "budget = { usd = 10.0 }\ncut_stream_at_cap = true"
+        ),
+        audit_to(&audit)
+    );
+    let gw = start(&config_text(Some(mock.addr), 2, &extra));
+    let addr = gw.local_addr();
+    let stream_req = |secret: &str, tokens: &str, include_usage: bool| {
+        let body = format!(
+            r#"{{"model":"up-chat","stream":true,{}"messages":[{{"role":"user","content":"write a lot"}}]}}"#,
+            if include_usage {
+                r#""stream_options":{"include_usage":true},"#
+            } else {
+                ""
+            }
+        );
+        post_with(
+            "/v1/chat/completions",
+            &[
+                ("authorization", &format!("Bearer {secret}")),
+                ("x-mock-tokens", tokens),
+                // Four bytes per token: the gateway's content estimate is then exact.
+                ("x-mock-token-bytes", "4"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let content = |events: &[serde_json::Value]| -> String {
+        events
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+            .collect()
+    };
+
+    let mut c = Client::connect(addr);
+    c.send(&stream_req("sk-capped", "1000", true));
+    let r = c.response();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let events = sse_data(&r.body);
+    let n = events.len();
+    assert!(n >= 4, "{}", r.text());
+    assert_eq!(events[n - 1], "[DONE]");
+    let usage = &events[n - 2]["usage"];
+    assert_eq!(events[n - 2]["choices"], serde_json::json!([]));
+    assert_eq!(events[n - 3]["choices"][0]["finish_reason"], "length");
+    assert_eq!(events[n - 3]["object"], "chat.completion.chunk");
+    assert_eq!(events[n - 3]["id"], events[0]["id"], "the provider's id");
+    let text = content(&events);
+    assert_eq!(text.len() % 4, 0);
+    let delivered = text.len() as u64 / 4;
+    let prompt = usage["prompt_tokens"].as_u64().unwrap();
+    let charged = usage["completion_tokens"].as_u64().unwrap();
+    eprintln!(
+        "cut at the cap: prompt {prompt} + delivered {delivered} of {cap}; charged {charged}"
+    );
+    assert!(charged >= delivered, "{usage} vs {delivered} delivered");
+    assert!(
+        delivered < 1000 && prompt + delivered <= cap,
+        "the client got no more than the cap: {prompt} + {delivered}"
+    );
+    assert!(
+        prompt + delivered >= cap * 3 / 4,
+        "most of the budget was usable: {prompt} + {delivered} of {cap}"
+    );
+    // The connection carries on; the key is out of budget now.
+    c.send(&stream_req("sk-capped", "10", false));
+    let r = c.response();
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.error_code(), "insufficient_quota");
+
+    // Room left: extended as the stream goes, delivered whole (no usage asked for: none shown).
+    let r = roundtrip(addr, &stream_req("sk-roomy", "3000", false));
+    assert_eq!(r.status, 200);
+    let events = sse_data(&r.body);
+    assert_eq!(content(&events).len(), 3000 * 4);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.get("usage").is_none_or(|u| u.is_null()))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["choices"][0]["finish_reason"] == "stop")
+    );
+
+    let b = gw.shutdown().quotas;
+    assert!(b.iter().all(|b| b.reserved == 0), "{b:?}");
+    let records = audit_records(&audit);
+    let capped: Vec<_> = records.iter().filter(|r| r["key"] == "capped").collect();
+    assert_eq!(capped[0]["gen_ai.response.finish_reasons"][0], "cut_at_cap");
+    assert_eq!(capped[0]["gen_ai.usage.output_tokens"], charged);
+    let spent = b
+        .iter()
+        .find(|b| b.name == "key:capped/tokens")
+        .unwrap()
+        .spent as u64;
+    assert_eq!(
+        spent,
+        prompt + charged,
+        "the book charges what the provider generated"
+    );
+    let roomy = records.iter().find(|r| r["key"] == "roomy").unwrap();
+    assert_eq!(roomy["gen_ai.usage.output_tokens"], 3000);
+    assert_eq!(roomy["gen_ai.response.finish_reasons"][0], "stop");
+}

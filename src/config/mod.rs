@@ -186,6 +186,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn cutting_streams_needs_a_budget_to_cut_at() {
+        let base = "[[providers]]\nname = \"m\"\nkind = \"mock\"\n[[models]]\nname = \"a\"\n\
+             [[models.deployments]]\nprovider = \"m\"\nprice = \"free\"\n[[teams]]\nname = \"t\"\n\
+             budget = { tokens = 100 }\n";
+        let key = |extra: &str| {
+            format!(
+                "{base}[[keys]]\nid = \"k\"\nsha256 = \"{}\"\ncut_stream_at_cap = true\n{extra}\n",
+                "ab".repeat(32)
+            )
+        };
+        let e = err(&key("rpm = 10"));
+        assert!(
+            e.contains("keys[0].cut_stream_at_cap: there is no cap to cut at"),
+            "{e}"
+        );
+        for ok in ["budget = { usd = 1.0 }", "team = \"t\""] {
+            let s = parse(&key(ok), "t.toml", &|_| None).unwrap();
+            assert!(s.keys[0].cut_stream_at_cap, "{ok}");
+        }
+    }
+
     fn priced(deployment: &str, extra: &str) -> Result<crate::usage::Price, String> {
         let text = format!(
             "[[providers]]\nname = \"m\"\nkind = \"mock\"\n[[models]]\nname = \"pub\"\n\

@@ -392,12 +392,10 @@ pub fn compile(
             kquotas.extend_from_slice(&team_quotas[t]);
         }
         let cut_stream_at_cap = rk.cut_stream_at_cap.unwrap_or(false);
-        if cut_stream_at_cap {
-            // Refused rather than accepted and ignored: a cap the relay does not enforce yet.
+        if cut_stream_at_cap && !kquotas.iter().any(|q| quotas[q.0 as usize].is_budget()) {
             p.add(
                 format!("{path}.cut_stream_at_cap"),
-                "not supported yet: streams are not cut at the cap (the overshoot bound of \
-                 admitted requests applies); remove the setting",
+                "there is no cap to cut at: give the key (or its team) a budget",
             );
         }
         keys.push(Key {

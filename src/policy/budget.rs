@@ -23,8 +23,15 @@
 //! against reservations smaller than their actual cost: `spent ≤ cap + Σ max(actual −
 //! estimate, 0)` over the admitted requests. With estimates built from the request's own
 //! `max_tokens` (or the key's default) at the deployment's price, a request's actual cost
-//! can exceed its estimate only by the prompt-estimate error; the test below checks the bound
-//! with adversarial estimates.
+//! can exceed its estimate only by the prompt-estimate error (and, when the key sets no
+//! default and the client no `max_tokens`, by output beyond `quotas.default_output_tokens`);
+//! the test below checks the bound with adversarial estimates.
+//!
+//! With `cut_stream_at_cap`, a stream's output is held to its reservation as it is relayed:
+//! past it, the relay reserves more or ends the stream (`worker::admit::extend_output`). The
+//! client then receives no more than the cap; what the provider had already sent past it
+//! (the rest of the upstream read in which the cap was reached — one event for a stream paced
+//! token by token) is still charged, since the provider bills it.
 
 /// Micro-dollars (signed: an allowance can go negative after an underestimate).
 pub type Micros = i64;

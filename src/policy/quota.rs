@@ -313,6 +313,26 @@ impl Quotas {
     pub fn reserved(&self, q: QuotaId) -> Micros {
         self.states[q.0 as usize].allowance.reserved()
     }
+
+    /// What this worker's allowance for `q` holds unreserved (no coordinator involved).
+    pub fn available(&self, q: QuotaId) -> Micros {
+        self.states[q.0 as usize].allowance.available().max(0)
+    }
+
+    /// Reserves `need` from the worker's allowance alone — no asks, whatever was refused
+    /// recently — or none of it. For a stream taking the last of a budget before it is cut.
+    pub fn reserve_local(&mut self, need: &[(QuotaId, Micros)]) -> bool {
+        for (i, &(q, amount)) in need.iter().enumerate() {
+            if !self.states[q.0 as usize].allowance.reserve(amount) {
+                for &(q, amount) in &need[..i] {
+                    self.states[q.0 as usize].allowance.release(amount);
+                }
+                return false;
+            }
+            self.mark(q);
+        }
+        true
+    }
 }
 
 #[cfg(test)]

@@ -15,8 +15,15 @@
 //!   the end) and read once complete.
 //! - Optionally the client-visible body is hashed (SHA-256) for the audit record.
 //!
+//! - **Output limit** (`cut_stream_at_cap`): with [`Meter::limit_output`] set, whole events
+//!   only are forwarded (as when stripping), and once the content relayed passes the limit,
+//!   that event and everything after it is *deferred* — read and counted, not forwarded —
+//!   until the relay either raises the limit ([`Meter::raise_limit`], which forwards what
+//!   was deferred) or ends the stream itself ([`Meter::discard_deferred`]).
+//!
 //! A scanner failure (an event over the size bound) stops metering, never the relay: the rest
-//! passes through and the record is settled from an estimate.
+//! passes through and the record is settled from an estimate. (With an output limit, that
+//! also ends the limit: content can no longer be counted, so the stream is left alone.)
 
 use crate::dialect::Dialect;
 use crate::json::Scratch;
@@ -55,6 +62,13 @@ pub struct Meter {
     hash: Option<ring::digest::Context>,
     /// Usage-only chunks removed from the client's stream.
     pub stripped_events: u32,
+    /// Content bytes the client may receive (`None`: no limit).
+    content_limit: Option<u64>,
+    /// Events read past the limit, held back (already counted in `observed`).
+    deferred: Vec<u8>,
+    /// Per deferred event: where it ends in `deferred`, and the content bytes read up to and
+    /// including it.
+    deferred_marks: Vec<(usize, u64)>,
 }
 
 impl std::fmt::Debug for Meter {
@@ -81,6 +95,9 @@ impl Default for Meter {
             observed: Observed::default(),
             hash: None,
             stripped_events: 0,
+            content_limit: None,
+            deferred: Vec::new(),
+            deferred_marks: Vec::new(),
         }
     }
 }
@@ -101,6 +118,9 @@ impl Meter {
         self.observed = Observed::default();
         self.hash = None;
         self.stripped_events = 0;
+        self.content_limit = None;
+        self.deferred.clear();
+        self.deferred_marks.clear();
     }
 
     /// Starts metering a response body. `sse`: the body is an event stream; `strip_usage`:
@@ -126,7 +146,7 @@ impl Meter {
                 self.keep_json(data, scratch);
             }
             Mode::Sse if self.failed => out.extend_from_slice(data),
-            Mode::Sse if !self.strip_usage => {
+            Mode::Sse if !self.strip_usage && self.content_limit.is_none() => {
                 out.extend_from_slice(data);
                 let (dialect, obs) = (self.dialect, &mut self.observed);
                 let r = self.scanner.feed(data, |e: &SseEvent<'_>| {
@@ -134,49 +154,121 @@ impl Meter {
                 });
                 self.failed = r.is_err();
             }
-            Mode::Sse => self.pass_stripping(data, out, scratch),
+            Mode::Sse => self.pass_events(data, out, scratch),
         }
         if let Some(h) = &mut self.hash {
             h.update(&out[at..]);
         }
     }
 
-    fn pass_stripping(&mut self, data: &[u8], out: &mut Vec<u8>, scratch: &mut Scratch) {
+    /// Whole events only: usage chunks dropped (when stripping), events past the output limit
+    /// deferred.
+    fn pass_events(&mut self, data: &[u8], out: &mut Vec<u8>, scratch: &mut Scratch) {
         let Meter {
             dialect,
             scanner,
             held,
             observed,
             stripped_events,
+            strip_usage,
+            content_limit,
+            deferred,
+            deferred_marks,
             ..
         } = self;
         let mut from = 0;
         let r = scanner.feed(data, |e: &SseEvent<'_>| {
-            let drop = dialect.observe_event(e, observed, scratch);
+            let drop = dialect.observe_event(e, observed, scratch) && *strip_usage;
             if drop {
                 *stripped_events += 1;
             } else {
-                let at = out.len();
-                out.extend_from_slice(held);
-                out.extend_from_slice(&data[from..e.end]);
+                let over = !deferred.is_empty()
+                    || content_limit.is_some_and(|l| observed.content_bytes > l);
+                let to = if over { &mut *deferred } else { &mut *out };
+                let at = to.len();
+                to.extend_from_slice(held);
+                to.extend_from_slice(&data[from..e.end]);
                 // With include_usage, OpenAI adds `"usage":null` to every other chunk; a
                 // client that did not ask for usage never sees that member either.
-                if let Some(i) = memchr::memmem::rfind(&out[at..], USAGE_NULL) {
-                    out.drain(at + i..at + i + USAGE_NULL.len());
+                if *strip_usage && let Some(i) = memchr::memmem::rfind(&to[at..], USAGE_NULL) {
+                    to.drain(at + i..at + i + USAGE_NULL.len());
+                }
+                if over {
+                    deferred_marks.push((deferred.len(), observed.content_bytes));
                 }
             }
             held.clear();
             from = e.end;
         });
         if r.is_err() {
-            // Give up on events: forward everything from here on.
+            // Give up on events: forward everything from here on (content can no longer be
+            // counted, so an output limit cannot be kept either).
             self.failed = true;
+            self.content_limit = None;
+            self.deferred_marks.clear();
+            out.append(&mut self.deferred);
             out.extend_from_slice(&self.held);
             self.held.clear();
             out.extend_from_slice(&data[from..]);
             return;
         }
         self.held.extend_from_slice(&data[from..]);
+    }
+
+    /// Limits the content bytes (text, tool arguments, reasoning) forwarded to the client; see
+    /// the module docs. Call after [`Meter::start`], for an SSE response.
+    pub fn limit_output(&mut self, content_bytes: u64) {
+        if self.mode == Mode::Sse && !self.failed {
+            self.content_limit = Some(content_bytes);
+        }
+    }
+
+    /// The content relayed has passed the limit: events are being deferred.
+    pub fn over_limit(&self) -> bool {
+        self.content_limit
+            .is_some_and(|l| self.observed.content_bytes > l)
+            || !self.deferred.is_empty()
+    }
+
+    /// Raises the output limit and forwards into `out` the deferred events now within it, in
+    /// order. True when nothing is deferred any more.
+    pub fn raise_limit(&mut self, content_bytes: u64, out: &mut Vec<u8>) -> bool {
+        self.content_limit = Some(content_bytes);
+        let fit = self
+            .deferred_marks
+            .iter()
+            .take_while(|m| m.1 <= content_bytes)
+            .count();
+        if fit > 0 {
+            let end = self.deferred_marks[fit - 1].0;
+            let at = out.len();
+            out.extend_from_slice(&self.deferred[..end]);
+            if let Some(h) = &mut self.hash {
+                h.update(&out[at..]);
+            }
+            self.deferred.drain(..end);
+            self.deferred_marks.drain(..fit);
+            for m in &mut self.deferred_marks {
+                m.0 -= end;
+            }
+        }
+        self.deferred.is_empty()
+    }
+
+    /// Appends bytes of the gateway's own to the client's body (hashed like the rest).
+    pub fn add_own(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(bytes);
+        if let Some(h) = &mut self.hash {
+            h.update(bytes);
+        }
+    }
+
+    /// Drops the deferred events and whatever is still held: the relay is ending the stream
+    /// with its own last event. (They were counted: the provider generated them.)
+    pub fn discard_deferred(&mut self) {
+        self.deferred.clear();
+        self.deferred_marks.clear();
+        self.held.clear();
     }
 
     fn keep_json(&mut self, data: &[u8], scratch: &mut Scratch) {
@@ -228,6 +320,12 @@ impl Meter {
                 if let Some(out) = out {
                     if drop && self.strip_usage {
                         self.stripped_events += 1;
+                    } else if self.over_limit() {
+                        if !self.held.is_empty() {
+                            self.deferred.extend_from_slice(&self.held);
+                            self.deferred_marks
+                                .push((self.deferred.len(), self.observed.content_bytes));
+                        }
                     } else {
                         out.extend_from_slice(&self.held);
                         if let Some(h) = &mut self.hash {
@@ -301,6 +399,74 @@ data: [DONE]\n\n";
                 assert_eq!(o.content_bytes, 5);
             }
         }
+    }
+
+    /// Five 4-byte content events, a finish chunk, usage, `[DONE]`.
+    fn counted_stream() -> (Vec<u8>, Vec<usize>) {
+        let mut s = Vec::new();
+        let mut ends = Vec::new();
+        for w in ["abcd", "efgh", "ijkl", "mnop", "qrst"] {
+            s.extend_from_slice(
+                format!(
+                    "data: {{\"id\":\"c1\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{w}\"}}}}]}}\n\n"
+                )
+                .as_bytes(),
+            );
+            ends.push(s.len());
+        }
+        s.extend_from_slice(
+            &INCLUDE_USAGE[memchr::memmem::find(
+                INCLUDE_USAGE,
+                b"data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},",
+            )
+            .unwrap()..],
+        );
+        (s, ends)
+    }
+
+    #[test]
+    fn an_output_limit_defers_whole_events_past_it_at_every_split() {
+        let (whole, ends) = counted_stream();
+        for i in 0..=whole.len() {
+            let mut m = Meter::default();
+            let mut scratch = Scratch::default();
+            m.start(Dialect::OpenAi, true, false, true);
+            m.limit_output(10);
+            let mut out = Vec::new();
+            m.pass(&whole[..i], &mut out, &mut scratch);
+            m.pass(&whole[i..], &mut out, &mut scratch);
+            m.end(Some(&mut out), &mut scratch);
+            // "abcd" + "efgh" = 8 bytes pass; "ijkl" makes 12 > 10.
+            assert_eq!(out, &whole[..ends[1]], "split at {i}");
+            assert!(m.over_limit());
+            assert_eq!(m.observed.content_bytes, 20, "everything read is counted");
+            // Not enough for all: the events that fit go out, in order.
+            assert!(!m.raise_limit(11, &mut out));
+            assert_eq!(out, &whole[..ends[1]]);
+            assert!(!m.raise_limit(16, &mut out));
+            assert_eq!(out, &whole[..ends[3]]);
+            assert!(m.raise_limit(20, &mut out));
+            assert_eq!(out, whole, "split at {i}");
+            assert_eq!(
+                m.digest().unwrap().as_ref(),
+                ring::digest::digest(&ring::digest::SHA256, &whole).as_ref(),
+                "the hash covers what was forwarded late"
+            );
+        }
+        // Discarded: the gateway ends the stream itself.
+        let mut m = Meter::default();
+        let mut scratch = Scratch::default();
+        m.start(Dialect::OpenAi, true, true, false);
+        m.limit_output(4);
+        let mut out = Vec::new();
+        m.pass(&whole, &mut out, &mut scratch);
+        m.discard_deferred();
+        m.end(Some(&mut out), &mut scratch);
+        assert_eq!(out, &whole[..ends[0]]);
+        assert_eq!(
+            m.observed.usage.output_tokens, 2,
+            "the usage chunk was still read"
+        );
     }
 
     #[test]

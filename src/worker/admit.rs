@@ -13,6 +13,11 @@
 //! settles its reservations with what it actually cost (the metered usage, or its estimate);
 //! one that never reached a provider releases them. A request counts against an RPM limit once
 //! it was sent upstream, whatever the answer.
+//!
+//! `cut_stream_at_cap` keys: a stream's reservation covers the output it was admitted with;
+//! the relay's meter holds back events past it until [`extend_output`] reserves more (a step
+//! ahead), and when the budgets cannot cover them the relay ends the stream at the cap with
+//! a last chunk of its own (`finish_reason: "length"`; `cut_at_cap` in the audit record).
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -21,7 +26,7 @@ use super::{Conn, Fields, RequestCtx, Route, Worker};
 use crate::config::{DeploymentId, Quota, QuotaId, Snapshot, Unit, Window};
 use crate::error::{ErrorKind, GatewayError};
 use crate::policy::quota::Reserve;
-use crate::usage::Usage;
+use crate::usage::{ESTIMATE_BYTES_PER_TOKEN, Usage, estimate_tokens};
 
 pub(super) async fn admit(
     w: &Worker,
@@ -70,32 +75,22 @@ pub(super) async fn admit(
         c.reserved.push((q, amount as i64));
     }
     let generation = snap.generation;
-    let deadline = Instant::now() + snap.quota_settings.lease_wait;
-    loop {
-        let now = Instant::now();
-        let r = w.with_quotas(generation, |q| q.reserve(&c.reserved, now));
-        match r {
-            Some(Reserve::Granted) => break,
-            Some(Reserve::Refused { quota, retry_ms }) => {
-                c.reserved.clear();
-                rate_headers(w, snap, ctx, k.quotas.as_slice());
-                retry_headers(&mut ctx.extra_head, retry_ms);
-                return Err(refusal(&snap.quotas[quota.0 as usize], retry_ms));
-            }
-            Some(Reserve::Short) if now < deadline => {
-                w.flush_quotas();
-                monoio::time::sleep(std::time::Duration::from_millis(1)).await;
-                w.poll_control();
-            }
-            _ => {
-                c.reserved.clear();
-                retry_headers(&mut ctx.extra_head, 1000);
-                return Err(GatewayError::new(
-                    ErrorKind::Overloaded,
-                    "The gateway could not confirm this key's remaining budget or rate limit \
-                     in time; retry shortly.",
-                ));
-            }
+    match reserve_waiting(w, snap, generation, &c.reserved).await {
+        Ok(()) => {}
+        Err(Some((quota, retry_ms))) => {
+            c.reserved.clear();
+            rate_headers(w, snap, ctx, k.quotas.as_slice());
+            retry_headers(&mut ctx.extra_head, retry_ms);
+            return Err(refusal(&snap.quotas[quota.0 as usize], retry_ms));
+        }
+        Err(None) => {
+            c.reserved.clear();
+            retry_headers(&mut ctx.extra_head, 1000);
+            return Err(GatewayError::new(
+                ErrorKind::Overloaded,
+                "The gateway could not confirm this key's remaining budget or rate limit \
+                 in time; retry shortly.",
+            ));
         }
     }
     ctx.reserved_under = Some(generation);
@@ -105,9 +100,138 @@ pub(super) async fn admit(
     {
         ctx.reserved_micro_usd = cost;
     }
+    if k.cut_stream_at_cap
+        && f.stream
+        && matches!(ctx.route, Route::ChatCompletions | Route::Completions)
+    {
+        ctx.output_allowed = Some(output);
+    }
     rate_headers(w, snap, ctx, k.quotas.as_slice());
     Ok(())
 }
+
+/// Reserves `need` (all or nothing), waiting up to `quotas.lease_wait` for the coordinator
+/// when the worker's allowance is short. `Err(Some((quota, retry_ms)))`: refused;
+/// `Err(None)`: no answer in time (or the snapshot's quotas are gone).
+async fn reserve_waiting(
+    w: &Worker,
+    snap: &Snapshot,
+    generation: u64,
+    need: &[(QuotaId, i64)],
+) -> Result<(), Option<(QuotaId, u64)>> {
+    let deadline = Instant::now() + snap.quota_settings.lease_wait;
+    loop {
+        let now = Instant::now();
+        match w.with_quotas(generation, |q| q.reserve(need, now)) {
+            Some(Reserve::Granted) => return Ok(()),
+            Some(Reserve::Refused { quota, retry_ms }) => return Err(Some((quota, retry_ms))),
+            Some(Reserve::Short) if now < deadline => {
+                w.flush_quotas();
+                monoio::time::sleep(std::time::Duration::from_millis(1)).await;
+                w.poll_control();
+            }
+            _ => return Err(None),
+        }
+    }
+}
+
+/// `cut_stream_at_cap`: the stream's content has passed the output its reservation covers
+/// (`RequestCtx::output_allowed`). Reserves more output against the key's and its team's
+/// budgets — a step ahead, else just what was read, else whatever the worker's allowance
+/// still holds — and lets the meter forward the deferred events that fit. False: not all of
+/// them fit, and the relay ends the stream.
+pub(super) async fn extend_output(
+    w: &Worker,
+    snap: &Snapshot,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+) -> bool {
+    let (Some(generation), Some(allowed), Some(d)) =
+        (ctx.reserved_under, ctx.output_allowed, ctx.deployment)
+    else {
+        return false;
+    };
+    let price = snap.deployment(d).price;
+    let usd = |tokens: u64| {
+        price.cost(&Usage {
+            output_tokens: tokens,
+            ..Usage::default()
+        })
+    };
+    // The budgets (not the rates) among what the request reserved, each with its amount for
+    // `tokens` more output.
+    let budgets = |tokens: u64| {
+        c.reserved.iter().filter_map(move |&(id, _)| {
+            let q = &snap.quotas[id.0 as usize];
+            match (q.window, q.unit) {
+                (Window::Period(_), Unit::MicroUsd) => Some((id, usd(tokens) as i64)),
+                (Window::Period(_), Unit::Tokens) => Some((id, tokens as i64)),
+                _ => None,
+            }
+        })
+    };
+    let need = estimate_tokens(c.meter.observed.content_bytes)
+        .saturating_sub(allowed)
+        .max(1);
+    let step = need.max(allowed / 2).max(EXTEND_MIN_TOKENS);
+    let mut extra: Vec<(QuotaId, i64)> = Vec::with_capacity(c.reserved.len());
+    let mut got = 0;
+    for ask in [step, need] {
+        extra.clear();
+        extra.extend(budgets(ask));
+        if reserve_waiting(w, snap, generation, &extra).await.is_ok() {
+            got = ask;
+            break;
+        }
+    }
+    if got == 0 {
+        // Refused: the last of the budgets, as far as this worker holds it.
+        let fit = w
+            .with_quotas(generation, |q| {
+                budgets(need)
+                    .map(|(id, _)| {
+                        let left = q.available(id) as u64;
+                        match snap.quotas[id.0 as usize].unit {
+                            Unit::MicroUsd if price.output > 0 => {
+                                let mut t = (u128::from(left) * 1_000_000
+                                    / u128::from(price.output))
+                                    as u64;
+                                while t > 0 && usd(t) > left {
+                                    t -= 1;
+                                }
+                                t
+                            }
+                            Unit::MicroUsd => u64::MAX,
+                            _ => left,
+                        }
+                    })
+                    .min()
+                    .unwrap_or(0)
+                    .min(need)
+            })
+            .unwrap_or(0);
+        extra.clear();
+        extra.extend(budgets(fit));
+        if fit > 0 && w.with_quotas(generation, |q| q.reserve_local(&extra)) == Some(true) {
+            got = fit;
+        }
+    }
+    if got == 0 {
+        return false;
+    }
+    for &(id, more) in &extra {
+        if let Some(r) = c.reserved.iter_mut().find(|r| r.0 == id) {
+            r.1 += more;
+        }
+    }
+    let allowed = allowed + got;
+    ctx.output_allowed = Some(allowed);
+    c.meter
+        .raise_limit(allowed * ESTIMATE_BYTES_PER_TOKEN, &mut c.out)
+}
+
+/// The least output a stream's reservation is extended by.
+const EXTEND_MIN_TOKENS: u64 = 64;
 
 /// Settles or releases what the request reserved. Runs after every request.
 pub(super) fn settle_quotas(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx) {

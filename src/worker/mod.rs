@@ -413,6 +413,13 @@ struct RequestCtx {
     extra_head: Vec<u8>,
     /// The snapshot generation whose quotas hold this request's reservations (`Conn::reserved`).
     reserved_under: Option<u64>,
+    /// `cut_stream_at_cap`: the output tokens the stream's reservation covers so far (the relay
+    /// asks for more, or ends the stream, when the content passes them).
+    output_allowed: Option<u64>,
+    /// The client asked for a usage chunk (`stream_options.include_usage`).
+    client_usage: bool,
+    /// The relay ended the stream at the key's budget cap.
+    cut_at_cap: bool,
 }
 
 /// The few request-body fields the gateway reads.
@@ -1044,6 +1051,7 @@ fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d:
         .then(|| include_usage_splice(body))
         .flatten();
     ctx.inject_usage = usage_splice.is_some();
+    ctx.client_usage = f.include_usage;
     let Some(ep) = &provider.endpoint else {
         // Built-in mock: answered in `forward` from the fields.
         ctx.upstream_body_bytes = body.len() as u64;
@@ -1353,7 +1361,11 @@ fn settle(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx) {
     c.meter.end(None, &mut w.scratch.borrow_mut());
     ctx.completion_sha256 = c.meter.digest();
     let o = &c.meter.observed;
-    ctx.finish_reason = o.finish_reason;
+    ctx.finish_reason = if ctx.cut_at_cap {
+        InlineStr::new(b"cut_at_cap")
+    } else {
+        o.finish_reason
+    };
     ctx.response_model = o.response_model;
     ctx.response_id = o.response_id;
     let (Some(key), Some(d)) = (ctx.key, ctx.deployment) else {
@@ -1472,6 +1484,9 @@ impl RequestCtx {
             completion_sha256: None,
             extra_head: Vec::new(),
             reserved_under: None,
+            output_allowed: None,
+            client_usage: false,
+            cut_at_cap: false,
         }
     }
 }

@@ -12,13 +12,15 @@ use std::time::Instant;
 
 use monoio::net::TcpStream;
 
-use super::{Conn, READ_SPARE_BYTES, RequestCtx, Worker, request_id_header, send};
+use super::{Conn, READ_SPARE_BYTES, RequestCtx, Worker, admit, request_id_header, send};
+use crate::account::Route;
 use crate::config::Snapshot;
 use crate::dialect::Dialect;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http1::{BodyDecoder, BodyKind, HeaderSpan, Version, write};
 
 use crate::upstream::Upstream;
+use crate::usage::{ESTIMATE_BYTES_PER_TOKEN, Observed, Usage, settle_usage};
 
 /// How the response body is framed towards the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +79,12 @@ pub(super) async fn relay(
         // Removing the usage chunk changes the length: only where the gateway frames the body.
         let strip = ctx.inject_usage && framing != Framing::Length;
         c.meter.start(Dialect::OpenAi, sse, strip, ctx.log_hashes);
+        // Ending a stream early needs the gateway to frame it.
+        if let Some(t) = ctx.output_allowed
+            && framing != Framing::Length
+        {
+            c.meter.limit_output(t * ESTIMATE_BYTES_PER_TOKEN);
+        }
     }
 
     // The head, with the first body bytes appended below so both go out in one write.
@@ -165,6 +173,9 @@ pub(super) async fn relay(
                 }
             }
         }
+        if failure.is_none() && cut_at_cap(w, snap, c, ctx).await {
+            done = true;
+        }
         payload += c.out.len() - body_at;
         if framing == Framing::Chunked {
             finish_chunk(&mut c.out, chunk_at, payload);
@@ -214,6 +225,7 @@ pub(super) async fn relay(
                     }
                     let body_at = c.out.len();
                     c.meter.end(Some(&mut c.out), &mut w.scratch.borrow_mut());
+                    cut_at_cap(w, snap, c, ctx).await;
                     if framing == Framing::Chunked {
                         let n = c.out.len() - body_at;
                         finish_chunk(&mut c.out, chunk_at, n);
@@ -244,11 +256,93 @@ pub(super) async fn relay(
     }
     // A close-delimited body ended by EOF, or stray bytes after the message: the upstream
     // connection cannot be trusted with another request.
-    if done && upstream_keep_alive && pos == c.ubuf.len() && c.uhead.body != BodyKind::Close {
+    // Nor can one whose answer was cut short.
+    if done
+        && !ctx.cut_at_cap
+        && upstream_keep_alive
+        && pos == c.ubuf.len()
+        && c.uhead.body != BodyKind::Close
+    {
         up.release();
     }
     c.ubuf.clear();
     Ok(())
+}
+
+/// `cut_stream_at_cap`: once the stream's content has passed what its reservation covers and
+/// the key's budgets cannot cover more, ends the stream — the events read past the cap are
+/// dropped, and the client gets a last chunk with `finish_reason: "length"`, the usage chunk
+/// if it asked for one, and `[DONE]`. Returns true when it did.
+async fn cut_at_cap(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx) -> bool {
+    if !c.meter.over_limit() || admit::extend_output(w, snap, c, ctx).await {
+        return false;
+    }
+    c.meter.discard_deferred();
+    ctx.cut_at_cap = true;
+    let (usage, _) = settle_usage(&c.meter.observed, ctx.upstream_body_bytes);
+    let mut events = Vec::with_capacity(512);
+    last_events(&mut events, ctx, &c.meter.observed, &usage);
+    c.meter.add_own(&events, &mut c.out);
+    true
+}
+
+/// The end of a stream the gateway cut, in OpenAI's chunk format.
+fn last_events(out: &mut Vec<u8>, ctx: &RequestCtx, o: &Observed, u: &Usage) {
+    // Ids and models are echoed only when they need no escaping (they are raw JSON string
+    // contents, possibly truncated).
+    let plain = |s: &[u8]| {
+        s.iter()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\'))
+    };
+    let id = o.response_id.as_bytes();
+    let id = if plain(id) && !id.is_empty() {
+        id
+    } else {
+        b"tollgate-cut"
+    };
+    let model = o.response_model.as_bytes();
+    let model = if plain(model) { model } else { b"" };
+    let (object, choice): (&[u8], &[u8]) = if ctx.route == Route::Completions {
+        (
+            b"text_completion",
+            b"{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"length\"}",
+        )
+    } else {
+        (
+            b"chat.completion.chunk",
+            b"{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}",
+        )
+    };
+    let created = ctx.start_unix_us / 1_000_000;
+    let mut event = |choices: &[u8], usage: Option<&Usage>| {
+        out.extend_from_slice(b"data: {\"id\":\"");
+        out.extend_from_slice(id);
+        out.extend_from_slice(b"\",\"object\":\"");
+        out.extend_from_slice(object);
+        out.extend_from_slice(b"\",\"created\":");
+        out.extend_from_slice(itoa::Buffer::new().format(created).as_bytes());
+        out.extend_from_slice(b",\"model\":\"");
+        out.extend_from_slice(model);
+        out.extend_from_slice(b"\",\"choices\":[");
+        out.extend_from_slice(choices);
+        out.push(b']');
+        if let Some(u) = usage {
+            let mut n = itoa::Buffer::new();
+            out.extend_from_slice(b",\"usage\":{\"prompt_tokens\":");
+            out.extend_from_slice(n.format(u.input_tokens).as_bytes());
+            out.extend_from_slice(b",\"completion_tokens\":");
+            out.extend_from_slice(n.format(u.output_tokens).as_bytes());
+            out.extend_from_slice(b",\"total_tokens\":");
+            out.extend_from_slice(n.format(u.input_tokens + u.output_tokens).as_bytes());
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"}\n\n");
+    };
+    event(choice, None);
+    if ctx.client_usage {
+        event(b"", Some(u));
+    }
+    out.extend_from_slice(b"data: [DONE]\n\n");
 }
 
 /// Placeholder for a chunk-size line: 8 hex digits cover chunks up to 4 GiB.
