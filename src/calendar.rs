@@ -41,3 +41,31 @@ mod tests {
         }
     }
 }
+
+/// Wall-clock seconds since the Unix epoch, as the accounting reads them: budget periods roll
+/// over and ledger records are dated by it. The system clock in production; a clock the caller
+/// sets (shared, atomic) lets tests run a gateway across a period boundary.
+#[derive(Clone, Debug, Default)]
+pub struct WallClock(Option<std::sync::Arc<std::sync::atomic::AtomicU64>>);
+
+impl WallClock {
+    /// The system clock.
+    pub fn system() -> Self {
+        WallClock(None)
+    }
+
+    /// A clock that reads `secs` until the caller stores another value.
+    pub fn manual(secs: u64) -> (Self, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        let t = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(secs));
+        (WallClock(Some(t.clone())), t)
+    }
+
+    pub fn now(&self) -> u64 {
+        match &self.0 {
+            Some(t) => t.load(std::sync::atomic::Ordering::Relaxed),
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+}

@@ -591,3 +591,124 @@ fn a_stream_is_cut_at_the_cap_with_a_proper_end() {
     assert_eq!(roomy["gen_ai.usage.output_tokens"], 3000);
     assert_eq!(roomy["gen_ai.response.finish_reasons"][0], "stop");
 }
+
+/// Budget periods roll over in a running gateway at UTC midnight (daily), Monday (weekly) and
+/// the reset day (monthly), not for `total`; the refusal before it says how long until then;
+/// and a restart recovers the new period's spend only. The accounting's wall clock is set by
+/// the test.
+#[test]
+fn budget_periods_roll_over_in_a_running_gateway() {
+    use std::sync::atomic::Ordering;
+    use tollgate::calendar::{WallClock, days_from_civil};
+    use tollgate::runtime::Gateway;
+    let dir = test_dir("budget-rollover");
+    let ledger = dir.join("ledger");
+    // Sunday 2026-11-22, 23:59:00 UTC; a minute later it is Monday the 23rd.
+    let midnight = days_from_civil(2026, 11, 23) as u64 * 86_400;
+    let (clock, time) = WallClock::manual(midnight - 60);
+    let budget = |period: &str| format!("budget = {{ tokens = 200, {period} }}");
+    let extra = format!(
+        "{}{}{}{}{}[ledger]\ndir = {:?}\n",
+        key_entry("day", "sk-day", &budget("period = \"daily\"")),
+        key_entry("week", "sk-week", &budget("period = \"weekly\"")),
+        key_entry(
+            "month",
+            "sk-month",
+            &budget("period = \"monthly\", reset_day = 23")
+        ),
+        key_entry("ever", "sk-ever", &budget("period = \"total\"")),
+        admin_config(),
+        ledger.to_str().unwrap()
+    );
+    let text = config_text(None, 2, &extra);
+    let gw = Gateway::start_with_clock(snapshot(&text), clock.clone()).unwrap();
+    let (addr, a) = (gw.local_addr(), gw.admin_addr().unwrap());
+    let keys = ["day", "week", "month", "ever"];
+    let mut served = 0;
+    for k in keys {
+        loop {
+            let r = roundtrip(
+                addr,
+                &request(&format!("sk-{k}"), &body("mock-chat", false, 20), None),
+            );
+            if r.status == 429 {
+                assert_eq!(r.error_code(), "insufficient_quota");
+                let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+                match k {
+                    // Until midnight (the weekly and monthly periods end there too).
+                    "day" | "week" | "month" => assert_eq!(retry, 60, "{k}"),
+                    // A total budget does not come back: a day, as a retry hint.
+                    _ => assert_eq!(retry, 86_400),
+                }
+                break;
+            }
+            assert_eq!(r.status, 200, "{}", r.text());
+            served += 1;
+        }
+    }
+    // All spend reported before the clock moves (workers report on their 10 ms tick).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let before = loop {
+        let state = admin(a, "GET", "/admin/quotas", "").json();
+        let n: u64 = keys
+            .iter()
+            .map(|k| state["spend"][k]["requests"].as_u64().unwrap_or(0))
+            .sum();
+        if n == served {
+            break state;
+        }
+        assert!(Instant::now() < deadline, "spend never arrived: {state}");
+    };
+    for k in keys {
+        let spent = quota(&before, &format!("key:{k}/tokens"))["spent"]
+            .as_i64()
+            .unwrap();
+        assert!(spent > 150, "{k}: {spent}");
+    }
+
+    time.store(midnight + 30, Ordering::Relaxed);
+    // The admin API answers as of now: the periods have rolled over.
+    let after = admin(a, "GET", "/admin/quotas", "").json();
+    for k in ["day", "week", "month"] {
+        assert_eq!(quota(&after, &format!("key:{k}/tokens"))["spent"], 0, "{k}");
+        let r = roundtrip(
+            addr,
+            &request(&format!("sk-{k}"), &body("mock-chat", false, 20), None),
+        );
+        assert_eq!(r.status, 200, "{k} after the rollover: {}", r.text());
+    }
+    assert_eq!(
+        quota(&after, "key:ever/tokens")["spent"],
+        quota(&before, "key:ever/tokens")["spent"]
+    );
+    let r = roundtrip(
+        addr,
+        &request("sk-ever", &body("mock-chat", false, 20), None),
+    );
+    assert_eq!(r.status, 429);
+    let now_spent = |state: &serde_json::Value, k: &str| {
+        quota(state, &format!("key:{k}/tokens"))["spent"]
+            .as_i64()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let today = loop {
+        let state = admin(a, "GET", "/admin/quotas", "").json();
+        if ["day", "week", "month"]
+            .iter()
+            .all(|k| now_spent(&state, k) > 0)
+        {
+            break state;
+        }
+        assert!(Instant::now() < deadline, "spend never arrived: {state}");
+    };
+    gw.shutdown();
+
+    // A restart in the new period recovers the new period's spend, not the old one's.
+    let gw = Gateway::start_with_clock(snapshot(&text), clock).unwrap();
+    let state = admin(gw.admin_addr().unwrap(), "GET", "/admin/quotas", "").json();
+    for k in keys {
+        assert_eq!(now_spent(&state, k), now_spent(&today, k), "{k}");
+    }
+    gw.shutdown();
+}

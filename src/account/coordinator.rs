@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::ledger::{Day, Ledger, day_of};
-use super::{Control, Counters, DisabledKeys, Spend, Wake, WorkerEvent};
+use super::{Control, CoordinatorRings, Counters, DisabledKeys, Spend, Wake, WorkerEvent};
+use crate::calendar::WallClock;
 use crate::config::{Quota, Snapshot, Unit};
 use crate::policy::books::{BookView, Books};
 use crate::telemetry::audit::AuditWriter;
@@ -86,6 +87,8 @@ pub struct Published {
 }
 
 pub struct Coordinator {
+    /// What budget periods and ledger records are dated by.
+    clock: WallClock,
     pub events: Vec<rtrb::Consumer<WorkerEvent>>,
     pub controls: Vec<rtrb::Producer<Control>>,
     pub commands: Receiver<Command>,
@@ -134,14 +137,18 @@ impl std::fmt::Debug for Coordinator {
 
 impl Coordinator {
     pub fn new(
-        events: Vec<rtrb::Consumer<WorkerEvent>>,
-        controls: Vec<rtrb::Producer<Control>>,
+        rings: CoordinatorRings,
         commands: Receiver<Command>,
         snapshot: Arc<Snapshot>,
         addrs: Arc<AddrTable>,
         published: Arc<Mutex<Published>>,
-        wake: Arc<Wake>,
+        clock: WallClock,
     ) -> std::io::Result<Self> {
+        let CoordinatorRings {
+            events,
+            controls,
+            wake,
+        } = rings;
         let n = events.len();
         let audit = AuditWriter::start(&snapshot.audit)?;
         let mut spend = BTreeMap::new();
@@ -168,12 +175,13 @@ impl Coordinator {
                 Some(l)
             }
         };
-        let today = day_of(unix_now());
+        let today = day_of(clock.now());
         let books = Books::new(n, &snapshot, today, Instant::now(), &|q, from| {
             ledger.as_ref().map_or(0, |l| budget_spent(l, q, from))
         });
         let disabled = ledger.as_ref().map(runtime_disabled).unwrap_or_default();
         let mut c = Coordinator {
+            clock,
             books,
             disabled,
             disabled_version: 0,
@@ -313,10 +321,12 @@ impl Coordinator {
                 }
                 self.snapshot = snap.clone();
                 let ledger = &self.ledger;
-                self.books
-                    .add_generation(&snap, day_of(unix_now()), Instant::now(), &|q, from| {
-                        ledger.as_ref().map_or(0, |l| budget_spent(l, q, from))
-                    });
+                self.books.add_generation(
+                    &snap,
+                    day_of(self.clock.now()),
+                    Instant::now(),
+                    &|q, from| ledger.as_ref().map_or(0, |l| budget_spent(l, q, from)),
+                );
                 // The disabled keys by the new ids first: no request under the new snapshot
                 // may see a stale bitmap.
                 let d = self.disabled_keys();
@@ -338,6 +348,10 @@ impl Coordinator {
     }
 
     fn admin(&mut self, op: AdminOp) -> AdminReply {
+        // As of now: a period that ended since the last tick has rolled over (and the workers
+        // are told before the answer goes out).
+        self.books.tick(Instant::now(), self.clock.now());
+        self.route_books_out();
         match op {
             AdminOp::State => AdminReply::State {
                 quotas: self.books.views(),
@@ -356,10 +370,10 @@ impl Coordinator {
                         .quotas
                         .iter()
                         .find(|q| q.scope == scope && q.is_budget())
-                        .map_or(0, |q| period_start(q, day_of(unix_now())));
+                        .map_or(0, |q| period_start(q, day_of(self.clock.now())));
                     let net = net_spent(l, &scope, from);
                     let r = l
-                        .append(unix_now(), &format!("credit:{scope}"), &net)
+                        .append(self.clock.now(), &format!("credit:{scope}"), &net)
                         .and_then(|()| l.sync());
                     if let Err(e) = r {
                         eprintln!("tollgate: ledger: {e}; the reset holds until restart only");
@@ -387,7 +401,10 @@ impl Coordinator {
                         requests: 1,
                         ..Spend::default()
                     };
-                    if let Err(e) = l.append(unix_now(), &scope, &one).and_then(|()| l.sync()) {
+                    if let Err(e) = l
+                        .append(self.clock.now(), &scope, &one)
+                        .and_then(|()| l.sync())
+                    {
                         eprintln!("tollgate: ledger: {e}; the change holds until restart only");
                     }
                 }
@@ -430,7 +447,7 @@ impl Coordinator {
             self.audit
                 .submit(lines, std::mem::take(&mut self.batch_records));
         }
-        self.books.tick(Instant::now(), day_of(unix_now()));
+        self.books.tick(Instant::now(), self.clock.now());
         for n in self.books.notices.drain(..) {
             eprintln!("tollgate: budget warning: {n}");
         }
@@ -478,9 +495,7 @@ impl Coordinator {
                 let name = k.map_or_else(|| format!("#{}@{generation}", key.0), |k| k.id.clone());
                 let team = k.and_then(|k| k.team.clone());
                 if let Some(l) = &mut self.ledger {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs());
+                    let now = self.clock.now();
                     let mut r = l.append(now, &format!("key:{name}"), &spend);
                     if let Some(t) = &team {
                         r = r.and_then(|()| l.append(now, &format!("team:{t}"), &spend));
@@ -585,12 +600,6 @@ impl Coordinator {
             self.broadcast(|| Control::Addrs(a.clone()));
         }
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn period_start(q: &Quota, today: Day) -> Day {

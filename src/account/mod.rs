@@ -326,6 +326,14 @@ pub struct Rings {
     pub wake: Arc<Wake>,
 }
 
+/// The coordinator's ends of every worker's rings (index = worker), and its doorbell.
+#[derive(Debug)]
+pub struct CoordinatorRings {
+    pub events: Vec<rtrb::Consumer<WorkerEvent>>,
+    pub controls: Vec<rtrb::Producer<Control>>,
+    pub wake: Arc<Wake>,
+}
+
 /// Wakes the coordinator early (a worker's ask should not wait for its next tick).
 #[derive(Debug, Default)]
 pub struct Wake(std::sync::OnceLock<std::thread::Thread>);

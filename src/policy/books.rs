@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::budget::{LeaseBook, Micros};
 use super::quota::{LeaseMsg, QuotaControl};
-use crate::account::ledger::{Day, Period};
+use crate::account::ledger::{Day, Period, day_of};
 use crate::config::{Quota, QuotaId, Snapshot, Window};
 
 /// How long waiting asks wait for reclaim answers before they are decided anyway.
@@ -102,6 +102,8 @@ pub struct Books {
     pub out: Vec<Out>,
     /// Log lines for the operator (soft thresholds crossed).
     pub notices: Vec<String>,
+    /// Wall-clock seconds at the last tick (a budget's retry time is counted from it).
+    wall_s: u64,
 }
 
 impl Books {
@@ -122,6 +124,7 @@ impl Books {
             applied: vec![snap.generation; workers],
             out: Vec::new(),
             notices: Vec::new(),
+            wall_s: u64::from(today) * 86_400,
         };
         b.add_generation(snap, today, now, spent);
         b
@@ -334,18 +337,20 @@ impl Books {
             Window::Period(Period::Total) => TOTAL_RETRY_MS,
             Window::Period(p) => {
                 let next = next_period_start(p, book.period_start);
-                let now_s = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                (u64::from(next) * 86_400).saturating_sub(now_s).max(1) * 1000
+                (u64::from(next) * 86_400)
+                    .saturating_sub(self.wall_s)
+                    .max(1)
+                    * 1000
             }
             Window::Minute => rate_retry_ms(&book.lease, book.quota.cap, 1),
         }
     }
 
-    /// Time passes: buckets drain, periods roll over, thresholds are crossed, reclaims that
-    /// took too long are decided.
-    pub fn tick(&mut self, now: Instant, today: Day) {
+    /// Time passes (`now`, and `wall_s` seconds since the Unix epoch): buckets drain, periods
+    /// roll over, thresholds are crossed, reclaims that took too long are decided.
+    pub fn tick(&mut self, now: Instant, wall_s: u64) {
+        self.wall_s = wall_s;
+        let today = day_of(wall_s);
         for b in 0..self.books.len() {
             let book = &mut self.books[b];
             match book.quota.window {
@@ -574,7 +579,7 @@ mod tests {
         world.settle_messages();
         // Ten seconds later, ten requests' worth has drained.
         world.now += Duration::from_secs(10) + REFUSAL_GRACE;
-        world.books.tick(world.now, 20_000);
+        world.books.tick(world.now, 20_000 * 86_400);
         let mut n = 0;
         while world.admit(0, 1) == Reserve::Granted {
             world.workers[0].settle(QuotaId(0), 1, 1);
@@ -591,7 +596,7 @@ mod tests {
         assert_eq!(world.admit(0, 90), Reserve::Granted);
         world.workers[0].settle(QuotaId(0), 90, 90);
         world.settle_messages();
-        world.books.tick(world.now, 20_000);
+        world.books.tick(world.now, 20_000 * 86_400);
         assert_eq!(
             world.books.notices.len(),
             1,
@@ -600,7 +605,7 @@ mod tests {
         world.settle_messages();
         assert!(world.workers[0].warned(QuotaId(0)));
         assert!(matches!(world.admit(0, 20), Reserve::Refused { .. }));
-        world.books.tick(world.now, 20_001);
+        world.books.tick(world.now, 20_001 * 86_400);
         world.settle_messages();
         assert!(!world.workers[0].warned(QuotaId(0)));
         assert_eq!(

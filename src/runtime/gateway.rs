@@ -20,7 +20,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::account::coordinator::{AdminOp, AdminReply, Command, Coordinator, Published};
-use crate::account::{CONTROL_RING_SLOTS, EVENT_RING_SLOTS, Rings, Wake};
+use crate::account::{CONTROL_RING_SLOTS, CoordinatorRings, EVENT_RING_SLOTS, Rings, Wake};
+use crate::calendar::WallClock;
 use crate::config::Snapshot;
 use crate::runtime::io::{self, Driver};
 use crate::upstream::dns::{self, AddrTable};
@@ -61,7 +62,16 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn start(mut snapshot: Snapshot) -> Result<Gateway, StartError> {
+    pub fn start(snapshot: Snapshot) -> Result<Gateway, StartError> {
+        Gateway::start_with_clock(snapshot, WallClock::system())
+    }
+
+    /// [`Gateway::start`] with the wall clock the accounting reads (budget periods, ledger
+    /// dates) given: tests run a gateway across a period boundary with a manual one.
+    pub fn start_with_clock(
+        mut snapshot: Snapshot,
+        clock: WallClock,
+    ) -> Result<Gateway, StartError> {
         snapshot.generation = 0;
         let snapshot = Arc::new(snapshot);
         let server = snapshot.server.clone();
@@ -107,13 +117,16 @@ impl Gateway {
         // know before their first request (keys disabled at runtime).
         let wake = Arc::new(Wake::default());
         let coordinator = Coordinator::new(
-            events,
-            controls,
+            CoordinatorRings {
+                events,
+                controls,
+                wake: wake.clone(),
+            },
             cmd_rx,
             snapshot.clone(),
             addrs.clone(),
             published.clone(),
-            wake.clone(),
+            clock,
         )
         .map_err(|e| StartError::Other(format!("opening the audit output or ledger: {e}")))?;
         let mut workers = Vec::new();

@@ -120,10 +120,17 @@ async fn reserve_waiting(
     need: &[(QuotaId, i64)],
 ) -> Result<(), Option<(QuotaId, u64)>> {
     let deadline = Instant::now() + snap.quota_settings.lease_wait;
+    let mut fresh = false;
     loop {
         let now = Instant::now();
         match w.with_quotas(generation, |q| q.reserve(need, now)) {
             Some(Reserve::Granted) => return Ok(()),
+            // A refusal remembered from earlier: read what the coordinator sent since (a
+            // period reset, an admin reset) before answering with it.
+            Some(Reserve::Refused { .. }) if !fresh => {
+                fresh = true;
+                w.poll_control();
+            }
             Some(Reserve::Refused { quota, retry_ms }) => return Err(Some((quota, retry_ms))),
             Some(Reserve::Short) if now < deadline => {
                 w.flush_quotas();
