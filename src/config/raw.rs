@@ -33,6 +33,8 @@ pub struct RawConfig {
     pub quotas: RawQuotas,
     #[serde(default)]
     pub admin: RawAdmin,
+    #[serde(default)]
+    pub routing: RawRouting,
     /// Price table entries added to (or replacing those of) the bundled `config/prices.toml`.
     #[serde(default)]
     pub prices: BTreeMap<String, RawPrice>,
@@ -117,6 +119,9 @@ pub struct RawUpstream {
     pub head_timeout_ms: u64,
     /// Longest silence between two reads of a response body.
     pub body_idle_timeout_ms: u64,
+    /// From the request written to the first response body byte (the first token of a
+    /// stream): past it, before anything reached the client, the gateway fails over.
+    pub ttft_timeout_ms: u64,
     /// Whole exchange, head and body.
     pub total_timeout_ms: u64,
     /// An idle pooled connection older than this is closed, not reused.
@@ -133,6 +138,7 @@ impl Default for RawUpstream {
             connect_timeout_ms: 3_000,
             head_timeout_ms: 120_000,
             body_idle_timeout_ms: 120_000,
+            ttft_timeout_ms: 120_000,
             total_timeout_ms: 600_000,
             pool_idle_timeout_ms: 60_000,
             pool_max_idle: 256,
@@ -162,6 +168,31 @@ pub struct RawModel {
     /// The public name clients send as `model`.
     pub name: String,
     pub deployments: Vec<RawDeployment>,
+    /// How a deployment is chosen (default `round_robin`).
+    #[serde(default)]
+    pub strategy: RawStrategy,
+    /// Other public models to try, in order, when every deployment of this one failed.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// The model to try when a provider says the prompt is too long for this one.
+    pub context_fallback: Option<String>,
+    /// The model to try when a provider refuses the request on content policy.
+    pub policy_fallback: Option<String>,
+    /// Requests carrying a session (`x-tollgate-session`, or the body's `prompt_cache_key` or
+    /// `user`) go to the same deployment while it is healthy.
+    #[serde(default)]
+    pub sticky: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawStrategy {
+    #[default]
+    RoundRobin,
+    Weighted,
+    LeastInflight,
+    Latency,
+    Cost,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,6 +207,8 @@ pub struct RawDeployment {
     pub rpm: Option<u64>,
     /// Tokens (input + output) per minute this deployment may receive.
     pub tpm: Option<u64>,
+    /// Share of the model's traffic under the `weighted` strategy (default 1).
+    pub weight: Option<u32>,
 }
 
 /// `price = "gpt-4o"` (a price-table entry, or `"free"`), or a table of fields:
@@ -319,6 +352,48 @@ pub struct RawQuotas {
     pub lease_wait_ms: u64,
     /// The output estimate of a request that sets no max tokens (its key no default either).
     pub default_output_tokens: u64,
+}
+
+/// Retries, failover and circuit breaking.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRouting {
+    /// Attempts per request, across deployments and fallback models (1 = no retry).
+    pub max_attempts: u64,
+    /// First retry backoff (full jitter), doubling per retry up to `backoff_max_ms`.
+    pub backoff_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Retries a deployment may receive, as a fraction of its requests (per worker)…
+    pub retry_budget: f64,
+    /// …plus this many, so that a quiet deployment can still be retried.
+    pub retry_budget_min: u64,
+    /// A provider's `retry-after` up to this long is waited out when no other deployment is
+    /// left; longer, the request fails with the provider's answer.
+    pub max_retry_wait_ms: u64,
+    /// Consecutive failures that open a deployment's circuit.
+    pub breaker_failures: u64,
+    /// Or: this failure rate over the last `breaker_window` calls (once that many were made).
+    pub breaker_error_rate: f64,
+    pub breaker_window: u64,
+    /// How long an open circuit keeps a deployment out before one probe request may try it.
+    pub cooldown_ms: u64,
+}
+
+impl Default for RawRouting {
+    fn default() -> Self {
+        RawRouting {
+            max_attempts: 3,
+            backoff_ms: 25,
+            backoff_max_ms: 1_000,
+            retry_budget: 0.2,
+            retry_budget_min: 10,
+            max_retry_wait_ms: 2_000,
+            breaker_failures: 5,
+            breaker_error_rate: 0.5,
+            breaker_window: 20,
+            cooldown_ms: 5_000,
+        }
+    }
 }
 
 impl Default for RawQuotas {

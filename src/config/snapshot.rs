@@ -52,6 +52,7 @@ pub struct Snapshot {
     pub quotas: Vec<Quota>,
     pub quota_settings: QuotaSettings,
     pub admin: Admin,
+    pub routing: Routing,
     /// The bundled price table's version and date, e.g. `v1, taken 2025-10-01`.
     pub price_table: String,
 }
@@ -153,6 +154,7 @@ pub struct DownstreamLimits {
 pub struct UpstreamTimeouts {
     pub connect: Duration,
     pub head: Duration,
+    pub ttft: Duration,
     pub body_idle: Duration,
     pub total: Duration,
     pub pool_idle: Duration,
@@ -205,12 +207,49 @@ pub struct Deployment {
     pub price_source: String,
     /// The deployment's own rate limits.
     pub quotas: Vec<QuotaId>,
+    /// `model#index`: how headers, the audit trail and the admin API name it.
+    pub name: String,
+    /// Share of traffic under the `weighted` strategy.
+    pub weight: u32,
 }
 
 #[derive(Debug)]
 pub struct Model {
     pub name: String,
     pub deployments: Vec<DeploymentId>,
+    pub strategy: Strategy,
+    /// Tried in order when every deployment failed.
+    pub fallbacks: Vec<ModelId>,
+    /// On a context-length error.
+    pub context_fallback: Option<ModelId>,
+    /// On a content-policy refusal.
+    pub policy_fallback: Option<ModelId>,
+    pub sticky: bool,
+}
+
+/// How a model's deployment is chosen (see `policy::route`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    RoundRobin,
+    Weighted,
+    LeastInflight,
+    Latency,
+    Cost,
+}
+
+/// Retries, failover and circuit breaking (`[routing]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routing {
+    pub max_attempts: u32,
+    pub backoff: Duration,
+    pub backoff_max: Duration,
+    pub retry_budget: f64,
+    pub retry_budget_min: u32,
+    pub max_retry_wait: Duration,
+    pub breaker_failures: u32,
+    pub breaker_error_rate: f64,
+    pub breaker_window: u32,
+    pub cooldown: Duration,
 }
 
 #[derive(Debug)]

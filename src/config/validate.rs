@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::raw::{
     RawAdmin, RawAudit, RawBudget, RawConfig, RawDeploymentPrice, RawLimits, RawPrice,
-    RawPriceTable, RawProvider, RawUpstream, RawWorkers,
+    RawPriceTable, RawProvider, RawRouting, RawStrategy, RawUpstream, RawWorkers,
 };
 use super::snapshot::*;
 use crate::account::ledger::Period;
@@ -129,6 +129,7 @@ pub fn compile(
         ),
     };
     let admin = admin(&mut p, &raw.admin);
+    let routing = routing(&mut p, &raw.routing);
     let mut quotas: Vec<Quota> = Vec::new();
 
     // Providers.
@@ -225,7 +226,16 @@ pub fn compile(
                 rd.tpm,
                 &mut quotas,
             );
+            let weight = rd.weight.unwrap_or(1);
+            if weight == 0 && rm.strategy == RawStrategy::Weighted {
+                p.add(
+                    format!("{dpath}.weight"),
+                    "0 would never be chosen; remove the deployment instead",
+                );
+            }
             deployments.push(Deployment {
+                name: format!("{}#{j}", rm.name),
+                weight,
                 provider: *pid,
                 model: model_id,
                 upstream_model_json,
@@ -242,7 +252,58 @@ pub fn compile(
         models.push(Model {
             name: rm.name.clone(),
             deployments: ids,
+            strategy: match rm.strategy {
+                RawStrategy::RoundRobin => Strategy::RoundRobin,
+                RawStrategy::Weighted => Strategy::Weighted,
+                RawStrategy::LeastInflight => Strategy::LeastInflight,
+                RawStrategy::Latency => Strategy::Latency,
+                RawStrategy::Cost => Strategy::Cost,
+            },
+            fallbacks: Vec::new(),
+            context_fallback: None,
+            policy_fallback: None,
+            sticky: rm.sticky,
         });
+    }
+    // Fallbacks name models, which may come later in the file: resolved once all are known.
+    // One whose deployments are all inactive is left out (it could not serve).
+    let names: Vec<&str> = raw.models.iter().map(|m| m.name.as_str()).collect();
+    for (i, rm) in raw.models.iter().enumerate() {
+        let Some(&id) = model_index.get(rm.name.as_bytes()) else {
+            continue;
+        };
+        let mut resolve = |field: String, name: &str| -> Option<ModelId> {
+            if name == rm.name {
+                p.add(field, "a model cannot fall back to itself");
+                return None;
+            }
+            if !names.contains(&name) {
+                p.add(
+                    field,
+                    format!("no model named `{name}`{}", suggest(name, &names)),
+                );
+                return None;
+            }
+            model_index.get(name.as_bytes()).copied()
+        };
+        let fallbacks: Vec<ModelId> = rm
+            .fallbacks
+            .iter()
+            .enumerate()
+            .filter_map(|(j, f)| resolve(format!("models[{i}].fallbacks[{j}]"), f))
+            .collect();
+        let context = rm
+            .context_fallback
+            .as_deref()
+            .and_then(|f| resolve(format!("models[{i}].context_fallback"), f));
+        let policy = rm
+            .policy_fallback
+            .as_deref()
+            .and_then(|f| resolve(format!("models[{i}].policy_fallback"), f));
+        let m = &mut models[id.0 as usize];
+        m.fallbacks = fallbacks;
+        m.context_fallback = context;
+        m.policy_fallback = policy;
     }
 
     // Teams.
@@ -436,6 +497,7 @@ pub fn compile(
         ledger,
         quotas,
         quota_settings,
+        routing,
         admin,
         price_table,
     })
@@ -787,10 +849,34 @@ fn limits(p: &mut Problems, r: &RawLimits) -> DownstreamLimits {
     }
 }
 
+fn routing(p: &mut Problems, r: &RawRouting) -> Routing {
+    let ratio = |p: &mut Problems, path: &str, v: f64| {
+        if !(0.0..=1.0).contains(&v) {
+            p.add(path, format!("{v} is out of range; use 0.0..=1.0"));
+        }
+        v.clamp(0.0, 1.0)
+    };
+    Routing {
+        max_attempts: bounded(p, "routing.max_attempts", r.max_attempts, 1, 10) as u32,
+        backoff: ms(p, "routing.backoff_ms", r.backoff_ms),
+        backoff_max: ms(p, "routing.backoff_max_ms", r.backoff_max_ms),
+        retry_budget: ratio(p, "routing.retry_budget", r.retry_budget),
+        retry_budget_min: bounded(p, "routing.retry_budget_min", r.retry_budget_min, 0, 1 << 20)
+            as u32,
+        max_retry_wait: Duration::from_millis(r.max_retry_wait_ms),
+        breaker_failures: bounded(p, "routing.breaker_failures", r.breaker_failures, 1, 1 << 20)
+            as u32,
+        breaker_error_rate: ratio(p, "routing.breaker_error_rate", r.breaker_error_rate),
+        breaker_window: bounded(p, "routing.breaker_window", r.breaker_window, 1, 64) as u32,
+        cooldown: ms(p, "routing.cooldown_ms", r.cooldown_ms),
+    }
+}
+
 fn upstream(p: &mut Problems, r: &RawUpstream) -> UpstreamTimeouts {
     UpstreamTimeouts {
         connect: ms(p, "upstream.connect_timeout_ms", r.connect_timeout_ms),
         head: ms(p, "upstream.head_timeout_ms", r.head_timeout_ms),
+        ttft: ms(p, "upstream.ttft_timeout_ms", r.ttft_timeout_ms),
         body_idle: ms(p, "upstream.body_idle_timeout_ms", r.body_idle_timeout_ms),
         total: ms(p, "upstream.total_timeout_ms", r.total_timeout_ms),
         pool_idle: ms(p, "upstream.pool_idle_timeout_ms", r.pool_idle_timeout_ms),

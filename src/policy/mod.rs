@@ -1,7 +1,8 @@
 //! Admission policy: budgets and rate limits — leases of a quota's cap ([`budget`]), the
-//! coordinator's books of them ([`books`]) and a worker's allowances ([`quota`]); guardrails
-//! join here.
+//! coordinator's books of them ([`books`]) and a worker's allowances ([`quota`]); routing
+//! ([`route`]: strategies, circuit breakers, retry budgets); guardrails join here.
 
 pub mod books;
 pub mod budget;
 pub mod quota;
+pub mod route;
