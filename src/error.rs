@@ -52,6 +52,8 @@ pub enum ErrorKind {
     RateLimitRequests,
     /// A tokens-per-minute limit: 429 `rate_limit_exceeded`, type `tokens`.
     RateLimitTokens,
+    /// Every deployment that could serve the model (and its fallbacks) is cooling down: 503.
+    NoHealthyDeployment,
     /// Could not connect to the provider: 502.
     UpstreamConnect,
     /// The provider did not answer (head, body gap, total) in time: 504.
@@ -77,7 +79,7 @@ impl ErrorKind {
             HeadTooLarge => 431,
             QuotaExceeded | RateLimitRequests | RateLimitTokens => 429,
             NotImplemented => 501,
-            Overloaded => 503,
+            Overloaded | NoHealthyDeployment => 503,
             UpstreamConnect | UpstreamProtocol => 502,
             UpstreamTimeout => 504,
             Internal => 500,
@@ -93,9 +95,8 @@ impl ErrorKind {
             QuotaExceeded => "insufficient_quota",
             RateLimitRequests => "requests",
             RateLimitTokens => "tokens",
-            UpstreamConnect | UpstreamTimeout | UpstreamProtocol | Internal | Overloaded => {
-                "api_error"
-            }
+            UpstreamConnect | UpstreamTimeout | UpstreamProtocol | Internal | Overloaded
+            | NoHealthyDeployment => "api_error",
             _ => "invalid_request_error",
         }
     }
@@ -121,6 +122,7 @@ impl ErrorKind {
             Overloaded => "overloaded",
             QuotaExceeded => "insufficient_quota",
             RateLimitRequests | RateLimitTokens => "rate_limit_exceeded",
+            NoHealthyDeployment => "no_healthy_deployment",
             UpstreamConnect => "upstream_connect_failed",
             UpstreamTimeout => "upstream_timeout",
             UpstreamProtocol => "upstream_protocol_error",

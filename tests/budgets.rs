@@ -245,6 +245,7 @@ fn every_exit_settles_or_releases_its_reservation() {
     };
     let extra = format!(
         "{}{}[upstream]\nhead_timeout_ms = 300\nbody_idle_timeout_ms = 300\n\
+         [routing]\nmax_attempts = 1\nbreaker_failures = 1000\n\
          [[providers]]\nname = \"dead\"\nkind = \"openai_compatible\"\n\
          base_url = \"http://{dead}/v1\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n\
          [[models]]\nname = \"dead-chat\"\n[[models.deployments]]\nprovider = \"dead\"\n\

@@ -19,7 +19,11 @@ use support::*;
 const TIGHT: &str = "[limits]\nmax_head_bytes = 2048\nmax_headers = 16\nmax_body_bytes = 4096\n\
                      header_timeout_ms = 200\nbody_timeout_ms = 200\nidle_timeout_ms = 300\n\
                      max_connections = 4\n\
-                     [upstream]\nhead_timeout_ms = 300\nbody_idle_timeout_ms = 300\n";
+                     [upstream]\nhead_timeout_ms = 300\nbody_idle_timeout_ms = 300\n\
+                     [routing]\nmax_attempts = 1\nbreaker_failures = 1000\n";
+
+/// One attempt per request (failover has its own tests in `routing.rs`).
+const ONE_ATTEMPT: &str = "[routing]\nmax_attempts = 1\n";
 
 fn still_serves(addr: SocketAddr) {
     let r = roundtrip(
@@ -279,11 +283,6 @@ fn upstream_failures_get_clear_errors() {
         (r.status, r.error_code().as_str()),
         (504, "upstream_timeout")
     );
-    // Provider errors are relayed as they are (status and body).
-    let r = roundtrip(a, &fault("up-chat", false, "status=429,retry-after=7"));
-    assert_eq!(r.status, 429);
-    assert_eq!(r.header("retry-after"), Some("7"));
-    assert_eq!(r.json()["error"]["type"], "requests"); // the provider's own body
 
     // Mid-stream reset: the stream ends with an SSE error event and a proper last chunk.
     let mut c = Client::connect(a);
@@ -305,6 +304,12 @@ fn upstream_failures_get_clear_errors() {
     still_serves(a);
     let r = roundtrip(a, &post("/v1/chat/completions", &chat("up-chat", true)));
     assert!(r.text().ends_with("data: [DONE]\n\n"));
+    // Provider errors are relayed as they are (status and body). (Last: a retry-after cools
+    // the deployment down for that long.)
+    let r = roundtrip(a, &fault("up-chat", false, "status=429,retry-after=7"));
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("7"));
+    assert_eq!(r.json()["error"]["type"], "requests"); // the provider's own body
     gw.shutdown();
 }
 
@@ -325,7 +330,7 @@ fn garbage_from_the_upstream_is_a_502() {
             s.write_all(reply).unwrap();
         }
     });
-    let gw = start(&config_text(Some(addr), 1, ""));
+    let gw = start(&config_text(Some(addr), 1, ONE_ATTEMPT));
     for _ in 0..3 {
         let r = roundtrip(
             gw.local_addr(),

@@ -25,6 +25,7 @@ use super::{Control, CoordinatorRings, Counters, DisabledKeys, Spend, Wake, Work
 use crate::calendar::WallClock;
 use crate::config::{Quota, Snapshot, Unit};
 use crate::policy::books::{BookView, Books};
+use crate::policy::route::HealthView;
 use crate::telemetry::audit::AuditWriter;
 use crate::telemetry::log::audit_line;
 use crate::upstream::dns::{self, AddrTable};
@@ -56,6 +57,18 @@ pub enum AdminOp {
     Reset(String),
     /// Disable (`false`) or re-enable (`true`) a key at runtime.
     SetKey(String, bool),
+    /// Each deployment's health on each worker.
+    Deployments,
+}
+
+/// One deployment as the admin API shows it.
+#[derive(Debug, Clone)]
+pub struct DeploymentView {
+    pub name: String,
+    pub provider: String,
+    pub strategy: &'static str,
+    /// Per worker, at its last report.
+    pub workers: Vec<HealthView>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +78,7 @@ pub enum AdminReply {
         disabled: Vec<String>,
         spend: BTreeMap<String, Spend>,
     },
+    Deployments(Vec<DeploymentView>),
     Done(String),
     NotFound(String),
 }
@@ -89,6 +103,8 @@ pub struct Published {
 pub struct Coordinator {
     /// What budget periods and ledger records are dated by.
     clock: WallClock,
+    /// Per deployment of the current snapshot, per worker: its last health report.
+    health: Vec<Vec<HealthView>>,
     pub events: Vec<rtrb::Consumer<WorkerEvent>>,
     pub controls: Vec<rtrb::Producer<Control>>,
     pub commands: Receiver<Command>,
@@ -181,6 +197,7 @@ impl Coordinator {
         });
         let disabled = ledger.as_ref().map(runtime_disabled).unwrap_or_default();
         let mut c = Coordinator {
+            health: vec![vec![HealthView::default(); n]; snapshot.deployments.len()],
             clock,
             books,
             disabled,
@@ -320,6 +337,8 @@ impl Coordinator {
                     self.history.pop_front();
                 }
                 self.snapshot = snap.clone();
+                self.health =
+                    vec![vec![HealthView::default(); self.events.len()]; snap.deployments.len()];
                 let ledger = &self.ledger;
                 self.books.add_generation(
                     &snap,
@@ -353,6 +372,19 @@ impl Coordinator {
         self.books.tick(Instant::now(), self.clock.now());
         self.route_books_out();
         match op {
+            AdminOp::Deployments => AdminReply::Deployments(
+                self.snapshot
+                    .deployments
+                    .iter()
+                    .zip(&self.health)
+                    .map(|(d, h)| DeploymentView {
+                        name: d.name.clone(),
+                        provider: self.snapshot.provider(d.provider).name.clone(),
+                        strategy: strategy_name(self.snapshot.models[d.model.0 as usize].strategy),
+                        workers: h.clone(),
+                    })
+                    .collect(),
+            ),
             AdminOp::State => AdminReply::State {
                 quotas: self.books.views(),
                 disabled: self.disabled.iter().cloned().collect(),
@@ -510,6 +542,40 @@ impl Coordinator {
             }
             WorkerEvent::Counters { counters, .. } => self.totals.add(&counters),
             WorkerEvent::Lease(m) => self.books.lease(m, Instant::now()),
+            WorkerEvent::Breaker {
+                worker,
+                generation,
+                deployment,
+                change,
+            } => {
+                // Deployment ids are per snapshot: a change under an older one is stale.
+                if generation == self.snapshot.generation {
+                    for (w, q) in self.pending.iter_mut().enumerate() {
+                        if w != usize::from(worker) {
+                            q.push_back(Control::Breaker {
+                                generation,
+                                deployment,
+                                change,
+                            });
+                        }
+                    }
+                }
+            }
+            WorkerEvent::Route {
+                worker,
+                generation,
+                deployment,
+                view,
+            } => {
+                if generation == self.snapshot.generation
+                    && let Some(v) = self
+                        .health
+                        .get_mut(deployment.0 as usize)
+                        .and_then(|d| d.get_mut(usize::from(worker)))
+                {
+                    *v = view;
+                }
+            }
             WorkerEvent::DisabledApplied { worker, version } => {
                 if let Some(a) = self.disabled_acks.get_mut(usize::from(worker)) {
                     *a = version;
@@ -599,6 +665,17 @@ impl Coordinator {
             let a = self.addrs.clone();
             self.broadcast(|| Control::Addrs(a.clone()));
         }
+    }
+}
+
+fn strategy_name(s: crate::config::Strategy) -> &'static str {
+    use crate::config::Strategy;
+    match s {
+        Strategy::RoundRobin => "round_robin",
+        Strategy::Weighted => "weighted",
+        Strategy::LeastInflight => "least_inflight",
+        Strategy::Latency => "latency",
+        Strategy::Cost => "cost",
     }
 }
 

@@ -18,6 +18,7 @@ use crate::config::{DeploymentId, KeyId, ModelId, QuotaId, Snapshot};
 use crate::error::ErrorKind;
 use crate::http1::Method;
 use crate::policy::quota::{LeaseMsg, QuotaControl};
+use crate::policy::route::{Change, HealthView};
 use crate::upstream::dns::AddrTable;
 use crate::usage::{InlineStr, Usage};
 
@@ -74,6 +75,8 @@ pub struct AuditRecord {
     pub stream: bool,
     /// Upstream attempts (a stale pooled connection retried counts twice).
     pub attempts: u8,
+    /// Each deployment tried, in order, and how it went.
+    pub tries: Tries,
     pub max_tokens: Option<u32>,
     pub request_bytes: u64,
     pub response_bytes: u64,
@@ -96,6 +99,70 @@ pub struct AuditRecord {
     pub response_id: InlineStr<64>,
     pub prompt_sha256: Option<[u8; 32]>,
     pub completion_sha256: Option<[u8; 32]>,
+}
+
+/// How one attempt on a deployment went (audit records list them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryOutcome {
+    /// Its answer went to the client (whatever its status).
+    Served,
+    /// A retryable status (429, 5xx), retried elsewhere.
+    Status(u16),
+    Connect,
+    Timeout,
+    /// Reset or closed before anything reached the client.
+    Reset,
+    /// A 400 saying the prompt is too long: on to the context fallback.
+    ContextLength,
+    /// A content-policy refusal: on to the policy fallback.
+    ContentPolicy,
+    /// The deployment's own rate limit had no room: skipped.
+    RateLimited,
+}
+
+impl TryOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            TryOutcome::Served => "served",
+            TryOutcome::Status(_) => "status",
+            TryOutcome::Connect => "connect_error",
+            TryOutcome::Timeout => "timeout",
+            TryOutcome::Reset => "reset",
+            TryOutcome::ContextLength => "context_length",
+            TryOutcome::ContentPolicy => "content_policy",
+            TryOutcome::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// How often workers report their deployments' health to the coordinator.
+pub const ROUTE_REPORT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Attempts a request may make at most (`routing.max_attempts` is bounded by it).
+pub const MAX_TRIES: usize = 10;
+
+/// The deployments a request tried, in order.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tries {
+    pub n: u8,
+    pub list: [Option<(DeploymentId, TryOutcome)>; MAX_TRIES],
+}
+
+impl Tries {
+    pub fn push(&mut self, d: DeploymentId, o: TryOutcome) {
+        if let Some(slot) = self.list.get_mut(usize::from(self.n)) {
+            *slot = Some((d, o));
+            self.n += 1;
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (DeploymentId, TryOutcome)> + '_ {
+        self.list
+            .iter()
+            .take(usize::from(self.n))
+            .flatten()
+            .copied()
+    }
 }
 
 /// What one key spent, summed over requests (a delta since the last report).
@@ -285,6 +352,21 @@ pub enum WorkerEvent {
         worker: u16,
         version: u64,
     },
+    /// A deployment's circuit changed on this worker (the coordinator tells the others).
+    Breaker {
+        worker: u16,
+        generation: u64,
+        deployment: DeploymentId,
+        change: Change,
+    },
+    /// How a deployment of snapshot `generation` stands on this worker (for the admin API;
+    /// sent for each deployment every [`ROUTE_REPORT`]).
+    Route {
+        worker: u16,
+        generation: u64,
+        deployment: DeploymentId,
+        view: HealthView,
+    },
 }
 
 /// Coordinator → worker.
@@ -301,6 +383,12 @@ pub enum Control {
     },
     /// Keys disabled at runtime (admin API), by id under snapshot `generation`.
     Disabled(Arc<DisabledKeys>),
+    /// What another worker learnt of a deployment's health.
+    Breaker {
+        generation: u64,
+        deployment: DeploymentId,
+        change: Change,
+    },
 }
 
 /// Keys disabled at runtime, as a bitmap over one snapshot's key ids.
@@ -493,6 +581,7 @@ mod tests {
             deployment: None,
             stream: false,
             attempts: 1,
+            tries: Tries::default(),
             max_tokens: None,
             request_bytes: 0,
             response_bytes: 0,

@@ -367,9 +367,6 @@ pub struct RawRouting {
     pub retry_budget: f64,
     /// …plus this many, so that a quiet deployment can still be retried.
     pub retry_budget_min: u64,
-    /// A provider's `retry-after` up to this long is waited out when no other deployment is
-    /// left; longer, the request fails with the provider's answer.
-    pub max_retry_wait_ms: u64,
     /// Consecutive failures that open a deployment's circuit.
     pub breaker_failures: u64,
     /// Or: this failure rate over the last `breaker_window` calls (once that many were made).
@@ -387,7 +384,6 @@ impl Default for RawRouting {
             backoff_max_ms: 1_000,
             retry_budget: 0.2,
             retry_budget_min: 10,
-            max_retry_wait_ms: 2_000,
             breaker_failures: 5,
             breaker_error_rate: 0.5,
             breaker_window: 20,

@@ -245,7 +245,6 @@ pub struct Routing {
     pub backoff_max: Duration,
     pub retry_budget: f64,
     pub retry_budget_min: u32,
-    pub max_retry_wait: Duration,
     pub breaker_failures: u32,
     pub breaker_error_rate: f64,
     pub breaker_window: u32,

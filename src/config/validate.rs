@@ -861,11 +861,20 @@ fn routing(p: &mut Problems, r: &RawRouting) -> Routing {
         backoff: ms(p, "routing.backoff_ms", r.backoff_ms),
         backoff_max: ms(p, "routing.backoff_max_ms", r.backoff_max_ms),
         retry_budget: ratio(p, "routing.retry_budget", r.retry_budget),
-        retry_budget_min: bounded(p, "routing.retry_budget_min", r.retry_budget_min, 0, 1 << 20)
-            as u32,
-        max_retry_wait: Duration::from_millis(r.max_retry_wait_ms),
-        breaker_failures: bounded(p, "routing.breaker_failures", r.breaker_failures, 1, 1 << 20)
-            as u32,
+        retry_budget_min: bounded(
+            p,
+            "routing.retry_budget_min",
+            r.retry_budget_min,
+            0,
+            1 << 20,
+        ) as u32,
+        breaker_failures: bounded(
+            p,
+            "routing.breaker_failures",
+            r.breaker_failures,
+            1,
+            1 << 20,
+        ) as u32,
         breaker_error_rate: ratio(p, "routing.breaker_error_rate", r.breaker_error_rate),
         breaker_window: bounded(p, "routing.breaker_window", r.breaker_window, 1, 64) as u32,
         cooldown: ms(p, "routing.cooldown_ms", r.cooldown_ms),

@@ -48,6 +48,18 @@ pub struct Health {
     pub retries: u64,
 }
 
+/// A deployment's standing on one worker, as the admin API shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HealthView {
+    pub inflight: u32,
+    pub ewma_ttft_us: u64,
+    /// Until when its circuit is open (`None`: closed).
+    pub open_until: Option<Instant>,
+    pub requests: u64,
+    pub failures: u64,
+    pub retries: u64,
+}
+
 /// What a call came to, for its deployment's score.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -94,7 +106,7 @@ impl Router {
         }
     }
 
-    fn random(&mut self) -> u64 {
+    pub fn random(&mut self) -> u64 {
         // xorshift64*: plenty for spreading load.
         let mut x = self.rng;
         x ^= x >> 12;
@@ -165,7 +177,7 @@ impl Router {
                 Strategy::Latency => {
                     let h = &self.health;
                     list.sort_by_key(|d| h[d.0 as usize].ewma_ttft_us);
-                    if self.random() % EXPLORE_ONE_IN == 0 {
+                    if self.random().is_multiple_of(EXPLORE_ONE_IN) {
                         let j = 1 + (self.random() % (list.len() as u64 - 1)) as usize;
                         list.swap(0, j);
                     }
@@ -274,7 +286,12 @@ impl Router {
         let recent_failures = (h.outcomes & mask).count_ones();
         let rate_trips = h.seen >= window
             && f64::from(recent_failures) >= routing.breaker_error_rate * f64::from(window);
-        let told_to_wait = matches!(outcome, Outcome::Failure { retry_after: Some(_) });
+        let told_to_wait = matches!(
+            outcome,
+            Outcome::Failure {
+                retry_after: Some(_)
+            }
+        );
         if h.consecutive >= routing.breaker_failures || rate_trips || told_to_wait {
             let until = now + cooldown(outcome, routing);
             h.open_until = Some(until);
@@ -301,6 +318,17 @@ impl Router {
                 h.seen = 0;
             }
         }
+    }
+
+    pub fn views(&self) -> impl Iterator<Item = HealthView> + '_ {
+        self.health.iter().map(|h| HealthView {
+            inflight: h.inflight,
+            ewma_ttft_us: h.ewma_ttft_us,
+            open_until: h.open_until,
+            requests: h.requests,
+            failures: h.failures,
+            retries: h.retries,
+        })
     }
 
     /// How long until the first of `deps` can take a request again.
@@ -388,7 +416,10 @@ mod tests {
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
         let s = snap("cost", &[1, 1, 1], "");
         let mut r = Router::new(&s, 1);
-        assert!((0..6).all(|_| first(&mut r, &s, None, now) == 2), "cheapest");
+        assert!(
+            (0..6).all(|_| first(&mut r, &s, None, now) == 2),
+            "cheapest"
+        );
         let s = snap("least_inflight", &[1, 1, 1], "");
         let mut r = Router::new(&s, 1);
         r.start(DeploymentId(0), &s.routing, false, now);
@@ -414,13 +445,19 @@ mod tests {
             r.start(DeploymentId(0), rt, false, now);
             r.finish(DeploymentId(0), Outcome::Success { ttft_us: 200 }, rt, now);
         }
-        let fast = (0..100).filter(|_| first(&mut r, &s, None, now) == 0).count();
+        let fast = (0..100)
+            .filter(|_| first(&mut r, &s, None, now) == 0)
+            .count();
         assert!(fast > 80, "{fast}");
     }
 
     #[test]
     fn the_breaker_opens_probes_and_closes() {
-        let s = snap("round_robin", &[1, 1], "[routing]\nbreaker_failures = 3\ncooldown_ms = 1000\n");
+        let s = snap(
+            "round_robin",
+            &[1, 1],
+            "[routing]\nbreaker_failures = 3\ncooldown_ms = 1000\n",
+        );
         let rt = &s.routing;
         let mut r = Router::new(&s, 1);
         let t0 = Instant::now();
@@ -440,10 +477,16 @@ mod tests {
         assert!(r.usable(d, t1));
         r.start(d, rt, false, t1);
         assert!(!r.usable(d, t1), "one probe at a time");
-        assert_eq!(r.finish(d, fail, rt, t1), Some(Change::Opened(t1 + Duration::from_secs(1))));
+        assert_eq!(
+            r.finish(d, fail, rt, t1),
+            Some(Change::Opened(t1 + Duration::from_secs(1)))
+        );
         let t2 = t1 + Duration::from_millis(1000);
         r.start(d, rt, false, t2);
-        assert_eq!(r.finish(d, Outcome::Success { ttft_us: 10 }, rt, t2), Some(Change::Closed));
+        assert_eq!(
+            r.finish(d, Outcome::Success { ttft_us: 10 }, rt, t2),
+            Some(Change::Closed)
+        );
         assert!(r.usable(d, t2));
     }
 
@@ -471,19 +514,34 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(opened, Some(10), "the first failure with 5 of the last 10 failed");
+        assert_eq!(
+            opened,
+            Some(10),
+            "the first failure with 5 of the last 10 failed"
+        );
         let mut r = Router::new(&s, 1);
         r.start(d, rt, false, now);
         let wait = Duration::from_secs(7);
         assert_eq!(
-            r.finish(d, Outcome::Failure { retry_after: Some(wait) }, rt, now),
+            r.finish(
+                d,
+                Outcome::Failure {
+                    retry_after: Some(wait)
+                },
+                rt,
+                now
+            ),
             Some(Change::Opened(now + wait))
         );
     }
 
     #[test]
     fn the_retry_budget_caps_retries_in_a_storm() {
-        let s = snap("round_robin", &[1], "[routing]\nretry_budget = 0.2\nretry_budget_min = 10\n");
+        let s = snap(
+            "round_robin",
+            &[1],
+            "[routing]\nretry_budget = 0.2\nretry_budget_min = 10\n",
+        );
         let mut r = Router::new(&s, 1);
         let now = Instant::now();
         let d = DeploymentId(0);
@@ -502,15 +560,29 @@ mod tests {
         let s = snap("round_robin", &[1, 1, 1], "");
         let mut r = Router::new(&s, 1);
         let now = Instant::now();
-        let sessions: Vec<u64> = (0..64).map(|i| session_hash(format!("conv-{i}").as_bytes())).collect();
-        let home: Vec<u32> = sessions.iter().map(|&h| first(&mut r, &s, Some(h), now)).collect();
+        let sessions: Vec<u64> = (0..64)
+            .map(|i| session_hash(format!("conv-{i}").as_bytes()))
+            .collect();
+        let home: Vec<u32> = sessions
+            .iter()
+            .map(|&h| first(&mut r, &s, Some(h), now))
+            .collect();
         for _ in 0..5 {
-            let again: Vec<u32> = sessions.iter().map(|&h| first(&mut r, &s, Some(h), now)).collect();
+            let again: Vec<u32> = sessions
+                .iter()
+                .map(|&h| first(&mut r, &s, Some(h), now))
+                .collect();
             assert_eq!(again, home);
         }
-        assert!((0..3).all(|d| home.contains(&d)), "sessions spread: {home:?}");
+        assert!(
+            (0..3).all(|d| home.contains(&d)),
+            "sessions spread: {home:?}"
+        );
         // Deployment 0 out: only its sessions move.
-        r.remote(DeploymentId(0), Change::Opened(now + Duration::from_secs(5)));
+        r.remote(
+            DeploymentId(0),
+            Change::Opened(now + Duration::from_secs(5)),
+        );
         for (i, &h) in sessions.iter().enumerate() {
             let d = first(&mut r, &s, Some(h), now);
             if home[i] != 0 {

@@ -11,6 +11,10 @@
 //! - `POST /admin/reset` with `{"scope":"key:<id>"}` or `{"scope":"team:<name>"}` — the
 //!   scope's budgets start their period over (a credit record in the ledger, so it survives a
 //!   restart).
+//! - `GET /admin/deployments` — each deployment's health: `healthy`, `cooling_down` (circuit
+//!   open on some worker; `cooldown_remaining_ms`) or `probing`; EWMA time to first byte,
+//!   calls in flight, requests, failures and retries (summed over workers; reported every
+//!   250 ms).
 //! - `POST /admin/keys/<id>/disable`, `POST /admin/keys/<id>/enable` — at runtime, persisted
 //!   in the ledger until enabled again.
 //!
@@ -181,6 +185,7 @@ fn route(
 ) -> Result<(u16, Vec<u8>), GatewayError> {
     let op = match (method, path) {
         ("GET", "/admin/quotas") => AdminOp::State,
+        ("GET", "/admin/deployments") => AdminOp::Deployments,
         ("POST", "/admin/reset") => {
             #[derive(serde::Deserialize)]
             struct Reset {
@@ -208,7 +213,7 @@ fn route(
                 }
             }
         }
-        (_, "/admin/quotas" | "/admin/reset") => {
+        (_, "/admin/quotas" | "/admin/reset" | "/admin/deployments") => {
             return Err(GatewayError::new(
                 ErrorKind::MethodNotAllowed,
                 "wrong method for this admin route",
@@ -296,6 +301,66 @@ fn route(
                 out.push(b'}');
             }
             out.extend_from_slice(b"}}");
+            Ok((200, out))
+        }
+        AdminReply::Deployments(deps) => {
+            let now = std::time::Instant::now();
+            out.extend_from_slice(b"{\"deployments\":[");
+            for (i, d) in deps.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"name\":");
+                json::string(&mut out, d.name.as_bytes());
+                out.extend_from_slice(b",\"provider\":");
+                json::string(&mut out, d.provider.as_bytes());
+                out.extend_from_slice(b",\"strategy\":");
+                json::string(&mut out, d.strategy.as_bytes());
+                // The whole gateway: open if any worker has it open; sums; the mean EWMA of
+                // the workers that measured it.
+                let cooldown = d
+                    .workers
+                    .iter()
+                    .filter_map(|w| w.open_until)
+                    .map(|t| t.saturating_duration_since(now).as_millis() as u64)
+                    .max();
+                let measured: Vec<u64> = d
+                    .workers
+                    .iter()
+                    .map(|w| w.ewma_ttft_us)
+                    .filter(|&e| e > 0)
+                    .collect();
+                let ewma = measured.iter().sum::<u64>() / (measured.len().max(1) as u64);
+                let state: &[u8] = match cooldown {
+                    None => b"healthy",
+                    Some(0) => b"probing",
+                    Some(_) => b"cooling_down",
+                };
+                out.extend_from_slice(b",\"state\":");
+                json::string(&mut out, state);
+                for (name, v) in [
+                    (&b",\"cooldown_remaining_ms\":"[..], cooldown.unwrap_or(0)),
+                    (b",\"ewma_ttft_us\":", ewma),
+                    (
+                        b",\"inflight\":",
+                        d.workers.iter().map(|w| u64::from(w.inflight)).sum(),
+                    ),
+                    (
+                        b",\"requests\":",
+                        d.workers.iter().map(|w| w.requests).sum(),
+                    ),
+                    (
+                        b",\"failures\":",
+                        d.workers.iter().map(|w| w.failures).sum(),
+                    ),
+                    (b",\"retries\":", d.workers.iter().map(|w| w.retries).sum()),
+                ] {
+                    out.extend_from_slice(name);
+                    json::uint(&mut out, v);
+                }
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"]}");
             Ok((200, out))
         }
         AdminReply::Done(m) => {

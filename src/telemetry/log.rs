@@ -9,7 +9,7 @@
 //! `log_content = "sha256"` gets their SHA-256 (`prompt_sha256`: the request body as the
 //! client sent it; `completion_sha256`: the response body as the client received it).
 
-use crate::account::{AuditRecord, Route};
+use crate::account::{AuditRecord, Route, TryOutcome};
 use crate::config::Snapshot;
 use crate::http1::Method;
 use crate::json;
@@ -128,6 +128,29 @@ fn model_fields(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
     out.extend_from_slice(if r.stream { b"true" } else { b"false" });
     out.extend_from_slice(b",\"attempts\":");
     json::uint(out, u64::from(r.attempts));
+    if r.tries.n > 1 || r.tries.iter().any(|(_, o)| o != TryOutcome::Served) {
+        // Failover happened: every deployment tried, and how it went.
+        out.extend_from_slice(b",\"tries\":[");
+        for (i, (d, o)) in r.tries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"deployment\":");
+            match snap.and_then(|s| s.deployments.get(d.0 as usize)) {
+                Some(dep) => json::string(out, dep.name.as_bytes()),
+                None => json::uint(out, u64::from(d.0)),
+            }
+            out.extend_from_slice(b",\"outcome\":\"");
+            out.extend_from_slice(o.name().as_bytes());
+            out.push(b'"');
+            if let TryOutcome::Status(st) = o {
+                out.extend_from_slice(b",\"status\":");
+                json::uint(out, u64::from(st));
+            }
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
     out.extend_from_slice(b",\"ttft_us\":");
     json::uint(out, r.ttft_us);
     out.extend_from_slice(b",\"upstream_us\":");

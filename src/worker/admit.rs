@@ -43,13 +43,7 @@ pub(super) async fn admit(
     if k.quotas.is_empty() && dep.quotas.is_empty() {
         return Ok(());
     }
-    let input = (c.body.len() as u64).div_ceil(4);
-    let output = if ctx.route == Route::Embeddings {
-        0
-    } else {
-        f.max_tokens
-            .map_or(snap.quota_settings.default_output_tokens, u64::from)
-    };
+    let (input, output) = estimate(snap, c, ctx, f);
     let cost = dep.price.cost(&Usage {
         input_tokens: input,
         output_tokens: output,
@@ -79,6 +73,7 @@ pub(super) async fn admit(
         Ok(()) => {}
         Err(Some((quota, retry_ms))) => {
             c.reserved.clear();
+            ctx.refused_by_deployment = dep.quotas.contains(&quota);
             rate_headers(w, snap, ctx, k.quotas.as_slice());
             retry_headers(&mut ctx.extra_head, retry_ms);
             return Err(refusal(&snap.quotas[quota.0 as usize], retry_ms));
@@ -108,6 +103,74 @@ pub(super) async fn admit(
     }
     rate_headers(w, snap, ctx, k.quotas.as_slice());
     Ok(())
+}
+
+/// The request's estimated input and output tokens.
+fn estimate(snap: &Snapshot, c: &Conn, ctx: &RequestCtx, f: &Fields) -> (u64, u64) {
+    let input = (c.body.len() as u64).div_ceil(4);
+    let output = if ctx.route == Route::Embeddings {
+        0
+    } else {
+        f.max_tokens
+            .map_or(snap.quota_settings.default_output_tokens, u64::from)
+    };
+    (input, output)
+}
+
+/// A failover from deployment `from` to `to`: `from`'s own rate limits keep the request (it
+/// was sent) as one request and release its tokens; `to`'s are reserved, waiting like
+/// admission. Refused: `to` is at its limit (the error says which).
+pub(super) async fn switch_deployment(
+    w: &Worker,
+    snap: &Snapshot,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+    f: &Fields,
+    from: DeploymentId,
+    to: DeploymentId,
+) -> Result<(), GatewayError> {
+    let (old, new) = (&snap.deployment(from).quotas, &snap.deployment(to).quotas);
+    if from == to || (old.is_empty() && new.is_empty()) {
+        return Ok(());
+    }
+    let generation = ctx.reserved_under.unwrap_or(snap.generation);
+    let reserved = &mut c.reserved;
+    w.with_quotas(generation, |q| {
+        reserved.retain(|&(id, amount)| {
+            if !old.contains(&id) {
+                return true;
+            }
+            if snap.quotas[id.0 as usize].unit == Unit::Requests {
+                q.settle(id, amount, 1);
+            } else {
+                q.release(id, amount);
+            }
+            false
+        });
+    });
+    let (input, output) = estimate(snap, c, ctx, f);
+    let need: Vec<(QuotaId, i64)> = new
+        .iter()
+        .map(|&id| {
+            let amount = match snap.quotas[id.0 as usize].unit {
+                Unit::Requests => 1,
+                _ => input + output,
+            };
+            (id, amount as i64)
+        })
+        .collect();
+    match reserve_waiting(w, snap, generation, &need).await {
+        Ok(()) => {
+            c.reserved.extend_from_slice(&need);
+            ctx.reserved_under = Some(generation);
+            Ok(())
+        }
+        Err(Some((quota, retry_ms))) => Err(refusal(&snap.quotas[quota.0 as usize], retry_ms)),
+        Err(None) => Err(GatewayError::new(
+            ErrorKind::Overloaded,
+            "The gateway could not confirm a deployment's rate limit in time; retry shortly.",
+        )),
+    }
 }
 
 /// Reserves `need` (all or nothing), waiting up to `quotas.lease_wait` for the coordinator
@@ -321,7 +384,7 @@ fn amount(u: Unit, v: u64) -> String {
 
 /// `retry-after` (whole seconds, as HTTP has it) and `retry-after-ms` (which the OpenAI SDKs
 /// prefer).
-fn retry_headers(out: &mut Vec<u8>, retry_ms: u64) {
+pub(super) fn retry_headers(out: &mut Vec<u8>, retry_ms: u64) {
     let _ = write!(
         Buf(out),
         "retry-after: {}\r\nretry-after-ms: {retry_ms}\r\n",

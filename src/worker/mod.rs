@@ -7,7 +7,9 @@
 //! ```
 //!
 //! `admit` ([`admit`]) follows `plan` because a reservation is priced at the chosen
-//! deployment and that deployment's own rate limits apply.
+//! deployment and that deployment's own rate limits apply. Plan through relay run in
+//! [`attempt`]'s failover loop: admit → translate → forward → relay per attempt, until one
+//! answers the client.
 //!
 //! Ownership: a worker thread owns its listener, its connections, its upstream pool and its
 //! counters outright (`Rc`/`RefCell`/`Cell`; no borrow is held across an `.await`). The only
@@ -34,8 +36,8 @@ use monoio::net::TcpStream;
 use simd_json::prelude::*;
 
 use crate::account::{
-    AuditRecord, Control, Counters, DisabledKeys, Outbox, Rings, Route, SpendBook, Wake,
-    WorkerEvent,
+    AuditRecord, Control, Counters, DisabledKeys, Outbox, ROUTE_REPORT, Rings, Route, SpendBook,
+    Tries, Wake, WorkerEvent,
 };
 use crate::config::{DeploymentId, KeyId, ModelId, ProviderKind, QuotaId, Snapshot};
 use crate::error::{ErrorKind, GatewayError};
@@ -45,6 +47,7 @@ use crate::http1::{
 use crate::json::Scratch;
 use crate::json::scan::{Members, member};
 use crate::policy::quota::{LeaseMsg, QuotaControl, Quotas};
+use crate::policy::route::Router;
 use crate::runtime::io::read_more;
 use crate::runtime::latch::Latch;
 use crate::stream::Meter;
@@ -52,7 +55,6 @@ use crate::upstream::dns::AddrTable;
 use crate::upstream::pool::{Checkout, Pool, PoolKey};
 use crate::upstream::{self, Upstream};
 use crate::usage::{InlineStr, Usage, settle_usage};
-use relay::relay;
 
 /// Bytes the read buffers grow by per body read.
 const READ_SPARE_BYTES: usize = 16 * 1024;
@@ -72,6 +74,7 @@ pub const TICK: Duration = Duration::from_millis(10);
 pub const COUNTER_INTERVAL: Duration = Duration::from_millis(250);
 
 mod admit;
+mod attempt;
 mod relay;
 
 /// Everything one worker thread owns.
@@ -88,7 +91,9 @@ pub struct Worker {
     pub idle: Latch,
     conns: Cell<usize>,
     serial: Cell<u64>,
-    round_robin: Cell<u32>,
+    /// Deployment health, strategies' state, circuit breakers (current snapshot).
+    router: RefCell<Router>,
+    next_route_report: Cell<Instant>,
     /// simd-json's working memory, reused for every parse on this worker.
     scratch: RefCell<Scratch>,
     /// Spend per key, coalesced until it goes to the coordinator.
@@ -119,6 +124,7 @@ impl Worker {
         let mut spend = SpendBook::default();
         spend.set_generation(snapshot.generation);
         let quotas = Quotas::new(id, snapshot.generation, snapshot.quotas.len());
+        let router = Router::new(&snapshot, 0x5eed ^ (u64::from(id) << 32));
         Worker {
             control: RefCell::new(rings.control),
             wake: rings.wake,
@@ -135,7 +141,8 @@ impl Worker {
             idle: Latch::default(),
             conns: Cell::new(0),
             serial: Cell::new(0),
-            round_robin: Cell::new(0),
+            router: RefCell::new(router),
+            next_route_report: Cell::new(Instant::now()),
             scratch: RefCell::new(Scratch::new(16 * 1024)),
             spend: RefCell::new(spend),
         }
@@ -169,6 +176,9 @@ impl Worker {
                 self.pool
                     .borrow_mut()
                     .configure(s.upstream.pool_max_idle, s.upstream.pool_idle);
+                // Deployment ids are per snapshot: health starts over with the new one.
+                *self.router.borrow_mut() =
+                    Router::new(&s, 0x5eed ^ (u64::from(self.id) << 32) ^ generation);
                 let fresh = Quotas::new(self.id, generation, s.quotas.len());
                 let mut old = std::mem::replace(&mut *self.quotas.borrow_mut(), fresh);
                 old.retire();
@@ -180,6 +190,16 @@ impl Worker {
                 });
             }
             Control::Addrs(a) => *self.addrs.borrow_mut() = a,
+            Control::Breaker {
+                generation,
+                deployment,
+                change,
+            } => {
+                let mut r = self.router.borrow_mut();
+                if r.generation == generation {
+                    r.remote(deployment, change);
+                }
+            }
             Control::Disabled(d) => {
                 let version = d.version;
                 *self.disabled.borrow_mut() = d;
@@ -220,6 +240,12 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Runs `f` on the router if it is snapshot `generation`'s.
+    fn with_router<R>(&self, generation: u64, f: impl FnOnce(&mut Router) -> R) -> Option<R> {
+        let mut r = self.router.borrow_mut();
+        (r.generation == generation).then(|| f(&mut r))
     }
 
     /// Runs `f` on the quotas of snapshot `generation` (the current one, or one retired while
@@ -296,6 +322,19 @@ impl Worker {
                 });
             }
         }
+        if now >= self.next_route_report.get() {
+            self.next_route_report.set(now + ROUTE_REPORT);
+            let r = self.router.borrow();
+            let mut outbox = self.outbox.borrow_mut();
+            for (i, view) in r.views().enumerate() {
+                outbox.push(WorkerEvent::Route {
+                    worker: self.id,
+                    generation: r.generation,
+                    deployment: DeploymentId(i as u32),
+                    view,
+                });
+            }
+        }
         self.pool.borrow_mut().evict(now);
         self.outbox.borrow_mut().flush()
     }
@@ -360,6 +399,10 @@ struct Conn {
     meter: Meter,
     /// What the request in flight reserved, per quota.
     reserved: Vec<(QuotaId, i64)>,
+    /// The deployments the request may try, in order (`attempt`).
+    cands: Vec<(ModelId, DeploymentId)>,
+    /// Scratch for ordering one model's deployments.
+    order: Vec<DeploymentId>,
 }
 
 /// What is known about the request in flight; `finish` turns it into the audit record.
@@ -420,6 +463,14 @@ struct RequestCtx {
     client_usage: bool,
     /// The relay ended the stream at the key's budget cap.
     cut_at_cap: bool,
+    /// The current attempt was sent upstream then.
+    sent_at: Option<Instant>,
+    /// Its first body byte went to the client then.
+    first_byte_at: Option<Instant>,
+    /// Each deployment tried and how it went.
+    tries: Tries,
+    /// Admission was refused by the deployment's own rate limit (another may serve).
+    refused_by_deployment: bool,
 }
 
 /// The few request-body fields the gateway reads.
@@ -451,6 +502,8 @@ async fn serve(w: &Rc<Worker>, mut io: TcpStream) {
         uhead: ResponseHead::new(),
         meter: Meter::default(),
         reserved: Vec::new(),
+        cands: Vec::new(),
+        order: Vec::new(),
     };
     loop {
         match read_head(w, &mut io, &mut c).await {
@@ -556,11 +609,7 @@ async fn handle(
         return respond_json(io, c, ctx, 200, body).await;
     }
     let fields = parse_fields(w, snap, c, ctx)?;
-    let deployment = plan(w, snap, ctx, &fields);
-    admit::admit(w, snap, c, ctx, &fields, deployment).await?;
-    translate(snap, c, ctx, &fields, deployment);
-    let mut up = forward(w, snap, c, ctx, &fields, deployment).await?;
-    relay(w, snap, io, c, ctx, &mut up).await
+    attempt::route_and_forward(w, snap, io, c, ctx, &fields).await
 }
 
 // ------------------------------------------------------------------------------ read head
@@ -997,17 +1046,7 @@ fn raw_string_span(body: &[u8], start: usize) -> Option<Range<usize>> {
     }
 }
 
-// ----------------------------------------------------------------------------------- plan
-
-/// Picks the deployment: round robin over the model's deployments, per worker.
-fn plan(w: &Worker, snap: &Snapshot, ctx: &mut RequestCtx, f: &Fields) -> DeploymentId {
-    let deps = &snap.models[f.model.0 as usize].deployments;
-    let n = w.round_robin.get();
-    w.round_robin.set(n.wrapping_add(1));
-    let d = deps[n as usize % deps.len()];
-    ctx.deployment = Some(d);
-    d
-}
+// Plan (the deployments to try, in order) and the failover around forward and relay: `attempt`.
 
 // ------------------------------------------------------------------------------ translate
 
@@ -1211,7 +1250,7 @@ async fn forward(
             &mut data,
         );
         let mut up = Upstream::Memory { data, pos: 0 };
-        ctx.attempts = 1;
+        ctx.attempts += 1;
         read_response_head(snap, c, &mut up, sent).await?;
         return Ok(up);
     };
@@ -1229,7 +1268,7 @@ async fn forward(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        ctx.attempts = attempt;
+        ctx.attempts += 1;
         let pooled = w
             .pool
             .borrow_mut()
@@ -1281,7 +1320,12 @@ async fn read_response_head(
     up: &mut Upstream,
     sent: Instant,
 ) -> Result<(), GatewayError> {
-    let deadline = sent + snap.upstream.head.min(snap.upstream.total);
+    let deadline = sent
+        + snap
+            .upstream
+            .head
+            .min(snap.upstream.ttft)
+            .min(snap.upstream.total);
     loop {
         if !c.ubuf.is_empty() {
             match c.uhead.parse(&c.ubuf, &UPSTREAM_HEAD_LIMITS, Method::Post) {
@@ -1309,7 +1353,11 @@ async fn read_response_head(
                     ErrorKind::UpstreamTimeout,
                     format!(
                         "the provider sent no response head within {} ms",
-                        snap.upstream.head.min(snap.upstream.total).as_millis()
+                        snap.upstream
+                            .head
+                            .min(snap.upstream.ttft)
+                            .min(snap.upstream.total)
+                            .as_millis()
                     ),
                 ));
             }
@@ -1415,6 +1463,7 @@ fn finish(w: &Worker, ctx: &RequestCtx) {
         deployment: ctx.deployment,
         stream: ctx.stream,
         attempts: ctx.attempts,
+        tries: ctx.tries,
         max_tokens: ctx.max_tokens,
         request_bytes: ctx.request_bytes,
         response_bytes: ctx.response_bytes,
@@ -1487,6 +1536,10 @@ impl RequestCtx {
             output_allowed: None,
             client_usage: false,
             cut_at_cap: false,
+            sent_at: None,
+            first_byte_at: None,
+            tries: Tries::default(),
+            refused_by_deployment: false,
         }
     }
 }

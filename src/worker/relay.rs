@@ -132,7 +132,9 @@ pub(super) async fn relay(
     })?;
     let mut pos = uh.head_len;
     let mut done = framing == Framing::None;
-    let total_deadline = Instant::now() + snap.upstream.total;
+    let sent = ctx.sent_at.unwrap_or(ctx.started);
+    let total_deadline = sent + snap.upstream.total;
+    let ttft_deadline = sent + snap.upstream.ttft;
     let idle = snap.upstream.body_idle;
     loop {
         // Everything buffered: decode it and stage the payload.
@@ -186,10 +188,14 @@ pub(super) async fn relay(
         if let Some(e) = failure {
             return end_with_error(io, c, ctx, framing, sse, e).await;
         }
-        if !c.out.is_empty() {
+        // The head waits for the first body byte: until then a stall or a reset can still
+        // fail over to another deployment, and the client never sees half of two answers.
+        let hold = payload == 0 && !done && !ctx.response_started;
+        if !c.out.is_empty() && !hold {
             send(io, c, ctx).await?;
             if payload > 0 && ctx.ttft_us == 0 {
                 ctx.ttft_us = (ctx.started.elapsed().as_micros() as u64).max(1);
+                ctx.first_byte_at = Some(Instant::now());
             }
         }
         if done {
@@ -197,7 +203,15 @@ pub(super) async fn relay(
         }
         c.ubuf.drain(..pos);
         pos = 0;
-        let left = idle.min(total_deadline.saturating_duration_since(Instant::now()));
+        let now = Instant::now();
+        let until_total = total_deadline.saturating_duration_since(now);
+        let left = if ctx.response_started {
+            idle.min(until_total)
+        } else {
+            ttft_deadline
+                .saturating_duration_since(now)
+                .min(until_total)
+        };
         let buf = std::mem::take(&mut c.ubuf);
         let (res, buf) =
             match monoio::time::timeout(left, up.read_more(buf, READ_SPARE_BYTES)).await {
@@ -205,10 +219,17 @@ pub(super) async fn relay(
                 Err(_) => {
                     let e = GatewayError::new(
                         ErrorKind::UpstreamTimeout,
-                        format!(
-                            "the provider stalled: no response bytes for {} ms",
-                            left.as_millis()
-                        ),
+                        if ctx.response_started {
+                            format!(
+                                "the provider stalled: no response bytes for {} ms",
+                                left.as_millis()
+                            )
+                        } else {
+                            format!(
+                                "the provider sent no first token within {} ms",
+                                snap.upstream.ttft.as_millis()
+                            )
+                        },
                     );
                     return end_with_error(io, c, ctx, framing, sse, e).await;
                 }
@@ -377,8 +398,9 @@ async fn end_with_error(
     e: GatewayError,
 ) -> Result<(), GatewayError> {
     if !ctx.response_started {
+        // Nothing reached the client: another deployment may still answer.
         c.out.clear();
-        return Err(e);
+        return Err(e.retryable(true));
     }
     ctx.keep_alive = false;
     if framing == Framing::Chunked && sse {
