@@ -369,7 +369,8 @@ pub struct RawRouting {
     pub retry_budget_min: u64,
     /// Consecutive failures that open a deployment's circuit.
     pub breaker_failures: u64,
-    /// Or: this failure rate over the last `breaker_window` calls (once that many were made).
+    /// Or: this failure rate over the last `breaker_window` calls (once that many were made;
+    /// 0 turns the rate check off).
     pub breaker_error_rate: f64,
     pub breaker_window: u64,
     /// How long an open circuit keeps a deployment out before one probe request may try it.

@@ -684,10 +684,12 @@ pub fn error_body(dialect: Dialect, status: u16, message: &str, out: &mut Vec<u8
     match dialect {
         Dialect::OpenAi => {
             let (kind, code): (&[u8], &[u8]) = match status {
+                // The 400 a gateway most needs to recognise: the prompt does not fit.
+                400 => (b"invalid_request_error", b"\"context_length_exceeded\""),
                 401 => (b"invalid_request_error", b"\"invalid_api_key\""),
                 404 => (b"invalid_request_error", b"\"not_found\""),
                 429 => (b"requests", b"\"rate_limit_exceeded\""),
-                400..=499 => (b"invalid_request_error", b"null"),
+                402..=499 => (b"invalid_request_error", b"null"),
                 _ => (b"server_error", b"null"),
             };
             out.extend_from_slice(b"{\"error\":{\"message\":");
@@ -745,6 +747,10 @@ pub fn fault_message(status: u16, retry_after: u32) -> String {
         ),
         503 => "The server is overloaded or not ready yet. (tollgate-mock)".into(),
         529 => "Overloaded".into(),
+        400 => "This model's maximum context length is 8192 tokens. However, your messages \
+                resulted in 9000 tokens. Please reduce the length of the messages. \
+                (tollgate-mock)"
+            .into(),
         500 => "The server had an error while processing your request. (tollgate-mock)".into(),
         _ => format!("injected error {status} (tollgate-mock)"),
     }

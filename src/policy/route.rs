@@ -6,7 +6,7 @@
 //! [`Strategy`]; the worker tries them in that order (then the fallback models').
 //!
 //! **Circuit breaker.** Closed, a deployment takes traffic. `breaker_failures` consecutive
-//! failures, or a failure rate of at least `breaker_error_rate` over the last
+//! failures, or a failure rate of at least `breaker_error_rate` (0: off) over the last
 //! `breaker_window` calls, open it for `cooldown`; a provider's `retry-after` (429, 503) opens
 //! it for that long. Open, it is skipped until the cooldown ends; then one request — the
 //! probe — may try it: success closes the circuit, failure opens it again. What one worker
@@ -284,7 +284,8 @@ impl Router {
             (1u64 << window) - 1
         };
         let recent_failures = (h.outcomes & mask).count_ones();
-        let rate_trips = h.seen >= window
+        let rate_trips = routing.breaker_error_rate > 0.0
+            && h.seen >= window
             && f64::from(recent_failures) >= routing.breaker_error_rate * f64::from(window);
         let told_to_wait = matches!(
             outcome,

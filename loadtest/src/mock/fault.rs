@@ -5,7 +5,7 @@
 //!
 //! | item | effect |
 //! | --- | --- |
-//! | `status=CODE` | answer CODE (429, 500, 503, 529, …) with the dialect's error body |
+//! | `status=CODE` | answer CODE (429, 500, 503, 529, …) with the dialect's error body (400: OpenAI's context-length error) |
 //! | `retry-after=SECS` | `retry-after` on that error (default 1 for 429/503/529) |
 //! | `reset` | reset the connection (TCP RST) before sending anything |
 //! | `reset-after=N` | reset after N SSE events (streams) or N body bytes (JSON) |

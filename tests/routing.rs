@@ -1,0 +1,387 @@
+//! Routing and resilience against several real mock providers, each one deployment: failover
+//! on 429/reset/stall before the first byte, no second attempt after it, circuit breakers that
+//! open, probe and close, the retry budget in a failure storm, weighted splits, lowest latency,
+//! sticky sessions and targeted fallbacks.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use support::*;
+use tollgate_loadtest::mock::MockHandle;
+
+/// A provider and a deployment of model `name` per address (`extra_dep[i]` appended to the
+/// i-th deployment), plus `extra` tables.
+fn routed(model: &str, addrs: &[SocketAddr], model_extra: &str, extra: &str) -> String {
+    let mut t = String::new();
+    for (i, a) in addrs.iter().enumerate() {
+        t.push_str(&format!(
+            "[[providers]]\nname = \"p{i}\"\nkind = \"openai_compatible\"\n\
+             base_url = \"http://{a}/v1\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n"
+        ));
+    }
+    t.push_str(&format!("[[models]]\nname = \"{model}\"\n{model_extra}\n"));
+    for i in 0..addrs.len() {
+        t.push_str(&format!(
+            "[[models.deployments]]\nprovider = \"p{i}\"\nmodel = \"up-model\"\n\
+             price = \"free\"\n"
+        ));
+    }
+    t.push_str(extra);
+    config_text(None, 1, &t)
+}
+
+fn ask(model: &str, stream: bool) -> Vec<u8> {
+    post("/v1/chat/completions", &chat(model, stream))
+}
+
+fn requests(m: &MockHandle) -> u64 {
+    m.ledger().total.requests
+}
+
+/// The deployment names that served, counted.
+fn served_by(addr: SocketAddr, req: &[u8], n: usize) -> BTreeMap<String, usize> {
+    let mut c = Client::connect(addr);
+    let mut seen = BTreeMap::new();
+    for _ in 0..n {
+        c.send(req);
+        let r = c.response();
+        assert_eq!(r.status, 200, "{}", r.text());
+        *seen
+            .entry(r.header("x-tollgate-deployment").unwrap().to_string())
+            .or_default() += 1;
+    }
+    seen
+}
+
+fn dep<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {v}"))
+}
+
+#[test]
+fn a_429_with_retry_after_fails_over_and_cools_the_deployment_down() {
+    let limited = start_mock(|m| m.faults = vec!["status=429,retry-after=30@1.0".parse().unwrap()]);
+    let fine = start_mock(|_| {});
+    let admin_key = "sk-admin";
+    let gw = start(&routed(
+        "m",
+        &[limited.addr, fine.addr],
+        "",
+        &format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\nkey_sha256 = \"{}\"\n",
+            sha256_hex(admin_key)
+        ),
+    ));
+    let a = gw.local_addr();
+    // Round robin starts at deployment 0: the 429 sends it to deployment 1.
+    let r = roundtrip(a, &ask("m", false));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-tollgate-deployment"), Some("m#1"));
+    assert_eq!(r.header("x-tollgate-attempts"), Some("2"));
+    assert_eq!(requests(&limited), 1);
+    // Cooling down for the provider's 30 s: nothing more goes to it.
+    let seen = served_by(a, &ask("m", true), 20);
+    assert_eq!(seen.get("m#1"), Some(&20), "{seen:?}");
+    assert_eq!(requests(&limited), 1);
+    // The admin API shows it (each worker reports every 250 ms: ask until it has).
+    let admin = gw.admin_addr().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let deps = loop {
+        let r = roundtrip(
+            admin,
+            format!("GET /admin/deployments HTTP/1.1\r\nauthorization: Bearer {admin_key}\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        if dep(&v, "m#1")["requests"].as_u64() >= Some(21) {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no report: {v}");
+    };
+    let d0 = dep(&deps, "m#0");
+    assert_eq!(d0["state"], "cooling_down");
+    let left = d0["cooldown_remaining_ms"].as_u64().unwrap();
+    assert!((20_000..=30_000).contains(&left), "{left}");
+    assert_eq!(d0["failures"], 1);
+    assert_eq!(dep(&deps, "m#1")["state"], "healthy");
+    assert!(dep(&deps, "m#1")["ewma_ttft_us"].as_u64() > Some(0));
+    gw.shutdown();
+}
+
+#[test]
+fn resets_and_stalls_before_the_first_byte_fail_over_but_not_after_it() {
+    let dir = test_dir("routing-faults");
+    let audit = dir.join("audit.log");
+    let flaky = start_mock(|_| {});
+    let fine = start_mock(|_| {});
+    let text = routed(
+        "m",
+        &[flaky.addr, fine.addr],
+        "",
+        &format!(
+            "[upstream]\nttft_timeout_ms = 200\nbody_idle_timeout_ms = 200\n\
+             [routing]\nbreaker_failures = 100\n{}",
+            audit_to(&audit)
+        ),
+    );
+    let gw = start(&text);
+    let a = gw.local_addr();
+    let with_fault = |stream: bool, spec: &str| {
+        post_with(
+            "/v1/chat/completions",
+            &[
+                ("authorization", &format!("Bearer {KEY}")),
+                ("x-mock-fault", spec),
+            ],
+            chat("m", stream).as_bytes(),
+        )
+    };
+    // A reset before the head, on both: two attempts, then the error.
+    let r = roundtrip(a, &with_fault(false, "reset"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (502, "upstream_protocol_error")
+    );
+    assert_eq!(
+        requests(&flaky) + requests(&fine),
+        3,
+        "three attempts (max_attempts)"
+    );
+    // Reset mid-stream: an SSE error event, and no second attempt.
+    let before = requests(&flaky) + requests(&fine);
+    let r = roundtrip(a, &with_fault(true, "reset-after=2"));
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains("event: error\ndata: {\"error\""),
+        "{}",
+        r.text()
+    );
+    assert_eq!(requests(&flaky) + requests(&fine), before + 1);
+    // Stall mid-stream: an error event after the gap timeout, no second attempt (the audit
+    // record says so below: the mock counts a stalled request only when its stall ends).
+    let r = roundtrip(a, &with_fault(true, "stall=3000,stall-after=2"));
+    assert!(r.text().contains("upstream_timeout"), "{}", r.text());
+    // (Last: the mock counts a stalled request when its stall ends.)
+    // A stall before the first token: each attempt gives up after the TTFT timeout.
+    let started = Instant::now();
+    let r = roundtrip(a, &with_fault(true, "stall=3000"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (504, "upstream_timeout")
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "not the 3 s stall"
+    );
+    gw.shutdown();
+    let records = audit_records(&audit);
+    let tries = records[0]["tries"].as_array().unwrap();
+    assert_eq!(tries.len(), 3, "{}", records[0]);
+    assert!(tries.iter().all(|t| t["outcome"] == "reset"), "{tries:?}");
+    for r in &records[1..3] {
+        assert!(
+            r.get("tries").is_none() && r["attempts"] == 1,
+            "one attempt: {r}"
+        );
+    }
+    assert_eq!(records[3]["tries"][0]["outcome"], "timeout");
+}
+
+#[test]
+fn a_stalled_deployment_is_failed_over_within_the_ttft_timeout() {
+    let slow = start_mock(|m| m.ttft_ms = 3000.0);
+    let fine = start_mock(|_| {});
+    let gw = start(&routed(
+        "m",
+        &[slow.addr, fine.addr],
+        "",
+        "[upstream]\nttft_timeout_ms = 150\n",
+    ));
+    let started = Instant::now();
+    let r = roundtrip(gw.local_addr(), &ask("m", true));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-tollgate-deployment"), Some("m#1"));
+    assert!(r.text().ends_with("data: [DONE]\n\n"));
+    assert!(started.elapsed() < Duration::from_millis(2000));
+    gw.shutdown();
+}
+
+#[test]
+fn the_breaker_opens_probes_and_closes() {
+    // Deployment 0 points at a port nobody listens on yet.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let fine = start_mock(|_| {});
+    let gw = start(&routed(
+        "m",
+        &[port, fine.addr],
+        "",
+        "[routing]\nbreaker_failures = 2\ncooldown_ms = 300\n",
+    ));
+    let a = gw.local_addr();
+    // Two connect failures open it; every request is still served by deployment 1.
+    let seen = served_by(a, &ask("m", false), 10);
+    assert_eq!(seen.get("m#1"), Some(&10));
+    // The provider comes up; after the cooldown one probe finds it and closes the circuit.
+    let back = start_mock(|m| m.listen = port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while requests(&back) == 0 {
+        let seen = served_by(a, &ask("m", false), 1);
+        assert!(seen.contains_key("m#0") || seen.contains_key("m#1"));
+        assert!(Instant::now() < deadline, "never probed");
+    }
+    let seen = served_by(a, &ask("m", false), 10);
+    assert_eq!(seen.get("m#0"), Some(&5), "round robin again: {seen:?}");
+    gw.shutdown();
+}
+
+#[test]
+fn the_retry_budget_caps_retries_in_a_failure_storm() {
+    // 500s carry no retry-after (a 503 would cool the deployment down at once).
+    let down = start_mock(|m| m.faults = vec!["status=500@1.0".parse().unwrap()]);
+    let gw = start(&routed(
+        "m",
+        &[down.addr],
+        "",
+        "[routing]\nmax_attempts = 3\nretry_budget = 0.1\nretry_budget_min = 5\n\
+         breaker_failures = 100000\nbreaker_error_rate = 0\nbackoff_ms = 1\nbackoff_max_ms = 2\n",
+    ));
+    let mut c = Client::connect(gw.local_addr());
+    for _ in 0..200 {
+        c.send(&ask("m", false));
+        assert_eq!(c.response().status, 500);
+    }
+    let sent = requests(&down);
+    // Without a budget: 600. With it: 200 + 10% + 5.
+    assert!((200..=226).contains(&sent), "{sent}");
+    gw.shutdown();
+}
+
+#[test]
+fn a_weighted_split_holds_over_ten_thousand_requests() {
+    let a = start_mock(|_| {});
+    let b = start_mock(|_| {});
+    let text = routed("m", &[a.addr, b.addr], "strategy = \"weighted\"", "")
+        .replace("price = \"free\"\n", "price = \"free\"\nweight = 1\n");
+    // Deployment 1 gets weight 3.
+    let text = {
+        let i = text.rfind("weight = 1").unwrap();
+        format!(
+            "{}weight = 3{}",
+            &text[..i],
+            &text[i + "weight = 1".len()..]
+        )
+    };
+    let gw = start(&text);
+    let addr = gw.local_addr();
+    let threads: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || served_by(addr, &ask("m", false), 2500)))
+        .collect();
+    let mut n0 = 0;
+    for t in threads {
+        n0 += t.join().unwrap().get("m#0").copied().unwrap_or(0);
+    }
+    // 2,500 expected; the standard deviation is about 43.
+    assert!((2300..=2700).contains(&n0), "{n0}");
+    assert_eq!(requests(&a) as usize, n0);
+    assert_eq!(requests(&b) as usize, 10_000 - n0);
+    gw.shutdown();
+}
+
+#[test]
+fn lowest_latency_sends_most_traffic_to_the_faster_deployment() {
+    let slow = start_mock(|m| m.ttft_ms = 20.0);
+    let fast = start_mock(|_| {});
+    let gw = start(&routed(
+        "m",
+        &[slow.addr, fast.addr],
+        "strategy = \"latency\"",
+        "",
+    ));
+    let seen = served_by(gw.local_addr(), &ask("m", true), 200);
+    let to_slow = seen.get("m#0").copied().unwrap_or(0);
+    // The first request measures each once; then about one in twenty explores.
+    assert!((1..=30).contains(&to_slow), "{seen:?}");
+    gw.shutdown();
+}
+
+#[test]
+fn sticky_sessions_stay_on_their_deployment() {
+    let mocks: Vec<_> = (0..3).map(|_| start_mock(|_| {})).collect();
+    let addrs: Vec<_> = mocks.iter().map(|m| m.addr).collect();
+    let gw = start(&routed("m", &addrs, "sticky = true", ""));
+    let a = gw.local_addr();
+    let mut homes = std::collections::BTreeSet::new();
+    for s in 0..12 {
+        let session = format!("conversation-{s}");
+        let req = post_with(
+            "/v1/chat/completions",
+            &[
+                ("authorization", &format!("Bearer {KEY}")),
+                ("x-tollgate-session", &session),
+            ],
+            chat("m", false).as_bytes(),
+        );
+        let seen = served_by(a, &req, 5);
+        assert_eq!(seen.len(), 1, "{session}: {seen:?}");
+        homes.extend(seen.into_keys());
+    }
+    assert!(
+        homes.len() >= 2,
+        "sessions spread over deployments: {homes:?}"
+    );
+    gw.shutdown();
+}
+
+#[test]
+fn a_context_length_error_diverts_to_the_context_fallback() {
+    let small = start_mock(|m| m.faults = vec!["status=400@1.0".parse().unwrap()]);
+    let big = start_mock(|_| {});
+    let mut text = routed("small", &[small.addr], "context_fallback = \"big\"", "");
+    text.push_str(&format!(
+        "[[providers]]\nname = \"pbig\"\nkind = \"openai_compatible\"\n\
+         base_url = \"http://{}/v1\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n\
+         [[models]]\nname = \"big\"\n[[models.deployments]]\nprovider = \"pbig\"\n\
+         model = \"up-model\"\nprice = \"free\"\n",
+        big.addr
+    ));
+    let gw = start(&text);
+    let r = roundtrip(gw.local_addr(), &ask("small", false));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-tollgate-fallback"), Some("big"));
+    assert_eq!(r.header("x-tollgate-deployment"), Some("big#0"));
+    assert_eq!((requests(&small), requests(&big)), (1, 1));
+    gw.shutdown();
+    // A key that may not use `big` gets the provider's 400 instead.
+    let mut text2 = text.clone();
+    text2.push_str(&key_entry("narrow", "sk-narrow", "models = [\"small\"]"));
+    let gw = start(&text2);
+    let r = roundtrip(
+        gw.local_addr(),
+        &post_with(
+            "/v1/chat/completions",
+            &[("authorization", "Bearer sk-narrow")],
+            chat("small", false).as_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "context_length_exceeded");
+    gw.shutdown();
+}
