@@ -385,3 +385,68 @@ fn a_context_length_error_diverts_to_the_context_fallback() {
     assert_eq!(r.error_code(), "context_length_exceeded");
     gw.shutdown();
 }
+
+/// Hedging: the primary is slow to its first token, so after `hedge_after_ms` the same request
+/// goes to the next deployment, which answers first and is relayed; the slow one is
+/// cancelled and charged an estimate of its prompt. A fast primary is not hedged.
+#[test]
+fn a_hedge_wins_when_the_primary_is_slow_and_both_are_billed() {
+    let dir = test_dir("routing-hedge");
+    let audit = dir.join("audit.log");
+    let slow = start_mock(|m| m.ttft_ms = 1500.0);
+    let fast = start_mock(|_| {});
+    let mut text = routed(
+        "m",
+        &[slow.addr, fast.addr],
+        "hedge_after_ms = 40",
+        &audit_to(&audit),
+    );
+    // Priced, so that both halves cost something.
+    text = text.replace("price = \"free\"", "price = { input = 1.0, output = 2.0 }");
+    let gw = start(&text);
+    let a = gw.local_addr();
+    let mut c = Client::connect(a);
+    // Round robin: the first request starts on the slow deployment…
+    let started = Instant::now();
+    c.send(&ask("m", true));
+    let r = c.response();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "not the slow one's 1.5 s"
+    );
+    assert_eq!(r.header("x-tollgate-deployment"), Some("m#1"));
+    assert_eq!(r.header("x-tollgate-hedge"), Some("hedge"));
+    assert!(r.text().ends_with("data: [DONE]\n\n"));
+    // …the second on the fast one, which answers before the hedge delay.
+    c.send(&ask("m", false));
+    let r = c.response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-tollgate-deployment"), Some("m#1"));
+    assert_eq!(r.header("x-tollgate-hedge"), None);
+    gw.shutdown();
+    let records = audit_records(&audit);
+    let hedged = &records[0];
+    assert_eq!(hedged["tries"][0]["deployment"], "m#0");
+    assert_eq!(hedged["tries"][0]["outcome"], "hedge_lost");
+    assert_eq!(hedged["tries"][1]["outcome"], "served");
+    assert_eq!(hedged["attempts"], 2);
+    let loser = hedged["hedge_cost_micro_usd"].as_u64().unwrap();
+    assert!(
+        loser > 0 && hedged["cost_micro_usd"].as_u64() > Some(0),
+        "{hedged}"
+    );
+    assert!(records[1].get("tries").is_none());
+    assert_eq!(records[1]["hedge_cost_micro_usd"], 0);
+    // Both providers saw the hedged request.
+    assert_eq!(requests(&fast), 2);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while requests(&slow) == 0 {
+        // The slow mock records its cancelled request when its 1.5 s are up.
+        assert!(
+            Instant::now() < deadline,
+            "the slow provider never saw the request"
+        );
+        std::hint::spin_loop();
+    }
+}

@@ -94,6 +94,9 @@ pub struct AuditRecord {
     pub cost_micro_usd: u64,
     /// What admission reserved of the key's USD budget (0: no USD budget applied).
     pub reserved_micro_usd: u64,
+    /// A hedged request's cancelled half: what it was charged (estimated), on top of
+    /// `cost_micro_usd`.
+    pub hedge_cost_micro_usd: u64,
     pub finish_reason: InlineStr<24>,
     pub response_model: InlineStr<64>,
     pub response_id: InlineStr<64>,
@@ -118,6 +121,8 @@ pub enum TryOutcome {
     ContentPolicy,
     /// The deployment's own rate limit had no room: skipped.
     RateLimited,
+    /// A hedged pair's slower half, cancelled (charged an estimate of its prompt).
+    HedgeLost,
 }
 
 impl TryOutcome {
@@ -131,6 +136,7 @@ impl TryOutcome {
             TryOutcome::ContextLength => "context_length",
             TryOutcome::ContentPolicy => "content_policy",
             TryOutcome::RateLimited => "rate_limited",
+            TryOutcome::HedgeLost => "hedge_lost",
         }
     }
 }
@@ -582,6 +588,7 @@ mod tests {
             stream: false,
             attempts: 1,
             tries: Tries::default(),
+            hedge_cost_micro_usd: 0,
             max_tokens: None,
             request_bytes: 0,
             response_bytes: 0,

@@ -182,6 +182,9 @@ pub struct RawModel {
     /// `user`) go to the same deployment while it is healthy.
     #[serde(default)]
     pub sticky: bool,
+    /// Hedging: when a deployment has sent no first byte this long after the request, the
+    /// same request goes to the next deployment too, and the first to answer wins.
+    pub hedge_after_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -225,6 +225,8 @@ pub struct Model {
     /// On a content-policy refusal.
     pub policy_fallback: Option<ModelId>,
     pub sticky: bool,
+    /// Hedge a request that has no first byte after this long.
+    pub hedge_after: Option<Duration>,
 }
 
 /// How a model's deployment is chosen (see `policy::route`).

@@ -263,6 +263,9 @@ pub fn compile(
             context_fallback: None,
             policy_fallback: None,
             sticky: rm.sticky,
+            hedge_after: rm
+                .hedge_after_ms
+                .map(|v| ms(&mut p, &format!("{path}.hedge_after_ms"), v)),
         });
     }
     // Fallbacks name models, which may come later in the file: resolved once all are known.

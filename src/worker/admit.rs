@@ -308,15 +308,18 @@ pub(super) fn settle_quotas(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut
     let Some(generation) = ctx.reserved_under.take() else {
         return;
     };
-    let tokens = ctx.usage.input_tokens + ctx.usage.output_tokens;
+    // A hedged request's cancelled half was charged too.
+    let tokens = ctx.usage.input_tokens + ctx.usage.output_tokens + ctx.hedge_tokens;
+    let cost = ctx.cost_micro_usd + ctx.hedge_cost_micro_usd;
+    let charged = ctx.charged || ctx.hedge_cost_micro_usd > 0 || ctx.hedge_tokens > 0;
     let sent = ctx.attempts > 0;
     let reserved = &c.reserved;
     w.with_quotas(generation, |q| {
         for &(id, estimate) in reserved {
             let quota = &snap.quotas[id.0 as usize];
             let actual = match quota.unit {
-                Unit::MicroUsd if ctx.charged => Some(ctx.cost_micro_usd),
-                Unit::Tokens if ctx.charged => Some(tokens),
+                Unit::MicroUsd if charged => Some(cost),
+                Unit::Tokens if charged => Some(tokens),
                 Unit::Requests if sent => Some(1),
                 _ => None,
             };

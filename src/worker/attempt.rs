@@ -16,6 +16,10 @@
 //! diverts to the model's `context_fallback` / `policy_fallback`. After the first byte there
 //! is no second attempt: the relay ends a stream with an SSE error event.
 //!
+//! Hedging (`hedge_after_ms` on the model): an attempt whose deployment has sent no first body
+//! byte by then is also sent to the next candidate of the same model; the first to send one
+//! wins and is relayed, the other is cancelled and charged an estimate of its prompt.
+//!
 //! Every attempt's outcome goes into the deployment's health (circuit breaker, EWMA) and the
 //! audit record; the response says which deployment served (`x-tollgate-deployment`), after
 //! how many attempts (`x-tollgate-attempts`), and which fallback model, if one did
@@ -26,11 +30,16 @@ use std::time::{Duration, Instant};
 use monoio::net::TcpStream;
 
 use super::relay::relay;
-use super::{Conn, Fields, RequestCtx, Worker, admit, forward, translate};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+
+use super::{Call, Conn, Exchange, Fields, Hedge, RequestCtx, Worker, admit, forward, translate};
 use crate::account::{TryOutcome, WorkerEvent};
 use crate::config::{DeploymentId, ModelId, Snapshot};
 use crate::error::{ErrorKind, GatewayError};
-use crate::http1::BodyKind;
+use crate::http1::{BodyDecoder, BodyKind};
 use crate::policy::route::{Outcome, session_hash};
 use crate::upstream::Upstream;
 
@@ -114,7 +123,11 @@ pub(super) async fn route_and_forward(
         let step = match refused {
             None => {
                 ctx.deployment = Some(d);
-                attempt(w, snap, io, c, ctx, f, m, d, prev.is_some()).await
+                let hedge_to = c.cands[i + 1..]
+                    .iter()
+                    .find(|&&(m2, d2)| m2 == m && d2 != d)
+                    .map(|&(_, d2)| d2);
+                attempt(w, snap, io, c, ctx, f, m, d, hedge_to, prev.is_some()).await
             }
             Some(err) => Err(Failure {
                 err,
@@ -188,17 +201,30 @@ async fn attempt(
     f: &Fields,
     m: ModelId,
     d: DeploymentId,
+    hedge_to: Option<DeploymentId>,
     retry: bool,
 ) -> Result<Result<(), GatewayError>, Failure> {
-    translate(snap, c, ctx, f, d);
     c.meter.reset();
     ctx.status = 0;
-    let sent = Instant::now();
-    ctx.sent_at = Some(sent);
-    w.with_router(snap.generation, |r| r.start(d, &snap.routing, retry, sent));
-    let result = forward(w, snap, c, ctx, f, d).await;
-    let mut up = match result {
-        Ok(up) => up,
+    let result = match snap.models[m.0 as usize].hedge_after.zip(hedge_to) {
+        Some((after, d2)) => hedged(w, snap, c, ctx, f, (d, d2), after, retry).await,
+        None => {
+            translate(snap, c, ctx, f, d);
+            let sent = Instant::now();
+            ctx.sent_at = Some(sent);
+            w.with_router(snap.generation, |r| r.start(d, &snap.routing, retry, sent));
+            let call = Call::of(c, ctx, f);
+            let attempts = Cell::new(ctx.attempts);
+            let r = forward(w, snap, &mut c.ex, &mut c.buf, &call, &attempts, d).await;
+            ctx.attempts = attempts.get();
+            r.map(|(up, us)| {
+                ctx.upstream_us = us;
+                (up, d)
+            })
+        }
+    };
+    let (mut up, d) = match result {
+        Ok(x) => x,
         Err(err) => {
             let how = match err.kind {
                 ErrorKind::UpstreamConnect => TryOutcome::Connect,
@@ -213,7 +239,8 @@ async fn attempt(
             });
         }
     };
-    let status = c.uhead.status;
+    ctx.deployment = Some(d);
+    let status = c.ex.uhead.status;
     if retryable_status(status) {
         let retry_after = retry_after(c);
         finish(w, snap, d, Outcome::Failure { retry_after });
@@ -243,6 +270,7 @@ async fn attempt(
     let r = relay(w, snap, io, c, ctx, &mut up).await;
     match r {
         Ok(()) => {
+            let sent = ctx.sent_at.unwrap_or(ctx.started);
             let ttft_us = ctx
                 .first_byte_at
                 .map_or(0, |t| t.saturating_duration_since(sent).as_micros() as u64);
@@ -345,12 +373,12 @@ fn finish(w: &Worker, snap: &Snapshot, d: DeploymentId, outcome: Outcome) {
 
 /// The provider's `retry-after` (seconds, or `retry-after-ms`).
 fn retry_after(c: &Conn) -> Option<Duration> {
-    let h = &c.uhead;
+    let h = &c.ex.uhead;
     let num = |v: &[u8]| std::str::from_utf8(v).ok()?.trim().parse::<f64>().ok();
-    if let Some(ms) = h.header(&c.ubuf, "retry-after-ms").and_then(num) {
+    if let Some(ms) = h.header(&c.ex.ubuf, "retry-after-ms").and_then(num) {
         return Some(Duration::from_secs_f64((ms / 1000.0).clamp(0.0, 86_400.0)));
     }
-    h.header(&c.ubuf, "retry-after")
+    h.header(&c.ex.ubuf, "retry-after")
         .and_then(num)
         .map(|s| Duration::from_secs_f64(s.clamp(0.0, 86_400.0)))
 }
@@ -370,13 +398,13 @@ const POLICY_MARKERS: &[&[u8]] = &[
 ];
 
 /// Reads a 400's body (up to 64 KiB, within the head timeout) and says whether it is a
-/// context-length or content-policy refusal. The body stays in `c.ubuf` for the relay.
+/// context-length or content-policy refusal. The body stays in `c.ex.ubuf` for the relay.
 async fn classify_400(snap: &Snapshot, c: &mut Conn, up: &mut Upstream) -> Option<TryOutcome> {
     const MAX: usize = 64 * 1024;
     let deadline = Instant::now() + snap.upstream.head;
     loop {
-        let body = &c.ubuf[c.uhead.head_len..];
-        let complete = match c.uhead.body {
+        let body = &c.ex.ubuf[c.ex.uhead.head_len..];
+        let complete = match c.ex.uhead.body {
             BodyKind::Length(n) => body.len() as u64 >= n,
             BodyKind::Chunked => body.ends_with(b"0\r\n\r\n"),
             _ => true,
@@ -392,12 +420,12 @@ async fn classify_400(snap: &Snapshot, c: &mut Conn, up: &mut Upstream) -> Optio
             };
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        let buf = std::mem::take(&mut c.ubuf);
+        let buf = std::mem::take(&mut c.ex.ubuf);
         let (res, buf) = match monoio::time::timeout(left, up.read_more(buf, 16 * 1024)).await {
             Ok(r) => r,
             Err(_) => return None,
         };
-        c.ubuf = buf;
+        c.ex.ubuf = buf;
         if !matches!(res, Ok(n) if n > 0) {
             return None;
         }
@@ -420,9 +448,206 @@ fn write_route_headers(
     out.extend_from_slice(b"\r\nx-tollgate-attempts: ");
     out.extend_from_slice(itoa::Buffer::new().format(attempts).as_bytes());
     out.extend_from_slice(b"\r\n");
+    match ctx.hedge {
+        Hedge::None => {}
+        Hedge::PrimaryWon => out.extend_from_slice(b"x-tollgate-hedge: primary\r\n"),
+        Hedge::SecondWon => out.extend_from_slice(b"x-tollgate-hedge: hedge\r\n"),
+    }
     if m != f.model {
         out.extend_from_slice(b"x-tollgate-fallback: ");
         out.extend_from_slice(snap.models[m.0 as usize].name.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// A hedged forward: `d.0` at once, and `d.1` too if `d.0` has sent no first body byte after
+/// `after`. The first to send one (or an error status) wins: its exchange ends up in `c.ex`;
+/// the other is dropped — cancelled mid-flight — and, if it had been sent, charged an
+/// estimate of its prompt (providers bill what they were sent). Fails only when `d.0` failed
+/// and `d.1` failed too or had not been sent; `d.1`'s failure is recorded here.
+#[allow(clippy::too_many_arguments)]
+async fn hedged(
+    w: &Worker,
+    snap: &Snapshot,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+    f: &Fields,
+    (d, d2): (DeploymentId, DeploymentId),
+    after: Duration,
+    retry: bool,
+) -> Result<(Upstream, DeploymentId), GatewayError> {
+    // The hedge's request, whole (its tail copied out of the client's buffer).
+    translate(snap, c, ctx, f, d2);
+    c.hedge.ureq.clear();
+    c.hedge.ureq.extend_from_slice(&c.ex.ureq);
+    if let Some(t) = c.ex.ureq_tail.clone() {
+        c.hedge.ureq.extend_from_slice(&c.buf[t]);
+    }
+    c.hedge.ureq_tail = None;
+    let hedge_body = ctx.upstream_body_bytes;
+    translate(snap, c, ctx, f, d);
+    let call = Call::of(c, ctx, f);
+    let attempts = Cell::new(ctx.attempts);
+    let hedge_sent: Cell<Option<Instant>> = Cell::new(None);
+    let ttft = snap.upstream.ttft;
+    let sent = Instant::now();
+    w.with_router(snap.generation, |r| r.start(d, &snap.routing, retry, sent));
+    let outcome = {
+        let Conn { ex, hedge, buf, .. } = &mut *c;
+        let mut spare = Vec::new();
+        let primary = pin!(async {
+            let (mut up, us) = forward(w, snap, ex, buf, &call, &attempts, d).await?;
+            first_byte(ex, &mut up, sent + ttft).await?;
+            Ok::<_, GatewayError>((up, us))
+        });
+        let second = pin!(async {
+            monoio::time::sleep(after).await;
+            let t = Instant::now();
+            hedge_sent.set(Some(t));
+            w.with_router(snap.generation, |r| r.start(d2, &snap.routing, true, t));
+            let (mut up, us) = forward(w, snap, hedge, &mut spare, &call, &attempts, d2).await?;
+            first_byte(hedge, &mut up, t + ttft).await?;
+            Ok::<_, GatewayError>((up, us))
+        });
+        race(primary, second, &hedge_sent).await
+    };
+    ctx.attempts = attempts.get();
+    let charge_loser = |w: &Worker, ctx: &mut RequestCtx, loser: DeploymentId, body: u64| {
+        let usage = crate::usage::Usage {
+            input_tokens: crate::usage::estimate_tokens(body).max(1),
+            ..crate::usage::Usage::default()
+        };
+        let cost = snap.deployment(loser).price.cost(&usage);
+        ctx.hedge_cost_micro_usd += cost;
+        ctx.hedge_tokens += usage.input_tokens;
+        if let Some(key) = ctx.key {
+            let direct = w
+                .spend
+                .borrow_mut()
+                .charge(ctx.generation, key, &usage, true, cost);
+            if let Some(e) = direct {
+                w.emit(e);
+            }
+        }
+        ctx.tries.push(loser, TryOutcome::HedgeLost);
+        finish(w, snap, loser, Outcome::Neutral);
+    };
+    match outcome {
+        Raced::First(Ok((up, us))) => {
+            ctx.sent_at = Some(sent);
+            ctx.upstream_us = us;
+            if hedge_sent.get().is_some() {
+                ctx.hedge = Hedge::PrimaryWon;
+                charge_loser(w, ctx, d2, hedge_body);
+            }
+            Ok((up, d))
+        }
+        Raced::Second(Ok((up, us))) => {
+            std::mem::swap(&mut c.ex, &mut c.hedge);
+            ctx.sent_at = hedge_sent.get();
+            ctx.upstream_us = us;
+            ctx.hedge = Hedge::SecondWon;
+            let primary_body = std::mem::replace(&mut ctx.upstream_body_bytes, hedge_body);
+            charge_loser(w, ctx, d, primary_body);
+            Ok((up, d2))
+        }
+        Raced::First(Err(e)) | Raced::Second(Err(e)) => {
+            if hedge_sent.get().is_some() {
+                finish(w, snap, d2, Outcome::Failure { retry_after: None });
+                ctx.tries.push(d2, TryOutcome::Timeout);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Which of a hedged pair settled the race.
+enum Raced<T> {
+    First(T),
+    Second(T),
+}
+
+/// Waits for the first of `a` and `b` to succeed. A failure of one leaves the race to the
+/// other — unless `b` has not started (`b_started` unset): then `a`'s failure ends it.
+/// Returns the last failure when both failed.
+async fn race<T, E>(
+    mut a: std::pin::Pin<&mut impl Future<Output = Result<T, E>>>,
+    mut b: std::pin::Pin<&mut impl Future<Output = Result<T, E>>>,
+    b_started: &Cell<Option<Instant>>,
+) -> Raced<Result<T, E>> {
+    let mut a_err: Option<E> = None;
+    let mut b_err: Option<E> = None;
+    std::future::poll_fn(|cx| {
+        if a_err.is_none()
+            && let Poll::Ready(r) = a.as_mut().poll(cx)
+        {
+            match r {
+                Ok(t) => return Poll::Ready(Raced::First(Ok(t))),
+                Err(e) => a_err = Some(e),
+            }
+        }
+        if b_err.is_none()
+            && let Poll::Ready(r) = b.as_mut().poll(cx)
+        {
+            match r {
+                Ok(t) => return Poll::Ready(Raced::Second(Ok(t))),
+                Err(e) => b_err = Some(e),
+            }
+        }
+        match (a_err.is_some(), b_err.is_some()) {
+            (true, true) => Poll::Ready(Raced::Second(Err(b_err
+                .take()
+                .unwrap_or_else(|| unreachable!("checked above"))))),
+            (true, false) if b_started.get().is_none() => Poll::Ready(Raced::First(Err(a_err
+                .take()
+                .unwrap_or_else(|| unreachable!("checked above"))))),
+            _ => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Reads until a 2xx response's body has its first byte (or has ended): what a hedged pair
+/// races for. Other statuses need no wait.
+async fn first_byte(
+    ex: &mut Exchange,
+    up: &mut Upstream,
+    deadline: Instant,
+) -> Result<(), GatewayError> {
+    if !(200..300).contains(&ex.uhead.status) {
+        return Ok(());
+    }
+    loop {
+        if let Ok(mut dec) = BodyDecoder::new(ex.uhead.body, u64::MAX) {
+            let mut pos = ex.uhead.head_len;
+            loop {
+                match dec.decode(&ex.ubuf[pos..]) {
+                    Ok(s) if s.done || !s.data.is_empty() => return Ok(()),
+                    Ok(s) if s.consumed > 0 => pos += s.consumed,
+                    Ok(_) => break,
+                    // The relay reports it.
+                    Err(_) => return Ok(()),
+                }
+            }
+        } else {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let buf = std::mem::take(&mut ex.ubuf);
+        let (res, buf) = match monoio::time::timeout(left, up.read_more(buf, 16 * 1024)).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Err(GatewayError::new(
+                    ErrorKind::UpstreamTimeout,
+                    "the provider sent no first token in time",
+                )
+                .retryable(true));
+            }
+        };
+        ex.ubuf = buf;
+        // End of stream or an error: the relay reports it.
+        if !matches!(res, Ok(n) if n > 0) {
+            return Ok(());
+        }
     }
 }

@@ -387,14 +387,10 @@ struct Conn {
     next: usize,
     /// Response bytes staged for one write.
     out: Vec<u8>,
-    /// Upstream request bytes.
-    ureq: Vec<u8>,
-    /// The end of the upstream request, sent from `buf` itself (a large body's tail after the
-    /// last edited span): not copied into `ureq`.
-    ureq_tail: Option<Range<usize>>,
-    /// Upstream response bytes.
-    ubuf: Vec<u8>,
-    uhead: ResponseHead,
+    /// The exchange with the provider (the winner's, when a request was hedged).
+    ex: Exchange,
+    /// A hedged request's second exchange.
+    hedge: Exchange,
     /// The relay's tap: usage and ids read from the response as it passes.
     meter: Meter,
     /// What the request in flight reserved, per quota.
@@ -403,6 +399,29 @@ struct Conn {
     cands: Vec<(ModelId, DeploymentId)>,
     /// Scratch for ordering one model's deployments.
     order: Vec<DeploymentId>,
+}
+
+/// One exchange with a provider: the request to send and its response as it arrives.
+struct Exchange {
+    /// Upstream request bytes.
+    ureq: Vec<u8>,
+    /// The end of the upstream request, sent from `Conn::buf` itself (a large body's tail
+    /// after the last edited span): not copied into `ureq`.
+    ureq_tail: Option<Range<usize>>,
+    /// Upstream response bytes.
+    ubuf: Vec<u8>,
+    uhead: ResponseHead,
+}
+
+impl Default for Exchange {
+    fn default() -> Self {
+        Exchange {
+            ureq: Vec::new(),
+            ureq_tail: None,
+            ubuf: Vec::new(),
+            uhead: ResponseHead::new(),
+        }
+    }
 }
 
 /// What is known about the request in flight; `finish` turns it into the audit record.
@@ -446,6 +465,9 @@ struct RequestCtx {
     usage_estimated: bool,
     cost_micro_usd: u64,
     reserved_micro_usd: u64,
+    /// A hedged request's cancelled half: its estimated cost and tokens (charged too).
+    hedge_cost_micro_usd: u64,
+    hedge_tokens: u64,
     finish_reason: InlineStr<24>,
     response_model: InlineStr<64>,
     response_id: InlineStr<64>,
@@ -471,6 +493,15 @@ struct RequestCtx {
     tries: Tries,
     /// Admission was refused by the deployment's own rate limit (another may serve).
     refused_by_deployment: bool,
+    /// Whether the request was hedged, and which half won.
+    hedge: Hedge,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hedge {
+    None,
+    PrimaryWon,
+    SecondWon,
 }
 
 /// The few request-body fields the gateway reads.
@@ -496,10 +527,8 @@ async fn serve(w: &Rc<Worker>, mut io: TcpStream) {
         body: 0..0,
         next: 0,
         out: Vec::new(),
-        ureq: Vec::new(),
-        ureq_tail: None,
-        ubuf: Vec::new(),
-        uhead: ResponseHead::new(),
+        ex: Exchange::default(),
+        hedge: Exchange::default(),
         meter: Meter::default(),
         reserved: Vec::new(),
         cands: Vec::new(),
@@ -542,7 +571,14 @@ async fn serve(w: &Rc<Worker>, mut io: TcpStream) {
         }
         c.buf.drain(..c.next);
         c.next = 0;
-        for b in [&mut c.buf, &mut c.out, &mut c.ureq, &mut c.ubuf] {
+        for b in [
+            &mut c.buf,
+            &mut c.out,
+            &mut c.ex.ureq,
+            &mut c.ex.ubuf,
+            &mut c.hedge.ureq,
+            &mut c.hedge.ubuf,
+        ] {
             if b.capacity() > KEEP_BUFFER_BYTES {
                 b.shrink_to(HEAD_READ_BYTES);
             }
@@ -1076,7 +1112,7 @@ fn api_suffix(route: Route) -> &'static [u8] {
     }
 }
 
-/// Builds the upstream request in `c.ureq`: the client's body byte for byte except for a few
+/// Builds the upstream request in `c.ex.ureq`: the client's body byte for byte except for a few
 /// spans — the `model` value becomes the deployment's upstream model, and a streamed OpenAI
 /// request that did not ask for usage gets `stream_options.include_usage = true` (so the call
 /// can be metered exactly; the relay removes the extra chunk again) — and the provider
@@ -1084,7 +1120,7 @@ fn api_suffix(route: Route) -> &'static [u8] {
 fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d: DeploymentId) {
     let dep = snap.deployment(d);
     let provider = snap.provider(dep.provider);
-    c.ureq_tail = None;
+    c.ex.ureq_tail = None;
     let body = &c.buf[c.body.clone()];
     let usage_splice = (f.stream && !f.include_usage && ctx.route != Route::Embeddings)
         .then(|| include_usage_splice(body))
@@ -1124,7 +1160,7 @@ fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d:
     ctx.upstream_body_bytes = len as u64;
 
     let head = &c.head;
-    let out = &mut c.ureq;
+    let out = &mut c.ex.ureq;
     out.clear();
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(ep.base_path.as_bytes());
@@ -1164,7 +1200,7 @@ fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d:
     }
     if body.len() - at >= ZERO_COPY_TAIL_BYTES {
         // A long prompt: the rest goes out from the read buffer, not through a copy.
-        c.ureq_tail = Some(c.body.start + at..c.body.end);
+        c.ex.ureq_tail = Some(c.body.start + at..c.body.end);
     } else {
         out.extend_from_slice(&body[at..]);
     }
@@ -1209,28 +1245,57 @@ fn listed_in(connection: &[u8], name: &[u8]) -> bool {
 
 // -------------------------------------------------------------------------------- forward
 
-/// Sends the request and reads the response head into `c.ubuf` / `c.uhead`. A pooled
-/// connection that turns out to be dead before answering (the provider closed it while idle)
-/// is replaced by a fresh one once; nothing has reached the client, so that is safe.
+/// What every attempt of a request sends, and what the built-in mock needs to answer it.
+#[derive(Clone, Copy, Debug)]
+struct Call {
+    route: Route,
+    stream: bool,
+    include_usage: bool,
+    max_tokens: Option<u32>,
+    body_len: usize,
+    serial: u64,
+    created: u64,
+}
+
+impl Call {
+    fn of(c: &Conn, ctx: &RequestCtx, f: &Fields) -> Call {
+        Call {
+            route: ctx.route,
+            stream: f.stream,
+            include_usage: f.include_usage || ctx.inject_usage,
+            max_tokens: f.max_tokens,
+            body_len: c.body.len(),
+            serial: ctx.serial & SERIAL_MASK,
+            created: ctx.start_unix_us / 1_000_000,
+        }
+    }
+}
+
+/// Sends `ex`'s request (its tail from `buf`) to deployment `d` and reads the response head
+/// into `ex`; returns the connection and how long the head took (µs). Connections opened
+/// count in `attempts`. A pooled connection that turns out to be dead before answering (the
+/// provider closed it while idle) is replaced by a fresh one once; nothing has reached the
+/// client, so that is safe.
 async fn forward(
     w: &Worker,
     snap: &Snapshot,
-    c: &mut Conn,
-    ctx: &mut RequestCtx,
-    f: &Fields,
+    ex: &mut Exchange,
+    buf: &mut Vec<u8>,
+    call: &Call,
+    attempts: &Cell<u8>,
     d: DeploymentId,
-) -> Result<Upstream, GatewayError> {
+) -> Result<(Upstream, u64), GatewayError> {
     let dep = snap.deployment(d);
     let provider = snap.provider(dep.provider);
     let sent = Instant::now();
-    c.ubuf.clear();
+    ex.ubuf.clear();
     let Some(ep) = provider
         .endpoint
         .as_ref()
         .filter(|_| provider.kind == ProviderKind::OpenAi)
     else {
         let mut data = Vec::with_capacity(1024);
-        let api = match ctx.route {
+        let api = match call.route {
             Route::Completions => crate::mock::Api::Completions,
             Route::Embeddings => crate::mock::Api::Embeddings,
             _ => crate::mock::Api::Chat,
@@ -1239,20 +1304,20 @@ async fn forward(
             &crate::mock::Ask {
                 api: &api,
                 model: &dep.upstream_model,
-                body_len: c.body.len(),
-                stream: f.stream,
-                include_usage: f.include_usage || ctx.inject_usage,
-                max_tokens: f.max_tokens,
+                body_len: call.body_len,
+                stream: call.stream,
+                include_usage: call.include_usage,
+                max_tokens: call.max_tokens,
                 worker: w.id,
-                serial: ctx.serial & SERIAL_MASK,
-                created: ctx.start_unix_us / 1_000_000,
+                serial: call.serial,
+                created: call.created,
             },
             &mut data,
         );
         let mut up = Upstream::Memory { data, pos: 0 };
-        ctx.attempts += 1;
-        read_response_head(snap, c, &mut up, sent).await?;
-        return Ok(up);
+        attempts.set(attempts.get().saturating_add(1));
+        read_response_head(snap, ex, &mut up, sent).await?;
+        return Ok((up, sent.elapsed().as_micros() as u64));
     };
     let Some(addr) = w.addrs.borrow().get(&ep.host, ep.port) else {
         return Err(GatewayError::new(
@@ -1268,7 +1333,7 @@ async fn forward(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        ctx.attempts += 1;
+        attempts.set(attempts.get().saturating_add(1));
         let pooled = w
             .pool
             .borrow_mut()
@@ -1284,17 +1349,17 @@ async fn forward(
             }
         };
         let mut up = Upstream::Tcp(Checkout::new(w.pool.clone(), key.clone(), stream, reused));
-        let req = std::mem::take(&mut c.ureq);
+        let req = std::mem::take(&mut ex.ureq);
         let (mut res, req) = up.write_all(req).await;
-        c.ureq = req;
-        if let (Ok(_), Some(tail)) = (&res, c.ureq_tail.clone()) {
-            let buf = std::mem::take(&mut c.buf);
-            let (r, slice) = up.write_all(monoio::buf::IoBuf::slice(buf, tail)).await;
-            c.buf = slice.into_inner();
+        ex.ureq = req;
+        if let (Ok(_), Some(tail)) = (&res, ex.ureq_tail.clone()) {
+            let whole = std::mem::take(buf);
+            let (r, slice) = up.write_all(monoio::buf::IoBuf::slice(whole, tail)).await;
+            *buf = slice.into_inner();
             res = r;
         }
         let result = match res {
-            Ok(_) => read_response_head(snap, c, &mut up, sent).await,
+            Ok(_) => read_response_head(snap, ex, &mut up, sent).await,
             Err(e) => Err(GatewayError::new(
                 ErrorKind::UpstreamConnect,
                 format!("sending the request to the provider: {e}"),
@@ -1302,21 +1367,18 @@ async fn forward(
             .retryable(true)),
         };
         match result {
-            Ok(()) => {
-                ctx.upstream_us = sent.elapsed().as_micros() as u64;
-                return Ok(up);
-            }
-            Err(e) if reused && e.retry && attempt == 1 && c.ubuf.is_empty() => continue,
+            Ok(()) => return Ok((up, sent.elapsed().as_micros() as u64)),
+            Err(e) if reused && e.retry && attempt == 1 && ex.ubuf.is_empty() => continue,
             Err(e) => return Err(e),
         }
     }
 }
 
-/// Reads until `c.uhead` holds a final (non-1xx) response head. Errors from a connection
+/// Reads until `ex.uhead` holds a final (non-1xx) response head. Errors from a connection
 /// that produced no byte at all are marked retryable (a stale pooled connection).
 async fn read_response_head(
     snap: &Snapshot,
-    c: &mut Conn,
+    ex: &mut Exchange,
     up: &mut Upstream,
     sent: Instant,
 ) -> Result<(), GatewayError> {
@@ -1327,10 +1389,13 @@ async fn read_response_head(
             .min(snap.upstream.ttft)
             .min(snap.upstream.total);
     loop {
-        if !c.ubuf.is_empty() {
-            match c.uhead.parse(&c.ubuf, &UPSTREAM_HEAD_LIMITS, Method::Post) {
-                Ok(Some(n)) if c.uhead.is_interim() => {
-                    c.ubuf.drain(..n);
+        if !ex.ubuf.is_empty() {
+            match ex
+                .uhead
+                .parse(&ex.ubuf, &UPSTREAM_HEAD_LIMITS, Method::Post)
+            {
+                Ok(Some(n)) if ex.uhead.is_interim() => {
+                    ex.ubuf.drain(..n);
                     continue;
                 }
                 Ok(Some(_)) => return Ok(()),
@@ -1344,7 +1409,7 @@ async fn read_response_head(
             }
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        let buf = std::mem::take(&mut c.ubuf);
+        let buf = std::mem::take(&mut ex.ubuf);
         let (res, buf) = match monoio::time::timeout(left, up.read_more(buf, HEAD_READ_BYTES)).await
         {
             Ok(r) => r,
@@ -1362,8 +1427,8 @@ async fn read_response_head(
                 ));
             }
         };
-        c.ubuf = buf;
-        let nothing_yet = c.ubuf.is_empty();
+        ex.ubuf = buf;
+        let nothing_yet = ex.ubuf.is_empty();
         match res {
             Ok(0) => {
                 return Err(GatewayError::new(
@@ -1476,6 +1541,7 @@ fn finish(w: &Worker, ctx: &RequestCtx) {
         usage_estimated: ctx.usage_estimated,
         cost_micro_usd: ctx.cost_micro_usd,
         reserved_micro_usd: ctx.reserved_micro_usd,
+        hedge_cost_micro_usd: ctx.hedge_cost_micro_usd,
         finish_reason: ctx.finish_reason,
         response_model: ctx.response_model,
         response_id: ctx.response_id,
@@ -1526,6 +1592,8 @@ impl RequestCtx {
             usage_estimated: false,
             cost_micro_usd: 0,
             reserved_micro_usd: 0,
+            hedge_cost_micro_usd: 0,
+            hedge_tokens: 0,
             finish_reason: InlineStr::default(),
             response_model: InlineStr::default(),
             response_id: InlineStr::default(),
@@ -1540,6 +1608,7 @@ impl RequestCtx {
             first_byte_at: None,
             tries: Tries::default(),
             refused_by_deployment: false,
+            hedge: Hedge::None,
         }
     }
 }

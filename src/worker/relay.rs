@@ -59,7 +59,7 @@ pub(super) async fn relay(
     ctx: &mut RequestCtx,
     up: &mut Upstream,
 ) -> Result<(), GatewayError> {
-    let uh = &c.uhead;
+    let uh = &c.ex.uhead;
     let framing = match (uh.body, ctx.version) {
         (BodyKind::Empty, _) => Framing::None,
         (_, Version::Http10) => Framing::Close,
@@ -71,7 +71,7 @@ pub(super) async fn relay(
     }
     let upstream_keep_alive = uh.keep_alive;
     let sse = uh
-        .header(&c.ubuf, "content-type")
+        .header(&c.ex.ubuf, "content-type")
         .is_some_and(|t| t.starts_with(b"text/event-stream"));
     ctx.status = uh.status;
     if (200..300).contains(&uh.status) {
@@ -92,7 +92,7 @@ pub(super) async fn relay(
     out.clear();
     write::status_line(out, uh.status);
     for HeaderSpan { name, value } in &uh.headers {
-        let n = name.get(&c.ubuf);
+        let n = name.get(&c.ex.ubuf);
         if NOT_RELAYED
             .iter()
             .any(|h| n.eq_ignore_ascii_case(h.as_bytes()))
@@ -107,7 +107,7 @@ pub(super) async fn relay(
             out.extend_from_slice(n);
         }
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.get(&c.ubuf));
+        out.extend_from_slice(value.get(&c.ex.ubuf));
         out.extend_from_slice(b"\r\n");
     }
     request_id_header(out, ctx);
@@ -149,13 +149,13 @@ pub(super) async fn relay(
         {
             let mut scratch = w.scratch.borrow_mut();
             while !done {
-                match decoder.decode(&c.ubuf[pos..]) {
+                match decoder.decode(&c.ex.ubuf[pos..]) {
                     Ok(step) => {
                         if step.consumed == 0 && !step.done {
                             break;
                         }
                         c.meter.pass(
-                            &c.ubuf[pos + step.data.start..pos + step.data.end],
+                            &c.ex.ubuf[pos + step.data.start..pos + step.data.end],
                             &mut c.out,
                             &mut scratch,
                         );
@@ -201,7 +201,7 @@ pub(super) async fn relay(
         if done {
             break;
         }
-        c.ubuf.drain(..pos);
+        c.ex.ubuf.drain(..pos);
         pos = 0;
         let now = Instant::now();
         let until_total = total_deadline.saturating_duration_since(now);
@@ -212,7 +212,7 @@ pub(super) async fn relay(
                 .saturating_duration_since(now)
                 .min(until_total)
         };
-        let buf = std::mem::take(&mut c.ubuf);
+        let buf = std::mem::take(&mut c.ex.ubuf);
         let (res, buf) =
             match monoio::time::timeout(left, up.read_more(buf, READ_SPARE_BYTES)).await {
                 Ok(r) => r,
@@ -234,7 +234,7 @@ pub(super) async fn relay(
                     return end_with_error(io, c, ctx, framing, sse, e).await;
                 }
             };
-        c.ubuf = buf;
+        c.ex.ubuf = buf;
         match res {
             Ok(0) => match decoder.finish_eof() {
                 Ok(()) => {
@@ -281,12 +281,12 @@ pub(super) async fn relay(
     if done
         && !ctx.cut_at_cap
         && upstream_keep_alive
-        && pos == c.ubuf.len()
-        && c.uhead.body != BodyKind::Close
+        && pos == c.ex.ubuf.len()
+        && c.ex.uhead.body != BodyKind::Close
     {
         up.release();
     }
-    c.ubuf.clear();
+    c.ex.ubuf.clear();
     Ok(())
 }
 
