@@ -40,6 +40,16 @@ fn routed(model: &str, addrs: &[SocketAddr], model_extra: &str, extra: &str) -> 
     config_text(None, 1, &t)
 }
 
+/// Model `name` served by its own provider at `addr` (to append to a [`routed`] config).
+fn another_model(name: &str, addr: SocketAddr) -> String {
+    format!(
+        "[[providers]]\nname = \"p-{name}\"\nkind = \"openai_compatible\"\n\
+         base_url = \"http://{addr}/v1\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n\
+         [[models]]\nname = \"{name}\"\n[[models.deployments]]\nprovider = \"p-{name}\"\n\
+         model = \"up-model\"\nprice = \"free\"\n"
+    )
+}
+
 fn ask(model: &str, stream: bool) -> Vec<u8> {
     post("/v1/chat/completions", &chat(model, stream))
 }
@@ -355,13 +365,7 @@ fn a_context_length_error_diverts_to_the_context_fallback() {
     let small = start_mock(|m| m.faults = vec!["status=400@1.0".parse().unwrap()]);
     let big = start_mock(|_| {});
     let mut text = routed("small", &[small.addr], "context_fallback = \"big\"", "");
-    text.push_str(&format!(
-        "[[providers]]\nname = \"pbig\"\nkind = \"openai_compatible\"\n\
-         base_url = \"http://{}/v1\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n\
-         [[models]]\nname = \"big\"\n[[models.deployments]]\nprovider = \"pbig\"\n\
-         model = \"up-model\"\nprice = \"free\"\n",
-        big.addr
-    ));
+    text.push_str(&another_model("big", big.addr));
     let gw = start(&text);
     let r = roundtrip(gw.local_addr(), &ask("small", false));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -449,4 +453,84 @@ fn a_hedge_wins_when_the_primary_is_slow_and_both_are_billed() {
         );
         std::hint::spin_loop();
     }
+}
+
+/// What one worker learns of a deployment reaches the others through the coordinator: a
+/// circuit opened by one request on one worker is open on both workers.
+#[test]
+fn a_circuit_opened_on_one_worker_opens_on_the_others() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let fine = start_mock(|_| {});
+    let admin_key = "sk-admin";
+    let text = routed(
+        "m",
+        &[dead, fine.addr],
+        "",
+        &format!(
+            "[routing]\nbreaker_failures = 1\ncooldown_ms = 60000\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\nkey_sha256 = \"{}\"\n",
+            sha256_hex(admin_key)
+        ),
+    )
+    .replace("workers = 1", "workers = 2");
+    let gw = start(&text);
+    // One request, on whichever worker takes the connection: deployment 0 refuses it.
+    let r = roundtrip(gw.local_addr(), &ask("m", false));
+    assert_eq!(r.header("x-tollgate-deployment"), Some("m#1"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = roundtrip(
+            gw.admin_addr().unwrap(),
+            format!("GET /admin/deployments HTTP/1.1\r\nauthorization: Bearer {admin_key}\r\n\r\n")
+                .as_bytes(),
+        );
+        let v = r.json();
+        let d0 = dep(&v, "m#0");
+        assert!(d0["failures"].as_u64() <= Some(1), "{v}");
+        if d0["open_on_workers"] == 2 {
+            assert_eq!(d0["state"], "cooling_down");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never spread: {v}");
+    }
+    gw.shutdown();
+}
+
+#[test]
+fn a_content_policy_refusal_diverts_to_the_policy_fallback() {
+    let strict = start_mock(|m| m.faults = vec!["policy@1.0".parse().unwrap()]);
+    let lenient = start_mock(|_| {});
+    let dir = test_dir("routing-policy");
+    let audit = dir.join("audit.log");
+    let mut text = routed(
+        "strict",
+        &[strict.addr],
+        "policy_fallback = \"lenient\"\ncontext_fallback = \"lenient\"",
+        &audit_to(&audit),
+    );
+    text.push_str(&another_model("lenient", lenient.addr));
+    let gw = start(&text);
+    let r = roundtrip(gw.local_addr(), &ask("strict", true));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-tollgate-fallback"), Some("lenient"));
+    gw.shutdown();
+    let records = audit_records(&audit);
+    assert_eq!(records[0]["tries"][0]["outcome"], "content_policy");
+    // Another client error is the client's answer, not a failover.
+    let plain = start_mock(|m| m.faults = vec!["status=422@1.0".parse().unwrap()]);
+    let gw = start(&routed(
+        "strict",
+        &[plain.addr],
+        "context_fallback = \"strict2\"\npolicy_fallback = \"strict2\"",
+        "[[models]]\nname = \"strict2\"\n[[models.deployments]]\nprovider = \"p0\"\n\
+         model = \"up-model\"\nprice = \"free\"\n",
+    ));
+    let r = roundtrip(gw.local_addr(), &ask("strict", false));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.header("x-tollgate-fallback"), None);
+    assert_eq!(requests(&plain), 1);
+    gw.shutdown();
 }

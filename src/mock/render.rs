@@ -681,15 +681,25 @@ pub fn gemini_array(plan: &Plan<'_>, ev: &mut Events, out: &mut Vec<u8>) {
 
 /// Writes an error body in `dialect`'s shape for `status`.
 pub fn error_body(dialect: Dialect, status: u16, message: &str, out: &mut Vec<u8>) {
+    error_body_coded(dialect, status, message, None, out);
+}
+
+/// [`error_body`] with OpenAI's `error.code` given (`None`: the status's usual one).
+pub fn error_body_coded(
+    dialect: Dialect,
+    status: u16,
+    message: &str,
+    code: Option<&str>,
+    out: &mut Vec<u8>,
+) {
     match dialect {
         Dialect::OpenAi => {
+            let given = code;
             let (kind, code): (&[u8], &[u8]) = match status {
-                // The 400 a gateway most needs to recognise: the prompt does not fit.
-                400 => (b"invalid_request_error", b"\"context_length_exceeded\""),
                 401 => (b"invalid_request_error", b"\"invalid_api_key\""),
                 404 => (b"invalid_request_error", b"\"not_found\""),
                 429 => (b"requests", b"\"rate_limit_exceeded\""),
-                402..=499 => (b"invalid_request_error", b"null"),
+                400..=499 => (b"invalid_request_error", b"null"),
                 _ => (b"server_error", b"null"),
             };
             out.extend_from_slice(b"{\"error\":{\"message\":");
@@ -697,7 +707,10 @@ pub fn error_body(dialect: Dialect, status: u16, message: &str, out: &mut Vec<u8
             out.extend_from_slice(b",\"type\":\"");
             out.extend_from_slice(kind);
             out.extend_from_slice(b"\",\"param\":null,\"code\":");
-            out.extend_from_slice(code);
+            match given {
+                Some(c) => json::string(out, c.as_bytes()),
+                None => out.extend_from_slice(code),
+            }
             out.extend_from_slice(b"}}");
         }
         Dialect::Anthropic => {
@@ -740,6 +753,14 @@ pub fn error_body(dialect: Dialect, status: u16, message: &str, out: &mut Vec<u8
 }
 
 /// The message an injected error status carries.
+/// An injected 400: OpenAI's context-length error.
+pub const CONTEXT_MESSAGE: &str = "This model's maximum context length is 8192 tokens. However, \
+    your messages resulted in 9000 tokens. Please reduce the length of the messages. \
+    (tollgate-mock)";
+/// The `policy` fault: a content-policy refusal.
+pub const POLICY_MESSAGE: &str = "Your request was rejected as a result of our safety system. \
+    (tollgate-mock)";
+
 pub fn fault_message(status: u16, retry_after: u32) -> String {
     match status {
         429 => format!(
@@ -747,10 +768,6 @@ pub fn fault_message(status: u16, retry_after: u32) -> String {
         ),
         503 => "The server is overloaded or not ready yet. (tollgate-mock)".into(),
         529 => "Overloaded".into(),
-        400 => "This model's maximum context length is 8192 tokens. However, your messages \
-                resulted in 9000 tokens. Please reduce the length of the messages. \
-                (tollgate-mock)"
-            .into(),
         500 => "The server had an error while processing your request. (tollgate-mock)".into(),
         _ => format!("injected error {status} (tollgate-mock)"),
     }

@@ -12,7 +12,8 @@
 //!   scope's budgets start their period over (a credit record in the ledger, so it survives a
 //!   restart).
 //! - `GET /admin/deployments` — each deployment's health: `healthy`, `cooling_down` (circuit
-//!   open on some worker; `cooldown_remaining_ms`) or `probing`; EWMA time to first byte,
+//!   open on some worker — `open_on_workers` of them; `cooldown_remaining_ms`) or `probing`;
+//!   EWMA time to first byte,
 //!   calls in flight, requests, failures and retries (summed over workers; reported every
 //!   250 ms).
 //! - `POST /admin/keys/<id>/disable`, `POST /admin/keys/<id>/enable` — at runtime, persisted
@@ -338,8 +339,10 @@ fn route(
                 };
                 out.extend_from_slice(b",\"state\":");
                 json::string(&mut out, state);
+                let open_on = d.workers.iter().filter(|w| w.open_until.is_some()).count();
                 for (name, v) in [
                     (&b",\"cooldown_remaining_ms\":"[..], cooldown.unwrap_or(0)),
+                    (b",\"open_on_workers\":", open_on as u64),
                     (b",\"ewma_ttft_us\":", ewma),
                     (
                         b",\"inflight\":",

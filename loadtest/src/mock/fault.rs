@@ -6,6 +6,7 @@
 //! | item | effect |
 //! | --- | --- |
 //! | `status=CODE` | answer CODE (429, 500, 503, 529, …) with the dialect's error body (400: OpenAI's context-length error) |
+//! | `policy` | answer 400 with a content-policy refusal (`content_policy_violation`) |
 //! | `retry-after=SECS` | `retry-after` on that error (default 1 for 429/503/529) |
 //! | `reset` | reset the connection (TCP RST) before sending anything |
 //! | `reset-after=N` | reset after N SSE events (streams) or N body bytes (JSON) |
@@ -29,6 +30,8 @@ pub struct Fault {
     pub truncate: bool,
     pub drip: bool,
     pub drip_ms: Option<u64>,
+    /// A 400 content-policy refusal (`content_policy_violation`).
+    pub policy: bool,
 }
 
 impl Fault {
@@ -87,10 +90,14 @@ impl FromStr for Fault {
                 "truncate" => f.truncate = true,
                 "drip" => f.drip = true,
                 "drip-ms" => f.drip_ms = Some(num(val)?),
+                "policy" => {
+                    f.policy = true;
+                    f.status = Some(400);
+                }
                 other => {
                     return Err(format!(
                         "unknown fault `{other}` (known: status, retry-after, reset, reset-after, \
-                         stall, stall-after, malformed, truncate, drip, drip-ms)"
+                         stall, stall-after, malformed, truncate, drip, drip-ms, policy)"
                     ));
                 }
             }

@@ -230,7 +230,7 @@ where
                     Dialect::OpenAi,
                     e.status(),
                     &e.to_string(),
-                    None,
+                    Extra::default(),
                     true,
                 )
                 .await;
@@ -260,7 +260,16 @@ where
         {
             if status != 0 {
                 w.with_ledger(|l| l.rejected += 1);
-                let _ = send_error(&mut io, &mut c.out, dialect, status, &msg, None, true).await;
+                let _ = send_error(
+                    &mut io,
+                    &mut c.out,
+                    dialect,
+                    status,
+                    &msg,
+                    Extra::default(),
+                    true,
+                )
+                .await;
             }
             return;
         }
@@ -274,7 +283,7 @@ where
                     dialect,
                     status,
                     &msg,
-                    None,
+                    Extra::default(),
                     !keep_alive,
                 )
                 .await
@@ -356,6 +365,14 @@ async fn write_out<S: AsyncWriteRent>(io: &mut S, out: &mut Vec<u8>) -> bool {
     res.is_ok()
 }
 
+/// What an error response carries besides its status and message.
+#[derive(Clone, Copy, Default)]
+struct Extra<'a> {
+    retry_after: Option<u32>,
+    /// The OpenAI `error.code` (default: by status).
+    code: Option<&'a str>,
+}
+
 /// Sends a complete error response in `dialect`'s shape.
 async fn send_error<S: AsyncWriteRent>(
     io: &mut S,
@@ -363,13 +380,13 @@ async fn send_error<S: AsyncWriteRent>(
     dialect: Dialect,
     status: u16,
     message: &str,
-    retry_after: Option<u32>,
+    extra: Extra<'_>,
     close: bool,
 ) -> After {
     let mut body = Vec::with_capacity(256);
-    render::error_body(dialect, status, message, &mut body);
+    render::error_body_coded(dialect, status, message, extra.code, &mut body);
     head_common(out, status, b"application/json; charset=utf-8", None, close);
-    if let Some(s) = retry_after {
+    if let Some(s) = extra.retry_after {
         http1::write::header_u64(out, "retry-after", u64::from(s));
         http1::write::header_u64(out, "retry-after-ms", u64::from(s) * 1000);
         http1::write::header(out, "x-should-retry", b"true");
@@ -454,14 +471,14 @@ where
     {
         w.with_ledger(|l| l.rejected += 1);
         let msg = "Incorrect API key provided (tollgate-mock).";
-        return send_error(io, &mut c.out, dialect, 401, msg, None, close).await;
+        return send_error(io, &mut c.out, dialect, 401, msg, Extra::default(), close).await;
     }
     let prompt_tokens = request::prompt_tokens(c.body.len());
     let fields = match request::read_fields(&api, &mut c.body) {
         Ok(f) => f,
         Err(msg) => {
             w.with_ledger(|l| l.rejected += 1);
-            return send_error(io, &mut c.out, dialect, 400, &msg, None, close).await;
+            return send_error(io, &mut c.out, dialect, 400, &msg, Extra::default(), close).await;
         }
     };
     let model = fields.model.as_str();
@@ -486,8 +503,24 @@ where
         let retry = fault
             .retry_after
             .or(matches!(status, 429 | 503 | 529).then_some(1));
-        let msg = render::fault_message(status, retry.unwrap_or(0));
-        return send_error(io, &mut c.out, dialect, status, &msg, retry, close).await;
+        // An injected 400 is the one a gateway most needs to recognise: the prompt does not fit
+        // (or, with `policy`, a content-policy refusal).
+        let (msg, code) = match (status, fault.policy) {
+            (_, true) => (
+                render::POLICY_MESSAGE.to_owned(),
+                Some("content_policy_violation"),
+            ),
+            (400, false) => (
+                render::CONTEXT_MESSAGE.to_owned(),
+                Some("context_length_exceeded"),
+            ),
+            _ => (render::fault_message(status, retry.unwrap_or(0)), None),
+        };
+        let extra = Extra {
+            retry_after: retry,
+            code,
+        };
+        return send_error(io, &mut c.out, dialect, status, &msg, extra, close).await;
     }
 
     let is_embeddings = api == Api::Embeddings;
