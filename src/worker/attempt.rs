@@ -175,7 +175,13 @@ pub(super) async fn route_and_forward(
                     write_route_headers(snap, ctx, f, m, d, n);
                     relay(w, snap, io, c, ctx, &mut up).await
                 }
-                None => Err(failure.err),
+                None => {
+                    let out = &mut ctx.extra_head;
+                    out.extend_from_slice(b"x-tollgate-attempts: ");
+                    out.extend_from_slice(itoa::Buffer::new().format(ctx.tries.n).as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                    Err(failure.err)
+                }
             };
         };
         drop(failure.answer);
