@@ -534,3 +534,74 @@ fn a_content_policy_refusal_diverts_to_the_policy_fallback() {
     assert_eq!(requests(&plain), 1);
     gw.shutdown();
 }
+
+/// A TCP forwarder to `to` that holds each upstream→client chunk for the current `delay_ms`:
+/// a network path whose latency the test changes while the gateway runs.
+fn delaying_proxy(
+    to: SocketAddr,
+    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> SocketAddr {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for client in l.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut up) = std::net::TcpStream::connect(to) else {
+                return;
+            };
+            let (mut c2, mut u2) = (client.try_clone().unwrap(), up.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut c2, &mut u2));
+            let delay = delay_ms.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                loop {
+                    let n = match up.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let until = Instant::now()
+                        + Duration::from_millis(delay.load(std::sync::atomic::Ordering::Relaxed));
+                    while Instant::now() < until {
+                        std::hint::spin_loop();
+                    }
+                    if client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = client.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    addr
+}
+
+/// Lowest latency follows the deployments as they change: traffic goes to the faster one, and
+/// back to the other once that one has become the faster (exploration measures it again).
+#[test]
+fn lowest_latency_follows_a_deployment_that_becomes_faster() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let a = start_mock(|_| {});
+    let b = start_mock(|_| {});
+    let (da, db) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(8)));
+    let pa = delaying_proxy(a.addr, da.clone());
+    let pb = delaying_proxy(b.addr, db.clone());
+    let gw = start(&routed("m", &[pa, pb], "strategy = \"latency\"", ""));
+    let seen = served_by(gw.local_addr(), &ask("m", false), 100);
+    assert!(seen.get("m#0").copied().unwrap_or(0) >= 80, "{seen:?}");
+    // Now the other way round.
+    da.store(8, Ordering::Relaxed);
+    db.store(0, Ordering::Relaxed);
+    let mut to_b = 0;
+    for round in 0..20 {
+        let seen = served_by(gw.local_addr(), &ask("m", false), 50);
+        to_b = seen.get("m#1").copied().unwrap_or(0);
+        if to_b >= 40 {
+            break;
+        }
+        assert!(round < 19, "traffic never moved back: {seen:?}");
+    }
+    assert!(to_b >= 40);
+    gw.shutdown();
+}
