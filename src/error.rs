@@ -56,6 +56,8 @@ pub enum ErrorKind {
     NoHealthyDeployment,
     /// Could not connect to the provider: 502.
     UpstreamConnect,
+    /// The provider's TLS certificate or handshake was refused: 502.
+    UpstreamTls,
     /// The provider did not answer (head, body gap, total) in time: 504.
     UpstreamTimeout,
     /// The provider sent something that is not valid HTTP/1.1, or closed early: 502.
@@ -80,7 +82,7 @@ impl ErrorKind {
             QuotaExceeded | RateLimitRequests | RateLimitTokens => 429,
             NotImplemented => 501,
             Overloaded | NoHealthyDeployment => 503,
-            UpstreamConnect | UpstreamProtocol => 502,
+            UpstreamConnect | UpstreamTls | UpstreamProtocol => 502,
             UpstreamTimeout => 504,
             Internal => 500,
             ClientClosed => 499,
@@ -124,6 +126,7 @@ impl ErrorKind {
             RateLimitRequests | RateLimitTokens => "rate_limit_exceeded",
             NoHealthyDeployment => "no_healthy_deployment",
             UpstreamConnect => "upstream_connect_failed",
+            UpstreamTls => "upstream_tls_failed",
             UpstreamTimeout => "upstream_timeout",
             UpstreamProtocol => "upstream_protocol_error",
             Internal => "internal_error",

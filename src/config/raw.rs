@@ -160,6 +160,9 @@ pub struct RawProvider {
     /// How the credential is sent: `bearer` (Authorization: Bearer), `api_key` (api-key:),
     /// `x_api_key` (x-api-key:). Default `bearer`.
     pub auth: Option<String>,
+    /// PEM file of CA certificates trusted for this provider, besides the bundled web PKI
+    /// roots (a private deployment's own CA).
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -181,6 +181,12 @@ pub struct Provider {
     pub credential: Option<Vec<u8>>,
     /// Some deployment uses this provider (it has its credential, if it needs one).
     pub active: bool,
+    /// For an https endpoint: the TLS client config (shared by every worker) and its trust
+    /// profile (part of the connection pool's key).
+    pub tls: Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        crate::upstream::tls::Profile,
+    )>,
 }
 
 /// An upstream origin plus the path prefix requests go under.

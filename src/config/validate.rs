@@ -910,6 +910,7 @@ fn provider(
         endpoint: None,
         credential: None,
         active: false,
+        tls: None,
     };
     match r.kind.as_str() {
         "mock" => {
@@ -917,6 +918,7 @@ fn provider(
                 ("base_url", r.base_url.is_some()),
                 ("api_key_env", r.api_key_env.is_some()),
                 ("auth", r.auth.is_some()),
+                ("ca_file", r.ca_file.is_some()),
             ] {
                 if set {
                     p.add(
@@ -985,9 +987,34 @@ fn provider(
             _ => inactive = Some(format!("${var} is not set")),
         }
     }
-    if inactive.is_none() && out.endpoint.as_ref().is_some_and(|e| e.tls) {
-        // TLS egress (rustls) is not built yet; an https upstream cannot serve.
-        inactive = Some(format!("{url}: https upstreams are not supported yet"));
+    let tls = out.endpoint.as_ref().is_some_and(|e| e.tls);
+    if let Some(f) = &r.ca_file
+        && !tls
+    {
+        p.add(
+            format!("{path}.ca_file"),
+            format!("`{f}` would not be used: {url} is not https"),
+        );
+    }
+    if tls {
+        let extra = match &r.ca_file {
+            None => Ok(None),
+            Some(f) => std::fs::read(f)
+                .map(Some)
+                .map_err(|e| format!("cannot read `{f}`: {e}")),
+        };
+        let built = extra.and_then(|pem| {
+            crate::upstream::tls::client_config(pem.as_deref())
+                .map(|c| (c, crate::upstream::tls::profile(pem.as_deref())))
+                .map_err(|e| match &r.ca_file {
+                    Some(f) => format!("`{f}` {e}"),
+                    None => e,
+                })
+        });
+        match built {
+            Ok(t) => out.tls = Some(t),
+            Err(e) => p.add(format!("{path}.ca_file"), e),
+        }
     }
     (out, inactive)
 }

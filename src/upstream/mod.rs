@@ -8,6 +8,7 @@
 
 pub mod dns;
 pub mod pool;
+pub mod tls;
 
 use std::io;
 use std::net::SocketAddr;
@@ -19,6 +20,21 @@ use monoio::net::TcpStream;
 use crate::error::{ErrorKind, GatewayError};
 use crate::runtime::io::read_more;
 use pool::Checkout;
+
+/// A connection to a provider: plain TCP, or TLS over it.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<monoio_rustls::ClientTlsStream<TcpStream>>),
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stream::Plain(_) => "Stream::Plain",
+            Stream::Tls(_) => "Stream::Tls",
+        })
+    }
+}
 
 #[derive(Debug)]
 pub enum Upstream {
@@ -39,7 +55,8 @@ impl Upstream {
     ) -> (io::Result<usize>, Vec<u8>) {
         match self {
             Upstream::Tcp(c) => match c.stream.as_mut() {
-                Some(s) => read_more(s, buf, spare).await,
+                Some(Stream::Plain(s)) => read_more(s, buf, spare).await,
+                Some(Stream::Tls(s)) => read_more(&mut **s, buf, spare).await,
                 None => (Err(io::ErrorKind::NotConnected.into()), buf),
             },
             Upstream::Memory { data, pos } => {
@@ -54,7 +71,8 @@ impl Upstream {
     pub async fn write_all<B: monoio::buf::IoBuf>(&mut self, buf: B) -> (io::Result<usize>, B) {
         match self {
             Upstream::Tcp(c) => match c.stream.as_mut() {
-                Some(s) => s.write_all(buf).await,
+                Some(Stream::Plain(s)) => s.write_all(buf).await,
+                Some(Stream::Tls(s)) => s.write_all(buf).await,
                 None => (Err(io::ErrorKind::NotConnected.into()), buf),
             },
             Upstream::Memory { .. } => (Ok(buf.bytes_init()), buf),
@@ -71,6 +89,40 @@ impl Upstream {
     /// True for a pooled connection that had served an earlier request.
     pub fn reused(&self) -> bool {
         matches!(self, Upstream::Tcp(c) if c.reused)
+    }
+}
+
+/// Opens a TLS session over `tcp` to `host`, verified by `config`, within `timeout`.
+pub async fn connect_tls(
+    tcp: TcpStream,
+    host: &str,
+    config: &std::sync::Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<Stream, GatewayError> {
+    let fail = |why: String| {
+        GatewayError::new(
+            ErrorKind::UpstreamTls,
+            format!("TLS with the provider at {host}: {why}"),
+        )
+    };
+    let name = tls::server_name(host).map_err(fail)?;
+    let connector = monoio_rustls::TlsConnector::from(config.clone());
+    match monoio::time::timeout(timeout, connector.connect(name, tcp)).await {
+        Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
+        Ok(Err(e)) => Err(fail(tls_reason(e))),
+        Err(_) => Err(fail(format!("no handshake within {timeout:?}"))),
+    }
+}
+
+/// What went wrong in a handshake, in rustls's words (a certificate problem is carried inside
+/// the I/O error the handshake returns).
+fn tls_reason(e: monoio_rustls::TlsError) -> String {
+    match e {
+        monoio_rustls::TlsError::Rustls(e) => e.to_string(),
+        monoio_rustls::TlsError::Io(e) => match e.get_ref() {
+            Some(inner) => inner.to_string(),
+            None => e.to_string(),
+        },
     }
 }
 

@@ -10,19 +10,20 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
+use super::Stream;
 
 /// Which pool a connection belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PoolKey {
     pub host: String,
     pub port: u16,
-    pub tls: bool,
+    /// `tls::PLAIN`, or the trust profile the TLS session was verified under.
+    pub tls: super::tls::Profile,
 }
 
 #[derive(Debug)]
 struct Idle {
-    stream: TcpStream,
+    stream: Stream,
     since: Instant,
 }
 
@@ -43,7 +44,7 @@ impl Pool {
         }
     }
 
-    fn slot(&mut self, host: &str, port: u16, tls: bool) -> Option<&mut Vec<Idle>> {
+    fn slot(&mut self, host: &str, port: u16, tls: u64) -> Option<&mut Vec<Idle>> {
         self.slots
             .iter_mut()
             .find(|(k, _)| k.port == port && k.tls == tls && k.host == host)
@@ -51,7 +52,7 @@ impl Pool {
     }
 
     /// The most recently returned live connection, if any.
-    pub fn take(&mut self, host: &str, port: u16, tls: bool, now: Instant) -> Option<TcpStream> {
+    pub fn take(&mut self, host: &str, port: u16, tls: u64, now: Instant) -> Option<Stream> {
         let timeout = self.idle_timeout;
         let slot = self.slot(host, port, tls)?;
         while let Some(idle) = slot.pop() {
@@ -62,7 +63,7 @@ impl Pool {
         None
     }
 
-    pub fn put(&mut self, key: &PoolKey, stream: TcpStream, now: Instant) {
+    pub fn put(&mut self, key: &PoolKey, stream: Stream, now: Instant) {
         let max = self.max_idle;
         let idle = Idle { stream, since: now };
         match self.slot(&key.host, key.port, key.tls) {
@@ -96,7 +97,7 @@ impl Pool {
 /// [`Checkout::reusable`] was set — i.e. its response was read completely.
 #[derive(Debug)]
 pub struct Checkout {
-    pub stream: Option<TcpStream>,
+    pub stream: Option<Stream>,
     pub key: PoolKey,
     pub reused: bool,
     pub reusable: bool,
@@ -104,7 +105,7 @@ pub struct Checkout {
 }
 
 impl Checkout {
-    pub fn new(pool: Rc<RefCell<Pool>>, key: PoolKey, stream: TcpStream, reused: bool) -> Self {
+    pub fn new(pool: Rc<RefCell<Pool>>, key: PoolKey, stream: Stream, reused: bool) -> Self {
         Checkout {
             stream: Some(stream),
             key,

@@ -233,7 +233,7 @@ async fn attempt(
         Ok(x) => x,
         Err(err) => {
             let how = match err.kind {
-                ErrorKind::UpstreamConnect => TryOutcome::Connect,
+                ErrorKind::UpstreamConnect | ErrorKind::UpstreamTls => TryOutcome::Connect,
                 ErrorKind::UpstreamTimeout => TryOutcome::Timeout,
                 _ => TryOutcome::Reset,
             };

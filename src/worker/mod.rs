@@ -1328,7 +1328,10 @@ async fn forward(
     let key = PoolKey {
         host: ep.host.clone(),
         port: ep.port,
-        tls: ep.tls,
+        tls: provider
+            .tls
+            .as_ref()
+            .map_or(crate::upstream::tls::PLAIN, |t| t.1),
     };
     let mut attempt = 0;
     loop {
@@ -1345,7 +1348,14 @@ async fn forward(
             }
             None => {
                 w.count(|c| c.upstream_connects += 1);
-                (upstream::connect(addr, snap.upstream.connect).await?, false)
+                let tcp = upstream::connect(addr, snap.upstream.connect).await?;
+                let stream = match &provider.tls {
+                    None => upstream::Stream::Plain(tcp),
+                    Some((cfg, _)) => {
+                        upstream::connect_tls(tcp, &ep.host, cfg, snap.upstream.connect).await?
+                    }
+                };
+                (stream, false)
             }
         };
         let mut up = Upstream::Tcp(Checkout::new(w.pool.clone(), key.clone(), stream, reused));

@@ -1,0 +1,153 @@
+//! TLS to providers with real rustls on both ends: the mock provider serves a certificate
+//! from a CA this test generates; the gateway verifies it (SNI / IP name, the provider's
+//! `ca_file` besides the web PKI roots), pools the sessions, and refuses a wrong name or an
+//! untrusted CA with a clear upstream error.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use support::*;
+use tollgate_loadtest::mock::MockHandle;
+
+/// A fresh CA (`ca.pem`) and a server certificate for `names` it signed, in `dir`.
+fn pki(dir: &Path, names: &[&str]) {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let cert = CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+}
+
+fn tls_mock(dir: &Path) -> MockHandle {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    start_mock(|m| {
+        m.tls_cert = Some(cert);
+        m.tls_key = Some(key);
+    })
+}
+
+/// A gateway with model `secure` at `https://127.0.0.1:<port>/v1`, trusting `ca` if given.
+fn gateway(addr: SocketAddr, ca: Option<&PathBuf>) -> tollgate::runtime::Gateway {
+    let ca_line = ca.map_or(String::new(), |p| {
+        format!("ca_file = {:?}\n", p.to_str().unwrap())
+    });
+    start(&config_text(
+        None,
+        1,
+        &format!(
+            "[[providers]]\nname = \"tls\"\nkind = \"openai_compatible\"\n\
+             base_url = \"https://127.0.0.1:{}/v1\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n{ca_line}\
+             [[models]]\nname = \"secure\"\n[[models.deployments]]\nprovider = \"tls\"\n\
+             model = \"up-model\"\nprice = \"free\"\n[routing]\nmax_attempts = 1\n",
+            addr.port()
+        ),
+    ))
+}
+
+#[test]
+fn requests_go_over_verified_pooled_tls() {
+    let dir = test_dir("tls-ok");
+    pki(&dir, &["127.0.0.1"]);
+    let mock = tls_mock(&dir);
+    let gw = gateway(mock.addr, Some(&dir.join("ca.pem")));
+    let mut c = Client::connect(gw.local_addr());
+    for stream in [false, true, false, true] {
+        c.send(&post("/v1/chat/completions", &chat("secure", stream)));
+        let r = c.response();
+        assert_eq!(r.status, 200, "{}", r.text());
+        if stream {
+            assert!(r.text().ends_with("data: [DONE]\n\n"));
+        } else {
+            assert_eq!(r.json()["model"], "up-model");
+        }
+    }
+    let ledger = mock.ledger();
+    assert_eq!(ledger.total.requests, 4);
+    assert_eq!(ledger.connections, 1, "one TLS session, pooled and reused");
+    gw.shutdown();
+}
+
+#[test]
+fn a_wrong_name_or_an_untrusted_ca_is_refused() {
+    // The certificate names another host.
+    let dir = test_dir("tls-name");
+    pki(&dir, &["provider.example"]);
+    let mock = tls_mock(&dir);
+    let gw = gateway(mock.addr, Some(&dir.join("ca.pem")));
+    let r = roundtrip(
+        gw.local_addr(),
+        &post("/v1/chat/completions", &chat("secure", false)),
+    );
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (502, "upstream_tls_failed"),
+        "{}",
+        r.text()
+    );
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("not valid for name \"127.0.0.1\""), "{msg}");
+    gw.shutdown();
+    // The right name, but a CA the gateway was not told to trust.
+    let dir = test_dir("tls-ca");
+    pki(&dir, &["127.0.0.1"]);
+    let mock = tls_mock(&dir);
+    let gw = gateway(mock.addr, None);
+    let r = roundtrip(
+        gw.local_addr(),
+        &post("/v1/chat/completions", &chat("secure", true)),
+    );
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (502, "upstream_tls_failed")
+    );
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("invalid peer certificate"), "{msg}");
+    assert_eq!(mock.ledger().total.requests, 0, "no request was sent");
+    gw.shutdown();
+}
+
+#[test]
+fn a_bad_ca_file_is_a_config_error() {
+    let dir = test_dir("tls-bad-ca");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("junk.pem"), "not a certificate").unwrap();
+    for (file, want) in [
+        (dir.join("missing.pem"), "cannot read"),
+        (dir.join("junk.pem"), "holds no PEM certificate"),
+    ] {
+        let text = config_text(
+            None,
+            1,
+            &format!(
+                "[[providers]]\nname = \"tls\"\nkind = \"openai_compatible\"\n\
+                 base_url = \"https://127.0.0.1:1/v1\"\nca_file = {:?}\n",
+                file.to_str().unwrap()
+            ),
+        );
+        let e = tollgate::config::parse(&text, "t.toml", &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("providers[1].ca_file") && e.contains(want),
+            "{e}"
+        );
+    }
+}
