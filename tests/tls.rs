@@ -125,6 +125,38 @@ fn a_wrong_name_or_an_untrusted_ca_is_refused() {
 }
 
 #[test]
+fn tls_config_errors_name_the_key() {
+    let dir = test_dir("tls-bad-listener");
+    pki(&dir, &["127.0.0.1"]);
+    let only_cert = config_text(None, 1, "").replacen(
+        "[server]\n",
+        &format!(
+            "[server]\ntls_cert = {:?}\n",
+            dir.join("cert.pem").to_str().unwrap()
+        ),
+        1,
+    );
+    let e = tollgate::config::parse(&only_cert, "t.toml", &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("server.tls_key: tls_cert needs tls_key"), "{e}");
+    // The key of another certificate.
+    let other = test_dir("tls-bad-listener-2");
+    pki(&other, &["127.0.0.1"]);
+    let mismatched = tls_listener(&dir).replace(
+        dir.join("key.pem").to_str().unwrap(),
+        other.join("key.pem").to_str().unwrap(),
+    );
+    let e = tollgate::config::parse(&mismatched, "t.toml", &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("server.tls_cert: certificate and key do not go together"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_bad_ca_file_is_a_config_error() {
     let dir = test_dir("tls-bad-ca");
     std::fs::create_dir_all(&dir).unwrap();
@@ -150,4 +182,111 @@ fn a_bad_ca_file_is_a_config_error() {
             "{e}"
         );
     }
+}
+
+/// One request over TLS to `addr`, trusting only `ca` (PEM): the whole response, or the error.
+fn https(addr: SocketAddr, ca: &Path, req: &[u8]) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let pem = std::fs::read(ca).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut &pem[..]) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).unwrap();
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    s.write_all(req).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    match s.read_to_end(&mut out) {
+        Ok(_) => {}
+        // A peer that closes without close_notify after a complete response.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn closing(req: Vec<u8>) -> Vec<u8> {
+    let s = String::from_utf8(req).unwrap();
+    s.replacen("\r\n", "\r\nconnection: close\r\n", 1)
+        .into_bytes()
+}
+
+/// A gateway config terminating TLS with the certificate in `dir`.
+fn tls_listener(dir: &Path) -> String {
+    config_text(None, 1, "").replacen(
+        "[server]\n",
+        &format!(
+            "[server]\ntls_cert = {:?}\ntls_key = {:?}\n",
+            dir.join("cert.pem").to_str().unwrap(),
+            dir.join("key.pem").to_str().unwrap()
+        ),
+        1,
+    )
+}
+
+#[test]
+fn clients_can_speak_tls_and_a_reload_brings_a_new_certificate() {
+    let first = test_dir("tls-ingress-1");
+    pki(&first, &["127.0.0.1"]);
+    let mut gw = start(&tls_listener(&first));
+    let a = gw.local_addr();
+    for stream in [false, true] {
+        let r = https(
+            a,
+            &first.join("ca.pem"),
+            &closing(post("/v1/chat/completions", &chat("mock-chat", stream))),
+        )
+        .unwrap();
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(
+            if stream {
+                r.contains("data: [DONE]")
+            } else {
+                r.contains("\"chat.completion\"")
+            },
+            "{r}"
+        );
+    }
+    // Plain HTTP to the TLS listener gets no HTTP answer; TLS clients are still served.
+    let mut c = Client::connect(a);
+    c.send(&post("/v1/chat/completions", &chat("mock-chat", false)));
+    let mut got = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut c.s, &mut got);
+    assert!(
+        !got.starts_with(b"HTTP/"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(
+        https(
+            a,
+            &first.join("ca.pem"),
+            &closing(post("/v1/chat/completions", &chat("mock-chat", false)))
+        )
+        .unwrap()
+        .starts_with("HTTP/1.1 200")
+    );
+    // A reload (what SIGHUP does) brings a certificate from another CA for new connections.
+    let second = test_dir("tls-ingress-2");
+    pki(&second, &["127.0.0.1"]);
+    gw.reload(snapshot(&tls_listener(&second))).unwrap();
+    let req = closing(post("/v1/chat/completions", &chat("mock-chat", false)));
+    assert!(
+        https(a, &second.join("ca.pem"), &req)
+            .unwrap()
+            .starts_with("HTTP/1.1 200")
+    );
+    let e = https(a, &first.join("ca.pem"), &req).unwrap_err();
+    assert!(e.contains("invalid peer certificate"), "{e}");
+    gw.shutdown();
 }

@@ -290,6 +290,8 @@ impl SpendBook {
 pub struct Counters {
     pub connections_accepted: u64,
     pub connections_refused: u64,
+    /// Client TLS handshakes that failed or timed out (the connection was closed).
+    pub tls_handshakes_failed: u64,
     pub requests: u64,
     pub responses_2xx: u64,
     pub responses_4xx: u64,
@@ -307,6 +309,7 @@ impl Counters {
     pub fn add(&mut self, o: &Counters) {
         self.connections_accepted += o.connections_accepted;
         self.connections_refused += o.connections_refused;
+        self.tls_handshakes_failed += o.tls_handshakes_failed;
         self.requests += o.requests;
         self.responses_2xx += o.responses_2xx;
         self.responses_4xx += o.responses_4xx;

@@ -65,6 +65,10 @@ pub struct RawServer {
     pub pin_workers: bool,
     /// How long SIGTERM waits for in-flight requests and streams.
     pub drain_timeout_ms: u64,
+    /// TLS for clients: PEM certificate chain and private key (both, or neither). Re-read on
+    /// every reload (SIGHUP), so renewed certificates take effect without a restart.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 impl Default for RawServer {
@@ -75,6 +79,8 @@ impl Default for RawServer {
             io: Driver::Auto,
             pin_workers: true,
             drain_timeout_ms: 30_000,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -138,6 +138,8 @@ pub struct Server {
     pub driver: Driver,
     pub pin_workers: bool,
     pub drain_timeout: Duration,
+    /// TLS termination for clients (TLS 1.2 and 1.3, ALPN http/1.1).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 #[derive(Debug, Clone)]

@@ -95,6 +95,32 @@ pub fn compile(
             "server.drain_timeout_ms",
             raw.server.drain_timeout_ms,
         ),
+        tls: match (&raw.server.tls_cert, &raw.server.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                match crate::runtime::tls::server_config(cert.as_ref(), key.as_ref()) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        p.add("server.tls_cert", e);
+                        None
+                    }
+                }
+            }
+            (Some(_), None) => {
+                p.add(
+                    "server.tls_key",
+                    "tls_cert needs tls_key (the private key's PEM file)",
+                );
+                None
+            }
+            (None, Some(_)) => {
+                p.add(
+                    "server.tls_cert",
+                    "tls_key needs tls_cert (the certificate chain)",
+                );
+                None
+            }
+        },
     };
     let limits = limits(&mut p, &raw.limits);
     let audit = audit(&mut p, &raw.audit);

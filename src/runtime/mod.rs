@@ -6,5 +6,6 @@ pub mod admin;
 mod gateway;
 pub mod io;
 pub mod latch;
+pub mod tls;
 
 pub use gateway::{AdminHandle, Gateway, StartError};

@@ -27,7 +27,7 @@
 
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
+use crate::runtime::tls::ClientStream;
 
 use super::relay::relay;
 use std::cell::Cell;
@@ -59,7 +59,7 @@ struct Failure {
 pub(super) async fn route_and_forward(
     w: &Worker,
     snap: &Snapshot,
-    io: &mut TcpStream,
+    io: &mut ClientStream,
     c: &mut Conn,
     ctx: &mut RequestCtx,
     f: &Fields,
@@ -201,7 +201,7 @@ pub(super) async fn route_and_forward(
 async fn attempt(
     w: &Worker,
     snap: &Snapshot,
-    io: &mut TcpStream,
+    io: &mut ClientStream,
     c: &mut Conn,
     ctx: &mut RequestCtx,
     f: &Fields,

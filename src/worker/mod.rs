@@ -33,6 +33,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
+
+use crate::runtime::tls::ClientStream;
 use simd_json::prelude::*;
 
 use crate::account::{
@@ -368,7 +370,19 @@ impl Worker {
         }
         self.conns.set(self.conns.get() + 1);
         self.count(|c| c.connections_accepted += 1);
-        serve(&self, stream).await;
+        let tls = self.snapshot.borrow().server.tls.clone();
+        match tls {
+            None => serve(&self, ClientStream::Plain(stream)).await,
+            Some(cfg) => {
+                // The handshake gets the head's time limit (a slow or silent client is cut).
+                let limit = self.snapshot.borrow().limits.header_timeout;
+                let acceptor = monoio_rustls::TlsAcceptor::from(cfg);
+                match monoio::time::timeout(limit, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => serve(&self, ClientStream::Tls(Box::new(s))).await,
+                    _ => self.count(|c| c.tls_handshakes_failed += 1),
+                }
+            }
+        }
         self.conns.set(self.conns.get() - 1);
         if self.conns.get() == 0 && self.drain.is_set() {
             self.idle.set();
@@ -520,7 +534,7 @@ struct Fields {
 
 /// The connection loop: one request after another until the client closes, an error makes
 /// the connection unusable, or the worker drains.
-async fn serve(w: &Rc<Worker>, mut io: TcpStream) {
+async fn serve(w: &Rc<Worker>, mut io: ClientStream) {
     let mut c = Conn {
         buf: Vec::with_capacity(HEAD_READ_BYTES),
         head: RequestHead::new(),
@@ -591,7 +605,7 @@ async fn serve(w: &Rc<Worker>, mut io: TcpStream) {
 async fn handle(
     w: &Worker,
     snap: &Snapshot,
-    io: &mut TcpStream,
+    io: &mut ClientStream,
     c: &mut Conn,
     ctx: &mut RequestCtx,
 ) -> Result<(), GatewayError> {
@@ -652,7 +666,7 @@ async fn handle(
 
 /// Reads until `c.buf` holds a complete request head. `Ok(false)`: the connection ended
 /// cleanly between requests (client closed, idle timeout, or the worker is draining).
-async fn read_head(w: &Worker, io: &mut TcpStream, c: &mut Conn) -> Result<bool, GatewayError> {
+async fn read_head(w: &Worker, io: &mut ClientStream, c: &mut Conn) -> Result<bool, GatewayError> {
     let limits = w.snapshot.borrow().limits.clone();
     let mut deadline = None;
     loop {
@@ -761,7 +775,7 @@ fn authenticate(snap: &Snapshot, head: &RequestHead, buf: &[u8]) -> Result<KeyId
 /// `c.body` and `c.next`. Sends `100 Continue` first when the client asked for it.
 async fn read_body(
     snap: &Snapshot,
-    io: &mut TcpStream,
+    io: &mut ClientStream,
     c: &mut Conn,
     ctx: &mut RequestCtx,
 ) -> Result<(), GatewayError> {
@@ -1626,7 +1640,7 @@ impl RequestCtx {
 // ------------------------------------------------------------------------------ responses
 
 async fn respond_json(
-    io: &mut TcpStream,
+    io: &mut ClientStream,
     c: &mut Conn,
     ctx: &mut RequestCtx,
     status: u16,
@@ -1658,7 +1672,12 @@ fn request_id_header(out: &mut Vec<u8>, ctx: &RequestCtx) {
 }
 
 /// Writes `e` as the response (best effort: the client may be gone).
-async fn respond_error(io: &mut TcpStream, c: &mut Conn, ctx: &mut RequestCtx, e: &GatewayError) {
+async fn respond_error(
+    io: &mut ClientStream,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+    e: &GatewayError,
+) {
     ctx.status = e.status();
     ctx.error = Some(e.kind);
     c.out.clear();
@@ -1671,7 +1690,11 @@ async fn respond_error(io: &mut TcpStream, c: &mut Conn, ctx: &mut RequestCtx, e
 /// The one way response bytes reach the client: writes all of `c.out` (leaving it empty for
 /// reuse) within the body timeout, so a client that stops reading cannot pin the request,
 /// counts the bytes, and marks the response started (no JSON error can follow any more).
-async fn send(io: &mut TcpStream, c: &mut Conn, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+async fn send(
+    io: &mut ClientStream,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+) -> Result<(), GatewayError> {
     let out = std::mem::take(&mut c.out);
     let n = out.len() as u64;
     let (res, mut out) = match monoio::time::timeout(ctx.write_timeout, io.write_all(out)).await {

@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use monoio::net::TcpStream;
+use crate::runtime::tls::ClientStream;
 
 use super::{Conn, READ_SPARE_BYTES, RequestCtx, Worker, admit, request_id_header, send};
 use crate::account::Route;
@@ -54,7 +54,7 @@ const NOT_RELAYED: &[&str] = &[
 pub(super) async fn relay(
     w: &Worker,
     snap: &Snapshot,
-    io: &mut TcpStream,
+    io: &mut ClientStream,
     c: &mut Conn,
     ctx: &mut RequestCtx,
     up: &mut Upstream,
@@ -390,7 +390,7 @@ fn finish_chunk(out: &mut Vec<u8>, at: usize, len: usize) {
 /// ordinary error response; after it, a stream gets an SSE error event (and its proper end)
 /// and anything else is cut, so the client never mistakes a partial body for a whole one.
 async fn end_with_error(
-    io: &mut TcpStream,
+    io: &mut ClientStream,
     c: &mut Conn,
     ctx: &mut RequestCtx,
     framing: Framing,
