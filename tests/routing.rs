@@ -605,3 +605,40 @@ fn lowest_latency_follows_a_deployment_that_becomes_faster() {
     assert!(to_b >= 40);
     gw.shutdown();
 }
+
+/// Each attempt carries its own provider's credential: failing over from provider A to B sends
+/// B's key to B — never A's, and never the client's (each mock accepts only its own key).
+#[test]
+fn failover_sends_each_provider_only_its_own_credential() {
+    let a = start_mock(|m| {
+        m.api_keys = vec!["sk-provider-a".into()];
+        m.faults = vec!["status=500@1.0".parse().unwrap()];
+    });
+    let b = start_mock(|m| m.api_keys = vec!["sk-provider-b".into()]);
+    let text = routed(
+        "m",
+        &[a.addr, b.addr],
+        "",
+        "[routing]\nbreaker_failures = 1000\n",
+    )
+    .replacen("TEST_UPSTREAM_KEY", "KEY_A", 1)
+    .replacen("TEST_UPSTREAM_KEY", "KEY_B", 1);
+    let snap = tollgate::config::parse(&text, "test", &|v| match v {
+        "KEY_A" => Some("sk-provider-a".into()),
+        "KEY_B" => Some("sk-provider-b".into()),
+        _ => None,
+    })
+    .unwrap();
+    let gw = tollgate::runtime::Gateway::start(snap).unwrap();
+    let seen = served_by(gw.local_addr(), &ask("m", false), 6);
+    assert_eq!(seen.get("m#1"), Some(&6), "{seen:?}");
+    let (la, lb) = (a.ledger(), b.ledger());
+    assert_eq!(
+        (la.rejected, lb.rejected),
+        (0, 0),
+        "no provider saw a key not its own"
+    );
+    assert!(la.total.requests >= 3, "half the requests tried A first");
+    assert_eq!(lb.total.requests, 6);
+    gw.shutdown();
+}
