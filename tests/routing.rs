@@ -642,3 +642,35 @@ fn failover_sends_each_provider_only_its_own_credential() {
     assert_eq!(lb.total.requests, 6);
     gw.shutdown();
 }
+
+/// Sticky sessions from the body: `prompt_cache_key` (else `user`) — the same deployment for a
+/// short request and a long one (read by the scanner rather than the full parser).
+#[test]
+fn sticky_sessions_from_the_body() {
+    let mocks: Vec<_> = (0..3).map(|_| start_mock(|_| {})).collect();
+    let addrs: Vec<_> = mocks.iter().map(|m| m.addr).collect();
+    let gw = start(&routed("m", &addrs, "sticky = true", ""));
+    let a = gw.local_addr();
+    let body = |field: &str, s: usize, pad: usize| {
+        format!(
+            r#"{{"model":"m","{field}":"conv-{s}","max_tokens":4,"messages":[{{"role":"user","content":"{}"}}]}}"#,
+            "x".repeat(pad)
+        )
+    };
+    let mut homes = std::collections::BTreeSet::new();
+    for field in ["prompt_cache_key", "user"] {
+        for s in 0..8 {
+            let mut seen = BTreeMap::new();
+            for pad in [10, 40_000, 10] {
+                let r = served_by(a, &post("/v1/chat/completions", &body(field, s, pad)), 1);
+                for (k, v) in r {
+                    *seen.entry(k).or_insert(0) += v;
+                }
+            }
+            assert_eq!(seen.len(), 1, "{field} conv-{s}: {seen:?}");
+            homes.extend(seen.into_keys());
+        }
+    }
+    assert!(homes.len() >= 2, "{homes:?}");
+    gw.shutdown();
+}

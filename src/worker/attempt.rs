@@ -65,11 +65,13 @@ pub(super) async fn route_and_forward(
     f: &Fields,
 ) -> Result<(), GatewayError> {
     let now = Instant::now();
+    // The header wins over the body's `prompt_cache_key` / `user`.
     let session = c
         .head
         .header(&c.buf, "x-tollgate-session")
         .filter(|s| !s.is_empty())
-        .map(session_hash);
+        .map(session_hash)
+        .or(f.session);
     c.cands.clear();
     push_model(w, snap, c, f.model, session, now);
     for &fb in &snap.models[f.model.0 as usize].fallbacks {

@@ -49,7 +49,7 @@ use crate::http1::{
 use crate::json::Scratch;
 use crate::json::scan::{Members, member};
 use crate::policy::quota::{LeaseMsg, QuotaControl, Quotas};
-use crate::policy::route::Router;
+use crate::policy::route::{Router, session_hash};
 use crate::runtime::io::read_more;
 use crate::runtime::latch::Latch;
 use crate::stream::Meter;
@@ -530,6 +530,8 @@ struct Fields {
     max_tokens: Option<u32>,
     /// The key's default, when the request set no max tokens: added to the upstream body.
     default_max_tokens: Option<u32>,
+    /// The body's sticky-routing session (`prompt_cache_key`, else `user`), hashed.
+    session: Option<u64>,
 }
 
 /// The connection loop: one request after another until the client closes, an error makes
@@ -896,6 +898,7 @@ fn parse_fields(
         stream,
         include_usage,
         max_tokens,
+        session,
     } = read;
     let model = String::from_utf8_lossy(&model).into_owned();
     let Some(id) = snap.model(model.as_bytes()) else {
@@ -939,6 +942,7 @@ fn parse_fields(
         include_usage,
         max_tokens: max_tokens.or(default_max_tokens),
         default_max_tokens,
+        session,
     })
 }
 
@@ -957,6 +961,8 @@ struct ReadFields<'a> {
     stream: bool,
     include_usage: bool,
     max_tokens: Option<u32>,
+    /// A sticky-routing session: the hash of `prompt_cache_key`, else of `user`.
+    session: Option<u64>,
 }
 
 /// Reads the fields with simd-json from a scratch copy (simd-json rewrites its input; the
@@ -1007,6 +1013,12 @@ fn read_request<'a>(body: &'a [u8], scratch: &mut Scratch) -> Result<ReadFields<
         .or_else(|| obj.get("max_tokens"))
         .and_then(|m| m.as_u64())
         .map(|m| m.min(u64::from(u32::MAX)) as u32);
+    let session = obj
+        .get("prompt_cache_key")
+        .and_then(|v| v.as_str())
+        .or_else(|| obj.get("user").and_then(|v| v.as_str()))
+        .filter(|s| !s.is_empty())
+        .map(|s| session_hash(s.as_bytes()));
     let model = if body[model_span.clone()] == *model.as_bytes() {
         std::borrow::Cow::Borrowed(&body[model_span.clone()])
     } else {
@@ -1018,6 +1030,7 @@ fn read_request<'a>(body: &'a [u8], scratch: &mut Scratch) -> Result<ReadFields<
         stream,
         include_usage,
         max_tokens,
+        session,
     })
 }
 
@@ -1031,6 +1044,7 @@ fn scan_request(body: &[u8]) -> Result<Option<ReadFields<'_>>, GatewayError> {
     let mut model = None;
     let (mut stream, mut include_usage) = (false, false);
     let (mut max_tokens, mut max_completion_tokens) = (None, None);
+    let (mut cache_key, mut user) = (None, None);
     for m in Members::new(body) {
         let m = m.map_err(|()| malformed())?;
         let v = &body[m.value.clone()];
@@ -1060,6 +1074,18 @@ fn scan_request(body: &[u8]) -> Result<Option<ReadFields<'_>>, GatewayError> {
             }
             b"max_tokens" => max_tokens = crate::json::scan::uint_at(v, 0),
             b"max_completion_tokens" => max_completion_tokens = crate::json::scan::uint_at(v, 0),
+            b"prompt_cache_key" | b"user" if v.first() == Some(&b'"') && v.len() >= 2 => {
+                let raw = &v[1..v.len() - 1];
+                // Hashed as the full parser sees it: unescaped.
+                if raw.contains(&b'\\') {
+                    return Ok(None);
+                }
+                if m.key.len() == b"user".len() {
+                    user = Some(raw);
+                } else {
+                    cache_key = Some(raw);
+                }
+            }
             _ => {}
         }
     }
@@ -1074,6 +1100,10 @@ fn scan_request(body: &[u8]) -> Result<Option<ReadFields<'_>>, GatewayError> {
         max_tokens: max_completion_tokens
             .or(max_tokens)
             .map(|m| m.min(u64::from(u32::MAX)) as u32),
+        session: cache_key
+            .or(user)
+            .filter(|s| !s.is_empty())
+            .map(session_hash),
     }))
 }
 
