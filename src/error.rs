@@ -194,12 +194,47 @@ impl GatewayError {
         out.extend_from_slice(b"\"}}");
     }
 
+    /// Appends the Anthropic-shaped JSON body (for clients of the Messages API).
+    pub fn write_anthropic_json(&self, out: &mut Vec<u8>) {
+        let kind: &[u8] = match self.status() {
+            401 => b"authentication_error",
+            403 => b"permission_error",
+            404 => b"not_found_error",
+            413 => b"request_too_large",
+            429 => b"rate_limit_error",
+            503 | 529 => b"overloaded_error",
+            400..=499 => b"invalid_request_error",
+            _ => b"api_error",
+        };
+        out.extend_from_slice(b"{\"type\":\"error\",\"error\":{\"type\":\"");
+        out.extend_from_slice(kind);
+        out.extend_from_slice(b"\",\"message\":");
+        crate::json::string(out, self.message.as_bytes());
+        out.extend_from_slice(b"}}");
+    }
+
     /// Appends a complete response: head and JSON body. `close` adds `Connection: close`;
     /// `request_id` (may be empty) goes in `x-request-id`; `extra` is header lines
     /// (`name: value\r\n`, e.g. `retry-after` and `x-ratelimit-*`) added as they are.
     pub fn write_response(&self, out: &mut Vec<u8>, close: bool, request_id: &[u8], extra: &[u8]) {
+        self.write_response_as(out, close, request_id, extra, false);
+    }
+
+    /// [`GatewayError::write_response`] in Anthropic's error shape when `anthropic`.
+    pub fn write_response_as(
+        &self,
+        out: &mut Vec<u8>,
+        close: bool,
+        request_id: &[u8],
+        extra: &[u8],
+        anthropic: bool,
+    ) {
         let mut body = Vec::with_capacity(160);
-        self.write_json(&mut body);
+        if anthropic {
+            self.write_anthropic_json(&mut body);
+        } else {
+            self.write_json(&mut body);
+        }
         write::status_line(out, self.status());
         write::header(out, "content-type", b"application/json");
         write::header_u64(out, "content-length", body.len() as u64);
@@ -227,6 +262,13 @@ impl GatewayError {
     pub fn write_sse_event(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"event: error\ndata: ");
         self.write_json(out);
+        out.extend_from_slice(b"\n\n");
+    }
+
+    /// Anthropic's stream error event.
+    pub fn write_anthropic_sse_event(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"event: error\ndata: ");
+        self.write_anthropic_json(out);
         out.extend_from_slice(b"\n\n");
     }
 }

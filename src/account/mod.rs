@@ -36,6 +36,8 @@ pub const OUTBOX_MAX_EVENTS: usize = 16 * 1024;
 pub enum Route {
     ChatCompletions,
     Completions,
+    /// Anthropic's Messages API (`POST /v1/messages`).
+    Messages,
     Embeddings,
     Models,
     Health,
@@ -49,6 +51,7 @@ impl Route {
         match self {
             Route::ChatCompletions => "/v1/chat/completions",
             Route::Completions => "/v1/completions",
+            Route::Messages => "/v1/messages",
             Route::Embeddings => "/v1/embeddings",
             Route::Models => "/v1/models",
             Route::Health => "/healthz",

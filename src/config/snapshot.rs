@@ -170,6 +170,8 @@ pub enum ProviderKind {
     Mock,
     /// An OpenAI-compatible HTTP API.
     OpenAi,
+    /// Anthropic's Messages API (`x-api-key`, `anthropic-version`).
+    Anthropic,
 }
 
 #[derive(Debug)]

@@ -956,19 +956,24 @@ fn provider(
             return (out, None);
         }
         "openai" | "openai_compatible" => out.kind = ProviderKind::OpenAi,
+        "anthropic" => out.kind = ProviderKind::Anthropic,
         other => {
             p.add(
                 format!("{path}.kind"),
                 format!(
-                    "unknown provider kind `{other}`; expected `mock`, `openai` or \
-                     `openai_compatible`{}",
-                    suggest(other, &["mock", "openai", "openai_compatible"])
+                    "unknown provider kind `{other}`; expected `mock`, `openai`, \
+                     `openai_compatible` or `anthropic`{}",
+                    suggest(other, &["mock", "openai", "openai_compatible", "anthropic"])
                 ),
             );
             return (out, None);
         }
     }
-    let default_url = (r.kind == "openai").then_some("https://api.openai.com/v1");
+    let default_url = match r.kind.as_str() {
+        "openai" => Some("https://api.openai.com/v1"),
+        "anthropic" => Some("https://api.anthropic.com/v1"),
+        _ => None,
+    };
     let Some(url) = r.base_url.as_deref().or(default_url) else {
         p.add(
             format!("{path}.base_url"),
@@ -983,7 +988,12 @@ fn provider(
             return (out, None);
         }
     }
-    let header = match r.auth.as_deref().unwrap_or("bearer") {
+    let default_auth = if out.kind == ProviderKind::Anthropic {
+        "x_api_key"
+    } else {
+        "bearer"
+    };
+    let header = match r.auth.as_deref().unwrap_or(default_auth) {
         "bearer" => "authorization: Bearer ",
         "api_key" => "api-key: ",
         "x_api_key" => "x-api-key: ",

@@ -36,8 +36,8 @@ use std::pin::pin;
 use std::task::Poll;
 
 use super::{Call, Conn, Exchange, Fields, Hedge, RequestCtx, Worker, admit, forward, translate};
-use crate::account::{TryOutcome, WorkerEvent};
-use crate::config::{DeploymentId, ModelId, Snapshot};
+use crate::account::{Route, TryOutcome, WorkerEvent};
+use crate::config::{DeploymentId, ModelId, ProviderKind, Snapshot};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http1::{BodyDecoder, BodyKind};
 use crate::policy::route::{Outcome, session_hash};
@@ -73,11 +73,32 @@ pub(super) async fn route_and_forward(
         .map(session_hash)
         .or(f.session);
     c.cands.clear();
-    push_model(w, snap, c, f.model, session, now);
+    push_model(w, snap, c, ctx.route, f.model, session, now);
     for &fb in &snap.models[f.model.0 as usize].fallbacks {
         if allowed(snap, ctx, fb) {
-            push_model(w, snap, c, fb, session, now);
+            push_model(w, snap, c, ctx.route, fb, session, now);
         }
+    }
+    if c.cands.is_empty()
+        && !snap.models[f.model.0 as usize]
+            .deployments
+            .iter()
+            .any(|&d| speaks(snap, ctx.route, d))
+    {
+        return Err(GatewayError::new(
+            ErrorKind::InvalidBody,
+            format!(
+                "The model `{}` is not served by a provider that speaks {} (translation \
+                 between the OpenAI and Anthropic APIs is not available yet).",
+                snap.models[f.model.0 as usize].name,
+                if ctx.route == Route::Messages {
+                    "Anthropic's Messages API"
+                } else {
+                    "the OpenAI API"
+                }
+            ),
+        )
+        .param("model"));
     }
     if c.cands.is_empty() {
         let mut deps = snap.models[f.model.0 as usize].deployments.clone();
@@ -151,7 +172,7 @@ pub(super) async fn route_and_forward(
         .filter(|&fb| allowed(snap, ctx, fb));
         if let Some(fb) = divert {
             let at = c.cands.len();
-            push_model(w, snap, c, fb, session, Instant::now());
+            push_model(w, snap, c, ctx.route, fb, session, Instant::now());
             let added: Vec<(ModelId, DeploymentId)> = c.cands.drain(at..).collect();
             c.cands.splice(i + 1..i + 1, added);
         }
@@ -319,6 +340,7 @@ fn push_model(
     w: &Worker,
     snap: &Snapshot,
     c: &mut Conn,
+    route: Route,
     m: ModelId,
     session: Option<u64>,
     now: Instant,
@@ -332,7 +354,13 @@ fn push_model(
         c.order
             .extend_from_slice(&snap.models[m.0 as usize].deployments);
     }
-    c.cands.extend(c.order.iter().map(|&d| (m, d)));
+    // Only providers that speak the client's API (no translation yet).
+    c.cands.extend(
+        c.order
+            .iter()
+            .filter(|&&d| speaks(snap, route, d))
+            .map(|&d| (m, d)),
+    );
 }
 
 /// The next candidate after `i` whose circuit lets a request through (wrapping around: a
@@ -344,6 +372,15 @@ fn next_candidate(w: &Worker, snap: &Snapshot, c: &Conn, i: usize) -> Option<usi
         w.with_router(snap.generation, |r| r.usable(c.cands[j].1, now))
             .unwrap_or(true)
     })
+}
+
+/// Whether deployment `d`'s provider speaks the API of `route` (the built-in mock speaks all).
+fn speaks(snap: &Snapshot, route: Route, d: DeploymentId) -> bool {
+    match snap.provider(snap.deployment(d).provider).kind {
+        ProviderKind::Mock => true,
+        ProviderKind::OpenAi => route != Route::Messages,
+        ProviderKind::Anthropic => route == Route::Messages,
+    }
 }
 
 fn allowed(snap: &Snapshot, ctx: &RequestCtx, m: ModelId) -> bool {

@@ -721,6 +721,7 @@ fn route(method: Method, path: &[u8]) -> Result<Route, GatewayError> {
     let (route, want) = match path {
         b"/v1/chat/completions" => (Route::ChatCompletions, Method::Post),
         b"/v1/completions" => (Route::Completions, Method::Post),
+        b"/v1/messages" => (Route::Messages, Method::Post),
         b"/v1/embeddings" => (Route::Embeddings, Method::Post),
         b"/v1/models" => (Route::Models, Method::Get),
         b"/healthz" => (Route::Health, Method::Get),
@@ -1151,6 +1152,7 @@ const NOT_FORWARDED: &[&str] = &[
 fn api_suffix(route: Route) -> &'static [u8] {
     match route {
         Route::Completions => b"/completions",
+        Route::Messages => b"/messages",
         Route::Embeddings => b"/embeddings",
         _ => b"/chat/completions",
     }
@@ -1166,9 +1168,11 @@ fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d:
     let provider = snap.provider(dep.provider);
     c.ex.ureq_tail = None;
     let body = &c.buf[c.body.clone()];
-    let usage_splice = (f.stream && !f.include_usage && ctx.route != Route::Embeddings)
-        .then(|| include_usage_splice(body))
-        .flatten();
+    // (Anthropic's Messages API always reports usage.)
+    let usage_splice =
+        (f.stream && !f.include_usage && !matches!(ctx.route, Route::Embeddings | Route::Messages))
+            .then(|| include_usage_splice(body))
+            .flatten();
     ctx.inject_usage = usage_splice.is_some();
     ctx.client_usage = f.include_usage;
     let Some(ep) = &provider.endpoint else {
@@ -1183,11 +1187,13 @@ fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d:
     if let (Some(n), Some(at)) = (f.default_max_tokens, Members::open(body)) {
         // Chat Completions calls it max_completion_tokens (reasoning models refuse
         // max_tokens); the legacy Completions API, max_tokens.
-        max_tokens.extend_from_slice(if ctx.route == Route::Completions {
-            b"\"max_tokens\":"
-        } else {
-            b"\"max_completion_tokens\":"
-        });
+        max_tokens.extend_from_slice(
+            if matches!(ctx.route, Route::Completions | Route::Messages) {
+                b"\"max_tokens\":"
+            } else {
+                b"\"max_completion_tokens\":"
+            },
+        );
         crate::json::uint(&mut max_tokens, u64::from(n));
         max_tokens.push(b',');
         max_tokens_at = at..at;
@@ -1234,6 +1240,11 @@ fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d:
     if !content_type {
         write::header(out, "content-type", b"application/json");
     }
+    if provider.kind == ProviderKind::Anthropic
+        && head.header(&c.buf, "anthropic-version").is_none()
+    {
+        write::header(out, "anthropic-version", ANTHROPIC_VERSION);
+    }
     write::header_u64(out, "content-length", len as u64);
     write::end_head(out);
     let mut at = 0;
@@ -1249,6 +1260,9 @@ fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d:
         out.extend_from_slice(&body[at..]);
     }
 }
+
+/// The Messages API version sent to Anthropic when the client names none.
+const ANTHROPIC_VERSION: &[u8] = b"2023-06-01";
 
 /// A request body tail at least this long is written upstream straight from the read buffer
 /// (one more write, one less copy of the bulk of a long prompt).
@@ -1336,11 +1350,12 @@ async fn forward(
     let Some(ep) = provider
         .endpoint
         .as_ref()
-        .filter(|_| provider.kind == ProviderKind::OpenAi)
+        .filter(|_| provider.kind != ProviderKind::Mock)
     else {
         let mut data = Vec::with_capacity(1024);
         let api = match call.route {
             Route::Completions => crate::mock::Api::Completions,
+            Route::Messages => crate::mock::Api::Messages,
             Route::Embeddings => crate::mock::Api::Embeddings,
             _ => crate::mock::Api::Chat,
         };
@@ -1713,7 +1728,9 @@ async fn respond_error(
     c.out.clear();
     let mut id = Vec::with_capacity(32);
     crate::telemetry::log::request_id(&mut id, ctx_worker(ctx), ctx.serial & SERIAL_MASK);
-    e.write_response(&mut c.out, !ctx.keep_alive, &id, &ctx.extra_head);
+    // A Messages API client gets Anthropic's error shape.
+    let anthropic = ctx.route == Route::Messages;
+    e.write_response_as(&mut c.out, !ctx.keep_alive, &id, &ctx.extra_head, anthropic);
     let _ = send(io, c, ctx).await;
 }
 

@@ -75,10 +75,16 @@ pub(super) async fn relay(
         .is_some_and(|t| t.starts_with(b"text/event-stream"));
     ctx.status = uh.status;
     if (200..300).contains(&uh.status) {
-        // Today every provider speaks OpenAI's dialect (translation comes with more kinds).
-        // Removing the usage chunk changes the length: only where the gateway frames the body.
+        // Responses are relayed in the client's dialect, which the provider speaks (no
+        // translation yet). Removing the usage chunk changes the length: only where the
+        // gateway frames the body.
+        let dialect = if ctx.route == Route::Messages {
+            Dialect::Anthropic
+        } else {
+            Dialect::OpenAi
+        };
         let strip = ctx.inject_usage && framing != Framing::Length;
-        c.meter.start(Dialect::OpenAi, sse, strip, ctx.log_hashes);
+        c.meter.start(dialect, sse, strip, ctx.log_hashes);
         // Ending a stream early needs the gateway to frame it.
         if let Some(t) = ctx.output_allowed
             && framing != Framing::Length
@@ -406,7 +412,11 @@ async fn end_with_error(
     if framing == Framing::Chunked && sse {
         c.out.clear();
         let mut event = Vec::with_capacity(256);
-        e.write_sse_event(&mut event);
+        if ctx.route == Route::Messages {
+            e.write_anthropic_sse_event(&mut event);
+        } else {
+            e.write_sse_event(&mut event);
+        }
         write::chunk(&mut c.out, &event);
         write::last_chunk(&mut c.out);
         // Best effort: the stream is failing either way.
