@@ -100,3 +100,71 @@ fn messages_clients_get_anthropic_errors() {
     assert!(r.text().contains("translation"), "{}", r.text());
     gw.shutdown();
 }
+
+/// Every Anthropic capture in the corpus (an `anthropic` provider replaying it, in 7-byte
+/// chunks) reaches a Messages client byte for byte, and the audit record has the usage the
+/// MANIFEST says (input normalised: uncached + cache read + cache creation) and the stop reason.
+#[test]
+fn anthropic_captures_pass_through_byte_for_byte_and_are_metered_as_the_manifest_says() {
+    use serde_json::Value;
+    let manifest: Value = toml::from_str::<toml::Value>(
+        &std::fs::read_to_string(corpus_dir().join("MANIFEST.toml")).unwrap(),
+    )
+    .map(|v| serde_json::to_value(v).unwrap())
+    .unwrap();
+    let replay = start_replay();
+    let dir = test_dir("anthropic-corpus");
+    let log = dir.join("audit.jsonl");
+    let gw = start(&config(replay.addr, &log));
+    let mut c = Client::connect(gw.local_addr());
+    let mut expected = Vec::new();
+    for f in manifest["file"].as_array().unwrap() {
+        let path = f["path"].as_str().unwrap();
+        let format = f["format"].as_str().unwrap();
+        if !format.starts_with("anthropic.messages") || f["expected"].get("error_type").is_some() {
+            continue;
+        }
+        let stream = format.ends_with("stream");
+        let req = post_with(
+            "/v1/messages",
+            &[
+                ("x-api-key", KEY),
+                ("x-replay", path),
+                ("x-replay-chunk", "7"),
+            ],
+            format!(r#"{{"model":"claude-x","max_tokens":64,"stream":{stream},"messages":[]}}"#)
+                .as_bytes(),
+        );
+        c.send(&req);
+        let r = c.response();
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(
+            sha256_hex(&r.body),
+            f["expected"]["file_sha256"].as_str().unwrap(),
+            "{path}: byte for byte"
+        );
+        expected.push((path.to_owned(), f["expected"].clone()));
+    }
+    drop(c);
+    gw.shutdown();
+    assert!(expected.len() >= 4, "{expected:?}");
+    let recs = audit_records(&log);
+    assert_eq!(recs.len(), expected.len());
+    for (rec, (path, want)) in recs.iter().zip(&expected) {
+        let n = |k: &str| want[k].as_u64().unwrap_or(0);
+        let input = n("input_tokens") + n("cached_input_tokens") + n("cache_creation_input_tokens");
+        assert_eq!(rec["gen_ai.usage.input_tokens"], input, "{path}: {rec}");
+        assert_eq!(
+            rec["gen_ai.usage.output_tokens"],
+            n("output_tokens"),
+            "{path}: {rec}"
+        );
+        assert_eq!(rec["usage_estimated"], false, "{path}: {rec}");
+        if let Some(stop) = want["stop_reason"].as_str() {
+            assert_eq!(
+                rec["gen_ai.response.finish_reasons"][0], stop,
+                "{path}: {rec}"
+            );
+        }
+    }
+}
