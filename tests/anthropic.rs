@@ -147,6 +147,24 @@ fn anthropic_captures_pass_through_byte_for_byte_and_are_metered_as_the_manifest
     }
     drop(c);
     gw.shutdown();
+    // What the provider received: its own key in x-api-key, an API version, and neither the
+    // client's key nor an Authorization header.
+    for head in replay.heads.lock().unwrap().iter() {
+        assert!(head.starts_with("post /v1/messages http/1.1"), "{head}");
+        assert!(
+            head.contains(&format!("x-api-key: {UPSTREAM_KEY}")),
+            "{head}"
+        );
+        assert_eq!(
+            head.matches("anthropic-version: 2023-06-01").count(),
+            1,
+            "{head}"
+        );
+        assert!(
+            !head.contains("authorization") && !head.contains(KEY),
+            "{head}"
+        );
+    }
     assert!(expected.len() >= 4, "{expected:?}");
     let recs = audit_records(&log);
     assert_eq!(recs.len(), expected.len());

@@ -335,24 +335,35 @@ pub fn corpus_dir() -> std::path::PathBuf {
 pub struct Replay {
     pub addr: SocketAddr,
     pub bodies: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    /// Each request's head, lowercased.
+    pub heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 pub fn start_replay() -> Replay {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = bodies.clone();
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (seen, seen_heads) = (bodies.clone(), heads.clone());
     std::thread::spawn(move || {
         for s in listener.incoming() {
             let Ok(s) = s else { return };
-            let seen = seen.clone();
-            std::thread::spawn(move || replay_conn(s, &seen));
+            let (seen, seen_heads) = (seen.clone(), seen_heads.clone());
+            std::thread::spawn(move || replay_conn(s, &seen, &seen_heads));
         }
     });
-    Replay { addr, bodies }
+    Replay {
+        addr,
+        bodies,
+        heads,
+    }
 }
 
-fn replay_conn(mut s: TcpStream, seen: &std::sync::Mutex<Vec<Vec<u8>>>) {
+fn replay_conn(
+    mut s: TcpStream,
+    seen: &std::sync::Mutex<Vec<Vec<u8>>>,
+    seen_heads: &std::sync::Mutex<Vec<String>>,
+) {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 16 * 1024];
     loop {
@@ -380,6 +391,7 @@ fn replay_conn(mut s: TcpStream, seen: &std::sync::Mutex<Vec<Vec<u8>>>) {
         seen.lock()
             .unwrap()
             .push(buf[end + 4..end + 4 + len].to_vec());
+        seen_heads.lock().unwrap().push(head.clone());
         buf.drain(..end + 4 + len);
         let file = header("x-replay").expect("x-replay header");
         let chunk: usize = header("x-replay-chunk").map_or(64, |v| v.parse().unwrap());
