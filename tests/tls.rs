@@ -290,3 +290,30 @@ fn clients_can_speak_tls_and_a_reload_brings_a_new_certificate() {
     assert!(e.contains("invalid peer certificate"), "{e}");
     gw.shutdown();
 }
+
+/// A client that opens a connection to the TLS listener and never says hello is cut at the
+/// head timeout; others are served meanwhile.
+#[test]
+fn a_silent_client_is_cut_at_the_head_timeout() {
+    let dir = test_dir("tls-silent");
+    pki(&dir, &["127.0.0.1"]);
+    let text = format!("{}[limits]\nheader_timeout_ms = 300\n", tls_listener(&dir));
+    let gw = start(&text);
+    let a = gw.local_addr();
+    let mut silent = Client::connect(a);
+    let req = closing(post("/v1/chat/completions", &chat("mock-chat", false)));
+    assert!(
+        https(a, &dir.join("ca.pem"), &req)
+            .unwrap()
+            .starts_with("HTTP/1.1 200")
+    );
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let n = std::io::Read::read_to_end(&mut silent.s, &mut got);
+    assert!(n.is_ok() && got.is_empty(), "{n:?} {got:?}");
+    assert!(
+        started.elapsed() < IO_TIMEOUT,
+        "closed by the gateway, not the test's timeout"
+    );
+    gw.shutdown();
+}

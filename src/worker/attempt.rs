@@ -464,16 +464,23 @@ async fn classify_400(snap: &Snapshot, c: &mut Conn, up: &mut Upstream) -> Optio
                 None
             };
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let buf = std::mem::take(&mut c.ex.ubuf);
-        let (res, buf) = match monoio::time::timeout(left, up.read_more(buf, 16 * 1024)).await {
-            Ok(r) => r,
-            Err(_) => return None,
-        };
-        c.ex.ubuf = buf;
-        if !matches!(res, Ok(n) if n > 0) {
+        if read_before(&mut c.ex, up, deadline).await != Some(true) {
             return None;
         }
+    }
+}
+
+/// Reads more of the response into `ex.ubuf` before `deadline`: `Some(true)` when bytes
+/// arrived, `Some(false)` at the end of the stream or on an error, `None` when time ran out.
+async fn read_before(ex: &mut Exchange, up: &mut Upstream, deadline: Instant) -> Option<bool> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let buf = std::mem::take(&mut ex.ubuf);
+    match monoio::time::timeout(left, up.read_more(buf, 16 * 1024)).await {
+        Ok((res, buf)) => {
+            ex.ubuf = buf;
+            Some(matches!(res, Ok(n) if n > 0))
+        }
+        Err(_) => None,
     }
 }
 
@@ -677,22 +684,17 @@ async fn first_byte(
         } else {
             return Ok(());
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let buf = std::mem::take(&mut ex.ubuf);
-        let (res, buf) = match monoio::time::timeout(left, up.read_more(buf, 16 * 1024)).await {
-            Ok(r) => r,
-            Err(_) => {
+        match read_before(ex, up, deadline).await {
+            Some(true) => {}
+            // End of stream or an error: the relay reports it.
+            Some(false) => return Ok(()),
+            None => {
                 return Err(GatewayError::new(
                     ErrorKind::UpstreamTimeout,
                     "the provider sent no first token in time",
                 )
                 .retryable(true));
             }
-        };
-        ex.ubuf = buf;
-        // End of stream or an error: the relay reports it.
-        if !matches!(res, Ok(n) if n > 0) {
-            return Ok(());
         }
     }
 }

@@ -1075,16 +1075,15 @@ fn scan_request(body: &[u8]) -> Result<Option<ReadFields<'_>>, GatewayError> {
             }
             b"max_tokens" => max_tokens = crate::json::scan::uint_at(v, 0),
             b"max_completion_tokens" => max_completion_tokens = crate::json::scan::uint_at(v, 0),
-            b"prompt_cache_key" | b"user" if v.first() == Some(&b'"') && v.len() >= 2 => {
+            key @ (b"prompt_cache_key" | b"user") if v.first() == Some(&b'"') && v.len() >= 2 => {
                 let raw = &v[1..v.len() - 1];
                 // Hashed as the full parser sees it: unescaped.
                 if raw.contains(&b'\\') {
                     return Ok(None);
                 }
-                if m.key.len() == b"user".len() {
-                    user = Some(raw);
-                } else {
-                    cache_key = Some(raw);
+                match key {
+                    b"user" => user = Some(raw),
+                    _ => cache_key = Some(raw),
                 }
             }
             _ => {}
