@@ -143,7 +143,7 @@ pub struct GatewayError {
     pub retry: bool,
     pub message: Cow<'static, str>,
     /// The request field at fault (`model`, `messages`), when there is one.
-    pub param: Option<&'static str>,
+    pub param: Option<Cow<'static, str>>,
 }
 
 impl GatewayError {
@@ -164,8 +164,8 @@ impl GatewayError {
         }
     }
 
-    pub fn param(mut self, p: &'static str) -> Self {
-        self.param = Some(p);
+    pub fn param(mut self, p: impl Into<Cow<'static, str>>) -> Self {
+        self.param = Some(p.into());
         self
     }
 
@@ -185,7 +185,7 @@ impl GatewayError {
         out.extend_from_slice(b",\"type\":\"");
         out.extend_from_slice(self.kind.error_type().as_bytes());
         out.extend_from_slice(b"\",\"param\":");
-        match self.param {
+        match &self.param {
             Some(p) => crate::json::string(out, p.as_bytes()),
             None => out.extend_from_slice(b"null"),
         }

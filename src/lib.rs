@@ -28,6 +28,7 @@ pub mod policy;
 pub mod runtime;
 pub mod stream;
 pub mod telemetry;
+pub mod translate;
 pub mod upstream;
 pub mod usage;
 pub mod worker;

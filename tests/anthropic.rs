@@ -2,7 +2,7 @@
 //! style: `x-api-key`) reaches an `anthropic` provider with the provider's own credential and
 //! an `anthropic-version`, gets Anthropic's JSON and SSE back as the provider sent them, is
 //! metered from Anthropic's usage fields, and gets errors in Anthropic's shape. (Translation
-//! between the dialects is not built yet: such requests are refused with a clear 400.)
+//! between the dialects: tests/translation.rs.)
 
 #![allow(
     clippy::unwrap_used,
@@ -91,13 +91,20 @@ fn messages_clients_get_anthropic_errors() {
     let v = r.json();
     assert_eq!(v["type"], "error");
     assert_eq!(v["error"]["type"], "authentication_error");
-    // A model only an OpenAI-dialect provider serves: a clear 400, in Anthropic's shape.
     let r = roundtrip(a, &messages(KEY, "mock-chat", false));
     assert_eq!(r.status, 200, "the built-in mock speaks both: {}", r.text());
+    // Chat completions for an Anthropic-only model are translated (tests/translation.rs);
+    // embeddings have no Anthropic equivalent: a clear 400.
     let r = roundtrip(a, &post("/v1/chat/completions", &chat("claude-x", false)));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["object"], "chat.completion");
+    let r = roundtrip(
+        a,
+        &post("/v1/embeddings", r#"{"model":"claude-x","input":"hello"}"#),
+    );
     assert_eq!(r.status, 400);
     assert_eq!(r.error_code(), "invalid_request_body");
-    assert!(r.text().contains("translation"), "{}", r.text());
+    assert!(r.text().contains("chat completions only"), "{}", r.text());
     gw.shutdown();
 }
 

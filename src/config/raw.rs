@@ -157,7 +157,7 @@ impl Default for RawUpstream {
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
     pub name: String,
-    /// `mock`, `openai` or `openai_compatible`.
+    /// `mock`, `openai`, `openai_compatible`, `anthropic` or `gemini`.
     pub kind: String,
     pub base_url: Option<String>,
     /// Environment variable holding the provider credential. A provider whose variable is
@@ -169,6 +169,8 @@ pub struct RawProvider {
     /// PEM file of CA certificates trusted for this provider, besides the bundled web PKI
     /// roots (a private deployment's own CA).
     pub ca_file: Option<String>,
+    /// Azure OpenAI: the `api-version` query parameter sent with every request.
+    pub api_version: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,6 +223,9 @@ pub struct RawDeployment {
     pub tpm: Option<u64>,
     /// Share of the model's traffic under the `weighted` strategy (default 1).
     pub weight: Option<u32>,
+    /// Output tokens asked for when a request translated for Anthropic names none and its
+    /// key has no `default_max_tokens` (Anthropic requires a number). Default 4096.
+    pub default_max_tokens: Option<u32>,
 }
 
 /// `price = "gpt-4o"` (a price-table entry, or `"free"`), or a table of fields:

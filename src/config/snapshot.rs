@@ -172,6 +172,22 @@ pub enum ProviderKind {
     OpenAi,
     /// Anthropic's Messages API (`x-api-key`, `anthropic-version`).
     Anthropic,
+    /// Google's Gemini API (`x-goog-api-key`; `…/models/{model}:generateContent`).
+    Gemini,
+}
+
+impl ProviderKind {
+    /// The wire dialect the provider speaks; `None` for the built-in mock, which answers in
+    /// whichever the client speaks.
+    pub fn dialect(self) -> Option<crate::dialect::Dialect> {
+        use crate::dialect::Dialect;
+        match self {
+            ProviderKind::Mock => None,
+            ProviderKind::OpenAi => Some(Dialect::OpenAi),
+            ProviderKind::Anthropic => Some(Dialect::Anthropic),
+            ProviderKind::Gemini => Some(Dialect::Gemini),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -185,6 +201,11 @@ pub struct Provider {
     pub credential: Option<Vec<u8>>,
     /// Some deployment uses this provider (it has its credential, if it needs one).
     pub active: bool,
+    /// `openai_compatible` (vLLM, Ollama, …): requests translated for it say `max_tokens`
+    /// rather than `max_completion_tokens`.
+    pub compatible: bool,
+    /// Appended to every request path (`?api-version=…` for Azure OpenAI), or empty.
+    pub query: String,
     /// For an https endpoint: the TLS client config (shared by every worker) and its trust
     /// profile (part of the connection pool's key).
     pub tls: Option<(
@@ -212,6 +233,9 @@ pub struct Deployment {
     /// The provider's model name as a JSON string literal (quoted, escaped), ready to splice.
     pub upstream_model_json: Vec<u8>,
     pub upstream_model: String,
+    /// Output tokens asked for when a request translated for a provider that requires a
+    /// number (Anthropic) names none and its key has no default.
+    pub default_max_tokens: u32,
     pub price: Price,
     /// Where the price came from, for `tollgate check`.
     pub price_source: String,

@@ -259,9 +259,26 @@ pub fn compile(
                     "0 would never be chosen; remove the deployment instead",
                 );
             }
+            if providers[pid.0 as usize].kind == ProviderKind::Gemini
+                && !upstream_model
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+            {
+                p.add(
+                    format!("{dpath}.model"),
+                    format!(
+                        "`{upstream_model}` goes in a Gemini URL path: letters, digits, `.`, `-` \
+                         and `_` only"
+                    ),
+                );
+            }
+            if rd.default_max_tokens == Some(0) {
+                p.add(format!("{dpath}.default_max_tokens"), "must be at least 1");
+            }
             deployments.push(Deployment {
                 name: format!("{}#{j}", rm.name),
                 weight,
+                default_max_tokens: rd.default_max_tokens.unwrap_or(4096),
                 provider: *pid,
                 model: model_id,
                 upstream_model_json,
@@ -936,6 +953,8 @@ fn provider(
         endpoint: None,
         credential: None,
         active: false,
+        compatible: r.kind == "openai_compatible",
+        query: String::new(),
         tls: None,
     };
     match r.kind.as_str() {
@@ -945,6 +964,7 @@ fn provider(
                 ("api_key_env", r.api_key_env.is_some()),
                 ("auth", r.auth.is_some()),
                 ("ca_file", r.ca_file.is_some()),
+                ("api_version", r.api_version.is_some()),
             ] {
                 if set {
                     p.add(
@@ -957,13 +977,17 @@ fn provider(
         }
         "openai" | "openai_compatible" => out.kind = ProviderKind::OpenAi,
         "anthropic" => out.kind = ProviderKind::Anthropic,
+        "gemini" => out.kind = ProviderKind::Gemini,
         other => {
             p.add(
                 format!("{path}.kind"),
                 format!(
                     "unknown provider kind `{other}`; expected `mock`, `openai`, \
-                     `openai_compatible` or `anthropic`{}",
-                    suggest(other, &["mock", "openai", "openai_compatible", "anthropic"])
+                     `openai_compatible`, `anthropic` or `gemini`{}",
+                    suggest(
+                        other,
+                        &["mock", "openai", "openai_compatible", "anthropic", "gemini"]
+                    )
                 ),
             );
             return (out, None);
@@ -972,8 +996,28 @@ fn provider(
     let default_url = match r.kind.as_str() {
         "openai" => Some("https://api.openai.com/v1"),
         "anthropic" => Some("https://api.anthropic.com/v1"),
+        "gemini" => Some("https://generativelanguage.googleapis.com/v1beta"),
         _ => None,
     };
+    if let Some(v) = &r.api_version {
+        if out.kind != ProviderKind::OpenAi {
+            p.add(
+                format!("{path}.api_version"),
+                "only OpenAI-dialect providers (Azure OpenAI) take an api-version",
+            );
+        } else if v.is_empty()
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        {
+            p.add(
+                format!("{path}.api_version"),
+                "letters, digits, `-`, `.` and `_` only (e.g. \"2024-10-21\")",
+            );
+        } else {
+            out.query = format!("?api-version={v}");
+        }
+    }
     let Some(url) = r.base_url.as_deref().or(default_url) else {
         p.add(
             format!("{path}.base_url"),
@@ -988,19 +1032,23 @@ fn provider(
             return (out, None);
         }
     }
-    let default_auth = if out.kind == ProviderKind::Anthropic {
-        "x_api_key"
-    } else {
-        "bearer"
+    let default_auth = match out.kind {
+        ProviderKind::Anthropic => "x_api_key",
+        ProviderKind::Gemini => "x_goog_api_key",
+        _ => "bearer",
     };
     let header = match r.auth.as_deref().unwrap_or(default_auth) {
         "bearer" => "authorization: Bearer ",
         "api_key" => "api-key: ",
         "x_api_key" => "x-api-key: ",
+        "x_goog_api_key" => "x-goog-api-key: ",
         other => {
             p.add(
                 format!("{path}.auth"),
-                format!("unknown auth scheme `{other}`; expected bearer, api_key or x_api_key"),
+                format!(
+                    "unknown auth scheme `{other}`; expected bearer, api_key, x_api_key or \
+                     x_goog_api_key"
+                ),
             );
             return (out, None);
         }

@@ -248,9 +248,82 @@ pub fn uint_at(b: &[u8], i: usize) -> Option<u64> {
     Some(n)
 }
 
+/// The elements of the JSON array at the start of `b` (after whitespace), as byte ranges;
+/// stops at the first malformed element.
+pub fn elements(b: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+    let open = skip_ws(b, 0);
+    let mut i = if b.get(open) == Some(&b'[') {
+        open + 1
+    } else {
+        b.len()
+    };
+    let mut first = true;
+    std::iter::from_fn(move || {
+        i = skip_ws(b, i);
+        if !std::mem::take(&mut first) {
+            if b.get(i) != Some(&b',') {
+                i = b.len();
+                return None;
+            }
+            i = skip_ws(b, i + 1);
+        }
+        if matches!(b.get(i), None | Some(b']')) {
+            i = b.len();
+            return None;
+        }
+        let end = value_end(b, i)?;
+        let at = i;
+        i = end;
+        Some(at..end)
+    })
+}
+
+/// Appends the JSON value `raw` without insignificant whitespace (strings copied as they are).
+pub fn minify_into(out: &mut Vec<u8>, raw: &[u8]) {
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
+            b'"' => {
+                let end = string_end(raw, i).unwrap_or(raw.len());
+                out.extend_from_slice(&raw[i..end]);
+                i = end;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elements_and_minify() {
+        let b = br#" [ 1, {"a": [2, 3]} ,"x, y" ,[] ] "#;
+        let got: Vec<&[u8]> = elements(b).map(|r| &b[r]).collect();
+        assert_eq!(
+            got,
+            vec![&b"1"[..], br#"{"a": [2, 3]}"#, br#""x, y""#, b"[]"]
+        );
+        assert_eq!(elements(b"[]").count(), 0);
+        assert_eq!(elements(b"{}").count(), 0);
+        assert_eq!(
+            elements(b"[1 2]").count(),
+            1,
+            "stops at a malformed element"
+        );
+        let mut out = Vec::new();
+        minify_into(
+            &mut out,
+            br#"{ "a b" : [1, 2],
+  "c":"x \" y" }"#,
+        );
+        assert_eq!(out, br#"{"a b":[1,2],"c":"x \" y"}"#);
+    }
 
     #[test]
     fn values_end_where_they_should() {

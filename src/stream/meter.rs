@@ -21,14 +21,27 @@
 //!   until the relay either raises the limit ([`Meter::raise_limit`], which forwards what
 //!   was deferred) or ends the stream itself ([`Meter::discard_deferred`]).
 //!
+//! - **Translation** ([`Meter::translate`], [`Meter::translate_error`]): for a client of
+//!   another dialect, each whole event is handed to a [`StreamTranslator`] and only its output
+//!   reaches the client; a JSON body (answer or error) is kept whole (up to
+//!   [`TRANSLATE_MAX_BYTES`]) and translated once complete. The dialect reading usage is the
+//!   provider's.
+//!
 //! A scanner failure (an event over the size bound) stops metering, never the relay: the rest
 //! passes through and the record is settled from an estimate. (With an output limit, that
-//! also ends the limit: content can no longer be counted, so the stream is left alone.)
+//! also ends the limit: content can no longer be counted, so the stream is left alone.) A
+//! translated body cannot pass through untranslated: there a failure ends the relay with an
+//! error ([`Meter::translation_failed`]).
 
 use crate::dialect::Dialect;
 use crate::json::Scratch;
 use crate::stream::{SseEvent, SseScanner};
+use crate::translate::stream::StreamTranslator;
+use crate::translate::{Pair, response};
 use crate::usage::Observed;
+
+/// A JSON body to translate is kept whole up to this size; a larger one is refused.
+pub const TRANSLATE_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// A JSON body is kept whole up to this size for reading once it is complete.
 pub const JSON_KEEP_BYTES: usize = 1024 * 1024;
@@ -43,6 +56,8 @@ enum Mode {
     Off,
     Sse,
     Json,
+    /// An error body to translate (not metered).
+    Error,
 }
 
 /// Per-connection metering state, reset for each response.
@@ -69,6 +84,13 @@ pub struct Meter {
     /// Per deferred event: where it ends in `deferred`, and the content bytes read up to and
     /// including it.
     deferred_marks: Vec<(usize, u64)>,
+    /// A stream translated for the client.
+    translator: Option<StreamTranslator>,
+    /// A JSON body translated for the client: the pair, `created` for OpenAI, the error
+    /// status (`Mode::Error`).
+    json_pair: Option<(Pair, u64, u16)>,
+    /// Why the body could not be translated.
+    translation_failed: Option<String>,
 }
 
 impl std::fmt::Debug for Meter {
@@ -98,6 +120,9 @@ impl Default for Meter {
             content_limit: None,
             deferred: Vec::new(),
             deferred_marks: Vec::new(),
+            translator: None,
+            json_pair: None,
+            translation_failed: None,
         }
     }
 }
@@ -121,6 +146,9 @@ impl Meter {
         self.content_limit = None;
         self.deferred.clear();
         self.deferred_marks.clear();
+        self.translator = None;
+        self.json_pair = None;
+        self.translation_failed = None;
     }
 
     /// Starts metering a response body. `sse`: the body is an event stream; `strip_usage`:
@@ -136,17 +164,66 @@ impl Meter {
         }
     }
 
+    /// Translates the body (started with the provider's dialect) for a client of the other
+    /// dialect of `pair`. `client_usage`: an OpenAI client asked for the usage chunk;
+    /// `created`: Unix time for OpenAI's `created`.
+    pub fn translate(&mut self, pair: Pair, client_usage: bool, created: u64) {
+        match self.mode {
+            Mode::Sse => {
+                self.translator = Some(StreamTranslator::new(pair, client_usage, created));
+                self.strip_usage = false;
+            }
+            Mode::Json => self.json_pair = Some((pair, created, 0)),
+            Mode::Off | Mode::Error => {}
+        }
+    }
+
+    /// Starts reading an error response (status `status`) to translate for the client of
+    /// `pair`; not metered.
+    pub fn translate_error(&mut self, pair: Pair, status: u16, hash: bool) {
+        self.reset();
+        self.mode = Mode::Error;
+        self.json_pair = Some((pair, 0, status));
+        if hash {
+            self.hash = Some(ring::digest::Context::new(&ring::digest::SHA256));
+        }
+    }
+
+    /// The body could not be translated (and nothing of it was forwarded): why.
+    pub fn translation_failed(&self) -> Option<&str> {
+        self.translation_failed.as_deref()
+    }
+
     /// Passes response body bytes: appends to `out` what the client should see of `data`.
     pub fn pass(&mut self, data: &[u8], out: &mut Vec<u8>, scratch: &mut Scratch) {
         let at = out.len();
         match self.mode {
             Mode::Off => out.extend_from_slice(data),
+            Mode::Json | Mode::Error if self.json_pair.is_some() => {
+                if self.body.len() + data.len() > TRANSLATE_MAX_BYTES {
+                    self.translation_failed.get_or_insert_with(|| {
+                        format!(
+                            "the provider's response is larger than the {} MiB the gateway \
+                             translates",
+                            TRANSLATE_MAX_BYTES >> 20
+                        )
+                    });
+                } else {
+                    self.body.extend_from_slice(data);
+                }
+            }
+            Mode::Error => out.extend_from_slice(data),
+            Mode::Sse if self.failed && self.translator.is_some() => {}
             Mode::Json => {
                 out.extend_from_slice(data);
                 self.keep_json(data, scratch);
             }
             Mode::Sse if self.failed => out.extend_from_slice(data),
-            Mode::Sse if !self.strip_usage && self.content_limit.is_none() => {
+            Mode::Sse
+                if !self.strip_usage
+                    && self.content_limit.is_none()
+                    && self.translator.is_none() =>
+            {
                 out.extend_from_slice(data);
                 let (dialect, obs) = (self.dialect, &mut self.observed);
                 let r = self.scanner.feed(data, |e: &SseEvent<'_>| {
@@ -174,6 +251,7 @@ impl Meter {
             content_limit,
             deferred,
             deferred_marks,
+            translator,
             ..
         } = self;
         let mut from = 0;
@@ -186,8 +264,12 @@ impl Meter {
                     || content_limit.is_some_and(|l| observed.content_bytes > l);
                 let to = if over { &mut *deferred } else { &mut *out };
                 let at = to.len();
-                to.extend_from_slice(held);
-                to.extend_from_slice(&data[from..e.end]);
+                if let Some(t) = translator {
+                    t.event(e, observed, to);
+                } else {
+                    to.extend_from_slice(held);
+                    to.extend_from_slice(&data[from..e.end]);
+                }
                 // With include_usage, OpenAI adds `"usage":null` to every other chunk; a
                 // client that did not ask for usage never sees that member either.
                 if *strip_usage && let Some(i) = memchr::memmem::rfind(&to[at..], USAGE_NULL) {
@@ -200,6 +282,14 @@ impl Meter {
             held.clear();
             from = e.end;
         });
+        if r.is_err() && self.translator.is_some() {
+            // Bytes of the provider's dialect cannot go to this client.
+            self.failed = true;
+            self.held.clear();
+            self.translation_failed =
+                Some("the provider sent an event too large to translate".to_owned());
+            return;
+        }
         if r.is_err() {
             // Give up on events: forward everything from here on (content can no longer be
             // counted, so an output limit cannot be kept either).
@@ -304,10 +394,61 @@ impl Meter {
         self.ended = true;
         match self.mode {
             Mode::Off => {}
+            Mode::Json | Mode::Error if self.json_pair.is_some() => {
+                if self.mode == Mode::Json {
+                    self.dialect
+                        .observe_body(&self.body, &mut self.observed, scratch);
+                }
+                let (Some(out), Some((pair, created, status)), None) =
+                    (out, self.json_pair, &self.translation_failed)
+                else {
+                    return;
+                };
+                let at = out.len();
+                if self.mode == Mode::Error {
+                    response::error(pair, status, &self.body, scratch, out);
+                } else if let Err(why) =
+                    response::translate(pair, &self.body, &self.observed, created, scratch, out)
+                {
+                    out.truncate(at);
+                    self.translation_failed = Some(why);
+                }
+                if let Some(h) = &mut self.hash {
+                    h.update(&out[at..]);
+                }
+            }
+            Mode::Error => {}
             Mode::Json => {
                 // A tail may start mid-value; the key visitor does not need the start.
                 self.dialect
                     .observe_body(&self.body, &mut self.observed, scratch);
+            }
+            Mode::Sse if self.translator.is_some() => {
+                let (dialect, obs) = (self.dialect, &mut self.observed);
+                let mut tail = Vec::new();
+                if let Some(t) = &mut self.translator
+                    && !self.failed
+                {
+                    self.scanner.finish(|e: &SseEvent<'_>| {
+                        dialect.observe_event(e, obs, scratch);
+                        t.event(e, obs, &mut tail);
+                    });
+                    t.finish(obs, &mut tail);
+                }
+                self.held.clear();
+                let Some(out) = out else { return };
+                if self.over_limit() {
+                    if !tail.is_empty() {
+                        self.deferred.extend_from_slice(&tail);
+                        self.deferred_marks
+                            .push((self.deferred.len(), self.observed.content_bytes));
+                    }
+                } else {
+                    out.extend_from_slice(&tail);
+                    if let Some(h) = &mut self.hash {
+                        h.update(&tail);
+                    }
+                }
             }
             Mode::Sse => {
                 let (dialect, obs) = (self.dialect, &mut self.observed);
@@ -339,7 +480,7 @@ impl Meter {
     }
 
     pub fn is_metered(&self) -> bool {
-        self.mode != Mode::Off
+        matches!(self.mode, Mode::Sse | Mode::Json)
     }
 
     /// The SHA-256 of the client-visible body, when hashing was asked for.

@@ -37,7 +37,7 @@ use std::task::Poll;
 
 use super::{Call, Conn, Exchange, Fields, Hedge, RequestCtx, Worker, admit, forward, translate};
 use crate::account::{Route, TryOutcome, WorkerEvent};
-use crate::config::{DeploymentId, ModelId, ProviderKind, Snapshot};
+use crate::config::{DeploymentId, ModelId, Snapshot};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http1::{BodyDecoder, BodyKind};
 use crate::policy::route::{Outcome, session_hash};
@@ -88,13 +88,13 @@ pub(super) async fn route_and_forward(
         return Err(GatewayError::new(
             ErrorKind::InvalidBody,
             format!(
-                "The model `{}` is not served by a provider that speaks {} (translation \
-                 between the OpenAI and Anthropic APIs is not available yet).",
+                "The model `{}` is not served by a provider that can answer {} (Anthropic \
+                 and Gemini providers answer chat completions only).",
                 snap.models[f.model.0 as usize].name,
                 if ctx.route == Route::Messages {
                     "Anthropic's Messages API"
                 } else {
-                    "the OpenAI API"
+                    "this endpoint"
                 }
             ),
         )
@@ -238,7 +238,9 @@ async fn attempt(
     let result = match snap.models[m.0 as usize].hedge_after.zip(hedge_to) {
         Some((after, d2)) => hedged(w, snap, c, ctx, f, (d, d2), after, retry).await,
         None => {
-            translate(snap, c, ctx, f, d);
+            if let Err(e) = translate(w, snap, c, ctx, f, d) {
+                return Ok(Err(e));
+            }
             let sent = Instant::now();
             ctx.sent_at = Some(sent);
             w.with_router(snap.generation, |r| r.start(d, &snap.routing, retry, sent));
@@ -374,12 +376,19 @@ fn next_candidate(w: &Worker, snap: &Snapshot, c: &Conn, i: usize) -> Option<usi
     })
 }
 
-/// Whether deployment `d`'s provider speaks the API of `route` (the built-in mock speaks all).
+/// Whether deployment `d`'s provider can answer `route`: in the client's own dialect, or
+/// through a translation (Chat Completions ⇄ Messages, Chat Completions → Gemini). The
+/// built-in mock speaks every dialect.
 fn speaks(snap: &Snapshot, route: Route, d: DeploymentId) -> bool {
-    match snap.provider(snap.deployment(d).provider).kind {
-        ProviderKind::Mock => true,
-        ProviderKind::OpenAi => route != Route::Messages,
-        ProviderKind::Anthropic => route == Route::Messages,
+    let Some(provider) = snap.provider(snap.deployment(d).provider).kind.dialect() else {
+        return true;
+    };
+    match route {
+        Route::Messages | Route::ChatCompletions => {
+            let client = super::client_dialect(route);
+            provider == client || crate::translate::Pair::between(client, provider).is_some()
+        }
+        _ => provider == crate::dialect::Dialect::OpenAi,
     }
 }
 
@@ -529,7 +538,8 @@ async fn hedged(
     retry: bool,
 ) -> Result<(Upstream, DeploymentId), GatewayError> {
     // The hedge's request, whole (its tail copied out of the client's buffer).
-    translate(snap, c, ctx, f, d2);
+    translate(w, snap, c, ctx, f, d2)?;
+    c.hedge.pair = c.ex.pair;
     c.hedge.ureq.clear();
     c.hedge.ureq.extend_from_slice(&c.ex.ureq);
     if let Some(t) = c.ex.ureq_tail.clone() {
@@ -537,7 +547,7 @@ async fn hedged(
     }
     c.hedge.ureq_tail = None;
     let hedge_body = ctx.upstream_body_bytes;
-    translate(snap, c, ctx, f, d);
+    translate(w, snap, c, ctx, f, d)?;
     let call = Call::of(c, ctx, f);
     let attempts = Cell::new(ctx.attempts);
     let hedge_sent: Cell<Option<Instant>> = Cell::new(None);

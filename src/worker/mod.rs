@@ -42,6 +42,7 @@ use crate::account::{
     Tries, Wake, WorkerEvent,
 };
 use crate::config::{DeploymentId, KeyId, ModelId, ProviderKind, QuotaId, Snapshot};
+use crate::dialect::Dialect;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http1::{
     self, BodyDecoder, BodyKind, Method, RequestHead, ResponseHead, Version, write,
@@ -53,6 +54,7 @@ use crate::policy::route::{Router, session_hash};
 use crate::runtime::io::read_more;
 use crate::runtime::latch::Latch;
 use crate::stream::Meter;
+use crate::translate::{Pair, request};
 use crate::upstream::dns::AddrTable;
 use crate::upstream::pool::{Checkout, Pool, PoolKey};
 use crate::upstream::{self, Upstream};
@@ -425,6 +427,8 @@ struct Exchange {
     /// Upstream response bytes.
     ubuf: Vec<u8>,
     uhead: ResponseHead,
+    /// The request was translated for a provider of another dialect: its answer is too.
+    pair: Option<Pair>,
 }
 
 impl Default for Exchange {
@@ -434,6 +438,7 @@ impl Default for Exchange {
             ureq_tail: None,
             ubuf: Vec::new(),
             uhead: ResponseHead::new(),
+            pair: None,
         }
     }
 }
@@ -1162,10 +1167,24 @@ fn api_suffix(route: Route) -> &'static [u8] {
 /// request that did not ask for usage gets `stream_options.include_usage = true` (so the call
 /// can be metered exactly; the relay removes the extra chunk again) — and the provider
 /// credential in place of the client's.
-fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d: DeploymentId) {
+fn translate(
+    w: &Worker,
+    snap: &Snapshot,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+    f: &Fields,
+    d: DeploymentId,
+) -> Result<(), GatewayError> {
     let dep = snap.deployment(d);
     let provider = snap.provider(dep.provider);
     c.ex.ureq_tail = None;
+    c.ex.pair = provider
+        .kind
+        .dialect()
+        .and_then(|p| Pair::between(client_dialect(ctx.route), p));
+    if let Some(pair) = c.ex.pair {
+        return translate_across(w, snap, c, ctx, f, d, pair);
+    }
     let body = &c.buf[c.body.clone()];
     // (Anthropic's Messages API always reports usage.)
     let usage_splice =
@@ -1177,7 +1196,7 @@ fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d:
     let Some(ep) = &provider.endpoint else {
         // Built-in mock: answered in `forward` from the fields.
         ctx.upstream_body_bytes = body.len() as u64;
-        return;
+        return Ok(());
     };
     // The JSON literal replaces the quotes too.
     let model = f.model_span.start - 1..f.model_span.end + 1;
@@ -1214,36 +1233,9 @@ fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d:
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(ep.base_path.as_bytes());
     out.extend_from_slice(api_suffix(ctx.route));
+    out.extend_from_slice(provider.query.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    write::header(out, "host", ep.authority.as_bytes());
-    if let Some(cred) = &provider.credential {
-        out.extend_from_slice(cred);
-    }
-    let connection = head.header(&c.buf, "connection").unwrap_or_default();
-    let mut content_type = false;
-    for h in &head.headers {
-        let name = h.name.get(&c.buf);
-        if NOT_FORWARDED
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
-            || listed_in(connection, name)
-        {
-            continue;
-        }
-        content_type |= name.eq_ignore_ascii_case(b"content-type");
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value.get(&c.buf));
-        out.extend_from_slice(b"\r\n");
-    }
-    if !content_type {
-        write::header(out, "content-type", b"application/json");
-    }
-    if provider.kind == ProviderKind::Anthropic
-        && head.header(&c.buf, "anthropic-version").is_none()
-    {
-        write::header(out, "anthropic-version", ANTHROPIC_VERSION);
-    }
+    upstream_headers(out, snap, head, &c.buf, d, false);
     write::header_u64(out, "content-length", len as u64);
     write::end_head(out);
     let mut at = 0;
@@ -1258,6 +1250,149 @@ fn translate(snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx, f: &Fields, d:
     } else {
         out.extend_from_slice(&body[at..]);
     }
+    Ok(())
+}
+
+/// The head lines after the request line: host, the provider's credential, the client's
+/// headers minus hop-by-hop ones and its credentials (and, across dialects, minus the other
+/// dialect's own headers), a content type, and `anthropic-version` for Anthropic.
+fn upstream_headers(
+    out: &mut Vec<u8>,
+    snap: &Snapshot,
+    head: &RequestHead,
+    buf: &[u8],
+    d: DeploymentId,
+    across: bool,
+) {
+    let provider = snap.provider(snap.deployment(d).provider);
+    if let Some(ep) = &provider.endpoint {
+        write::header(out, "host", ep.authority.as_bytes());
+    }
+    if let Some(cred) = &provider.credential {
+        out.extend_from_slice(cred);
+    }
+    let connection = head.header(buf, "connection").unwrap_or_default();
+    let mut content_type = false;
+    let mut version = false;
+    for h in &head.headers {
+        let name = h.name.get(buf);
+        if NOT_FORWARDED
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+            || listed_in(connection, name)
+            || (across
+                && (name.eq_ignore_ascii_case(b"content-type")
+                    || name.len() >= 10 && name[..10].eq_ignore_ascii_case(b"anthropic-")
+                    || name.eq_ignore_ascii_case(b"openai-organization")
+                    || name.eq_ignore_ascii_case(b"openai-project")))
+        {
+            continue;
+        }
+        content_type |= name.eq_ignore_ascii_case(b"content-type");
+        version |= name.eq_ignore_ascii_case(b"anthropic-version");
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value.get(buf));
+        out.extend_from_slice(b"\r\n");
+    }
+    if !content_type {
+        write::header(out, "content-type", b"application/json");
+    }
+    if provider.kind == ProviderKind::Anthropic && !version {
+        write::header(out, "anthropic-version", ANTHROPIC_VERSION);
+    }
+}
+
+/// The client's dialect on `route`.
+pub(super) fn client_dialect(route: Route) -> Dialect {
+    if route == Route::Messages {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAi
+    }
+}
+
+/// Builds the upstream request for a provider of another dialect: the body is rewritten
+/// whole by [`crate::translate::request`] (a field it cannot carry over is a 400 naming it),
+/// the path is the provider's own endpoint for the call.
+fn translate_across(
+    w: &Worker,
+    snap: &Snapshot,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+    f: &Fields,
+    d: DeploymentId,
+    pair: Pair,
+) -> Result<(), GatewayError> {
+    let dep = snap.deployment(d);
+    let provider = snap.provider(dep.provider);
+    ctx.inject_usage = false;
+    ctx.client_usage = f.include_usage;
+    let target = request::Target {
+        model_json: &dep.upstream_model_json,
+        default_max_tokens: f.max_tokens.unwrap_or(dep.default_max_tokens),
+        compatible: provider.compatible,
+    };
+    let mut body = std::mem::take(&mut c.ex.ubuf);
+    let r = request::translate(
+        pair,
+        &c.buf[c.body.clone()],
+        &target,
+        &mut w.scratch.borrow_mut(),
+        &mut body,
+    );
+    if let Err(e) = r {
+        body.clear();
+        c.ex.ubuf = body;
+        let what = match pair.provider() {
+            Dialect::Anthropic => "Anthropic",
+            Dialect::Gemini => "Gemini",
+            Dialect::OpenAi => "an OpenAI-dialect provider",
+        };
+        return Err(GatewayError::new(
+            ErrorKind::InvalidBody,
+            format!(
+                "This request goes to {what} and cannot be translated faithfully: {}.",
+                e.message
+            ),
+        )
+        .param(e.param));
+    }
+    ctx.upstream_body_bytes = body.len() as u64;
+    let Some(ep) = &provider.endpoint else {
+        return Err(GatewayError::new(
+            ErrorKind::Internal,
+            "a translated request needs a provider endpoint",
+        ));
+    };
+    let out = &mut c.ex.ureq;
+    out.clear();
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(ep.base_path.as_bytes());
+    match pair.provider() {
+        Dialect::Anthropic => out.extend_from_slice(b"/messages"),
+        Dialect::OpenAi => out.extend_from_slice(b"/chat/completions"),
+        Dialect::Gemini => {
+            out.extend_from_slice(b"/models/");
+            out.extend_from_slice(dep.upstream_model.as_bytes());
+            out.extend_from_slice(if f.stream {
+                b":streamGenerateContent?alt=sse".as_slice()
+            } else {
+                b":generateContent"
+            });
+        }
+    }
+    if pair.provider() == Dialect::OpenAi {
+        out.extend_from_slice(provider.query.as_bytes());
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    upstream_headers(out, snap, &c.head, &c.buf, d, true);
+    write::header_u64(out, "content-length", body.len() as u64);
+    write::end_head(out);
+    out.extend_from_slice(&body);
+    body.clear();
+    c.ex.ubuf = body;
+    Ok(())
 }
 
 /// The Messages API version sent to Anthropic when the client names none.

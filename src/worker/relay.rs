@@ -15,7 +15,6 @@ use crate::runtime::tls::ClientStream;
 use super::{Conn, READ_SPARE_BYTES, RequestCtx, Worker, admit, request_id_header, send};
 use crate::account::Route;
 use crate::config::Snapshot;
-use crate::dialect::Dialect;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http1::{BodyDecoder, BodyKind, HeaderSpan, Version, write};
 
@@ -60,11 +59,13 @@ pub(super) async fn relay(
     up: &mut Upstream,
 ) -> Result<(), GatewayError> {
     let uh = &c.ex.uhead;
+    let pair = c.ex.pair;
     let framing = match (uh.body, ctx.version) {
         (BodyKind::Empty, _) => Framing::None,
         (_, Version::Http10) => Framing::Close,
-        (BodyKind::Length(_), _) => Framing::Length,
-        (BodyKind::Chunked | BodyKind::Close, _) => Framing::Chunked,
+        // A translated body's length is known only once it is written.
+        (BodyKind::Length(_), _) if pair.is_none() => Framing::Length,
+        (BodyKind::Length(_) | BodyKind::Chunked | BodyKind::Close, _) => Framing::Chunked,
     };
     if framing == Framing::Close {
         ctx.keep_alive = false;
@@ -75,22 +76,26 @@ pub(super) async fn relay(
         .is_some_and(|t| t.starts_with(b"text/event-stream"));
     ctx.status = uh.status;
     if (200..300).contains(&uh.status) {
-        // Responses are relayed in the client's dialect, which the provider speaks (no
-        // translation yet). Removing the usage chunk changes the length: only where the
-        // gateway frames the body.
-        let dialect = if ctx.route == Route::Messages {
-            Dialect::Anthropic
-        } else {
-            Dialect::OpenAi
-        };
+        // Read in the provider's dialect; relayed in the client's (translated when they
+        // differ). Removing the usage chunk changes the length: only where the gateway frames
+        // the body.
+        let dialect = pair.map_or(super::client_dialect(ctx.route), |p| p.provider());
         let strip = ctx.inject_usage && framing != Framing::Length;
         c.meter.start(dialect, sse, strip, ctx.log_hashes);
+        if let Some(p) = pair {
+            c.meter
+                .translate(p, ctx.client_usage, ctx.start_unix_us / 1_000_000);
+        }
         // Ending a stream early needs the gateway to frame it.
         if let Some(t) = ctx.output_allowed
             && framing != Framing::Length
         {
             c.meter.limit_output(t * ESTIMATE_BYTES_PER_TOKEN);
         }
+    } else if let Some(p) = pair
+        && framing != Framing::None
+    {
+        c.meter.translate_error(p, uh.status, ctx.log_hashes);
     }
 
     // The head, with the first body bytes appended below so both go out in one write.
@@ -181,6 +186,14 @@ pub(super) async fn relay(
                 }
             }
         }
+        if failure.is_none()
+            && let Some(why) = c.meter.translation_failed()
+        {
+            failure = Some(GatewayError::new(
+                ErrorKind::UpstreamProtocol,
+                format!("could not translate the provider's response: {why}"),
+            ));
+        }
         if failure.is_none() && cut_at_cap(w, snap, c, ctx).await {
             done = true;
         }
@@ -252,6 +265,13 @@ pub(super) async fn relay(
                     }
                     let body_at = c.out.len();
                     c.meter.end(Some(&mut c.out), &mut w.scratch.borrow_mut());
+                    if let Some(why) = c.meter.translation_failed() {
+                        let e = GatewayError::new(
+                            ErrorKind::UpstreamProtocol,
+                            format!("could not translate the provider's response: {why}"),
+                        );
+                        return end_with_error(io, c, ctx, framing, sse, e).await;
+                    }
                     cut_at_cap(w, snap, c, ctx).await;
                     if framing == Framing::Chunked {
                         let n = c.out.len() - body_at;

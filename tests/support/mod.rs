@@ -401,8 +401,9 @@ fn replay_conn(
         } else {
             "application/json"
         };
+        let status: u16 = header("x-replay-status").map_or(200, |v| v.parse().unwrap());
         let mut out = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ntransfer-encoding: chunked\r\n\r\n"
+            "HTTP/1.1 {status} X\r\ncontent-type: {kind}\r\ntransfer-encoding: chunked\r\n\r\n"
         )
         .into_bytes();
         for piece in data.chunks(chunk) {

@@ -1,0 +1,154 @@
+//! Translation between dialects: per event (a corpus stream through the meter's translating
+//! tap, reported per provider event), per response body, and per request body — each against
+//! the same-dialect path over the same bytes, so the cost of translating is the difference.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "bench code")]
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+use tollgate::json::Scratch;
+use tollgate::stream::Meter;
+use tollgate::translate::Pair;
+use tollgate::translate::request::{Target, translate};
+
+fn events(bytes: &[u8]) -> u64 {
+    memchr::memmem::find_iter(bytes, b"data:").count() as u64
+}
+
+fn streams_and_bodies(c: &mut Criterion) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/corpus/");
+    let mut g = c.benchmark_group("translate_response");
+    let mut m = Meter::default();
+    let mut scratch = Scratch::default();
+    let mut out = Vec::with_capacity(64 * 1024);
+    for (file, pair, sse) in [
+        (
+            "anthropic/stream_tool_use.sse",
+            Pair::OpenAiToAnthropic,
+            true,
+        ),
+        ("anthropic/stream_text.sse", Pair::OpenAiToAnthropic, true),
+        (
+            "gemini/stream_generate_content.sse",
+            Pair::OpenAiToGemini,
+            true,
+        ),
+        (
+            "openai/chat_completion_stream_parallel_tool_calls.sse",
+            Pair::AnthropicToOpenAi,
+            true,
+        ),
+        ("anthropic/message.json", Pair::OpenAiToAnthropic, false),
+        ("gemini/generate_content.json", Pair::OpenAiToGemini, false),
+        (
+            "openai/chat_completion.json",
+            Pair::AnthropicToOpenAi,
+            false,
+        ),
+    ] {
+        let bytes = std::fs::read(format!("{dir}{file}")).unwrap();
+        // Per provider event for streams, per body otherwise.
+        g.throughput(Throughput::Elements(if sse { events(&bytes) } else { 1 }));
+        for translated in [false, true] {
+            let label = if translated {
+                "translated"
+            } else {
+                "same_dialect"
+            };
+            g.bench_function(format!("{file}/{label}"), |b| {
+                b.iter(|| {
+                    out.clear();
+                    m.start(pair.provider(), sse, false, false);
+                    if translated {
+                        m.translate(pair, true, 1_700_000_000);
+                    }
+                    for p in black_box(&bytes).chunks(1460) {
+                        m.pass(p, &mut out, &mut scratch);
+                    }
+                    m.end(Some(&mut out), &mut scratch);
+                    out.len()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn requests(c: &mut Criterion) {
+    let mut g = c.benchmark_group("translate_request");
+    let mut scratch = Scratch::default();
+    let mut out = Vec::with_capacity(64 * 1024);
+    let target = Target {
+        model_json: b"\"upstream-model\"",
+        default_max_tokens: 1024,
+        compatible: false,
+    };
+    let chat = |turns: usize| {
+        let mut m =
+            vec![r#"{"role":"system","content":"You are a helpful assistant."}"#.to_owned()];
+        for i in 0..turns {
+            m.push(format!(
+                r#"{{"role":"user","content":"Question {i}: what is the weather like in Paris today, and should I take an umbrella?"}}"#
+            ));
+            m.push(format!(
+                r#"{{"role":"assistant","content":null,"tool_calls":[{{"id":"call_{i}","type":"function","function":{{"name":"get_weather","arguments":"{{\"city\":\"Paris\"}}"}}}}]}}"#
+            ));
+            m.push(format!(
+                r#"{{"role":"tool","tool_call_id":"call_{i}","content":"18C, light rain"}}"#
+            ));
+        }
+        format!(
+            r#"{{"model":"m","stream":true,"max_tokens":256,"messages":[{}],"tools":[{{"type":"function","function":{{"name":"get_weather","parameters":{{"type":"object","properties":{{"city":{{"type":"string"}}}}}}}}}}]}}"#,
+            m.join(",")
+        )
+    };
+    for turns in [1, 30] {
+        let body = chat(turns);
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        for pair in [Pair::OpenAiToAnthropic, Pair::OpenAiToGemini] {
+            g.bench_function(format!("{pair:?}/{}_bytes", body.len()), |b| {
+                b.iter(|| {
+                    translate(
+                        pair,
+                        black_box(body.as_bytes()),
+                        &target,
+                        &mut scratch,
+                        &mut out,
+                    )
+                    .unwrap();
+                    out.len()
+                })
+            });
+        }
+        // The Anthropic request of the same conversation, back to OpenAI.
+        translate(
+            Pair::OpenAiToAnthropic,
+            body.as_bytes(),
+            &target,
+            &mut scratch,
+            &mut out,
+        )
+        .unwrap();
+        let anthropic = out.clone();
+        g.bench_function(
+            format!("AnthropicToOpenAi/{}_bytes", anthropic.len()),
+            |b| {
+                b.iter(|| {
+                    translate(
+                        Pair::AnthropicToOpenAi,
+                        black_box(&anthropic),
+                        &target,
+                        &mut scratch,
+                        &mut out,
+                    )
+                    .unwrap();
+                    out.len()
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, streams_and_bodies, requests);
+criterion_main!(benches);
