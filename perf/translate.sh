@@ -66,7 +66,7 @@ for i in $(seq "$RUNS"); do
       load --target "http://127.0.0.1:${PORT[$arm]}" --concurrency "$CONC" --watch-pid "${PID[$arm]}" "${extra[@]}" --json "$f"
       V[$arm.$mode.cpu]+=" $(field "$f" targets.0.watched_cpu.us_per_request)"
       V[$arm.$mode.rps]+=" $(field "$f" targets.0.throughput_rps)"
-      V[$arm.$mode.err]+=" $(field "$f" targets.0.errors)"
+      V[$arm.$mode.err]+=" $(field "$f" targets.0.errors | python3 -c 'import ast,sys; print(sum(ast.literal_eval(sys.stdin.read()).values()))')"
     done
   done
   echo "  run $i: json same $(echo ${V[same.json.cpu]} | awk '{print $NF}') anthropic $(echo ${V[anthropic.json.cpu]} | awk '{print $NF}') gemini $(echo ${V[gemini.json.cpu]} | awk '{print $NF}') µs/req" >&2

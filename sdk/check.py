@@ -1,0 +1,167 @@
+"""The official OpenAI and Anthropic Python SDKs, unchanged, against a running tollgate: chat,
+streaming (through each SDK's own accumulating stream helper), tool calls and errors.
+
+Run by tests/sdk.rs, which starts the gateway and the mock provider:
+    TOLLGATE_URL=http://127.0.0.1:PORT TOLLGATE_KEY=sk-... python3 sdk/check.py OPENAI_MODELS -- ANTHROPIC_MODELS
+Every check that fails raises; the exit status says whether all passed.
+"""
+
+import json
+import os
+import sys
+
+import anthropic
+import openai
+
+BASE = os.environ["TOLLGATE_URL"]
+KEY = os.environ["TOLLGATE_KEY"]
+oai = openai.OpenAI(base_url=BASE + "/v1", api_key=KEY, max_retries=0)
+ant = anthropic.Anthropic(base_url=BASE, api_key=KEY, max_retries=0)
+
+OAI_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather in a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+]
+ANT_TOOLS = [
+    {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "input_schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    }
+]
+HELLO = [{"role": "user", "content": "hello"}]
+
+
+def check_openai(model):
+    r = oai.chat.completions.create(model=model, messages=HELLO, max_tokens=8)
+    assert r.object == "chat.completion", r
+    assert r.choices[0].message.content, r
+    assert r.choices[0].finish_reason == "stop", r
+    assert r.usage.completion_tokens == 8, r.usage
+
+    # Streaming, accumulated by the SDK's own helper.
+    with oai.chat.completions.stream(
+        model=model, messages=HELLO, max_tokens=8, stream_options={"include_usage": True}
+    ) as s:
+        final = s.get_final_completion()
+    assert final.choices[0].message.content == r.choices[0].message.content, final
+    assert final.usage is not None and final.usage.completion_tokens == 8, final.usage
+
+    # Tool calls, whole and streamed.
+    r = oai.chat.completions.create(
+        model=model, messages=HELLO, max_tokens=8, tools=OAI_TOOLS, tool_choice="required"
+    )
+    call = r.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_weather", r
+    assert isinstance(json.loads(call.function.arguments), dict), call
+    assert r.choices[0].finish_reason == "tool_calls", r
+    with oai.chat.completions.stream(
+        model=model, messages=HELLO, max_tokens=8, tools=OAI_TOOLS
+    ) as s:
+        final = s.get_final_completion()
+    calls = final.choices[0].message.tool_calls
+    assert len(calls) == 1 and calls[0].function.name == "get_weather", final
+    assert isinstance(json.loads(calls[0].function.arguments), dict), calls
+    assert final.choices[0].finish_reason == "tool_calls", final
+
+    # The tool's answer goes back in the next turn.
+    follow = HELLO + [
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": "18C"},
+    ]
+    r = oai.chat.completions.create(model=model, messages=follow, max_tokens=8, tools=OAI_TOOLS, tool_choice="none")
+    assert r.choices[0].message.content and not r.choices[0].message.tool_calls, r
+
+    # Errors, as the SDK's exception classes.
+    bad = openai.OpenAI(base_url=BASE + "/v1", api_key="sk-wrong", max_retries=0)
+    try:
+        bad.chat.completions.create(model=model, messages=HELLO)
+        raise AssertionError("a wrong key was served")
+    except openai.AuthenticationError:
+        pass
+    try:
+        oai.chat.completions.create(model="no-such-model", messages=HELLO)
+        raise AssertionError("an unknown model was served")
+    except openai.NotFoundError:
+        pass
+
+
+def check_openai_refusal(model):
+    try:
+        oai.chat.completions.create(model=model, messages=HELLO, n=2)
+        raise AssertionError("n=2 was translated")
+    except openai.BadRequestError as e:
+        assert e.param == "n", e.body
+
+
+def check_anthropic(model):
+    m = ant.messages.create(model=model, max_tokens=8, messages=HELLO)
+    assert m.type == "message" and m.content[0].type == "text" and m.content[0].text, m
+    assert m.stop_reason == "end_turn", m
+    assert m.usage.output_tokens == 8, m.usage
+
+    with ant.messages.stream(model=model, max_tokens=8, messages=HELLO) as s:
+        final = s.get_final_message()
+    assert final.content[0].text == m.content[0].text, final
+    assert final.usage.output_tokens == 8 and final.usage.input_tokens > 0, final.usage
+
+    m = ant.messages.create(
+        model=model, max_tokens=8, messages=HELLO, tools=ANT_TOOLS, tool_choice={"type": "any"}
+    )
+    use = [b for b in m.content if b.type == "tool_use"]
+    assert len(use) == 1 and use[0].name == "get_weather" and isinstance(use[0].input, dict), m
+    assert m.stop_reason == "tool_use", m
+    with ant.messages.stream(model=model, max_tokens=8, messages=HELLO, tools=ANT_TOOLS) as s:
+        final = s.get_final_message()
+    use = [b for b in final.content if b.type == "tool_use"]
+    assert len(use) == 1 and use[0].name == "get_weather" and isinstance(use[0].input, dict), final
+    assert final.stop_reason == "tool_use", final
+
+    follow = HELLO + [
+        {"role": "assistant", "content": [u.model_dump() for u in use]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use[0].id, "content": "18C"}]},
+    ]
+    m = ant.messages.create(model=model, max_tokens=8, messages=follow)
+    assert m.content[0].type == "text", m
+
+    bad = anthropic.Anthropic(base_url=BASE, api_key="sk-wrong", max_retries=0)
+    try:
+        bad.messages.create(model=model, max_tokens=8, messages=HELLO)
+        raise AssertionError("a wrong key was served")
+    except anthropic.AuthenticationError:
+        pass
+    try:
+        ant.messages.create(model="no-such-model", max_tokens=8, messages=HELLO)
+        raise AssertionError("an unknown model was served")
+    except anthropic.NotFoundError:
+        pass
+
+
+def main():
+    args = sys.argv[1:]
+    split = args.index("--")
+    for model in args[:split]:
+        check_openai(model)
+        print(f"openai sdk {openai.__version__}: {model} ok")
+    for model in args[split + 1 :]:
+        check_anthropic(model)
+        print(f"anthropic sdk {anthropic.__version__}: {model} ok")
+    check_openai_refusal(args[:split][-1])
+
+
+if __name__ == "__main__":
+    main()
