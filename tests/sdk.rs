@@ -40,7 +40,14 @@ fn the_official_sdks_work_unchanged() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk/check.py");
     let out = std::process::Command::new("python3")
         .arg(&script)
-        .args(["via-openai", "via-anthropic", "via-gemini", "--", "via-anthropic", "via-openai"])
+        .args([
+            "via-openai",
+            "via-anthropic",
+            "via-gemini",
+            "--",
+            "via-anthropic",
+            "via-openai",
+        ])
         .env("TOLLGATE_URL", format!("http://{}", gw.local_addr()))
         .env("TOLLGATE_KEY", KEY)
         .output()
@@ -53,6 +60,10 @@ fn the_official_sdks_work_unchanged() {
         "the SDK checks failed (install the SDKs with `pip install -r sdk/requirements.txt`)\n\
          stdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert_eq!(stdout.lines().filter(|l| l.ends_with(" ok")).count(), 5, "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.ends_with(" ok")).count(),
+        5,
+        "{stdout}"
+    );
     assert_eq!(mock.ledger().rejected, 0);
 }
