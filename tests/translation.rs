@@ -946,3 +946,39 @@ fn the_mock_provider_serves_every_translated_route() {
         assert!(r["gen_ai.usage.output_tokens"].as_u64().unwrap() > 0);
     }
 }
+
+/// A provider answer that cannot be translated never reaches the client half-translated or in
+/// the wrong dialect: malformed JSON and an over-sized event are refused (the relay turns this
+/// into a 502 before the first byte, or an error event mid-stream).
+#[test]
+fn hostile_provider_bodies_are_refused_not_passed_through() {
+    let mut scratch = Scratch::default();
+    let mut m = Meter::default();
+    m.start(Dialect::Anthropic, false, false, false);
+    m.translate(Pair::OpenAiToAnthropic, false, 1);
+    let mut out = Vec::new();
+    m.pass(
+        br#"{"id":"msg_1","content":[{"type":"text","text":"cut"#,
+        &mut out,
+        &mut scratch,
+    );
+    m.end(Some(&mut out), &mut scratch);
+    assert!(out.is_empty(), "nothing of it went out");
+    assert!(m.translation_failed().unwrap().contains("not valid JSON"));
+
+    let mut big = b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"".to_vec();
+    big.resize(big.len() + 2 * 1024 * 1024, b'a');
+    big.extend_from_slice(b"\"}}\n\n");
+    m.start(Dialect::Anthropic, true, false, false);
+    m.translate(Pair::OpenAiToAnthropic, false, 1);
+    let mut out = Vec::new();
+    for piece in big.chunks(64 * 1024) {
+        m.pass(piece, &mut out, &mut scratch);
+    }
+    m.end(Some(&mut out), &mut scratch);
+    assert!(
+        !String::from_utf8_lossy(&out).contains("content_block_delta"),
+        "no Anthropic bytes reach an OpenAI client"
+    );
+    assert!(m.translation_failed().unwrap().contains("too large"));
+}
