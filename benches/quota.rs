@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tollgate::account::ledger::Period;
+use tollgate::calendar::Period;
 use tollgate::config::{Quota, QuotaId, Unit, Window};
 use tollgate::policy::books::Books;
 use tollgate::policy::quota::{LeaseMsg, QuotaControl, Quotas, Reserve};

@@ -1,6 +1,6 @@
 //! UTC calendar arithmetic (proleptic Gregorian, Howard Hinnant's `days_from_civil` /
 //! `civil_from_days` algorithms): the one place that turns days since 1970-01-01 into dates
-//! and back — for audit timestamps, key expiry dates and budget periods.
+//! and back — for audit timestamps, key expiry dates and budget periods ([`Period`]).
 
 /// Days since 1970-01-01 → (year, month 1–12, day 1–31).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -26,6 +26,52 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// A UTC day: days since 1970-01-01.
+pub type Day = u32;
+
+/// The UTC day of an instant.
+pub fn day_of(unix_secs: u64) -> Day {
+    (unix_secs / 86_400) as Day
+}
+
+/// A budget period: calendar, UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Period {
+    Daily,
+    /// Weeks start on Monday.
+    Weekly,
+    /// Months start on `reset_day` (1–28).
+    Monthly {
+        reset_day: u8,
+    },
+    /// Since the ledger began.
+    Total,
+}
+
+impl Period {
+    /// The first day of the period that contains `today`.
+    pub fn start(self, today: Day) -> Day {
+        match self {
+            Period::Daily => today,
+            // 1970-01-01 was a Thursday: day 4 was the first Monday.
+            Period::Weekly => today - (today + 3) % 7,
+            Period::Monthly { reset_day } => {
+                let reset = u32::from(reset_day.clamp(1, 28));
+                let (y, m, d) = civil_from_days(i64::from(today));
+                let (y, m) = if d >= reset {
+                    (y, m)
+                } else if m == 1 {
+                    (y - 1, 12)
+                } else {
+                    (y, m - 1)
+                };
+                days_from_civil(y, m, reset) as Day
+            }
+            Period::Total => 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +85,30 @@ mod tests {
             let (y, m, d) = civil_from_days(day);
             assert_eq!(days_from_civil(y, m, d), day);
         }
+    }
+
+    #[test]
+    fn periods_are_calendar_utc() {
+        let day = |y, m, d| days_from_civil(y, m, d) as Day;
+        assert_eq!(day(1970, 1, 1), 0);
+        let sun = day(2026, 11, 22); // a Sunday
+        assert_eq!(Period::Daily.start(sun), sun);
+        assert_eq!(
+            Period::Weekly.start(sun),
+            day(2026, 11, 16),
+            "back to Monday"
+        );
+        assert_eq!(Period::Weekly.start(day(2026, 11, 16)), day(2026, 11, 16));
+        let monthly = |r| Period::Monthly { reset_day: r };
+        assert_eq!(monthly(1).start(sun), day(2026, 11, 1));
+        assert_eq!(monthly(25).start(sun), day(2026, 10, 25));
+        assert_eq!(monthly(22).start(sun), sun);
+        assert_eq!(
+            monthly(15).start(day(2026, 1, 3)),
+            day(2025, 12, 15),
+            "across a year"
+        );
+        assert_eq!(Period::Total.start(sun), 0);
     }
 }
 

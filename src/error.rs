@@ -1,8 +1,10 @@
 //! The request path's one error type, and the one place that turns it into a response.
 //!
 //! A [`GatewayError`] has orthogonal axes: what went wrong ([`ErrorKind`]), on which side
-//! ([`Side`]: the client, the provider, or tollgate itself), and whether another attempt could
-//! succeed (`retry`, decided where the error is created). [`GatewayError::write_response`]
+//! ([`Side`]: the client, the provider, or tollgate itself — a function of the kind, written
+//! into the audit record as `error_side`), whether another attempt could succeed (`retry`,
+//! decided where the error is created and read by the failover loop), and the I/O error that
+//! caused it, when there was one (kept as [`std::error::Error::source`], not flattened). [`GatewayError::write_response`]
 //! renders OpenAI's error shape — `{"error":{"message","type","param","code"}}` — with the
 //! status that goes with the kind; [`ErrorKind::label`] is the metric/log label.
 
@@ -15,6 +17,16 @@ pub enum Side {
     Downstream,
     Upstream,
     Internal,
+}
+
+impl Side {
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Downstream => "downstream",
+            Side::Upstream => "upstream",
+            Side::Internal => "internal",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +80,16 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Whose fault it was: the client's, the provider's, or tollgate's own.
+    pub fn side(self) -> Side {
+        use ErrorKind::*;
+        match self {
+            UpstreamConnect | UpstreamTls | UpstreamTimeout | UpstreamProtocol => Side::Upstream,
+            Internal | Overloaded | NoHealthyDeployment => Side::Internal,
+            _ => Side::Downstream,
+        }
+    }
+
     pub fn status(self) -> u16 {
         use ErrorKind::*;
         match self {
@@ -97,8 +119,8 @@ impl ErrorKind {
             QuotaExceeded => "insufficient_quota",
             RateLimitRequests => "requests",
             RateLimitTokens => "tokens",
-            UpstreamConnect | UpstreamTimeout | UpstreamProtocol | Internal | Overloaded
-            | NoHealthyDeployment => "api_error",
+            UpstreamConnect | UpstreamTls | UpstreamTimeout | UpstreamProtocol | Internal
+            | Overloaded | NoHealthyDeployment => "api_error",
             _ => "invalid_request_error",
         }
     }
@@ -135,33 +157,39 @@ impl ErrorKind {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct GatewayError {
     pub kind: ErrorKind,
-    pub side: Side,
     /// Another attempt (another connection or deployment) could succeed.
     pub retry: bool,
     pub message: Cow<'static, str>,
     /// The request field at fault (`model`, `messages`), when there is one.
     pub param: Option<Cow<'static, str>>,
+    /// The I/O error behind it, when there was one.
+    pub cause: Option<std::io::Error>,
 }
 
 impl GatewayError {
     pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
-        let side = match kind {
-            ErrorKind::UpstreamConnect
-            | ErrorKind::UpstreamTimeout
-            | ErrorKind::UpstreamProtocol => Side::Upstream,
-            ErrorKind::Internal | ErrorKind::Overloaded => Side::Internal,
-            _ => Side::Downstream,
-        };
         GatewayError {
             kind,
-            side,
             retry: matches!(kind, ErrorKind::UpstreamConnect),
             message: message.into(),
             param: None,
+            cause: None,
         }
+    }
+
+    /// An error caused by `io`: `context` says what was being done; the message ends with
+    /// the I/O error's text, and the error itself is kept as the source.
+    pub fn io(kind: ErrorKind, context: &str, io: std::io::Error) -> Self {
+        let mut e = GatewayError::new(kind, format!("{context}: {io}"));
+        e.cause = Some(io);
+        e
+    }
+
+    pub fn side(&self) -> Side {
+        self.kind.side()
     }
 
     pub fn param(mut self, p: impl Into<Cow<'static, str>>) -> Self {
@@ -279,6 +307,14 @@ impl std::fmt::Display for GatewayError {
     }
 }
 
+impl std::error::Error for GatewayError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
 impl From<HeadError> for GatewayError {
     fn from(e: HeadError) -> Self {
         let kind = match e.status() {
@@ -318,5 +354,37 @@ mod tests {
         assert_eq!(v["error"]["param"], "model");
         assert_eq!(v["error"]["code"], "model_not_found");
         assert_eq!(v["error"]["message"], "The model `x` does not exist");
+    }
+
+    #[test]
+    fn provider_failures_are_the_providers() {
+        for kind in [
+            ErrorKind::UpstreamTls,
+            ErrorKind::UpstreamConnect,
+            ErrorKind::UpstreamTimeout,
+            ErrorKind::UpstreamProtocol,
+        ] {
+            let e = GatewayError::new(kind, "x");
+            assert_eq!(e.side(), Side::Upstream, "{kind:?}");
+            let mut out = Vec::new();
+            e.write_json(&mut out);
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(v["error"]["type"], "api_error", "{kind:?}");
+        }
+        assert_eq!(ErrorKind::InvalidBody.side(), Side::Downstream);
+    }
+
+    #[test]
+    fn io_causes_are_kept() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let e = GatewayError::io(ErrorKind::UpstreamProtocol, "reading the response", io);
+        assert_eq!(e.message, "reading the response: reset by peer");
+        let source = e
+            .source()
+            .unwrap()
+            .downcast_ref::<std::io::Error>()
+            .unwrap();
+        assert_eq!(source.kind(), std::io::ErrorKind::ConnectionReset);
     }
 }

@@ -1,20 +1,28 @@
 //! tollgate — an AI gateway data plane.
 //!
-//! The request path, in the order the worker runs it (see `../shared/DESIGN.md` §2):
+//! The request path, in the order `worker::conn` runs it (ARCHITECTURE.md, "The request
+//! path"):
 //!
 //! ```text
-//! accept → read head → authenticate → read body → parse the few fields needed → admit
-//! (rate limit, budget reservation, guardrails) → plan route → translate → forward → relay
-//! (SSE scanned on the fly) → settle → finish (always runs)
+//! read head → route → authenticate → read body → parse fields → plan
+//!   → per attempt: admit → translate → forward → relay (failover picks the next attempt)
+//! → settle → finish (always runs)
 //! ```
 //!
-//! - [`http1`]: sans-IO HTTP/1.1 heads (httparse, offsets into the read buffer) and body
-//!   framing (Content-Length, chunked, close-delimited), strict about smuggling vectors. The one
-//!   HTTP/1.1 implementation in the repository, shared with `loadtest/`.
-//! - [`stream::sse`]: the incremental server-sent-events scanner that taps streams.
-//! - [`dialect`], [`json`], [`mock`]: provider wire formats, JSON writers and the mock
-//!   provider's renderer (used by the built-in `mock` provider kind and by `tollgate-mock`).
-//! - [`runtime::io`]: monoio runtime selection (io_uring or epoll) and SO_REUSEPORT listeners.
+//! The parts, bottom to top (ARCHITECTURE.md, "Parts and the arrows between them"; enforced
+//! by `tests/architecture.rs`):
+//!
+//! - [`calendar`], [`json`], [`http1`], [`sse`], [`tls`], [`usage`], [`error`]: the ground
+//!   floor — dates, JSON, HTTP/1.1 framing (shared with `loadtest/`), the SSE scanner, TLS
+//!   configs, integer usage and prices, the one error type.
+//! - [`dialect`], [`translate`], [`mock`]: provider wire formats, translation between them, and
+//!   the mock provider's renderer.
+//! - [`config`]: one TOML file → an immutable `Snapshot`.
+//! - [`policy`], [`stream`]: sans-IO decisions (keys, quotas, routing, failover) and the
+//!   relay's metering tap.
+//! - [`net`], [`telemetry`], [`upstream`], [`account`]: sockets, the audit record, provider
+//!   connections, the coordinator.
+//! - [`worker`], [`runtime`]: the request path on each core, and the threads around it.
 
 pub mod account;
 pub mod calendar;
@@ -24,10 +32,13 @@ pub mod error;
 pub mod http1;
 pub mod json;
 pub mod mock;
+pub mod net;
 pub mod policy;
 pub mod runtime;
+pub mod sse;
 pub mod stream;
 pub mod telemetry;
+pub mod tls;
 pub mod translate;
 pub mod upstream;
 pub mod usage;

@@ -113,12 +113,7 @@ fn messages_clients_get_anthropic_errors() {
 /// MANIFEST says (input normalised: uncached + cache read + cache creation) and the stop reason.
 #[test]
 fn anthropic_captures_pass_through_byte_for_byte_and_are_metered_as_the_manifest_says() {
-    use serde_json::Value;
-    let manifest: Value = toml::from_str::<toml::Value>(
-        &std::fs::read_to_string(corpus_dir().join("MANIFEST.toml")).unwrap(),
-    )
-    .map(|v| serde_json::to_value(v).unwrap())
-    .unwrap();
+    let manifest = manifest_json();
     let replay = start_replay();
     let dir = test_dir("anthropic-corpus");
     let log = dir.join("audit.jsonl");
@@ -156,7 +151,13 @@ fn anthropic_captures_pass_through_byte_for_byte_and_are_metered_as_the_manifest
     gw.shutdown();
     // What the provider received: its own key in x-api-key, an API version, and neither the
     // client's key nor an Authorization header.
-    for head in replay.heads.lock().unwrap().iter() {
+    let heads = replay.heads.lock().unwrap();
+    assert_eq!(
+        heads.len(),
+        expected.len(),
+        "one upstream request per capture"
+    );
+    for head in heads.iter() {
         assert!(head.starts_with("post /v1/messages http/1.1"), "{head}");
         assert!(
             head.contains(&format!("x-api-key: {UPSTREAM_KEY}")),

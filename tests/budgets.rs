@@ -78,7 +78,7 @@ fn cost_of(records: &[serde_json::Value], key: &str) -> (u64, u64, u64) {
 
 /// Sixteen clients on four connections each race one USD budget across two workers, with
 /// streamed and plain requests of different sizes, until every one of them is refused. The
-/// spend ends within the cap plus the estimation error of admitted calls (DESIGN.md §3), the
+/// spend ends within the cap plus the estimation error of admitted calls (ARCHITECTURE.md, "Money"), the
 /// coordinator's book agrees with the audit trail to the micro-dollar, and nothing stays
 /// reserved.
 #[test]
@@ -362,7 +362,7 @@ fn the_admin_api_shows_books_and_its_changes_survive_a_restart() {
     // The admin key is required, and a client key is not one.
     let r = roundtrip(
         a,
-        b"GET /admin/quotas HTTP/1.1\r\nauthorization: Bearer sk-adm\r\n\r\n",
+        b"GET /admin/quotas HTTP/1.1\r\nhost: a\r\nauthorization: Bearer sk-adm\r\n\r\n",
     );
     assert_eq!(
         (r.status, r.error_code().as_str()),

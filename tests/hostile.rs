@@ -4,7 +4,7 @@
     clippy::panic,
     reason = "test code"
 )]
-//! What bad input gets (DESIGN.md §7): every limit and timeout, request smuggling, chunked
+//! What bad input gets (ARCHITECTURE.md, "Bad input"): every limit and timeout, request smuggling, chunked
 //! bodies split at every byte, and upstream resets, stalls and garbage. After each, the
 //! worker must still serve a normal request.
 
@@ -59,13 +59,13 @@ fn limits_are_enforced_and_the_worker_keeps_serving() {
 
     // Head bytes.
     let big = format!(
-        "GET /healthz HTTP/1.1\r\nx-big: {}\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: gw\r\nx-big: {}\r\n\r\n",
         "a".repeat(4000)
     );
     rejected(a, big.as_bytes(), 431);
     still_serves(a);
     // Header count.
-    let mut many = "GET /healthz HTTP/1.1\r\n".to_string();
+    let mut many = "GET /healthz HTTP/1.1\r\nhost: gw\r\n".to_string();
     for i in 0..40 {
         many.push_str(&format!("x-h{i}: v\r\n"));
     }
@@ -75,13 +75,16 @@ fn limits_are_enforced_and_the_worker_keeps_serving() {
     // Body bytes, by Content-Length (refused before reading) and by chunked framing.
     let r = rejected(
         a,
-        format!("POST /v1/chat/completions HTTP/1.1\r\n{auth}content-length: 5000\r\n\r\n")
-            .as_bytes(),
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n{auth}content-length: 5000\r\n\r\n"
+        )
+        .as_bytes(),
         413,
     );
     assert_eq!(r.error_code(), "request_too_large");
-    let mut chunked =
-        format!("POST /v1/chat/completions HTTP/1.1\r\n{auth}transfer-encoding: chunked\r\n\r\n");
+    let mut chunked = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n{auth}transfer-encoding: chunked\r\n\r\n"
+    );
     for _ in 0..5 {
         chunked.push_str(&format!("400\r\n{}\r\n", "x".repeat(1024)));
     }
@@ -91,15 +94,38 @@ fn limits_are_enforced_and_the_worker_keeps_serving() {
 }
 
 #[test]
+fn a_request_without_exactly_one_host_is_a_400() {
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or with two, is a 400 (not a 404).
+    let gw = start(&config_text(None, 1, TIGHT));
+    let a = gw.local_addr();
+    let r = rejected(a, b"GET /healthz HTTP/1.1\r\n\r\n", 400);
+    assert!(r.text().contains("Host"), "{}", r.text());
+    rejected(
+        a,
+        b"GET /healthz HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n",
+        400,
+    );
+    // HTTP/1.0 has no such rule.
+    let mut c = Client::connect(a);
+    c.send(b"GET /healthz HTTP/1.0\r\n\r\n");
+    assert_eq!(c.response().status, 200);
+    still_serves(a);
+}
+
+#[test]
 fn slow_clients_time_out() {
     let gw = start(&config_text(None, 1, TIGHT));
     let a = gw.local_addr();
     // Slowloris: a head that never ends gets 408 once the header timeout passes.
-    let r = rejected(a, b"GET /healthz HTTP/1.1\r\nx-slow: 1\r\n", 408);
+    let r = rejected(
+        a,
+        b"GET /healthz HTTP/1.1\r\nhost: gw\r\nx-slow: 1\r\n",
+        408,
+    );
     assert_eq!(r.error_code(), "request_timeout");
     // A body that stops short.
     let req = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nauthorization: Bearer {KEY}\r\ncontent-length: 100\r\n\r\n{{\"model\""
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {KEY}\r\ncontent-length: 100\r\n\r\n{{\"model\""
     );
     rejected(a, req.as_bytes(), 408);
     // An idle keep-alive connection is closed without a response.
@@ -151,26 +177,26 @@ fn smuggling_vectors_are_refused_and_nothing_is_forwarded() {
     let cases: Vec<(String, u16)> = vec![
         (
             format!(
-                "POST /v1/chat/completions HTTP/1.1\r\n{auth}content-length: {len}\r\ntransfer-encoding: chunked\r\n\r\n{body}"
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n{auth}content-length: {len}\r\ntransfer-encoding: chunked\r\n\r\n{body}"
             ),
             400,
         ),
         (
             format!(
-                "POST /v1/chat/completions HTTP/1.1\r\n{auth}content-length: {len}\r\ncontent-length: {}\r\n\r\n{body}",
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n{auth}content-length: {len}\r\ncontent-length: {}\r\n\r\n{body}",
                 len + 1
             ),
             400,
         ),
         (
             format!(
-                "POST /v1/chat/completions HTTP/1.1\r\n{auth}content-length: {len}\r\nx-fold: a\r\n  b\r\n\r\n{body}"
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n{auth}content-length: {len}\r\nx-fold: a\r\n  b\r\n\r\n{body}"
             ),
             400,
         ),
         (
             format!(
-                "POST /v1/chat/completions HTTP/1.1\r\n{auth}transfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n{auth}transfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
             ),
             501,
         ),
@@ -182,12 +208,14 @@ fn smuggling_vectors_are_refused_and_nothing_is_forwarded() {
         ),
         (
             format!(
-                "POST /v1/chat/completions HTTP/1.1\r\n{auth}transfer-encoding: chunked\r\n\r\nzz\r\n{body}\r\n0\r\n\r\n"
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n{auth}transfer-encoding: chunked\r\n\r\nzz\r\n{body}\r\n0\r\n\r\n"
             ),
             400,
         ),
         (
-            format!("POST /v1/chat/completions HTTP/1.1\r\n{auth}content-length: -1\r\n\r\n"),
+            format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n{auth}content-length: -1\r\n\r\n"
+            ),
             400,
         ),
         ("GARBAGE\r\n\r\n".to_string(), 400),
@@ -213,7 +241,7 @@ fn chunked_bodies_split_at_every_byte() {
     let body = chat("up-chat", false);
     let (a, b) = body.split_at(body.len() / 2);
     let framed = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nauthorization: Bearer {KEY}\r\n\
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {KEY}\r\n\
          transfer-encoding: chunked\r\n\r\n{:x};ext=1\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\nx-trailer: t\r\n\r\n",
         a.len(),
         b.len()
@@ -242,7 +270,7 @@ fn expect_100_continue() {
     let mut c = Client::connect(gw.local_addr());
     c.send(
         format!(
-            "POST /v1/chat/completions HTTP/1.1\r\nauthorization: Bearer {KEY}\r\n\
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {KEY}\r\n\
              expect: 100-continue\r\ncontent-length: {}\r\n\r\n",
             body.len()
         )

@@ -1,4 +1,5 @@
 #![allow(
+    clippy::disallowed_types,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
@@ -146,6 +147,7 @@ fn reload_in_process_keeps_connections_and_warm_upstreams_and_audits() {
     assert_eq!(lines.len(), 4);
     assert_eq!(lines[1]["http.response.status_code"], 404);
     assert_eq!(lines[1]["error.type"], "model_not_found");
+    assert_eq!(lines[1]["error_side"], "downstream");
     assert_eq!(lines[2]["gen_ai.request.model"], "new-chat");
     assert_eq!(lines[2]["gen_ai.provider.name"], "up");
     assert_eq!(lines[2]["key"], "test");
@@ -331,22 +333,28 @@ fn sighup_reloads_under_load_without_a_failed_request() {
     assert_eq!(r.status, 200);
 
     let before = ok.load(Ordering::Relaxed);
-    // Let the load run across a few more requests after both reloads.
-    while ok.load(Ordering::Relaxed) < before + 200 {
-        std::thread::yield_now();
+    // Let the load run across a few more requests after both reloads (stopping at once on a
+    // failure, or at the deadline).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while ok.load(Ordering::Relaxed) < before + 200
+        && failed.lock().unwrap().is_empty()
+        && std::time::Instant::now() < deadline
+    {
+        // A short wait that leaves the cores to the load (not a spin).
+        std::thread::park_timeout(std::time::Duration::from_millis(5));
     }
     stop.store(true, Ordering::Relaxed);
     for t in load {
         t.join().unwrap();
     }
     let failed = failed.lock().unwrap();
+    let after = ok.load(Ordering::Relaxed) - before;
     assert!(
-        failed.is_empty(),
-        "{} failed: {:?}",
+        failed.is_empty() && after >= 200,
+        "{after} more served after the reloads (want 200 within 30 s); {} failed: {:?}",
         failed.len(),
         &failed[..failed.len().min(5)]
     );
-    assert!(ok.load(Ordering::Relaxed) > 200);
 }
 
 #[test]
@@ -390,7 +398,7 @@ fn sigterm_drains_an_in_flight_stream_then_exits_zero() {
 /// `kill -9` under load: the restarted gateway recovers from its ledger what the workers and
 /// the coordinator had handed to the operating system — never more than the provider billed,
 /// and losing at most what was still in the rings (requests settled in the last tick or two
-/// before the kill, plus those in flight). The loss is printed; DESIGN.md §4 and the ledger
+/// before the kill, plus those in flight). The loss is printed; ARCHITECTURE.md ("Persistence") and the ledger
 /// module document the window.
 #[test]
 fn kill_9_under_load_loses_at_most_the_last_ticks_of_spend() {
@@ -447,9 +455,11 @@ fn kill_9_under_load_loses_at_most_the_last_ticks_of_spend() {
             })
         })
         .collect();
-    while done.load(Ordering::Relaxed) < 2_000 {
-        std::hint::spin_loop();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while done.load(Ordering::Relaxed) < 2_000 && std::time::Instant::now() < deadline {
+        std::thread::park_timeout(std::time::Duration::from_millis(5));
     }
+    let loaded = done.load(Ordering::Relaxed);
     let mut gw = gw;
     gw.child.kill().unwrap(); // SIGKILL
     gw.child.wait().unwrap();
@@ -457,6 +467,10 @@ fn kill_9_under_load_loses_at_most_the_last_ticks_of_spend() {
     for c in clients {
         c.join().unwrap();
     }
+    assert!(
+        loaded >= 2_000,
+        "only {loaded} responses completed in 60 s before the kill"
+    );
     let completed = done.load(Ordering::Relaxed);
     let truth = mock.ledger().keys.values().fold((0, 0), |(r, t), c| {
         (r + c.billed, t + c.prompt_tokens + c.completion_tokens)
@@ -465,7 +479,9 @@ fn kill_9_under_load_loses_at_most_the_last_ticks_of_spend() {
     // Restart and read what the ledger recovered.
     let gw = Proc::spawn(&config);
     let admin_addr = gw.admin.unwrap();
-    let req = format!("GET /admin/quotas HTTP/1.1\r\nauthorization: Bearer {admin_key}\r\n\r\n");
+    let req = format!(
+        "GET /admin/quotas HTTP/1.1\r\nhost: a\r\nauthorization: Bearer {admin_key}\r\n\r\n"
+    );
     let state = roundtrip(admin_addr, req.as_bytes()).json();
     let s = &state["spend"]["test"];
     let recovered = (

@@ -149,11 +149,7 @@ fn streams_and_bodies_are_metered_exactly_and_clients_see_what_they_asked_for() 
 
 #[test]
 fn corpus_captures_relay_byte_for_byte_and_are_metered_as_the_manifest_says() {
-    let manifest: Value = toml::from_str::<toml::Value>(
-        &std::fs::read_to_string(corpus_dir().join("MANIFEST.toml")).unwrap(),
-    )
-    .map(|v| serde_json::to_value(v).unwrap())
-    .unwrap();
+    let manifest = manifest_json();
     let replay = start_replay();
     let dir = test_dir("meter-corpus");
     let log = dir.join("audit.jsonl");
@@ -167,7 +163,7 @@ fn corpus_captures_relay_byte_for_byte_and_are_metered_as_the_manifest_says() {
             continue; // other dialects need translation routes (their extraction is unit-tested)
         }
         let stream = format.ends_with("stream");
-        let bytes = std::fs::read(corpus_dir().join(path)).unwrap();
+        let bytes = capture(path);
         // The client asks for usage itself, then does not (the gateway asks for it).
         for client_asks in [true, false] {
             let body = if client_asks {
@@ -275,6 +271,7 @@ fn a_client_that_leaves_mid_stream_is_still_billed_and_the_record_says_estimated
     assert_eq!(recs.len(), 1);
     let rec = &recs[0];
     assert_eq!(rec["error.type"], "client_closed", "{rec}");
+    assert_eq!(rec["error_side"], "downstream", "{rec}");
     assert_eq!(rec["usage_estimated"], true, "{rec}");
     let (input, output) = tokens(rec);
     assert_eq!(

@@ -113,7 +113,7 @@ fn a_429_with_retry_after_fails_over_and_cools_the_deployment_down() {
     let deps = loop {
         let r = roundtrip(
             admin,
-            format!("GET /admin/deployments HTTP/1.1\r\nauthorization: Bearer {admin_key}\r\n\r\n")
+            format!("GET /admin/deployments HTTP/1.1\r\nhost: a\r\nauthorization: Bearer {admin_key}\r\n\r\n")
                 .as_bytes(),
         );
         assert_eq!(r.status, 200, "{}", r.text());
@@ -252,11 +252,18 @@ fn the_breaker_opens_probes_and_closes() {
     // The provider comes up; after the cooldown one probe finds it and closes the circuit.
     let back = start_mock(|m| m.listen = port);
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut waiting = BTreeMap::<String, usize>::new();
     while requests(&back) == 0 {
-        let seen = served_by(a, &ask("m", false), 1);
-        assert!(seen.contains_key("m#0") || seen.contains_key("m#1"));
         assert!(Instant::now() < deadline, "never probed");
+        for (k, n) in served_by(a, &ask("m", false), 1) {
+            *waiting.entry(k).or_default() += n;
+        }
     }
+    // The probe that reached the provider is the request deployment 0 answered.
+    assert!(
+        waiting.get("m#0").is_some_and(|&n| n >= 1),
+        "the probe was served by m#0: {waiting:?}"
+    );
     let seen = served_by(a, &ask("m", false), 10);
     assert_eq!(seen.get("m#0"), Some(&5), "round robin again: {seen:?}");
     gw.shutdown();
@@ -484,12 +491,12 @@ fn a_circuit_opened_on_one_worker_opens_on_the_others() {
     loop {
         let r = roundtrip(
             gw.admin_addr().unwrap(),
-            format!("GET /admin/deployments HTTP/1.1\r\nauthorization: Bearer {admin_key}\r\n\r\n")
+            format!("GET /admin/deployments HTTP/1.1\r\nhost: a\r\nauthorization: Bearer {admin_key}\r\n\r\n")
                 .as_bytes(),
         );
         let v = r.json();
         let d0 = dep(&v, "m#0");
-        assert!(d0["failures"].as_u64() <= Some(1), "{v}");
+        assert!(matches!(d0["failures"].as_u64(), Some(0 | 1)), "{v}");
         if d0["open_on_workers"] == 2 {
             assert_eq!(d0["state"], "cooling_down");
             break;
@@ -593,16 +600,18 @@ fn lowest_latency_follows_a_deployment_that_becomes_faster() {
     // Now the other way round.
     da.store(8, Ordering::Relaxed);
     db.store(0, Ordering::Relaxed);
-    let mut to_b = 0;
-    for round in 0..20 {
-        let seen = served_by(gw.local_addr(), &ask("m", false), 50);
-        to_b = seen.get("m#1").copied().unwrap_or(0);
-        if to_b >= 40 {
+    // Up to 20 rounds of 50; the last round seen is what is judged.
+    let mut seen = BTreeMap::new();
+    for _ in 0..20 {
+        seen = served_by(gw.local_addr(), &ask("m", false), 50);
+        if seen.get("m#1").copied().unwrap_or(0) >= 40 {
             break;
         }
-        assert!(round < 19, "traffic never moved back: {seen:?}");
     }
-    assert!(to_b >= 40);
+    assert!(
+        seen.get("m#1").copied().unwrap_or(0) >= 40,
+        "traffic never moved back: {seen:?}"
+    );
     gw.shutdown();
 }
 

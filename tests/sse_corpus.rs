@@ -8,10 +8,11 @@
     reason = "test code"
 )]
 
-use std::path::{Path, PathBuf};
+mod support;
 
 use serde::Deserialize;
-use tollgate::stream::SseScanner;
+use support::{capture, manifest_text};
+use tollgate::sse::SseScanner;
 
 #[derive(Deserialize)]
 struct Manifest {
@@ -34,10 +35,6 @@ struct Expected {
     event_type_mismatches: Option<usize>,
 }
 
-fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus")
-}
-
 #[derive(Debug, PartialEq, Eq)]
 struct Ev {
     event: Vec<u8>,
@@ -48,7 +45,7 @@ struct Ev {
 fn scan(pieces: &[&[u8]]) -> Vec<Ev> {
     let mut s = SseScanner::default();
     let mut out = Vec::new();
-    let mut push = |e: &tollgate::stream::SseEvent<'_>| {
+    let mut push = |e: &tollgate::sse::SseEvent<'_>| {
         out.push(Ev {
             event: e.event.to_vec(),
             data: e.data.to_vec(),
@@ -64,11 +61,10 @@ fn scan(pieces: &[&[u8]]) -> Vec<Ev> {
 
 #[test]
 fn every_stream_capture_scans_as_the_manifest_says_at_every_split() {
-    let text = std::fs::read_to_string(corpus().join("MANIFEST.toml")).unwrap();
-    let manifest: Manifest = toml::from_str(&text).unwrap();
+    let manifest: Manifest = toml::from_str(&manifest_text()).unwrap();
     let mut checked = 0;
     for entry in manifest.file.iter().filter(|e| e.kind == "stream") {
-        let bytes = std::fs::read(corpus().join(&entry.path)).unwrap();
+        let bytes = capture(&entry.path);
         let whole = scan(&[&bytes]);
         let want = &entry.expected;
         let terminated: Vec<&Ev> = whole.iter().filter(|e| e.terminated).collect();

@@ -104,6 +104,8 @@ fn a_wrong_name_or_an_untrusted_ca_is_refused() {
     );
     let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
     assert!(msg.contains("not valid for name \"127.0.0.1\""), "{msg}");
+    // The provider's failure, not the client's request.
+    assert_eq!(r.json()["error"]["type"], "api_error", "{}", r.text());
     gw.shutdown();
     // The right name, but a CA the gateway was not told to trust.
     let dir = test_dir("tls-ca");
@@ -298,8 +300,11 @@ fn a_silent_client_is_cut_at_the_head_timeout() {
     let dir = test_dir("tls-silent");
     pki(&dir, &["127.0.0.1"]);
     let text = format!("{}[limits]\nheader_timeout_ms = 300\n", tls_listener(&dir));
-    let gw = start(&text);
+    let snap = snapshot(&text);
+    let head_timeout = snap.limits.header_timeout;
+    let gw = tollgate::runtime::Gateway::start(snap).unwrap();
     let a = gw.local_addr();
+    let opened = std::time::Instant::now();
     let mut silent = Client::connect(a);
     let req = closing(post("/v1/chat/completions", &chat("mock-chat", false)));
     assert!(
@@ -307,13 +312,18 @@ fn a_silent_client_is_cut_at_the_head_timeout() {
             .unwrap()
             .starts_with("HTTP/1.1 200")
     );
-    let started = std::time::Instant::now();
     let mut got = Vec::new();
     let n = std::io::Read::read_to_end(&mut silent.s, &mut got);
+    let lasted = opened.elapsed();
     assert!(n.is_ok() && got.is_empty(), "{n:?} {got:?}");
     assert!(
-        started.elapsed() < IO_TIMEOUT,
-        "closed by the gateway, not the test's timeout"
+        lasted >= head_timeout * 3 / 4,
+        "not cut before the head timeout ({head_timeout:?}): {lasted:?}"
+    );
+    assert!(
+        lasted < IO_TIMEOUT / 4,
+        "closed by the gateway at its head timeout ({head_timeout:?}), \
+         not the test's timeout: {lasted:?}"
     );
     gw.shutdown();
 }

@@ -62,8 +62,7 @@ struct Call {
 }
 
 fn manifest() -> Vec<Entry> {
-    let text = std::fs::read_to_string(corpus_dir().join("MANIFEST.toml")).unwrap();
-    toml::from_str::<Manifest>(&text).unwrap().file
+    toml::from_str::<Manifest>(&manifest_text()).unwrap().file
 }
 
 /// The translation a capture goes through, by the dialect it is in.
@@ -466,7 +465,7 @@ fn every_capture_translates_as_the_manifest_says_at_every_split() {
         let Some(pair) = pair_for(&entry) else {
             continue;
         };
-        let bytes = std::fs::read(corpus_dir().join(&entry.path)).unwrap();
+        let bytes = capture(&entry.path);
         let sse = entry.kind == "stream";
         let whole = translate(pair, sse, true, &[&bytes]);
         let a = assemble(pair.client(), sse, &whole);
@@ -506,8 +505,7 @@ fn every_capture_translates_as_the_manifest_says_at_every_split() {
 #[test]
 fn error_bodies_are_translated_into_the_clients_shape() {
     let mut scratch = Scratch::default();
-    let anthropic =
-        std::fs::read(corpus_dir().join("anthropic/error_529_overloaded.json")).unwrap();
+    let anthropic = capture("anthropic/error_529_overloaded.json");
     let mut m = Meter::default();
     m.translate_error(Pair::OpenAiToAnthropic, 529, false);
     let mut out = Vec::new();
@@ -524,7 +522,7 @@ fn error_bodies_are_translated_into_the_clients_shape() {
             "invalid_request_error",
         ),
     ] {
-        let body = std::fs::read(corpus_dir().join(file)).unwrap();
+        let body = capture(file);
         let want: Value = serde_json::from_slice(&body).unwrap();
         m.translate_error(Pair::AnthropicToOpenAi, status, false);
         let mut out = Vec::new();

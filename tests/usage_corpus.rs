@@ -12,10 +12,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-
 use serde::Deserialize;
-use support::without_usage_chunks;
+use support::{capture, manifest_text, without_usage_chunks};
 use tollgate::dialect::Dialect;
 use tollgate::json::Scratch;
 use tollgate::stream::Meter;
@@ -48,10 +46,6 @@ struct Expected {
     stop_reason: Option<String>,
     error_type: Option<String>,
     file_sha256: String,
-}
-
-fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus")
 }
 
 fn dialect(path: &str) -> Dialect {
@@ -151,14 +145,13 @@ fn check(entry: &Entry, o: &Observed, what: &str) {
 
 #[test]
 fn every_capture_meters_as_the_manifest_says_at_every_split() {
-    let text = std::fs::read_to_string(corpus().join("MANIFEST.toml")).unwrap();
-    let manifest: Manifest = toml::from_str(&text).unwrap();
+    let manifest: Manifest = toml::from_str(&manifest_text()).unwrap();
     let mut checked = 0;
     for entry in &manifest.file {
         if entry.format == "openai.models" {
             continue; // not a model response: never metered
         }
-        let bytes = std::fs::read(corpus().join(&entry.path)).unwrap();
+        let bytes = capture(&entry.path);
         let d = dialect(&entry.path);
         let sse = entry.kind == "stream";
         let (out, whole, _) = meter(d, sse, false, &[&bytes]);

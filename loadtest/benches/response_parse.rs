@@ -6,7 +6,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use tollgate::http1::{BodyDecoder, Limits, Method, ResponseHead, write};
-use tollgate::stream::SseScanner;
+use tollgate::sse::SseScanner;
 use tollgate_loadtest::dialect::Dialect;
 
 fn chat_json() -> Vec<u8> {

@@ -1,7 +1,7 @@
-//! Socket plumbing: the runtime helpers come from `tollgate::runtime::io`; the abortive close
+//! Socket plumbing: the runtime helpers come from `tollgate::net::io`; the abortive close
 //! the mock uses to inject resets works on plain and TLS connections alike.
 
-pub use tollgate::runtime::io::*;
+pub use tollgate::net::io::*;
 
 /// A connection the mock can reset: plain TCP or TLS over TCP.
 pub trait Abortable {

@@ -5,7 +5,7 @@
 //! - [`load`]: `tollgate-load`, an open- and closed-loop load generator that understands
 //!   streams, corrects for coordinated omission and runs A/B comparisons.
 //!
-//! Both speak HTTP through `tollgate::http1` and scan streams with `tollgate::stream::sse`:
+//! Both speak HTTP through `tollgate::http1` and scan streams with `tollgate::sse`:
 //! there is one HTTP/1.1 implementation in the repository.
 
 pub mod dialect;

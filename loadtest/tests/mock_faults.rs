@@ -146,20 +146,28 @@ fn stall_before_head_and_after_events() {
         x.ttfb
     );
 
+    let stall = Duration::from_millis(100);
     let (r, cap) = run(send(
         mock.addr,
         fault(
             "/v1/chat/completions",
-            "stall=100,stall-after=2",
+            &format!("stall={},stall-after=2", stall.as_millis()),
             CHAT_STREAM,
         ),
         Dialect::OpenAi,
     ));
     assert!(r.unwrap().stream_ended);
-    assert!(cap.events[1].at < Duration::from_millis(100) || cap.events[1].at < cap.events[2].at);
+    assert!(cap.events.len() > 2, "{:?}", cap.events);
     assert!(
-        cap.events[2].at >= Duration::from_millis(100),
-        "event 3 only after the stall"
+        cap.events[1].at < stall,
+        "event 2 comes before the stall: {:?}",
+        cap.events[1].at
+    );
+    assert!(
+        cap.events[2].at - cap.events[1].at >= stall,
+        "event 3 only after the stall: {:?} then {:?}",
+        cap.events[1].at,
+        cap.events[2].at
     );
 }
 
@@ -185,6 +193,7 @@ fn malformed_and_truncated() {
         Dialect::OpenAi,
     ));
     assert_eq!(r.unwrap().status, 200);
+    assert!(!cap.body.is_empty(), "a body was sent, only cut off");
     assert!(serde_json::from_slice::<serde_json::Value>(&cap.body).is_err());
 
     // Truncated stream: ends cleanly at the HTTP level, but without usage or [DONE].
@@ -198,6 +207,13 @@ fn malformed_and_truncated() {
         !x.stream_ended,
         "the client sees the stream did not end properly"
     );
+    assert!(
+        cap.events
+            .iter()
+            .any(|e| e.data.contains("\"delta\":{\"content\":")),
+        "the content events came: {:?}",
+        cap.events
+    );
     assert!(!cap.events.iter().any(|e| e.data.contains("\"usage\":{")));
 
     let body = br#"{"model":"claude","stream":true,"max_tokens":3,"messages":[]}"#;
@@ -207,6 +223,11 @@ fn malformed_and_truncated() {
         Dialect::Anthropic,
     ));
     assert!(!r.unwrap().stream_ended);
+    assert!(
+        cap.events.iter().any(|e| e.event == "content_block_delta"),
+        "the content events came: {:?}",
+        cap.events
+    );
     assert!(
         !cap.events
             .iter()

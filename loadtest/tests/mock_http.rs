@@ -128,8 +128,8 @@ fn hostile_input_gets_a_clear_error_and_others_are_still_served() {
         (b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n", "400", "conflicting Content-Length"),
         (b"GET / HTTP/1.1\r\nX: a\r\n  folded\r\n\r\n", "400", "malformed"),
         (b"NOT HTTP AT ALL\r\n\r\n", "400", "malformed"),
-        (b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 5000\r\n\r\n", "413", "larger than 1000"),
-        (b"POST /v1/chat/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "400", "chunk size"),
+        (b"POST /v1/chat/completions HTTP/1.1\r\nHost: m\r\nContent-Length: 5000\r\n\r\n", "413", "larger than 1000"),
+        (b"POST /v1/chat/completions HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "400", "chunk size"),
     ];
     for (bytes, status, msg) in cases {
         let got = run(raw(mock.addr, bytes));

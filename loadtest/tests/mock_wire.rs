@@ -31,7 +31,7 @@ fn keys(v: &Value) -> BTreeSet<String> {
 /// Data payloads of a capture's events.
 fn corpus_events(path: &str) -> Vec<(String, String)> {
     let bytes = corpus(path);
-    let mut s = tollgate::stream::SseScanner::default();
+    let mut s = tollgate::sse::SseScanner::default();
     let mut out = Vec::new();
     s.feed(&bytes, |e| {
         out.push((

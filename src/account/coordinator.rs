@@ -15,14 +15,15 @@
 //! allowance, and that only up to `quotas.lease_wait_ms`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::ledger::{Day, Ledger, day_of};
+use super::ledger::Ledger;
 use super::{Control, CoordinatorRings, Counters, DisabledKeys, Spend, Wake, WorkerEvent};
 use crate::calendar::WallClock;
+use crate::calendar::{Day, day_of};
 use crate::config::{Quota, Snapshot, Unit};
 use crate::policy::books::{BookView, Books};
 use crate::policy::route::HealthView;
@@ -100,6 +101,24 @@ pub struct Published {
     pub quotas: Vec<BookView>,
 }
 
+/// Where the coordinator publishes its counters and views for the embedding thread (tests,
+/// `main`): a lock, taken once a tick by the coordinator and on demand by that thread — never
+/// by a worker.
+#[allow(
+    clippy::disallowed_types,
+    reason = "off the request path: the coordinator and the embedding thread only"
+)]
+pub type PublishedCell = Arc<std::sync::Mutex<Published>>;
+
+/// A fresh [`PublishedCell`].
+#[allow(
+    clippy::disallowed_types,
+    reason = "off the request path: the coordinator and the embedding thread only"
+)]
+pub fn published_cell(p: Published) -> PublishedCell {
+    Arc::new(std::sync::Mutex::new(p))
+}
+
 pub struct Coordinator {
     /// What budget periods and ledger records are dated by.
     clock: WallClock,
@@ -110,7 +129,7 @@ pub struct Coordinator {
     pub commands: Receiver<Command>,
     pub snapshot: Arc<Snapshot>,
     pub addrs: Arc<AddrTable>,
-    pub published: Arc<Mutex<Published>>,
+    pub published: PublishedCell,
     books: Books,
     /// Key ids disabled at runtime (persisted in the ledger when it is on).
     disabled: BTreeSet<String>,
@@ -157,7 +176,7 @@ impl Coordinator {
         commands: Receiver<Command>,
         snapshot: Arc<Snapshot>,
         addrs: Arc<AddrTable>,
-        published: Arc<Mutex<Published>>,
+        published: PublishedCell,
         clock: WallClock,
     ) -> std::io::Result<Self> {
         let CoordinatorRings {
@@ -716,4 +735,25 @@ fn runtime_disabled(l: &Ledger) -> BTreeSet<String> {
             (s.requests > enabled).then(|| id.to_owned())
         })
         .collect()
+}
+
+/// Reaches the coordinator from another thread.
+#[derive(Debug, Clone)]
+pub struct AdminHandle {
+    commands: Sender<Command>,
+    wake: Arc<Wake>,
+}
+
+impl AdminHandle {
+    pub fn new(commands: Sender<Command>, wake: Arc<Wake>) -> Self {
+        AdminHandle { commands, wake }
+    }
+
+    /// Runs `op` on the coordinator and waits (up to 10 s) for its answer.
+    pub fn call(&self, op: AdminOp) -> Option<AdminReply> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.commands.send(Command::Admin(op, tx)).ok()?;
+        self.wake.wake();
+        rx.recv_timeout(std::time::Duration::from_secs(10)).ok()
+    }
 }

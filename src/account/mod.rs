@@ -1,4 +1,4 @@
-//! Cross-thread traffic between workers and the coordinator (DESIGN.md §1).
+//! Cross-thread traffic between workers and the coordinator (ARCHITECTURE.md, "Threads").
 //!
 //! Each worker has two rtrb SPSC rings: [`WorkerEvent`]s out (fixed-size `Copy` records:
 //! audit records, spend deltas, counter snapshots, acknowledgements) and [`Control`] messages
@@ -14,13 +14,12 @@ pub mod ledger;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::config::{DeploymentId, KeyId, ModelId, QuotaId, Snapshot};
-use crate::error::ErrorKind;
-use crate::http1::Method;
+use crate::config::{DeploymentId, KeyId, QuotaId, Snapshot};
 use crate::policy::quota::{LeaseMsg, QuotaControl};
 use crate::policy::route::{Change, HealthView};
+use crate::telemetry::record::AuditRecord;
 use crate::upstream::dns::AddrTable;
-use crate::usage::{InlineStr, Usage};
+use crate::usage::Usage;
 
 /// Slots in each worker → coordinator ring (the coordinator drains every few ms; an audit
 /// record is a few hundred bytes, so this is ~1.5 MiB per worker).
@@ -31,148 +30,8 @@ pub const CONTROL_RING_SLOTS: usize = 64;
 /// and counted; other events are always held).
 pub const OUTBOX_MAX_EVENTS: usize = 16 * 1024;
 
-/// The API a request addressed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route {
-    ChatCompletions,
-    Completions,
-    /// Anthropic's Messages API (`POST /v1/messages`).
-    Messages,
-    Embeddings,
-    Models,
-    Health,
-    Ready,
-    Unknown,
-}
-
-impl Route {
-    /// The path the route serves (`http.route`).
-    pub fn path(self) -> &'static str {
-        match self {
-            Route::ChatCompletions => "/v1/chat/completions",
-            Route::Completions => "/v1/completions",
-            Route::Messages => "/v1/messages",
-            Route::Embeddings => "/v1/embeddings",
-            Route::Models => "/v1/models",
-            Route::Health => "/healthz",
-            Route::Ready => "/readyz",
-            Route::Unknown => "",
-        }
-    }
-}
-
-/// One finished request, as the `finish` phase saw it: the audit record. Names are resolved by
-/// the coordinator against the snapshot `generation` the request ran under.
-#[derive(Clone, Copy, Debug)]
-pub struct AuditRecord {
-    pub generation: u64,
-    pub worker: u16,
-    pub serial: u64,
-    pub start_unix_us: u64,
-    pub method: Method,
-    pub route: Route,
-    pub status: u16,
-    pub key: Option<KeyId>,
-    pub model: Option<ModelId>,
-    pub deployment: Option<DeploymentId>,
-    pub stream: bool,
-    /// Upstream attempts (a stale pooled connection retried counts twice).
-    pub attempts: u8,
-    /// Each deployment tried, in order, and how it went.
-    pub tries: Tries,
-    pub max_tokens: Option<u32>,
-    pub request_bytes: u64,
-    pub response_bytes: u64,
-    pub duration_us: u64,
-    /// Request sent upstream → response head received (0 when there was no upstream).
-    pub upstream_us: u64,
-    /// Request start → first response body byte written to the client (0: none was).
-    pub ttft_us: u64,
-    pub error: Option<ErrorKind>,
-    /// A provider accepted the call (2xx): `usage` and `cost_micro_usd` are what it is
-    /// charged.
-    pub charged: bool,
-    pub usage: Usage,
-    pub usage_estimated: bool,
-    pub cost_micro_usd: u64,
-    /// What admission reserved of the key's USD budget (0: no USD budget applied).
-    pub reserved_micro_usd: u64,
-    /// A hedged request's cancelled half: what it was charged (estimated), on top of
-    /// `cost_micro_usd`.
-    pub hedge_cost_micro_usd: u64,
-    pub finish_reason: InlineStr<24>,
-    pub response_model: InlineStr<64>,
-    pub response_id: InlineStr<64>,
-    pub prompt_sha256: Option<[u8; 32]>,
-    pub completion_sha256: Option<[u8; 32]>,
-}
-
-/// How one attempt on a deployment went (audit records list them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TryOutcome {
-    /// Its answer went to the client (whatever its status).
-    Served,
-    /// A retryable status (429, 5xx), retried elsewhere.
-    Status(u16),
-    Connect,
-    Timeout,
-    /// Reset or closed before anything reached the client.
-    Reset,
-    /// A 400 saying the prompt is too long: on to the context fallback.
-    ContextLength,
-    /// A content-policy refusal: on to the policy fallback.
-    ContentPolicy,
-    /// The deployment's own rate limit had no room: skipped.
-    RateLimited,
-    /// A hedged pair's slower half, cancelled (charged an estimate of its prompt).
-    HedgeLost,
-}
-
-impl TryOutcome {
-    pub fn name(self) -> &'static str {
-        match self {
-            TryOutcome::Served => "served",
-            TryOutcome::Status(_) => "status",
-            TryOutcome::Connect => "connect_error",
-            TryOutcome::Timeout => "timeout",
-            TryOutcome::Reset => "reset",
-            TryOutcome::ContextLength => "context_length",
-            TryOutcome::ContentPolicy => "content_policy",
-            TryOutcome::RateLimited => "rate_limited",
-            TryOutcome::HedgeLost => "hedge_lost",
-        }
-    }
-}
-
 /// How often workers report their deployments' health to the coordinator.
 pub const ROUTE_REPORT: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// Attempts a request may make at most (`routing.max_attempts` is bounded by it).
-pub const MAX_TRIES: usize = 10;
-
-/// The deployments a request tried, in order.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Tries {
-    pub n: u8,
-    pub list: [Option<(DeploymentId, TryOutcome)>; MAX_TRIES],
-}
-
-impl Tries {
-    pub fn push(&mut self, d: DeploymentId, o: TryOutcome) {
-        if let Some(slot) = self.list.get_mut(usize::from(self.n)) {
-            *slot = Some((d, o));
-            self.n += 1;
-        }
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (DeploymentId, TryOutcome)> + '_ {
-        self.list
-            .iter()
-            .take(usize::from(self.n))
-            .flatten()
-            .copied()
-    }
-}
 
 /// What one key spent, summed over requests (a delta since the last report).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -513,6 +372,9 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http1::Method;
+    use crate::telemetry::record::{Route, Tries};
+    use crate::usage::InlineStr;
 
     #[test]
     fn spend_coalesces_per_key_and_a_reload_keeps_ids_apart() {

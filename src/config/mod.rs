@@ -1,4 +1,4 @@
-//! One static TOML file → an immutable [`Snapshot`], in three steps (DESIGN.md §5):
+//! One static TOML file → an immutable [`Snapshot`], in three steps (ARCHITECTURE.md, "Configuration"):
 //!
 //! 1. [`raw`]: serde types with `deny_unknown_fields`, so a misspelt key is an error, never
 //!    silently ignored. Syntax and type errors carry the key path (via `serde_path_to_error`)
@@ -128,6 +128,35 @@ fn explain(msg: &str) -> String {
     }
 }
 
+/// Which monoio driver a thread runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Driver {
+    /// io_uring where the kernel allows it, epoll otherwise.
+    #[default]
+    Auto,
+    /// io_uring only (fails to start where it is unavailable).
+    #[serde(rename = "io_uring", alias = "uring")]
+    Uring,
+    /// epoll only.
+    Epoll,
+}
+
+impl std::str::FromStr for Driver {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Driver::Auto),
+            "io_uring" | "uring" => Ok(Driver::Uring),
+            "epoll" => Ok(Driver::Epoll),
+            _ => Err(format!(
+                "unknown io driver `{s}` (expected auto, io_uring or epoll)"
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +235,22 @@ mod tests {
             let s = parse(&key(ok), "t.toml", &|_| None).unwrap();
             assert!(s.keys[0].cut_stream_at_cap, "{ok}");
         }
+    }
+
+    #[test]
+    fn large_budgets_are_budgets_not_prices() {
+        let config = |usd: &str| {
+            format!(
+                "[[providers]]\nname = \"m\"\nkind = \"mock\"\n[[models]]\nname = \"a\"\n\
+                 [[models.deployments]]\nprovider = \"m\"\nprice = \"free\"\n[[teams]]\n\
+                 name = \"t\"\nbudget = {{ usd = {usd} }}\n"
+            )
+        };
+        let s = parse(&config("2500000.0"), "t.toml", &|_| None).unwrap();
+        assert_eq!(s.quotas[0].cap, 2_500_000_000_000);
+        let e = err(&config("-5.0"));
+        assert!(e.contains("teams[0].budget.usd: -5 is not a budget"), "{e}");
+        assert!(!e.contains("price"), "{e}");
     }
 
     fn priced(deployment: &str, extra: &str) -> Result<crate::usage::Price, String> {

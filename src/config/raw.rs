@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::runtime::io::Driver;
+use super::Driver;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::Driver;
 use crate::http1;
-use crate::runtime::io::Driver;
 use crate::usage::Price;
 
 /// Dense handle of a model (public name) in [`Snapshot::models`].
@@ -70,7 +70,7 @@ pub enum Unit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Window {
     /// A budget: the cap per calendar period; spend is persisted in the ledger.
-    Period(crate::account::ledger::Period),
+    Period(crate::calendar::Period),
     /// A rate limit: a bucket of `cap` that refills at `cap` per minute.
     Minute,
 }
@@ -208,10 +208,7 @@ pub struct Provider {
     pub query: String,
     /// For an https endpoint: the TLS client config (shared by every worker) and its trust
     /// profile (part of the connection pool's key).
-    pub tls: Option<(
-        std::sync::Arc<rustls::ClientConfig>,
-        crate::upstream::tls::Profile,
-    )>,
+    pub tls: Option<(std::sync::Arc<rustls::ClientConfig>, crate::tls::Profile)>,
 }
 
 /// An upstream origin plus the path prefix requests go under.

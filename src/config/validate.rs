@@ -10,7 +10,7 @@ use super::raw::{
     RawPriceTable, RawProvider, RawRouting, RawStrategy, RawUpstream, RawWorkers,
 };
 use super::snapshot::*;
-use crate::account::ledger::Period;
+use crate::calendar::Period;
 use crate::http1;
 use crate::usage::Price;
 
@@ -98,7 +98,7 @@ pub fn compile(
         tls: match (&raw.server.tls_cert, &raw.server.tls_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => {
-                match crate::runtime::tls::server_config(cert.as_ref(), key.as_ref()) {
+                match crate::tls::server_config(cert.as_ref(), key.as_ref()) {
                     Ok(c) => Some(c),
                     Err(e) => {
                         p.add("server.tls_cert", e);
@@ -619,7 +619,7 @@ fn scope_quotas(
             );
         }
         if let Some(v) = b.usd {
-            let cap = usd(p, &format!("{path}.budget.usd"), v);
+            let cap = budget_usd(p, &format!("{path}.budget.usd"), v);
             add(
                 Unit::MicroUsd,
                 Window::Period(period),
@@ -735,6 +735,21 @@ fn usd(p: &mut Problems, path: &str, v: f64) -> u64 {
         p.add(
             path,
             format!("{v} is not a price; use USD per million tokens, 0 to 1000000"),
+        );
+        return 0;
+    }
+    (v * 1_000_000.0).round() as u64
+}
+
+/// The largest budget accepted, in USD: micro-dollar amounts stay far inside an `i64`.
+const MAX_BUDGET_USD: f64 = 1e12;
+
+/// A budget cap in USD → µ$.
+fn budget_usd(p: &mut Problems, path: &str, v: f64) -> u64 {
+    if !(v.is_finite() && (0.0..=MAX_BUDGET_USD).contains(&v)) {
+        p.add(
+            path,
+            format!("{v} is not a budget; use an amount in USD from 0 to {MAX_BUDGET_USD:e}"),
         );
         return 0;
     }
@@ -1088,8 +1103,8 @@ fn provider(
                 .map_err(|e| format!("cannot read `{f}`: {e}")),
         };
         let built = extra.and_then(|pem| {
-            crate::upstream::tls::client_config(pem.as_deref())
-                .map(|c| (c, crate::upstream::tls::profile(pem.as_deref())))
+            crate::tls::client_config(pem.as_deref())
+                .map(|c| (c, crate::tls::profile(pem.as_deref())))
                 .map_err(|e| match &r.ca_file {
                     Some(f) => format!("`{f}` {e}"),
                     None => e,

@@ -11,7 +11,7 @@ pub mod gemini;
 pub mod openai;
 
 use crate::json::Scratch;
-use crate::stream::SseEvent;
+use crate::sse::SseEvent;
 use crate::usage::Observed;
 
 /// How a stream in this dialect marks content and its end.

@@ -142,6 +142,11 @@ pub enum HeadError {
     UnsupportedTransferCoding,
     #[error("Transfer-Encoding in an HTTP/1.0 message")]
     TransferEncodingInHttp10,
+    /// RFC 9112 §3.2: an HTTP/1.1 request needs exactly one `Host` field.
+    #[error("an HTTP/1.1 request needs a Host header")]
+    MissingHost,
+    #[error("more than one Host header")]
+    DuplicateHost,
 }
 
 impl HeadError {
@@ -165,6 +170,7 @@ struct Fields {
     conn_close: bool,
     conn_keep_alive: bool,
     expect_continue: bool,
+    hosts: u32,
 }
 
 fn trim_ows(mut v: &[u8]) -> &[u8] {
@@ -238,6 +244,8 @@ fn read_fields(headers: &[httparse::Header<'_>], version: Version) -> Result<Fie
                     f.conn_keep_alive = true;
                 }
             });
+        } else if name.eq_ignore_ascii_case(b"host") {
+            f.hosts += 1;
         } else if name.eq_ignore_ascii_case(b"expect") {
             f.expect_continue = trim_ows(h.value).eq_ignore_ascii_case(b"100-continue");
         }
@@ -344,6 +352,11 @@ impl RequestHead {
         }
         let version = version_of(req.version);
         let fields = read_fields(req.headers, version)?;
+        match fields.hosts {
+            0 if version == Version::Http11 => return Err(HeadError::MissingHost),
+            0 | 1 => {}
+            _ => return Err(HeadError::DuplicateHost),
+        }
         let method = req.method.unwrap_or_default().as_bytes();
         self.method = Method::from_bytes(method);
         self.method_span = Span::of(buf, method);
@@ -572,10 +585,27 @@ mod tests {
     }
 
     #[test]
+    fn host_is_required_once_in_http_1_1() {
+        // RFC 9112 §3.2: a 400 for a missing Host, or for more than one.
+        assert_eq!(
+            req(b"GET / HTTP/1.1\r\nX-A: 1\r\n\r\n").unwrap_err(),
+            HeadError::MissingHost
+        );
+        assert_eq!(
+            req(b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n").unwrap_err(),
+            HeadError::DuplicateHost
+        );
+        assert_eq!(HeadError::MissingHost.status(), 400);
+        assert!(req(b"GET / HTTP/1.0\r\n\r\n").unwrap().is_some());
+        assert!(req(b"GET / HTTP/1.1\r\nHOST: a\r\n\r\n").unwrap().is_some());
+    }
+
+    #[test]
     fn identical_repeated_content_length_is_accepted() {
-        let h = req(b"POST / HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let h =
+            req(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n")
+                .unwrap()
+                .unwrap();
         assert_eq!(h.body, BodyKind::Length(3));
     }
 
@@ -604,13 +634,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(h.keep_alive);
-        let h = req(b"GET / HTTP/1.1\r\nConnection: foo, close\r\n\r\n")
+        let h = req(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: foo, close\r\n\r\n")
             .unwrap()
             .unwrap();
         assert!(!h.keep_alive);
-        let h = req(b"POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let h =
+            req(b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n")
+                .unwrap()
+                .unwrap();
         assert!(h.expect_continue);
     }
 

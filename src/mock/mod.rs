@@ -101,7 +101,14 @@ pub fn respond(ask: &Ask<'_>, out: &mut Vec<u8>) {
         dimensions: BUILTIN_EMBEDDING_DIMS,
     };
     write::status_line(out, 200);
-    if ask.stream && ask.api.dialect() == Dialect::OpenAi && *ask.api != Api::Embeddings {
+    // A stream in the client's own dialect: OpenAI chunks, Anthropic's events, or Gemini's
+    // SSE (`streamGenerateContent?alt=sse`; without `alt=sse` Gemini streams a JSON array).
+    let streams = match ask.api {
+        Api::Chat | Api::Completions | Api::Messages => ask.stream,
+        Api::Gemini { stream, sse, .. } => *stream && *sse,
+        _ => false,
+    };
+    if streams {
         let mut ev = render::Events::default();
         render::stream_events(&plan, &mut ev);
         write::header(out, "content-type", b"text/event-stream");
@@ -114,7 +121,12 @@ pub fn respond(ask: &Ask<'_>, out: &mut Vec<u8>) {
         write::last_chunk(out);
     } else {
         let mut body = Vec::with_capacity(512);
-        render::json_body(&plan, &mut body);
+        match ask.api {
+            Api::Gemini { stream: true, .. } => {
+                render::gemini_array(&plan, &mut render::Events::default(), &mut body);
+            }
+            _ => render::json_body(&plan, &mut body),
+        }
         write::header(out, "content-type", b"application/json");
         write::header_u64(out, "content-length", body.len() as u64);
         write::end_head(out);

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::budget::{LeaseBook, Micros};
 use super::quota::{LeaseMsg, QuotaControl};
-use crate::account::ledger::{Day, Period, day_of};
+use crate::calendar::{Day, Period, day_of};
 use crate::config::{Quota, QuotaId, Snapshot, Window};
 
 /// How long waiting asks wait for reclaim answers before they are decided anyway.

@@ -1,4 +1,4 @@
-//! Leases (DESIGN.md §3), sans-IO: the coordinator's book of what each worker may spend
+//! Leases (ARCHITECTURE.md, "Money"), sans-IO: the coordinator's book of what each worker may spend
 //! ([`LeaseBook`]) and a worker's side of it ([`Allowance`]). [`super::books`] keeps one
 //! `LeaseBook` per quota on the coordinator, [`super::quota`] one `Allowance` per quota on each
 //! worker; the rings carry asks one way and grants the other.

@@ -385,7 +385,12 @@ mod tests {
         assert_eq!(q.reserve(&need, now), Reserve::Granted);
         q.settle(QuotaId(0), 10, 4);
         q.release(QuotaId(1), 1);
-        assert!(q.is_idle() || !q.dirty.is_empty());
+        assert_eq!(q.reserved(QuotaId(0)), 0, "settled");
+        assert_eq!(q.reserved(QuotaId(1)), 0, "released");
+        assert!(
+            !q.dirty.is_empty(),
+            "the settlement is waiting to be reported"
+        );
         let msgs = drained(&mut q);
         let used: Vec<(u32, i64)> = msgs.iter().map(|m| (m.quota.0, m.used)).collect();
         assert!(used.contains(&(0, 4)), "{used:?}");

@@ -28,11 +28,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::gateway::AdminHandle;
+use crate::account::coordinator::AdminHandle;
 use crate::account::coordinator::{AdminOp, AdminReply};
 use crate::config::{Unit, Window};
 use crate::error::{ErrorKind, GatewayError};
-use crate::http1::write;
+use crate::http1::{BodyKind, Limits, RequestHead, write};
 use crate::json;
 
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -86,108 +86,101 @@ fn serve(mut s: TcpStream, key: &[u8; 32], handle: &AdminHandle) {
     let _ = s.set_read_timeout(Some(IO_TIMEOUT));
     let _ = s.set_write_timeout(Some(IO_TIMEOUT));
     let mut buf = Vec::with_capacity(4096);
+    let mut head = RequestHead::new();
     let mut out = Vec::with_capacity(4096);
-    match read_request(&mut s, &mut buf) {
-        Ok((method, path, auth, body)) => {
-            let r = if !authorized(auth.as_deref(), key) {
-                Err(GatewayError::new(
-                    ErrorKind::InvalidKey,
-                    "The admin API needs Authorization: Bearer <admin key>.",
-                ))
-            } else {
-                route(&method, &path, &buf[body], handle)
-            };
-            match r {
-                Ok((status, json)) => {
-                    write::status_line(&mut out, status);
-                    write::header(&mut out, "content-type", b"application/json");
-                    write::header_u64(&mut out, "content-length", json.len() as u64);
-                    write::header(&mut out, "connection", b"close");
-                    write::end_head(&mut out);
-                    out.extend_from_slice(&json);
-                }
-                Err(e) => e.write_response(&mut out, true, b"", b""),
-            }
+    let r = read_request(&mut s, &mut buf, &mut head).and_then(|body| {
+        let auth = head.header(&buf, "authorization");
+        if !authorized(auth, key) {
+            return Err(GatewayError::new(
+                ErrorKind::InvalidKey,
+                "The admin API needs Authorization: Bearer <admin key>.",
+            ));
+        }
+        let method = head.method_span.get(&buf);
+        route(method, head.path(&buf), &buf[body], handle)
+    });
+    match r {
+        Ok((status, json)) => {
+            write::status_line(&mut out, status);
+            write::header(&mut out, "content-type", b"application/json");
+            write::header_u64(&mut out, "content-length", json.len() as u64);
+            write::header(&mut out, "connection", b"close");
+            write::end_head(&mut out);
+            out.extend_from_slice(&json);
         }
         Err(e) => e.write_response(&mut out, true, b"", b""),
     }
     let _ = s.write_all(&out);
 }
 
-type Parsed = (String, String, Option<String>, std::ops::Range<usize>);
-
-fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Parsed, GatewayError> {
-    let bad = |m: &'static str| GatewayError::new(ErrorKind::BadRequest, m);
+/// Reads one request with the gateway's own HTTP/1.1 parser ([`crate::http1`]: the same
+/// strictness about framing as the main listener) and returns where its body is in `buf`.
+fn read_request(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    head: &mut RequestHead,
+) -> Result<std::ops::Range<usize>, GatewayError> {
+    let limits = Limits {
+        max_head_bytes: MAX_REQUEST_BYTES,
+        max_headers: 32,
+    };
     let mut chunk = [0u8; 4096];
     loop {
-        let n = s
-            .read(&mut chunk)
-            .map_err(|_| GatewayError::new(ErrorKind::RequestTimeout, "reading the request"))?;
-        if n == 0 {
-            return Err(bad("the connection closed before a complete request"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > MAX_REQUEST_BYTES {
-            return Err(GatewayError::new(
-                ErrorKind::BodyTooLarge,
-                "admin requests are small",
-            ));
-        }
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        let head_len = match req.parse(buf) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => continue,
-            Err(_) => return Err(bad("malformed request")),
-        };
-        let mut len = 0usize;
-        let mut auth = None;
-        for h in req.headers.iter() {
-            if h.name.eq_ignore_ascii_case("content-length") {
-                len = std::str::from_utf8(h.value)
-                    .ok()
-                    .and_then(|v| v.trim().parse().ok())
-                    .ok_or_else(|| bad("bad content-length"))?;
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                return Err(bad("send admin bodies with content-length"));
-            } else if h.name.eq_ignore_ascii_case("authorization") {
-                auth = std::str::from_utf8(h.value).ok().map(str::to_owned);
+        if let Some(head_len) = head.parse(buf, &limits)? {
+            let len = match head.body {
+                BodyKind::Empty => 0,
+                BodyKind::Length(n) if head_len as u64 + n <= MAX_REQUEST_BYTES as u64 => {
+                    n as usize
+                }
+                BodyKind::Length(_) => {
+                    return Err(GatewayError::new(
+                        ErrorKind::BodyTooLarge,
+                        "admin requests are small",
+                    ));
+                }
+                BodyKind::Chunked | BodyKind::Close => {
+                    return Err(GatewayError::new(
+                        ErrorKind::BadRequest,
+                        "send admin bodies with content-length",
+                    ));
+                }
+            };
+            if buf.len() >= head_len + len {
+                return Ok(head_len..head_len + len);
             }
         }
-        if head_len + len > MAX_REQUEST_BYTES {
+        let n = s
+            .read(&mut chunk)
+            .map_err(|e| GatewayError::io(ErrorKind::RequestTimeout, "reading the request", e))?;
+        if n == 0 {
             return Err(GatewayError::new(
-                ErrorKind::BodyTooLarge,
-                "admin requests are small",
+                ErrorKind::BadRequest,
+                "the connection closed before a complete request",
             ));
         }
-        if buf.len() < head_len + len {
-            continue;
-        }
-        let method = req.method.unwrap_or("").to_owned();
-        let path = req.path.unwrap_or("").to_owned();
-        return Ok((method, path, auth, head_len..head_len + len));
+        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
-fn authorized(auth: Option<&str>, key: &[u8; 32]) -> bool {
-    let Some(token) = auth.and_then(|a| a.strip_prefix("Bearer ")) else {
+fn authorized(auth: Option<&[u8]>, key: &[u8; 32]) -> bool {
+    let Some(token) = auth.and_then(|a| a.strip_prefix(b"Bearer ")) else {
         return false;
     };
-    let d = ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes());
+    let d = ring::digest::digest(&ring::digest::SHA256, token.trim_ascii());
     // Digests, not keys, are compared: timing reveals nothing an attacker can steer.
     d.as_ref() == key
 }
 
 fn route(
-    method: &str,
-    path: &str,
+    method: &[u8],
+    path: &[u8],
     body: &[u8],
     handle: &AdminHandle,
 ) -> Result<(u16, Vec<u8>), GatewayError> {
     let op = match (method, path) {
-        ("GET", "/admin/quotas") => AdminOp::State,
-        ("GET", "/admin/deployments") => AdminOp::Deployments,
-        ("POST", "/admin/reset") => {
+        (b"GET", b"/admin/quotas") => AdminOp::State,
+        (b"GET", b"/admin/deployments") => AdminOp::Deployments,
+        (b"POST", b"/admin/reset") => {
             #[derive(serde::Deserialize)]
             struct Reset {
                 scope: String,
@@ -201,8 +194,8 @@ fn route(
             })?;
             AdminOp::Reset(r.scope)
         }
-        ("POST", p) if p.starts_with("/admin/keys/") => {
-            let rest = &p["/admin/keys/".len()..];
+        (b"POST", p) if p.starts_with(b"/admin/keys/") => {
+            let rest = String::from_utf8_lossy(&p[b"/admin/keys/".len()..]);
             match rest.rsplit_once('/') {
                 Some((id, "disable")) => AdminOp::SetKey(id.to_owned(), false),
                 Some((id, "enable")) => AdminOp::SetKey(id.to_owned(), true),
@@ -214,7 +207,7 @@ fn route(
                 }
             }
         }
-        (_, "/admin/quotas" | "/admin/reset" | "/admin/deployments") => {
+        (_, b"/admin/quotas" | b"/admin/reset" | b"/admin/deployments") => {
             return Err(GatewayError::new(
                 ErrorKind::MethodNotAllowed,
                 "wrong method for this admin route",
@@ -255,10 +248,10 @@ fn route(
                 json::string(&mut out, unit);
                 let window: &[u8] = match q.window {
                     Window::Minute => b"minute",
-                    Window::Period(crate::account::ledger::Period::Daily) => b"daily",
-                    Window::Period(crate::account::ledger::Period::Weekly) => b"weekly",
-                    Window::Period(crate::account::ledger::Period::Monthly { .. }) => b"monthly",
-                    Window::Period(crate::account::ledger::Period::Total) => b"total",
+                    Window::Period(crate::calendar::Period::Daily) => b"daily",
+                    Window::Period(crate::calendar::Period::Weekly) => b"weekly",
+                    Window::Period(crate::calendar::Period::Monthly { .. }) => b"monthly",
+                    Window::Period(crate::calendar::Period::Total) => b"total",
                 };
                 out.extend_from_slice(b",\"window\":");
                 json::string(&mut out, window);

@@ -14,16 +14,19 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::account::coordinator::{AdminOp, AdminReply, Command, Coordinator, Published};
+use crate::account::coordinator::{
+    AdminHandle, AdminOp, AdminReply, Command, Coordinator, Published, PublishedCell,
+    published_cell,
+};
 use crate::account::{CONTROL_RING_SLOTS, CoordinatorRings, EVENT_RING_SLOTS, Rings, Wake};
 use crate::calendar::WallClock;
 use crate::config::Snapshot;
-use crate::runtime::io::{self, Driver};
+use crate::net::io::{self, Driver};
 use crate::upstream::dns::{self, AddrTable};
 use crate::worker::{TICK, Worker};
 
@@ -55,7 +58,7 @@ pub struct Gateway {
     wake: Arc<Wake>,
     workers: Vec<JoinHandle<()>>,
     coordinator: Option<JoinHandle<()>>,
-    published: Arc<Mutex<Published>>,
+    published: PublishedCell,
     current: Arc<Snapshot>,
     drain_timeout: Duration,
     admin: Option<super::admin::Admin>,
@@ -98,10 +101,10 @@ impl Gateway {
         };
 
         let (cmd_tx, cmd_rx) = mpsc::channel();
-        let published = Arc::new(Mutex::new(Published {
+        let published = published_cell(Published {
             applied: vec![0; listeners.len()],
             ..Published::default()
-        }));
+        });
         let cores: Vec<usize> = available_cores();
         let mut events = Vec::new();
         let mut controls = Vec::new();
@@ -161,17 +164,14 @@ impl Gateway {
         let coordinator = std::thread::Builder::new()
             .name("tollgate-coord".into())
             .spawn(move || {
-                super::io::run_in_background();
+                io::run_in_background();
                 coordinator.run();
             })
             .map_err(|e| StartError::Other(format!("starting the coordinator: {e}")))?;
         let admin = match snapshot.admin.listen {
             None => None,
             Some(listen) => {
-                let handle = AdminHandle {
-                    commands: cmd_tx.clone(),
-                    wake: wake.clone(),
-                };
+                let handle = AdminHandle::new(cmd_tx.clone(), wake.clone());
                 Some(
                     super::admin::Admin::start(listen, snapshot.admin.key_sha256, handle).map_err(
                         |source| StartError::Bind {
@@ -227,15 +227,12 @@ impl Gateway {
 
     /// Runs an admin operation on the coordinator (what the admin API serves).
     pub fn admin(&self, op: AdminOp) -> Option<AdminReply> {
-        admin_call(&self.commands, &self.wake, op)
+        AdminHandle::new(self.commands.clone(), self.wake.clone()).call(op)
     }
 
     /// A handle the admin API's thread uses to reach the coordinator.
     pub fn admin_handle(&self) -> AdminHandle {
-        AdminHandle {
-            commands: self.commands.clone(),
-            wake: self.wake.clone(),
-        }
+        AdminHandle::new(self.commands.clone(), self.wake.clone())
     }
 
     /// Swaps in `next` on every worker; returns once all of them serve it. Settings that
@@ -289,26 +286,6 @@ impl Gateway {
         }
         self.published()
     }
-}
-
-/// Reaches the coordinator from another thread.
-#[derive(Debug, Clone)]
-pub struct AdminHandle {
-    commands: Sender<Command>,
-    wake: Arc<Wake>,
-}
-
-impl AdminHandle {
-    pub fn call(&self, op: AdminOp) -> Option<AdminReply> {
-        admin_call(&self.commands, &self.wake, op)
-    }
-}
-
-fn admin_call(commands: &Sender<Command>, wake: &Wake, op: AdminOp) -> Option<AdminReply> {
-    let (tx, rx) = mpsc::channel();
-    commands.send(Command::Admin(op, tx)).ok()?;
-    wake.wake();
-    rx.recv_timeout(Duration::from_secs(10)).ok()
 }
 
 fn available_cores() -> Vec<usize> {

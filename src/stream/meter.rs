@@ -35,7 +35,7 @@
 
 use crate::dialect::Dialect;
 use crate::json::Scratch;
-use crate::stream::{SseEvent, SseScanner};
+use crate::sse::{SseEvent, SseScanner};
 use crate::translate::stream::StreamTranslator;
 use crate::translate::{Pair, response};
 use crate::usage::Observed;
@@ -615,12 +615,24 @@ data: [DONE]\n\n";
         // A hostile upstream: one event over the scanner's bound, then a usage chunk.
         let mut stream = b"data: {\"choices\":[{\"delta\":{\"content\":\"".to_vec();
         stream.resize(
-            stream.len() + crate::stream::sse::DEFAULT_MAX_EVENT_BYTES + 10,
+            stream.len() + crate::sse::DEFAULT_MAX_EVENT_BYTES + 10,
             b'a',
         );
         stream.extend_from_slice(b"\"}}]}\n\n");
-        stream.extend_from_slice(&INCLUDE_USAGE[INCLUDE_USAGE.len() - 120..]);
+        // The whole usage event (from its `data:`) and `[DONE]`.
+        let tail = &INCLUDE_USAGE[memchr::memmem::find(
+            INCLUDE_USAGE,
+            b"data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[],",
+        )
+        .unwrap()..];
+        stream.extend_from_slice(tail);
         for strip in [false, true] {
+            // Control: the same tail alone is metered.
+            let (_, o, _) = run(&[tail], strip);
+            assert!(
+                o.output_reported,
+                "the tail alone reports usage (strip {strip})"
+            );
             let pieces: Vec<&[u8]> = stream.chunks(64 * 1024).collect();
             let (out, o, _) = run(&pieces, strip);
             assert_eq!(

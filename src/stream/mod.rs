@@ -1,7 +1,7 @@
-//! Streaming responses: the incremental SSE scanner that taps relayed streams.
+//! The relay's tap on a response as it passes: SSE events (scanned by [`crate::sse`]) or a
+//! JSON body handed to the dialect's usage reader, translated per event when the client speaks
+//! another dialect.
 
 pub mod meter;
-pub mod sse;
 
 pub use meter::Meter;
-pub use sse::{SseError, SseEvent, SseScanner};

@@ -58,7 +58,7 @@ impl AuditWriter {
         let thread = std::thread::Builder::new()
             .name("tollgate-audit".into())
             .spawn(move || {
-                crate::runtime::io::run_in_background();
+                crate::net::io::run_in_background();
                 run(out, rx, &s);
                 let _ = done_tx.send(());
             })?;

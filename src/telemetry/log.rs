@@ -9,7 +9,7 @@
 //! `log_content = "sha256"` gets their SHA-256 (`prompt_sha256`: the request body as the
 //! client sent it; `completion_sha256`: the response body as the client received it).
 
-use crate::account::{AuditRecord, Route, TryOutcome};
+use super::record::{AuditRecord, Route, TryOutcome};
 use crate::config::Snapshot;
 use crate::http1::Method;
 use crate::json;
@@ -30,6 +30,9 @@ pub fn audit_line(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
     if let Some(e) = r.error {
         out.extend_from_slice(b",\"error.type\":\"");
         out.extend_from_slice(e.label().as_bytes());
+        // Whose fault: the client's, the provider's, or the gateway's own.
+        out.extend_from_slice(b"\",\"error_side\":\"");
+        out.extend_from_slice(e.side().label().as_bytes());
         out.push(b'"');
     }
     let key = snap.and_then(|s| r.key.and_then(|k| s.keys.get(k.0 as usize)));

@@ -4,3 +4,4 @@
 
 pub mod audit;
 pub mod log;
+pub mod record;

@@ -28,7 +28,7 @@ use super::Pair;
 use super::response::{anthropic_usage, openai_usage};
 use crate::json::scan::{elements, member, minify_into, string_at, uint_at};
 use crate::json::{self};
-use crate::stream::SseEvent;
+use crate::sse::SseEvent;
 use crate::usage::Observed;
 
 /// Translates one stream; see the module docs.

@@ -8,7 +8,6 @@
 
 pub mod dns;
 pub mod pool;
-pub mod tls;
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,7 +17,7 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use crate::error::{ErrorKind, GatewayError};
-use crate::runtime::io::read_more;
+use crate::net::io::read_more;
 use pool::Checkout;
 
 /// A connection to a provider: plain TCP, or TLS over it.
@@ -105,7 +104,7 @@ pub async fn connect_tls(
             format!("TLS with the provider at {host}: {why}"),
         )
     };
-    let name = tls::server_name(host).map_err(fail)?;
+    let name = crate::tls::server_name(host).map_err(fail)?;
     let connector = monoio_rustls::TlsConnector::from(config.clone());
     match monoio::time::timeout(timeout, connector.connect(name, tcp)).await {
         Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
@@ -131,9 +130,10 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, G
     let s = match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            return Err(GatewayError::new(
+            return Err(GatewayError::io(
                 ErrorKind::UpstreamConnect,
-                format!("connecting to the provider at {addr}: {e}"),
+                &format!("connecting to the provider at {addr}"),
+                e,
             ));
         }
         Err(_) => {

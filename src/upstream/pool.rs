@@ -18,7 +18,7 @@ pub struct PoolKey {
     pub host: String,
     pub port: u16,
     /// `tls::PLAIN`, or the trust profile the TLS session was verified under.
-    pub tls: super::tls::Profile,
+    pub tls: crate::tls::Profile,
 }
 
 #[derive(Debug)]

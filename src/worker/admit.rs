@@ -1,4 +1,4 @@
-//! The admit phase: budgets and rate limits (DESIGN.md §3), and the settling of what it
+//! The admit phase: budgets and rate limits (ARCHITECTURE.md, "Money"), and the settling of what it
 //! reserved once the call has ended.
 //!
 //! A request needs, of every quota that applies to it (its key's, its key's team's and the
@@ -368,8 +368,8 @@ fn unit_name(u: Unit) -> &'static str {
     }
 }
 
-fn period_name(p: crate::account::ledger::Period) -> &'static str {
-    use crate::account::ledger::Period;
+fn period_name(p: crate::calendar::Period) -> &'static str {
+    use crate::calendar::Period;
     match p {
         Period::Daily => "day",
         Period::Weekly => "week",

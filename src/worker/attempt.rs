@@ -27,7 +27,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::runtime::tls::ClientStream;
+use crate::net::ClientStream;
 
 use super::relay::relay;
 use std::cell::Cell;
@@ -36,11 +36,12 @@ use std::pin::pin;
 use std::task::Poll;
 
 use super::{Call, Conn, Exchange, Fields, Hedge, RequestCtx, Worker, admit, forward, translate};
-use crate::account::{Route, TryOutcome, WorkerEvent};
+use crate::account::WorkerEvent;
 use crate::config::{DeploymentId, ModelId, Snapshot};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http1::{BodyDecoder, BodyKind};
 use crate::policy::route::{Outcome, session_hash};
+use crate::telemetry::record::{Route, TryOutcome};
 use crate::upstream::Upstream;
 
 /// Statuses worth another attempt elsewhere.

@@ -1,5 +1,5 @@
 //! One worker: all per-core state ([`Worker`]) and the keep-alive loop that runs the request
-//! path, phase by phase, in this order (DESIGN.md §2):
+//! path, phase by phase, in this order (ARCHITECTURE.md, "The request path"):
 //!
 //! ```text
 //! read_head → route → authenticate → read_body → parse_fields → plan → admit → translate
@@ -34,12 +34,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
-use crate::runtime::tls::ClientStream;
+use crate::net::ClientStream;
 use simd_json::prelude::*;
 
 use crate::account::{
-    AuditRecord, Control, Counters, DisabledKeys, Outbox, ROUTE_REPORT, Rings, Route, SpendBook,
-    Tries, Wake, WorkerEvent,
+    Control, Counters, DisabledKeys, Outbox, ROUTE_REPORT, Rings, SpendBook, Wake, WorkerEvent,
 };
 use crate::config::{DeploymentId, KeyId, ModelId, ProviderKind, QuotaId, Snapshot};
 use crate::dialect::Dialect;
@@ -49,11 +48,12 @@ use crate::http1::{
 };
 use crate::json::Scratch;
 use crate::json::scan::{Members, member};
+use crate::net::io::read_more;
+use crate::net::latch::Latch;
 use crate::policy::quota::{LeaseMsg, QuotaControl, Quotas};
 use crate::policy::route::{Router, session_hash};
-use crate::runtime::io::read_more;
-use crate::runtime::latch::Latch;
 use crate::stream::Meter;
+use crate::telemetry::record::{AuditRecord, Route, Tries};
 use crate::translate::{Pair, request};
 use crate::upstream::dns::AddrTable;
 use crate::upstream::pool::{Checkout, Pool, PoolKey};
@@ -811,7 +811,7 @@ async fn read_body(
     };
     if c.head.expect_continue && c.buf.len() == start {
         let (r, _) = io.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]).await;
-        r.map_err(|e| client_gone(&e))?;
+        r.map_err(client_gone)?;
     }
     if let BodyKind::Length(n) = c.head.body {
         c.buf
@@ -955,7 +955,7 @@ fn parse_fields(
 /// Bodies up to this size are parsed whole (simd-json), which also validates them; larger
 /// ones — long prompts — are read with [`scan_request`], which checks only the top-level
 /// object and reads the few members the gateway needs, so a 100 KB prompt costs a scan, not
-/// a DOM (DESIGN.md §6: ≤ 15 µs more than a 1 KB one). A large body that is malformed inside
+/// a DOM (ARCHITECTURE.md, "Performance budget": ≤ 15 µs more than a 1 KB one). A large body that is malformed inside
 /// a member the gateway does not read is forwarded and refused by the provider.
 const FULL_PARSE_MAX_BYTES: usize = 16 * 1024;
 
@@ -1521,10 +1521,7 @@ async fn forward(
     let key = PoolKey {
         host: ep.host.clone(),
         port: ep.port,
-        tls: provider
-            .tls
-            .as_ref()
-            .map_or(crate::upstream::tls::PLAIN, |t| t.1),
+        tls: provider.tls.as_ref().map_or(crate::tls::PLAIN, |t| t.1),
     };
     let mut attempt = 0;
     loop {
@@ -1563,9 +1560,10 @@ async fn forward(
         }
         let result = match res {
             Ok(_) => read_response_head(snap, ex, &mut up, sent).await,
-            Err(e) => Err(GatewayError::new(
+            Err(e) => Err(GatewayError::io(
                 ErrorKind::UpstreamConnect,
-                format!("sending the request to the provider: {e}"),
+                "sending the request to the provider",
+                e,
             )
             .retryable(true)),
         };
@@ -1641,9 +1639,10 @@ async fn read_response_head(
                 .retryable(nothing_yet));
             }
             Err(e) => {
-                return Err(GatewayError::new(
+                return Err(GatewayError::io(
                     ErrorKind::UpstreamProtocol,
-                    format!("reading the provider's response: {e}"),
+                    "reading the provider's response",
+                    e,
                 )
                 .retryable(nothing_yet));
             }
@@ -1889,17 +1888,14 @@ async fn send(
     };
     out.clear();
     c.out = out;
-    res.map_err(|e| client_gone(&e))?;
+    res.map_err(client_gone)?;
     ctx.response_started = true;
     ctx.response_bytes += n;
     Ok(())
 }
 
-fn client_gone(e: &std::io::Error) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::ClientClosed,
-        format!("writing to the client: {e}"),
-    )
+fn client_gone(e: std::io::Error) -> GatewayError {
+    GatewayError::io(ErrorKind::ClientClosed, "writing to the client", e)
 }
 
 #[cfg(test)]

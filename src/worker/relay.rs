@@ -10,13 +10,13 @@
 
 use std::time::Instant;
 
-use crate::runtime::tls::ClientStream;
+use crate::net::ClientStream;
 
 use super::{Conn, READ_SPARE_BYTES, RequestCtx, Worker, admit, request_id_header, send};
-use crate::account::Route;
 use crate::config::Snapshot;
 use crate::error::{ErrorKind, GatewayError};
 use crate::http1::{BodyDecoder, BodyKind, HeaderSpan, Version, write};
+use crate::telemetry::record::Route;
 
 use crate::upstream::Upstream;
 use crate::usage::{ESTIMATE_BYTES_PER_TOKEN, Observed, Usage, settle_usage};
@@ -293,9 +293,10 @@ pub(super) async fn relay(
             },
             Ok(_) => {}
             Err(err) => {
-                let e = GatewayError::new(
+                let e = GatewayError::io(
                     ErrorKind::UpstreamProtocol,
-                    format!("the provider connection failed mid-response: {err}"),
+                    "the provider connection failed mid-response",
+                    err,
                 );
                 return end_with_error(io, c, ctx, framing, sse, e).await;
             }

@@ -6,6 +6,7 @@
 
 #![allow(dead_code, reason = "each test file uses a subset")]
 #![allow(
+    clippy::disallowed_types,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
@@ -18,8 +19,8 @@ use std::time::Duration;
 
 use tollgate::config;
 use tollgate::http1::{self, BodyDecoder, Method, ResponseHead};
+use tollgate::net::io::Driver;
 use tollgate::runtime::Gateway;
-use tollgate::runtime::io::Driver;
 use tollgate_loadtest::mock::{self, MockConfig, MockHandle};
 
 /// The virtual key every test config accepts.
@@ -326,6 +327,24 @@ pub fn audit_records(path: &std::path::Path) -> Vec<serde_json::Value> {
 /// The corpus of real provider captures (a copy of ../shared/corpus).
 pub fn corpus_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus")
+}
+
+/// The corpus `MANIFEST.toml`, as text (for a test's own typed view of it).
+pub fn manifest_text() -> String {
+    let path = corpus_dir().join("MANIFEST.toml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The corpus `MANIFEST.toml`, untyped (`manifest["file"]` is the array of captures).
+pub fn manifest_json() -> serde_json::Value {
+    let v: toml::Value = toml::from_str(&manifest_text()).unwrap_or_else(|e| panic!("{e}"));
+    serde_json::to_value(v).unwrap()
+}
+
+/// The bytes of the corpus capture at `path` (relative to the corpus, as the MANIFEST names it).
+pub fn capture(path: &str) -> Vec<u8> {
+    let full = corpus_dir().join(path);
+    std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
 }
 
 /// A provider that answers every request with a corpus capture, byte for byte: the file named

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use tollgate::http1::{BodyDecoder, BodyKind, Limits, Method, ResponseHead};
-use tollgate::stream::SseScanner;
+use tollgate::sse::SseScanner;
 
 pub use crate::dialect::Dialect;
 use crate::io::read_more;
@@ -112,7 +112,7 @@ fn observe(
     dialect: Dialect,
     sent: Instant,
     now: Instant,
-    e: &tollgate::stream::SseEvent<'_>,
+    e: &tollgate::sse::SseEvent<'_>,
 ) {
     x.events += 1;
     if let Some(prev) = *last_event {

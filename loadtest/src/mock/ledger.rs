@@ -125,3 +125,19 @@ fn add_to(map: &mut BTreeMap<String, Counts>, name: &str, c: &Counts) {
         }
     }
 }
+
+/// One mock worker's ledger: the worker writes it, the stats endpoint merges every worker's.
+#[allow(
+    clippy::disallowed_types,
+    reason = "the mock's bookkeeping, not the gateway's request path"
+)]
+pub type SharedLedger = std::sync::Arc<std::sync::Mutex<Ledger>>;
+
+/// A fresh, empty [`SharedLedger`].
+#[allow(
+    clippy::disallowed_types,
+    reason = "the mock's bookkeeping, not the gateway's request path"
+)]
+pub fn shared() -> SharedLedger {
+    std::sync::Arc::new(std::sync::Mutex::new(Ledger::default()))
+}

@@ -21,14 +21,14 @@ mod server;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
 
 pub use fault::{Fault, RatedFault};
-pub use ledger::Ledger;
+pub use ledger::{Ledger, SharedLedger};
 
 use crate::io::Driver;
 use request::{Framing, Shape};
@@ -136,7 +136,7 @@ impl MockConfig {
 pub struct MockHandle {
     pub addr: SocketAddr,
     pub tls: bool,
-    ledgers: Vec<Arc<Mutex<Ledger>>>,
+    ledgers: Vec<SharedLedger>,
     _threads: Vec<JoinHandle<()>>,
 }
 
@@ -171,9 +171,7 @@ pub fn start(cfg: MockConfig) -> anyhow::Result<MockHandle> {
         _ => None,
     };
     let is_tls = tls.is_some();
-    let ledgers: Vec<_> = (0..workers)
-        .map(|_| Arc::new(Mutex::new(Ledger::default())))
-        .collect();
+    let ledgers: Vec<_> = (0..workers).map(|_| ledger::shared()).collect();
     let shared = Arc::new(server::Shared::new(cfg, ledgers.clone(), tls)?);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut threads = Vec::with_capacity(workers);

@@ -8,8 +8,8 @@
 use std::cell::Cell;
 use std::net::TcpListener as StdListener;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
@@ -17,7 +17,7 @@ use tollgate::http1::{self, BodyDecoder, Limits, RequestHead};
 
 use super::MockConfig;
 use super::fault::Fault;
-use super::ledger::{Entry, Ledger};
+use super::ledger::{Entry, Ledger, SharedLedger};
 use super::render::{self, Events, Plan};
 use super::request::{self, Api, Dialect, Framing, HeadInfo, Shape};
 use crate::io::{Abortable, read_more};
@@ -30,7 +30,7 @@ const READ_SPARE_BYTES: usize = 8 * 1024;
 pub(super) struct Shared {
     cfg: MockConfig,
     defaults: Shape,
-    ledgers: Vec<Arc<Mutex<Ledger>>>,
+    ledgers: Vec<SharedLedger>,
     tls: Option<monoio_rustls::TlsAcceptor>,
     models_json: Vec<u8>,
     limits: Limits,
@@ -39,7 +39,7 @@ pub(super) struct Shared {
 impl Shared {
     pub(super) fn new(
         cfg: MockConfig,
-        ledgers: Vec<Arc<Mutex<Ledger>>>,
+        ledgers: Vec<SharedLedger>,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> anyhow::Result<Self> {
         let mut models_json = b"{\"object\":\"list\",\"data\":[".to_vec();
@@ -68,7 +68,7 @@ impl Shared {
     }
 }
 
-pub(super) fn merged(ledgers: &[Arc<Mutex<Ledger>>]) -> Ledger {
+pub(super) fn merged(ledgers: &[SharedLedger]) -> Ledger {
     let mut all = Ledger::default();
     for l in ledgers {
         if let Ok(l) = l.lock() {
@@ -82,7 +82,7 @@ pub(super) fn merged(ledgers: &[Arc<Mutex<Ledger>>]) -> Ledger {
 struct Worker {
     id: usize,
     shared: Arc<Shared>,
-    ledger: Arc<Mutex<Ledger>>,
+    ledger: SharedLedger,
     serial: Cell<u64>,
     rng: Cell<u64>,
 }

@@ -1,6 +1,6 @@
 //! Socket plumbing shared by the gateway, the mock provider and the load generator: runtime
-//! selection, SO_REUSEPORT listeners, reads into a growing `Vec`, and the abortive close used
-//! to inject resets.
+//! selection, SO_REUSEPORT listeners, reads into a growing `Vec`, the abortive close used
+//! to inject resets, and the lower priority of the gateway's background threads.
 
 use std::future::Future;
 use std::io;
@@ -11,34 +11,7 @@ use std::time::Duration;
 use monoio::buf::IoBufMut;
 use monoio::io::AsyncReadRent;
 
-/// Which monoio driver a thread runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Driver {
-    /// io_uring where the kernel allows it, epoll otherwise.
-    #[default]
-    Auto,
-    /// io_uring only (fails to start where it is unavailable).
-    #[serde(rename = "io_uring", alias = "uring")]
-    Uring,
-    /// epoll only.
-    Epoll,
-}
-
-impl std::str::FromStr for Driver {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Driver::Auto),
-            "io_uring" | "uring" => Ok(Driver::Uring),
-            "epoll" => Ok(Driver::Epoll),
-            _ => Err(format!(
-                "unknown io driver `{s}` (expected auto, io_uring or epoll)"
-            )),
-        }
-    }
-}
+pub use crate::config::Driver;
 
 /// Runs `f`'s future to completion on a fresh monoio runtime (timer enabled) on this thread.
 pub fn block_on<F, Fut>(driver: Driver, f: F) -> io::Result<Fut::Output>

@@ -71,26 +71,44 @@ impl Drop for Wait<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 
     #[test]
     fn wakes_waiters_and_deregisters_dropped_ones() {
-        let latch = std::rc::Rc::new(Latch::default());
-        let l2 = latch.clone();
-        let done = crate::runtime::io::block_on(crate::runtime::io::Driver::Epoll, || async move {
-            {
-                let dropped = latch.wait();
-                drop(dropped);
-            }
-            assert!(latch.waiters.borrow().is_empty());
-            let h = monoio::spawn(async move { l2.wait().await });
-            monoio::time::sleep(std::time::Duration::from_millis(1)).await;
+        let latch = Latch::default();
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        // A waiter that was polled and then dropped leaves nothing behind.
+        {
+            let mut dropped = latch.wait();
+            assert_eq!(Pin::new(&mut dropped).poll(&mut cx), Poll::Pending);
             assert_eq!(latch.waiters.borrow().len(), 1);
-            latch.set();
-            h.await;
-            latch.wait().await;
-            true
-        })
-        .unwrap();
-        assert!(done);
+        }
+        assert!(latch.waiters.borrow().is_empty());
+        let mut a = latch.wait();
+        let mut b = latch.wait();
+        assert_eq!(Pin::new(&mut a).poll(&mut cx), Poll::Pending);
+        assert_eq!(Pin::new(&mut b).poll(&mut cx), Poll::Pending);
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        latch.set();
+        latch.set();
+        // Both woken, once each; both complete; a late waiter completes at once.
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(Pin::new(&mut a).poll(&mut cx), Poll::Ready(()));
+        assert_eq!(Pin::new(&mut b).poll(&mut cx), Poll::Ready(()));
+        assert_eq!(Pin::new(&mut latch.wait()).poll(&mut cx), Poll::Ready(()));
+        assert!(latch.is_set());
     }
 }

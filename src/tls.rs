@@ -1,9 +1,13 @@
-//! TLS to providers (rustls, ring): one `ClientConfig` per trust profile, built when the
-//! config is loaded and shared read-only by every worker — the bundled web PKI roots (Mozilla's,
-//! via `webpki-roots`), plus a provider's own CA file for private deployments. ALPN offers
-//! http/1.1 only; TLS 1.2 and 1.3; session resumption (tickets and session ids) on, its cache
-//! inside the config.
+//! TLS configurations (rustls, ring), built when the config is loaded — no sockets here.
+//!
+//! - To providers: one `ClientConfig` per trust profile, shared read-only by every worker — the
+//!   bundled web PKI roots (Mozilla's, via `webpki-roots`), plus a provider's own CA file for
+//!   private deployments. ALPN offers http/1.1 only; TLS 1.2 and 1.3; session resumption
+//!   (tickets and session ids) on, its cache inside the config.
+//! - For clients: the listener's `ServerConfig` (TLS 1.2 and 1.3, ALPN http/1.1) from PEM
+//!   files, re-read on reload so a renewed certificate serves new connections.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
@@ -53,4 +57,30 @@ pub fn profile(extra_ca_pem: Option<&[u8]>) -> Profile {
 /// The name the certificate must carry: a DNS name, or an IP address literal.
 pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(host.to_owned()).map_err(|e| format!("`{host}`: {e}"))
+}
+
+/// A server config from a PEM certificate chain and a PEM private key.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    let read =
+        |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()));
+    let cert_pem = read(cert)?;
+    let key_pem = read(key)?;
+    let certs = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("`{}`: not a PEM certificate chain: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("`{}` holds no PEM certificate", cert.display()));
+    }
+    let key = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|e| format!("`{}`: {e}", key.display()))?
+        .ok_or_else(|| format!("`{}` holds no PEM private key", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key do not go together: {e}"))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
 }

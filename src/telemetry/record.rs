@@ -1,0 +1,148 @@
+//! The audit record: one finished request as the `finish` phase saw it — a fixed-size `Copy`
+//! value a worker pushes on its ring, formatted into a JSON line by the coordinator
+//! ([`super::log`]).
+
+use crate::config::{DeploymentId, KeyId, ModelId};
+use crate::error::ErrorKind;
+use crate::http1::Method;
+use crate::usage::{InlineStr, Usage};
+
+/// The API a request addressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    ChatCompletions,
+    Completions,
+    /// Anthropic's Messages API (`POST /v1/messages`).
+    Messages,
+    Embeddings,
+    Models,
+    Health,
+    Ready,
+    Unknown,
+}
+
+impl Route {
+    /// The path the route serves (`http.route`).
+    pub fn path(self) -> &'static str {
+        match self {
+            Route::ChatCompletions => "/v1/chat/completions",
+            Route::Completions => "/v1/completions",
+            Route::Messages => "/v1/messages",
+            Route::Embeddings => "/v1/embeddings",
+            Route::Models => "/v1/models",
+            Route::Health => "/healthz",
+            Route::Ready => "/readyz",
+            Route::Unknown => "",
+        }
+    }
+}
+
+/// One finished request, as the `finish` phase saw it: the audit record. Names are resolved by
+/// the coordinator against the snapshot `generation` the request ran under.
+#[derive(Clone, Copy, Debug)]
+pub struct AuditRecord {
+    pub generation: u64,
+    pub worker: u16,
+    pub serial: u64,
+    pub start_unix_us: u64,
+    pub method: Method,
+    pub route: Route,
+    pub status: u16,
+    pub key: Option<KeyId>,
+    pub model: Option<ModelId>,
+    pub deployment: Option<DeploymentId>,
+    pub stream: bool,
+    /// Upstream attempts (a stale pooled connection retried counts twice).
+    pub attempts: u8,
+    /// Each deployment tried, in order, and how it went.
+    pub tries: Tries,
+    pub max_tokens: Option<u32>,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    pub duration_us: u64,
+    /// Request sent upstream → response head received (0 when there was no upstream).
+    pub upstream_us: u64,
+    /// Request start → first response body byte written to the client (0: none was).
+    pub ttft_us: u64,
+    pub error: Option<ErrorKind>,
+    /// A provider accepted the call (2xx): `usage` and `cost_micro_usd` are what it is
+    /// charged.
+    pub charged: bool,
+    pub usage: Usage,
+    pub usage_estimated: bool,
+    pub cost_micro_usd: u64,
+    /// What admission reserved of the key's USD budget (0: no USD budget applied).
+    pub reserved_micro_usd: u64,
+    /// A hedged request's cancelled half: what it was charged (estimated), on top of
+    /// `cost_micro_usd`.
+    pub hedge_cost_micro_usd: u64,
+    pub finish_reason: InlineStr<24>,
+    pub response_model: InlineStr<64>,
+    pub response_id: InlineStr<64>,
+    pub prompt_sha256: Option<[u8; 32]>,
+    pub completion_sha256: Option<[u8; 32]>,
+}
+
+/// How one attempt on a deployment went (audit records list them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryOutcome {
+    /// Its answer went to the client (whatever its status).
+    Served,
+    /// A retryable status (429, 5xx), retried elsewhere.
+    Status(u16),
+    Connect,
+    Timeout,
+    /// Reset or closed before anything reached the client.
+    Reset,
+    /// A 400 saying the prompt is too long: on to the context fallback.
+    ContextLength,
+    /// A content-policy refusal: on to the policy fallback.
+    ContentPolicy,
+    /// The deployment's own rate limit had no room: skipped.
+    RateLimited,
+    /// A hedged pair's slower half, cancelled (charged an estimate of its prompt).
+    HedgeLost,
+}
+
+impl TryOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            TryOutcome::Served => "served",
+            TryOutcome::Status(_) => "status",
+            TryOutcome::Connect => "connect_error",
+            TryOutcome::Timeout => "timeout",
+            TryOutcome::Reset => "reset",
+            TryOutcome::ContextLength => "context_length",
+            TryOutcome::ContentPolicy => "content_policy",
+            TryOutcome::RateLimited => "rate_limited",
+            TryOutcome::HedgeLost => "hedge_lost",
+        }
+    }
+}
+
+/// Attempts a request may make at most (`routing.max_attempts` is bounded by it).
+pub const MAX_TRIES: usize = 10;
+
+/// The deployments a request tried, in order.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tries {
+    pub n: u8,
+    pub list: [Option<(DeploymentId, TryOutcome)>; MAX_TRIES],
+}
+
+impl Tries {
+    pub fn push(&mut self, d: DeploymentId, o: TryOutcome) {
+        if let Some(slot) = self.list.get_mut(usize::from(self.n)) {
+            *slot = Some((d, o));
+            self.n += 1;
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (DeploymentId, TryOutcome)> + '_ {
+        self.list
+            .iter()
+            .take(usize::from(self.n))
+            .flatten()
+            .copied()
+    }
+}
