@@ -7,6 +7,7 @@
 //!   real response path (framing, relay, accounting).
 
 pub mod dns;
+pub mod forward;
 pub mod pool;
 
 use std::io;

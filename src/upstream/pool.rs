@@ -27,8 +27,17 @@ struct Idle {
     since: Instant,
 }
 
+/// Connections a worker's pool opened and reused since the worker last read them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PoolStats {
+    pub connects: u64,
+    pub reuses: u64,
+}
+
 #[derive(Debug, Default)]
 pub struct Pool {
+    /// Connections opened and reused since the worker last read them.
+    pub stats: PoolStats,
     /// Few distinct upstreams per gateway: a linear scan beats hashing a key per request.
     slots: Vec<(PoolKey, Vec<Idle>)>,
     pub max_idle: usize,
@@ -38,6 +47,7 @@ pub struct Pool {
 impl Pool {
     pub fn new(max_idle: usize, idle_timeout: Duration) -> Self {
         Pool {
+            stats: PoolStats::default(),
             slots: Vec::new(),
             max_idle,
             idle_timeout,

@@ -9,7 +9,7 @@
 //! (reserved together, or none). Short, the worker asks the coordinator and the request waits
 //! — polling the control ring every millisecond, up to `quotas.lease_wait_ms` — for the answer.
 //!
-//! [`settle_quotas`] runs after every request, however it ended: a call the provider accepted
+//! `settle::settle_quotas` runs after every request, however it ended: a call the provider accepted
 //! settles its reservations with what it actually cost (the metered usage, or its estimate);
 //! one that never reached a provider releases them. A request counts against an RPM limit once
 //! it was sent upstream, whatever the answer.
@@ -302,35 +302,6 @@ pub(super) async fn extend_output(
 
 /// The least output a stream's reservation is extended by.
 const EXTEND_MIN_TOKENS: u64 = 64;
-
-/// Settles or releases what the request reserved. Runs after every request.
-pub(super) fn settle_quotas(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx) {
-    let Some(generation) = ctx.reserved_under.take() else {
-        return;
-    };
-    // A hedged request's cancelled half was charged too.
-    let tokens = ctx.usage.input_tokens + ctx.usage.output_tokens + ctx.hedge_tokens;
-    let cost = ctx.cost_micro_usd + ctx.hedge_cost_micro_usd;
-    let charged = ctx.charged || ctx.hedge_cost_micro_usd > 0 || ctx.hedge_tokens > 0;
-    let sent = ctx.attempts > 0;
-    let reserved = &c.reserved;
-    w.with_quotas(generation, |q| {
-        for &(id, estimate) in reserved {
-            let quota = &snap.quotas[id.0 as usize];
-            let actual = match quota.unit {
-                Unit::MicroUsd if charged => Some(cost),
-                Unit::Tokens if charged => Some(tokens),
-                Unit::Requests if sent => Some(1),
-                _ => None,
-            };
-            match actual {
-                Some(a) => q.settle(id, estimate, a.min(i64::MAX as u64) as i64),
-                None => q.release(id, estimate),
-            }
-        }
-    });
-    c.reserved.clear();
-}
 
 fn kind_of(q: &Quota) -> ErrorKind {
     match (q.window, q.unit) {

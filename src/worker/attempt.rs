@@ -35,7 +35,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::Poll;
 
-use super::{Call, Conn, Exchange, Fields, Hedge, RequestCtx, Worker, admit, forward, translate};
+use super::{Conn, Exchange, Fields, Hedge, RequestCtx, Worker, admit, forward, translate};
 use crate::account::WorkerEvent;
 use crate::config::{DeploymentId, ModelId, Snapshot};
 use crate::error::{ErrorKind, GatewayError};
@@ -245,9 +245,10 @@ async fn attempt(
             let sent = Instant::now();
             ctx.sent_at = Some(sent);
             w.with_router(snap.generation, |r| r.start(d, &snap.routing, retry, sent));
-            let call = Call::of(c, ctx, f);
+            let call = super::call_of(c, ctx, f);
             let attempts = Cell::new(ctx.attempts);
-            let r = forward(w, snap, &mut c.ex, &mut c.buf, &call, &attempts, d).await;
+            let addrs = w.addrs.borrow().clone();
+            let r = forward(&w.egress(&addrs, &attempts), snap, &mut c.ex, &mut c.buf, &call, d).await;
             ctx.attempts = attempts.get();
             r.map(|(up, us)| {
                 ctx.upstream_us = us;
@@ -549,8 +550,10 @@ async fn hedged(
     c.hedge.ureq_tail = None;
     let hedge_body = ctx.upstream_body_bytes;
     translate(w, snap, c, ctx, f, d)?;
-    let call = Call::of(c, ctx, f);
+    let call = super::call_of(c, ctx, f);
     let attempts = Cell::new(ctx.attempts);
+    let addrs = w.addrs.borrow().clone();
+    let egress = w.egress(&addrs, &attempts);
     let hedge_sent: Cell<Option<Instant>> = Cell::new(None);
     let ttft = snap.upstream.ttft;
     let sent = Instant::now();
@@ -559,7 +562,7 @@ async fn hedged(
         let Conn { ex, hedge, buf, .. } = &mut *c;
         let mut spare = Vec::new();
         let primary = pin!(async {
-            let (mut up, us) = forward(w, snap, ex, buf, &call, &attempts, d).await?;
+            let (mut up, us) = forward(&egress, snap, ex, buf, &call, d).await?;
             first_byte(ex, &mut up, sent + ttft).await?;
             Ok::<_, GatewayError>((up, us))
         });
@@ -568,7 +571,7 @@ async fn hedged(
             let t = Instant::now();
             hedge_sent.set(Some(t));
             w.with_router(snap.generation, |r| r.start(d2, &snap.routing, true, t));
-            let (mut up, us) = forward(w, snap, hedge, &mut spare, &call, &attempts, d2).await?;
+            let (mut up, us) = forward(&egress, snap, hedge, &mut spare, &call, d2).await?;
             first_byte(hedge, &mut up, t + ttft).await?;
             Ok::<_, GatewayError>((up, us))
         });

@@ -1,0 +1,195 @@
+//! settle and finish: what the call consumed becomes its cost and the key's spend, the
+//! reservations are settled or released, and the audit record goes out — after every request,
+//! however it ended.
+
+use super::*;
+use crate::config::Unit;
+
+pub(super) fn ctx_worker(ctx: &RequestCtx) -> u16 {
+    (ctx.serial >> 48) as u16
+}
+
+/// Settle: what the call consumed → what it cost → the key's spend (coalesced per key, sent
+/// to the coordinator on the next tick; never dropped). Runs after every request, however it
+/// ended. A call is charged once a provider accepted it (a 2xx head): the usage it reported,
+/// or, where that is missing (client gone, upstream cut, provider omitted it), an estimate
+/// flagged `usage_estimated` — never zero. A call that never got that far costs nothing.
+pub(super) fn settle(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx) {
+    if ctx.log_hashes && ctx.body_read && ctx.model.is_some() {
+        let d = ring::digest::digest(&ring::digest::SHA256, &c.buf[c.body.clone()]);
+        let mut h = [0u8; 32];
+        h.copy_from_slice(d.as_ref());
+        ctx.prompt_sha256 = Some(h);
+    }
+    if !c.meter.is_metered() {
+        return;
+    }
+    // A stream abandoned mid-way: read what the scanner still holds, forward nothing.
+    c.meter.end(None, &mut w.scratch.borrow_mut());
+    ctx.completion_sha256 = c.meter.digest();
+    let o = &c.meter.observed;
+    ctx.finish_reason = if ctx.cut_at_cap {
+        InlineStr::new(b"cut_at_cap")
+    } else {
+        o.finish_reason
+    };
+    ctx.response_model = o.response_model;
+    ctx.response_id = o.response_id;
+    let (Some(key), Some(d)) = (ctx.key, ctx.deployment) else {
+        return;
+    };
+    let (usage, estimated) = settle_usage(o, ctx.upstream_body_bytes);
+    let cost = snap.deployment(d).price.cost(&usage);
+    ctx.charged = true;
+    ctx.usage = usage;
+    ctx.usage_estimated = estimated;
+    ctx.cost_micro_usd = cost;
+    let direct = w
+        .spend
+        .borrow_mut()
+        .charge(ctx.generation, key, &usage, estimated, cost);
+    if let Some(e) = direct {
+        w.emit(e);
+    }
+}
+
+/// Settles or releases what the request reserved. Runs after every request.
+pub(super) fn settle_quotas(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx) {
+    let Some(generation) = ctx.reserved_under.take() else {
+        return;
+    };
+    // A hedged request's cancelled half was charged too.
+    let tokens = ctx.usage.input_tokens + ctx.usage.output_tokens + ctx.hedge_tokens;
+    let cost = ctx.cost_micro_usd + ctx.hedge_cost_micro_usd;
+    let charged = ctx.charged || ctx.hedge_cost_micro_usd > 0 || ctx.hedge_tokens > 0;
+    let sent = ctx.attempts > 0;
+    let reserved = &c.reserved;
+    w.with_quotas(generation, |q| {
+        for &(id, estimate) in reserved {
+            let quota = &snap.quotas[id.0 as usize];
+            let actual = match quota.unit {
+                Unit::MicroUsd if charged => Some(cost),
+                Unit::Tokens if charged => Some(tokens),
+                Unit::Requests if sent => Some(1),
+                _ => None,
+            };
+            match actual {
+                Some(a) => q.settle(id, estimate, a.min(i64::MAX as u64) as i64),
+                None => q.release(id, estimate),
+            }
+        }
+    });
+    c.reserved.clear();
+}
+
+/// Always runs, whatever happened: the audit record goes to the coordinator and the
+/// counters are updated.
+pub(super) fn finish(w: &Worker, ctx: &RequestCtx) {
+    let status = ctx.status;
+    w.count(|c| {
+        c.requests += 1;
+        c.bytes_in += ctx.request_bytes;
+        c.bytes_out += ctx.response_bytes;
+        match status {
+            200..=399 => c.responses_2xx += 1,
+            400..=499 => c.responses_4xx += 1,
+            _ => c.responses_5xx += 1,
+        }
+    });
+    w.emit(WorkerEvent::Audit(AuditRecord {
+        generation: ctx.generation,
+        worker: w.id,
+        serial: ctx.serial & SERIAL_MASK,
+        start_unix_us: ctx.start_unix_us,
+        method: ctx.method,
+        route: ctx.route,
+        status,
+        key: ctx.key,
+        model: ctx.model,
+        deployment: ctx.deployment,
+        stream: ctx.stream,
+        attempts: ctx.attempts,
+        tries: ctx.tries,
+        max_tokens: ctx.max_tokens,
+        request_bytes: ctx.request_bytes,
+        response_bytes: ctx.response_bytes,
+        duration_us: ctx.started.elapsed().as_micros() as u64,
+        upstream_us: ctx.upstream_us,
+        ttft_us: ctx.ttft_us,
+        error: ctx.error,
+        charged: ctx.charged,
+        usage: ctx.usage,
+        usage_estimated: ctx.usage_estimated,
+        cost_micro_usd: ctx.cost_micro_usd,
+        reserved_micro_usd: ctx.reserved_micro_usd,
+        hedge_cost_micro_usd: ctx.hedge_cost_micro_usd,
+        finish_reason: ctx.finish_reason,
+        response_model: ctx.response_model,
+        response_id: ctx.response_id,
+        prompt_sha256: ctx.prompt_sha256,
+        completion_sha256: ctx.completion_sha256,
+    }));
+}
+
+/// The low 48 bits of a request serial count requests; the high 16 name the worker.
+pub(super) const SERIAL_MASK: u64 = (1 << 48) - 1;
+
+impl RequestCtx {
+    pub(super) fn new(w: &Worker, c: &Conn) -> Self {
+        let n = w.serial.get() + 1;
+        w.serial.set(n);
+        let start_unix_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        RequestCtx {
+            serial: (u64::from(w.id) << 48) | (n & SERIAL_MASK),
+            started: Instant::now(),
+            start_unix_us,
+            generation: 0,
+            method: c.head.method,
+            route: Route::Unknown,
+            version: c.head.version,
+            key: None,
+            model: None,
+            deployment: None,
+            stream: false,
+            body_read: c.head.body == BodyKind::Empty,
+            response_started: false,
+            keep_alive: c.head.keep_alive && !w.drain.is_set(),
+            write_timeout: w.snapshot.borrow().limits.body_timeout,
+            status: 0,
+            request_bytes: c.head.head_len as u64,
+            response_bytes: 0,
+            upstream_us: 0,
+            ttft_us: 0,
+            error: None,
+            attempts: 0,
+            max_tokens: None,
+            inject_usage: false,
+            upstream_body_bytes: 0,
+            log_hashes: false,
+            charged: false,
+            usage: Usage::default(),
+            usage_estimated: false,
+            cost_micro_usd: 0,
+            reserved_micro_usd: 0,
+            hedge_cost_micro_usd: 0,
+            hedge_tokens: 0,
+            finish_reason: InlineStr::default(),
+            response_model: InlineStr::default(),
+            response_id: InlineStr::default(),
+            prompt_sha256: None,
+            completion_sha256: None,
+            extra_head: Vec::new(),
+            reserved_under: None,
+            output_allowed: None,
+            client_usage: false,
+            cut_at_cap: false,
+            sent_at: None,
+            first_byte_at: None,
+            tries: Tries::default(),
+            refused_by_deployment: false,
+            hedge: Hedge::None,
+        }
+    }
+}

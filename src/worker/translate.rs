@@ -1,0 +1,363 @@
+//! The translate phase: the upstream request for one deployment — the client's bytes with a
+//! few spans edited, or, for a provider of another dialect, a body rewritten by
+//! [`crate::translate`].
+
+use super::*;
+
+/// Headers never forwarded upstream: hop-by-hop (RFC 9110 §7.6.1), framing the gateway
+/// redoes, and the client's credentials.
+pub(super) const NOT_FORWARDED: &[&str] = &[
+    "host",
+    "authorization",
+    "x-api-key",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+];
+
+pub(super) fn api_suffix(route: Route) -> &'static [u8] {
+    match route {
+        Route::Completions => b"/completions",
+        Route::Messages => b"/messages",
+        Route::Embeddings => b"/embeddings",
+        _ => b"/chat/completions",
+    }
+}
+
+/// Builds the upstream request in `c.ex.ureq`: the client's body byte for byte except for a few
+/// spans — the `model` value becomes the deployment's upstream model, and a streamed OpenAI
+/// request that did not ask for usage gets `stream_options.include_usage = true` (so the call
+/// can be metered exactly; the relay removes the extra chunk again) — and the provider
+/// credential in place of the client's.
+pub(super) fn translate(
+    w: &Worker,
+    snap: &Snapshot,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+    f: &Fields,
+    d: DeploymentId,
+) -> Result<(), GatewayError> {
+    let dep = snap.deployment(d);
+    let provider = snap.provider(dep.provider);
+    c.ex.ureq_tail = None;
+    c.ex.pair = provider
+        .kind
+        .dialect()
+        .and_then(|p| Pair::between(client_dialect(ctx.route), p));
+    if let Some(pair) = c.ex.pair {
+        return translate_across(w, snap, c, ctx, f, d, pair);
+    }
+    let body = &c.buf[c.body.clone()];
+    // (Anthropic's Messages API always reports usage.)
+    let usage_splice =
+        (f.stream && !f.include_usage && !matches!(ctx.route, Route::Embeddings | Route::Messages))
+            .then(|| include_usage_splice(body))
+            .flatten();
+    ctx.inject_usage = usage_splice.is_some();
+    ctx.client_usage = f.include_usage;
+    let Some(ep) = &provider.endpoint else {
+        // Built-in mock: answered in `forward` from the fields.
+        ctx.upstream_body_bytes = body.len() as u64;
+        return Ok(());
+    };
+    // The JSON literal replaces the quotes too.
+    let model = f.model_span.start - 1..f.model_span.end + 1;
+    let mut max_tokens = Vec::new();
+    let mut max_tokens_at = body.len()..body.len();
+    if let (Some(n), Some(at)) = (f.default_max_tokens, Members::open(body)) {
+        // Chat Completions calls it max_completion_tokens (reasoning models refuse
+        // max_tokens); the legacy Completions API, max_tokens.
+        max_tokens.extend_from_slice(
+            if matches!(ctx.route, Route::Completions | Route::Messages) {
+                b"\"max_tokens\":"
+            } else {
+                b"\"max_completion_tokens\":"
+            },
+        );
+        crate::json::uint(&mut max_tokens, u64::from(n));
+        max_tokens.push(b',');
+        max_tokens_at = at..at;
+    }
+    let mut splices: [(Range<usize>, &[u8]); 3] = [
+        (model, &dep.upstream_model_json),
+        usage_splice.unwrap_or((body.len()..body.len(), b"")),
+        (max_tokens_at, &max_tokens),
+    ];
+    splices.sort_by_key(|(r, _)| r.start);
+    let len = splices
+        .iter()
+        .fold(body.len(), |n, (r, with)| n - r.len() + with.len());
+    ctx.upstream_body_bytes = len as u64;
+
+    let head = &c.head;
+    let out = &mut c.ex.ureq;
+    out.clear();
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(ep.base_path.as_bytes());
+    out.extend_from_slice(api_suffix(ctx.route));
+    out.extend_from_slice(provider.query.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    upstream_headers(out, snap, head, &c.buf, d, false);
+    write::header_u64(out, "content-length", len as u64);
+    write::end_head(out);
+    let mut at = 0;
+    for (r, with) in &splices {
+        out.extend_from_slice(&body[at..r.start]);
+        out.extend_from_slice(with);
+        at = r.end;
+    }
+    if body.len() - at >= ZERO_COPY_TAIL_BYTES {
+        // A long prompt: the rest goes out from the read buffer, not through a copy.
+        c.ex.ureq_tail = Some(c.body.start + at..c.body.end);
+    } else {
+        out.extend_from_slice(&body[at..]);
+    }
+    Ok(())
+}
+
+/// The head lines after the request line: host, the provider's credential, the client's
+/// headers minus hop-by-hop ones and its credentials (and, across dialects, minus the other
+/// dialect's own headers), a content type, and `anthropic-version` for Anthropic.
+pub(super) fn upstream_headers(
+    out: &mut Vec<u8>,
+    snap: &Snapshot,
+    head: &RequestHead,
+    buf: &[u8],
+    d: DeploymentId,
+    across: bool,
+) {
+    let provider = snap.provider(snap.deployment(d).provider);
+    if let Some(ep) = &provider.endpoint {
+        write::header(out, "host", ep.authority.as_bytes());
+    }
+    if let Some(cred) = &provider.credential {
+        out.extend_from_slice(cred);
+    }
+    let connection = head.header(buf, "connection").unwrap_or_default();
+    let mut content_type = false;
+    let mut version = false;
+    for h in &head.headers {
+        let name = h.name.get(buf);
+        if NOT_FORWARDED
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+            || listed_in(connection, name)
+            || (across
+                && (name.eq_ignore_ascii_case(b"content-type")
+                    || name.len() >= 10 && name[..10].eq_ignore_ascii_case(b"anthropic-")
+                    || name.eq_ignore_ascii_case(b"openai-organization")
+                    || name.eq_ignore_ascii_case(b"openai-project")))
+        {
+            continue;
+        }
+        content_type |= name.eq_ignore_ascii_case(b"content-type");
+        version |= name.eq_ignore_ascii_case(b"anthropic-version");
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value.get(buf));
+        out.extend_from_slice(b"\r\n");
+    }
+    if !content_type {
+        write::header(out, "content-type", b"application/json");
+    }
+    if provider.kind == ProviderKind::Anthropic && !version {
+        write::header(out, "anthropic-version", ANTHROPIC_VERSION);
+    }
+}
+
+/// The client's dialect on `route`.
+pub(super) fn client_dialect(route: Route) -> Dialect {
+    if route == Route::Messages {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAi
+    }
+}
+
+/// Builds the upstream request for a provider of another dialect: the body is rewritten
+/// whole by [`crate::translate::request`] (a field it cannot carry over is a 400 naming it),
+/// the path is the provider's own endpoint for the call.
+pub(super) fn translate_across(
+    w: &Worker,
+    snap: &Snapshot,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+    f: &Fields,
+    d: DeploymentId,
+    pair: Pair,
+) -> Result<(), GatewayError> {
+    let dep = snap.deployment(d);
+    let provider = snap.provider(dep.provider);
+    ctx.inject_usage = false;
+    ctx.client_usage = f.include_usage;
+    let target = request::Target {
+        model_json: &dep.upstream_model_json,
+        default_max_tokens: f.max_tokens.unwrap_or(dep.default_max_tokens),
+        compatible: provider.compatible,
+    };
+    let mut body = std::mem::take(&mut c.ex.ubuf);
+    let r = request::translate(
+        pair,
+        &c.buf[c.body.clone()],
+        &target,
+        &mut w.scratch.borrow_mut(),
+        &mut body,
+    );
+    if let Err(e) = r {
+        body.clear();
+        c.ex.ubuf = body;
+        let what = match pair.provider() {
+            Dialect::Anthropic => "Anthropic",
+            Dialect::Gemini => "Gemini",
+            Dialect::OpenAi => "an OpenAI-dialect provider",
+        };
+        return Err(GatewayError::new(
+            ErrorKind::InvalidBody,
+            format!(
+                "This request goes to {what} and cannot be translated faithfully: {}.",
+                e.message
+            ),
+        )
+        .param(e.param));
+    }
+    ctx.upstream_body_bytes = body.len() as u64;
+    let Some(ep) = &provider.endpoint else {
+        return Err(GatewayError::new(
+            ErrorKind::Internal,
+            "a translated request needs a provider endpoint",
+        ));
+    };
+    let out = &mut c.ex.ureq;
+    out.clear();
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(ep.base_path.as_bytes());
+    match pair.provider() {
+        Dialect::Anthropic => out.extend_from_slice(b"/messages"),
+        Dialect::OpenAi => out.extend_from_slice(b"/chat/completions"),
+        Dialect::Gemini => {
+            out.extend_from_slice(b"/models/");
+            out.extend_from_slice(dep.upstream_model.as_bytes());
+            out.extend_from_slice(if f.stream {
+                b":streamGenerateContent?alt=sse".as_slice()
+            } else {
+                b":generateContent"
+            });
+        }
+    }
+    if pair.provider() == Dialect::OpenAi {
+        out.extend_from_slice(provider.query.as_bytes());
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    upstream_headers(out, snap, &c.head, &c.buf, d, true);
+    write::header_u64(out, "content-length", body.len() as u64);
+    write::end_head(out);
+    out.extend_from_slice(&body);
+    body.clear();
+    c.ex.ubuf = body;
+    Ok(())
+}
+
+/// The Messages API version sent to Anthropic when the client names none.
+pub(super) const ANTHROPIC_VERSION: &[u8] = b"2023-06-01";
+
+/// A request body tail at least this long is written upstream straight from the read buffer
+/// (one more write, one less copy of the bulk of a long prompt).
+pub(super) const ZERO_COPY_TAIL_BYTES: usize = 16 * 1024;
+
+/// The edit that makes a request ask for usage: `(span of the body to replace, with what)`.
+/// `None` when `stream_options` is present but not an object or null (the provider will
+/// refuse the request; it is forwarded as the client wrote it).
+pub(super) fn include_usage_splice(body: &[u8]) -> Option<(Range<usize>, &'static [u8])> {
+    const MEMBER: &[u8] = b"\"stream_options\":{\"include_usage\":true},";
+    const OBJECT: &[u8] = b"{\"include_usage\":true}";
+    let Some(opts) = member(body, b"stream_options") else {
+        let at = Members::open(body)?;
+        return Some((at..at, MEMBER));
+    };
+    let value = &body[opts.clone()];
+    match value.first() {
+        Some(b'n') => Some((opts, OBJECT)),
+        Some(b'{') => match member(value, b"include_usage") {
+            Some(v) => Some((opts.start + v.start..opts.start + v.end, b"true")),
+            None if Members::new(value).next().is_none() => Some((opts, OBJECT)),
+            None => {
+                let at = opts.start + Members::open(value)?;
+                Some((at..at, b"\"include_usage\":true,"))
+            }
+        },
+        _ => None,
+    }
+}
+
+/// True when `name` is one of the comma-separated tokens of a `Connection` header value.
+pub(super) fn listed_in(connection: &[u8], name: &[u8]) -> bool {
+    !connection.is_empty()
+        && connection
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spliced(body: &str) -> Option<String> {
+        let (r, with) = include_usage_splice(body.as_bytes())?;
+        let mut out = body.as_bytes()[..r.start].to_vec();
+        out.extend_from_slice(with);
+        out.extend_from_slice(&body.as_bytes()[r.end..]);
+        Some(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn include_usage_is_spliced_into_every_shape_of_request() {
+        let usage = |s: &str| -> serde_json::Value {
+            serde_json::from_str::<serde_json::Value>(s).unwrap()["stream_options"].clone()
+        };
+        for (body, want) in [
+            (
+                r#"{"model":"m","stream":true}"#,
+                r#"{"include_usage":true}"#,
+            ),
+            (
+                r#" { "model":"m","stream_options":null}"#,
+                r#"{"include_usage":true}"#,
+            ),
+            (
+                r#"{"model":"m","stream_options":{}}"#,
+                r#"{"include_usage":true}"#,
+            ),
+            (
+                r#"{"model":"m","stream_options":{"include_usage":false}}"#,
+                r#"{"include_usage":true}"#,
+            ),
+            (
+                r#"{"model":"m","stream_options":{"continuous_usage_stats":true}}"#,
+                r#"{"include_usage":true,"continuous_usage_stats":true}"#,
+            ),
+            (
+                // A nested `stream_options` (a tool's schema) is not the request's.
+                r#"{"tools":[{"parameters":{"stream_options":{}}}],"model":"m"}"#,
+                r#"{"include_usage":true}"#,
+            ),
+        ] {
+            let out = spliced(body).unwrap_or_else(|| panic!("{body}"));
+            let want: serde_json::Value = serde_json::from_str(want).unwrap();
+            assert_eq!(usage(&out), want, "{body} → {out}");
+        }
+        assert_eq!(spliced(r#"{"model":"m","stream_options":"x"}"#), None);
+    }
+
+    #[test]
+    fn connection_tokens() {
+        assert!(listed_in(b"keep-alive, X-Foo", b"x-foo"));
+        assert!(!listed_in(b"", b"x-foo"));
+    }
+}
