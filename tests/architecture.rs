@@ -51,7 +51,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "upstream",
         &[
-            "config", "dialect", "error", "http1", "json", "mock", "net", "tls", "usage",
+            "config",
+            "dialect",
+            "error",
+            "http1",
+            "json",
+            "mock",
+            "net",
+            "tls",
+            "translate",
+            "usage",
         ],
     ),
     // The coordinator's side of the rings: never reaches into a worker.

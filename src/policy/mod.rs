@@ -5,5 +5,6 @@
 pub mod auth;
 pub mod books;
 pub mod budget;
+pub mod failover;
 pub mod quota;
 pub mod route;
