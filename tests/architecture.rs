@@ -155,13 +155,9 @@ const MAX_FILE_LINES: usize = 800;
 /// Files allowed past [`MAX_FILE_LINES`] for now, each with the most it may have. A listed
 /// file may shrink, never grow; a file off this list may not pass the limit.
 const OVERSIZE: &[(&str, usize)] = &[
-    // The request path's driver and phases, being split up (ARCHITECTURE.md, "The request path").
-    ("worker/mod.rs", 1900),
     // Two walkers over OpenAI messages (to Anthropic, to Gemini), to be replaced by one reader
     // into the normalised form and one writer per dialect.
     ("translate/request.rs", 1506),
-    // Validation of every section, one function per section.
-    ("config/validate.rs", 1256),
 ];
 
 fn src_dir() -> PathBuf {

@@ -10,6 +10,8 @@
 //!
 //! `tollgate check --config FILE` runs all three and prints [`Snapshot::summary`].
 
+mod money;
+mod provider;
 pub mod raw;
 pub mod snapshot;
 pub mod validate;

@@ -5,14 +5,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::money::{ScopeLimits, price, price_table, scope_quotas};
+use super::provider::provider;
 use super::raw::{
-    RawAdmin, RawAudit, RawBudget, RawConfig, RawDeploymentPrice, RawLimits, RawPrice,
-    RawPriceTable, RawProvider, RawRouting, RawStrategy, RawUpstream, RawWorkers,
+    RawAdmin, RawAudit, RawConfig, RawLimits, RawRouting, RawStrategy, RawUpstream, RawWorkers,
 };
 use super::snapshot::*;
-use crate::calendar::Period;
 use crate::http1;
-use crate::usage::Price;
 
 /// The bundled price table: list prices of well-known models (USD per million tokens), with
 /// the date they were taken.
@@ -32,10 +31,10 @@ impl std::fmt::Display for Problem {
 }
 
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(pub(super) Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             path: path.into(),
             message: message.into(),
@@ -247,9 +246,11 @@ pub fn compile(
                 &mut p,
                 &dpath,
                 &format!("deployment:{}#{j}", rm.name),
-                None,
-                rd.rpm,
-                rd.tpm,
+                ScopeLimits {
+                    budget: None,
+                    rpm: rd.rpm,
+                    tpm: rd.tpm,
+                },
                 &mut quotas,
             );
             let weight = rd.weight.unwrap_or(1);
@@ -360,9 +361,11 @@ pub fn compile(
             &mut p,
             &format!("teams[{i}]"),
             &format!("team:{}", rt.name),
-            rt.budget.as_ref(),
-            rt.rpm,
-            rt.tpm,
+            ScopeLimits {
+                budget: rt.budget.as_ref(),
+                rpm: rt.rpm,
+                tpm: rt.tpm,
+            },
             &mut quotas,
         ));
         if rt.name.is_empty() {
@@ -486,9 +489,11 @@ pub fn compile(
             &mut p,
             &path,
             &format!("key:{}", rk.id),
-            rk.budget.as_ref(),
-            rk.rpm,
-            rk.tpm,
+            ScopeLimits {
+                budget: rk.budget.as_ref(),
+                rpm: rk.rpm,
+                tpm: rk.tpm,
+            },
             &mut quotas,
         );
         if let Some(t) = rk
@@ -549,109 +554,6 @@ pub fn compile(
     })
 }
 
-/// Compiles one scope's budget and rate limits into `quotas`; returns their ids.
-fn scope_quotas(
-    p: &mut Problems,
-    path: &str,
-    scope: &str,
-    budget: Option<&RawBudget>,
-    rpm: Option<u64>,
-    tpm: Option<u64>,
-    quotas: &mut Vec<Quota>,
-) -> Vec<QuotaId> {
-    let mut ids = Vec::new();
-    let mut add = |unit, window, cap, warn, what: &str| {
-        ids.push(QuotaId(quotas.len() as u32));
-        quotas.push(Quota {
-            name: format!("{scope}/{what}"),
-            scope: scope.to_owned(),
-            unit,
-            window,
-            cap,
-            warn,
-        });
-    };
-    if let Some(b) = budget {
-        let period = match b.period.as_deref().unwrap_or("monthly") {
-            "daily" => Period::Daily,
-            "weekly" => Period::Weekly,
-            "monthly" => Period::Monthly {
-                reset_day: b.reset_day.unwrap_or(1),
-            },
-            "total" => Period::Total,
-            other => {
-                p.add(
-                    format!("{path}.budget.period"),
-                    format!(
-                        "`{other}` is not a period; use \"daily\", \"weekly\", \"monthly\" or \
-                         \"total\""
-                    ),
-                );
-                Period::Total
-            }
-        };
-        if let Some(d) = b.reset_day
-            && !(1..=28).contains(&d)
-        {
-            p.add(
-                format!("{path}.budget.reset_day"),
-                format!("{d} is out of range; use 1..=28 (every month has those days)"),
-            );
-        }
-        if b.reset_day.is_some() && !matches!(period, Period::Monthly { .. }) {
-            p.add(
-                format!("{path}.budget.reset_day"),
-                "only a monthly period has a reset day",
-            );
-        }
-        let warn_at = b.warn_at.unwrap_or(0.8);
-        if !(warn_at.is_finite() && (0.0..=1.0).contains(&warn_at)) {
-            p.add(
-                format!("{path}.budget.warn_at"),
-                format!("{warn_at} is not a fraction of the cap; use 0.0 to 1.0"),
-            );
-        }
-        let warn = |cap: u64| Some((cap as f64 * warn_at.clamp(0.0, 1.0)) as u64);
-        if b.usd.is_none() && b.tokens.is_none() {
-            p.add(
-                format!("{path}.budget"),
-                "a budget needs a cap: usd = 25.0 and/or tokens = 1000000",
-            );
-        }
-        if let Some(v) = b.usd {
-            let cap = budget_usd(p, &format!("{path}.budget.usd"), v);
-            add(
-                Unit::MicroUsd,
-                Window::Period(period),
-                cap,
-                warn(cap),
-                "usd",
-            );
-        }
-        if let Some(cap) = b.tokens {
-            add(
-                Unit::Tokens,
-                Window::Period(period),
-                cap,
-                warn(cap),
-                "tokens",
-            );
-        }
-    }
-    for (what, unit, v) in [("rpm", Unit::Requests, rpm), ("tpm", Unit::Tokens, tpm)] {
-        if let Some(cap) = v {
-            if cap == 0 {
-                p.add(
-                    format!("{path}.{what}"),
-                    "must be at least 1 (leave it out for no limit)",
-                );
-            }
-            add(unit, Window::Minute, cap.max(1), None, what);
-        }
-    }
-    ids
-}
-
 fn admin(p: &mut Problems, r: &RawAdmin) -> Admin {
     let Some(hex) = &r.key_sha256 else {
         return Admin {
@@ -700,186 +602,14 @@ fn audit(p: &mut Problems, r: &RawAudit) -> Audit {
     }
 }
 
-/// The bundled table with the config's `[prices]` entries over it, in µ$ per million tokens;
-/// and a one-line description of the bundled table.
-fn price_table(p: &mut Problems, raw: &RawConfig) -> (HashMap<String, Price>, String) {
-    let mut table = HashMap::new();
-    let meta = match toml::from_str::<RawPriceTable>(PRICES) {
-        Ok(t) => {
-            for (name, rp) in &t.models {
-                if let Some(price) = micros(p, &format!("(bundled prices) {name}"), rp) {
-                    table.insert(name.clone(), price);
-                }
-            }
-            format!(
-                "v{}, taken {} from {}",
-                t.table.version, t.table.taken, t.table.source
-            )
-        }
-        Err(e) => {
-            p.add("(bundled prices)", e.to_string());
-            String::new()
-        }
-    };
-    for (name, rp) in &raw.prices {
-        if let Some(price) = micros(p, &format!("prices.{name}"), rp) {
-            table.insert(name.clone(), price);
-        }
-    }
-    (table, meta)
-}
-
-/// USD per million tokens → µ$ per million tokens.
-fn usd(p: &mut Problems, path: &str, v: f64) -> u64 {
-    if !(v.is_finite() && (0.0..=1_000_000.0).contains(&v)) {
-        p.add(
-            path,
-            format!("{v} is not a price; use USD per million tokens, 0 to 1000000"),
-        );
-        return 0;
-    }
-    (v * 1_000_000.0).round() as u64
-}
-
-/// The largest budget accepted, in USD: micro-dollar amounts stay far inside an `i64`.
-const MAX_BUDGET_USD: f64 = 1e12;
-
-/// A budget cap in USD → µ$.
-fn budget_usd(p: &mut Problems, path: &str, v: f64) -> u64 {
-    if !(v.is_finite() && (0.0..=MAX_BUDGET_USD).contains(&v)) {
-        p.add(
-            path,
-            format!("{v} is not a budget; use an amount in USD from 0 to {MAX_BUDGET_USD:e}"),
-        );
-        return 0;
-    }
-    (v * 1_000_000.0).round() as u64
-}
-
-fn micros(p: &mut Problems, path: &str, r: &RawPrice) -> Option<Price> {
-    let before = p.0.len();
-    let input = usd(p, &format!("{path}.input"), r.input);
-    let price = Price {
-        input,
-        output: usd(p, &format!("{path}.output"), r.output),
-        cache_read: r
-            .cached_input
-            .map_or(input, |v| usd(p, &format!("{path}.cached_input"), v)),
-        cache_write: r
-            .cache_write
-            .map_or(input, |v| usd(p, &format!("{path}.cache_write"), v)),
-    };
-    (p.0.len() == before).then_some(price)
-}
-
-/// A deployment's price: explicit, from a named table entry (with overrides), or looked up by
-/// the `names` it goes by (upstream model, then public name). No price is an error: a budget
-/// can only hold if every call costs something known.
-fn price(
-    p: &mut Problems,
-    path: &str,
-    raw: Option<&RawDeploymentPrice>,
-    table: &HashMap<String, Price>,
-    names: &[&str],
-) -> Option<(Price, String)> {
-    let lookup = |p: &mut Problems, name: &str, at: &str| -> Option<Price> {
-        let found = table.get(name).copied();
-        if found.is_none() {
-            let mut known: Vec<&str> = table.keys().map(String::as_str).collect();
-            known.sort_unstable();
-            p.add(
-                at,
-                format!(
-                    "no price-table entry `{name}`{}; add `[prices.\"{name}\"]` with input and \
-                     output (USD per million tokens), or write the prices here",
-                    suggest(name, &known)
-                ),
-            );
-        }
-        found
-    };
-    match raw {
-        Some(RawDeploymentPrice::Name(n)) if n == "free" => Some((Price::default(), "free".into())),
-        Some(RawDeploymentPrice::Name(n)) => {
-            lookup(p, n, path).map(|pr| (pr, format!("price of {n}")))
-        }
-        Some(RawDeploymentPrice::Fields(f)) => {
-            let (base, source) = match &f.from {
-                Some(n) => (
-                    lookup(p, n, &format!("{path}.from"))?,
-                    format!("price of {n}, overridden"),
-                ),
-                None if f.input.is_some() && f.output.is_some() => {
-                    (Price::default(), "configured price".to_string())
-                }
-                None => match names.iter().find_map(|n| table.get(*n).map(|pr| (*pr, *n))) {
-                    Some((pr, n)) => (pr, format!("price of {n}, overridden")),
-                    None => {
-                        p.add(
-                            path,
-                            "set both input and output (USD per million tokens), or `from` = a \
-                             price-table entry",
-                        );
-                        return None;
-                    }
-                },
-            };
-            let before = p.0.len();
-            let input = f
-                .input
-                .map_or(base.input, |v| usd(p, &format!("{path}.input"), v));
-            // A price written out in full: unset cache prices follow its input price.
-            let explicit_input = f.from.is_none() && f.input.is_some() && f.output.is_some();
-            let price = Price {
-                input,
-                output: f
-                    .output
-                    .map_or(base.output, |v| usd(p, &format!("{path}.output"), v)),
-                cache_read: f.cached_input.map_or(
-                    if explicit_input {
-                        input
-                    } else {
-                        base.cache_read
-                    },
-                    |v| usd(p, &format!("{path}.cached_input"), v),
-                ),
-                cache_write: f.cache_write.map_or(
-                    if explicit_input {
-                        input
-                    } else {
-                        base.cache_write
-                    },
-                    |v| usd(p, &format!("{path}.cache_write"), v),
-                ),
-            };
-            (p.0.len() == before).then_some((price, source))
-        }
-        None => {
-            if let Some((pr, n)) = names.iter().find_map(|n| table.get(*n).map(|pr| (*pr, *n))) {
-                return Some((pr, format!("price of {n}")));
-            }
-            p.add(
-                path,
-                format!(
-                    "no price known for `{}`: add `price = \"<price-table entry>\"`, \
-                     `price = {{ input = …, output = … }}` (USD per million tokens) or \
-                     `price = \"free\"`",
-                    names[0]
-                ),
-            );
-            None
-        }
-    }
-}
-
-fn ms(p: &mut Problems, path: &str, v: u64) -> Duration {
+pub(super) fn ms(p: &mut Problems, path: &str, v: u64) -> Duration {
     if v == 0 {
         p.add(path, "must be greater than 0 (milliseconds)");
     }
     Duration::from_millis(v)
 }
 
-fn bounded(p: &mut Problems, path: &str, v: u64, lo: u64, hi: u64) -> u64 {
+pub(super) fn bounded(p: &mut Problems, path: &str, v: u64, lo: u64, hi: u64) -> u64 {
     if !(lo..=hi).contains(&v) {
         p.add(path, format!("{v} is out of range; use {lo}..={hi}"));
         return lo;
@@ -955,220 +685,7 @@ fn upstream(p: &mut Problems, r: &RawUpstream) -> UpstreamTimeouts {
     }
 }
 
-/// Compiles one provider; the second value says why it is inactive, if it is.
-fn provider(
-    p: &mut Problems,
-    path: &str,
-    r: &RawProvider,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> (Provider, Option<String>) {
-    let mut out = Provider {
-        name: r.name.clone(),
-        kind: ProviderKind::Mock,
-        endpoint: None,
-        credential: None,
-        active: false,
-        compatible: r.kind == "openai_compatible",
-        query: String::new(),
-        tls: None,
-    };
-    match r.kind.as_str() {
-        "mock" => {
-            for (field, set) in [
-                ("base_url", r.base_url.is_some()),
-                ("api_key_env", r.api_key_env.is_some()),
-                ("auth", r.auth.is_some()),
-                ("ca_file", r.ca_file.is_some()),
-                ("api_version", r.api_version.is_some()),
-            ] {
-                if set {
-                    p.add(
-                        format!("{path}.{field}"),
-                        "a `mock` provider is served inside the gateway; remove this key",
-                    );
-                }
-            }
-            return (out, None);
-        }
-        "openai" | "openai_compatible" => out.kind = ProviderKind::OpenAi,
-        "anthropic" => out.kind = ProviderKind::Anthropic,
-        "gemini" => out.kind = ProviderKind::Gemini,
-        other => {
-            p.add(
-                format!("{path}.kind"),
-                format!(
-                    "unknown provider kind `{other}`; expected `mock`, `openai`, \
-                     `openai_compatible`, `anthropic` or `gemini`{}",
-                    suggest(
-                        other,
-                        &["mock", "openai", "openai_compatible", "anthropic", "gemini"]
-                    )
-                ),
-            );
-            return (out, None);
-        }
-    }
-    let default_url = match r.kind.as_str() {
-        "openai" => Some("https://api.openai.com/v1"),
-        "anthropic" => Some("https://api.anthropic.com/v1"),
-        "gemini" => Some("https://generativelanguage.googleapis.com/v1beta"),
-        _ => None,
-    };
-    if let Some(v) = &r.api_version {
-        if out.kind != ProviderKind::OpenAi {
-            p.add(
-                format!("{path}.api_version"),
-                "only OpenAI-dialect providers (Azure OpenAI) take an api-version",
-            );
-        } else if v.is_empty()
-            || !v
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-        {
-            p.add(
-                format!("{path}.api_version"),
-                "letters, digits, `-`, `.` and `_` only (e.g. \"2024-10-21\")",
-            );
-        } else {
-            out.query = format!("?api-version={v}");
-        }
-    }
-    let Some(url) = r.base_url.as_deref().or(default_url) else {
-        p.add(
-            format!("{path}.base_url"),
-            "required for `openai_compatible` (e.g. \"http://127.0.0.1:8000/v1\")",
-        );
-        return (out, None);
-    };
-    match parse_base_url(url) {
-        Ok(e) => out.endpoint = Some(e),
-        Err(why) => {
-            p.add(format!("{path}.base_url"), why);
-            return (out, None);
-        }
-    }
-    let default_auth = match out.kind {
-        ProviderKind::Anthropic => "x_api_key",
-        ProviderKind::Gemini => "x_goog_api_key",
-        _ => "bearer",
-    };
-    let header = match r.auth.as_deref().unwrap_or(default_auth) {
-        "bearer" => "authorization: Bearer ",
-        "api_key" => "api-key: ",
-        "x_api_key" => "x-api-key: ",
-        "x_goog_api_key" => "x-goog-api-key: ",
-        other => {
-            p.add(
-                format!("{path}.auth"),
-                format!(
-                    "unknown auth scheme `{other}`; expected bearer, api_key, x_api_key or \
-                     x_goog_api_key"
-                ),
-            );
-            return (out, None);
-        }
-    };
-    let mut inactive = None;
-    if let Some(var) = &r.api_key_env {
-        match env(var) {
-            Some(v) if !v.is_empty() => {
-                if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                    p.add(
-                        format!("{path}.api_key_env"),
-                        format!("${var} contains a line break or NUL; it cannot go in a header"),
-                    );
-                }
-                let mut line = header.as_bytes().to_vec();
-                line.extend_from_slice(v.trim().as_bytes());
-                line.extend_from_slice(b"\r\n");
-                out.credential = Some(line);
-            }
-            _ => inactive = Some(format!("${var} is not set")),
-        }
-    }
-    let tls = out.endpoint.as_ref().is_some_and(|e| e.tls);
-    if let Some(f) = &r.ca_file
-        && !tls
-    {
-        p.add(
-            format!("{path}.ca_file"),
-            format!("`{f}` would not be used: {url} is not https"),
-        );
-    }
-    if tls {
-        let extra = match &r.ca_file {
-            None => Ok(None),
-            Some(f) => std::fs::read(f)
-                .map(Some)
-                .map_err(|e| format!("cannot read `{f}`: {e}")),
-        };
-        let built = extra.and_then(|pem| {
-            crate::tls::client_config(pem.as_deref())
-                .map(|c| (c, crate::tls::profile(pem.as_deref())))
-                .map_err(|e| match &r.ca_file {
-                    Some(f) => format!("`{f}` {e}"),
-                    None => e,
-                })
-        });
-        match built {
-            Ok(t) => out.tls = Some(t),
-            Err(e) => p.add(format!("{path}.ca_file"), e),
-        }
-    }
-    (out, inactive)
-}
-
-/// `http[s]://host[:port][/path]` → [`Endpoint`].
-pub fn parse_base_url(url: &str) -> Result<Endpoint, String> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else {
-        return Err(format!("`{url}` must start with http:// or https://"));
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let default_port = if tls { 443 } else { 80 };
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let Some(end) = v6.find(']') else {
-            return Err(format!("`{url}`: unclosed `[` in the host"));
-        };
-        let port = match &v6[end + 1..] {
-            "" => default_port,
-            p => p
-                .strip_prefix(':')
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(|| format!("`{url}`: bad port"))?,
-        };
-        (v6[..end].to_string(), port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_string(),
-                p.parse().map_err(|_| format!("`{url}`: bad port `{p}`"))?,
-            ),
-            None => (authority.to_string(), default_port),
-        }
-    };
-    if host.is_empty() || host.bytes().any(|b| b.is_ascii_whitespace() || b == b'@') {
-        return Err(format!("`{url}`: missing or invalid host"));
-    }
-    if path.contains(['?', '#', ' ']) {
-        return Err(format!("`{url}`: a base URL has no query or fragment"));
-    }
-    Ok(Endpoint {
-        host,
-        port,
-        tls,
-        authority: authority.to_string(),
-        base_path: path.trim_end_matches('/').to_string(),
-    })
-}
-
-fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+pub(super) fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
     let b = hex.as_bytes();
     if b.len() != 64 {
         return None;
@@ -1257,26 +774,6 @@ fn render_models(models: &[&Model]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_urls() {
-        let e = parse_base_url("http://127.0.0.1:8000/v1/").unwrap();
-        assert_eq!((e.host.as_str(), e.port, e.tls), ("127.0.0.1", 8000, false));
-        assert_eq!(e.base_path, "/v1");
-        let e = parse_base_url("https://api.openai.com/v1").unwrap();
-        assert_eq!(
-            (e.port, e.tls, e.authority.as_str()),
-            (443, true, "api.openai.com")
-        );
-        let e = parse_base_url("http://[::1]:9/").unwrap();
-        assert_eq!(
-            (e.host.as_str(), e.port, e.base_path.as_str()),
-            ("::1", 9, "")
-        );
-        assert!(parse_base_url("ftp://x").is_err());
-        assert!(parse_base_url("http://:80").is_err());
-        assert!(parse_base_url("http://h:x").is_err());
-    }
 
     #[test]
     fn sha256_hex() {

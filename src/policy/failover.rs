@@ -51,9 +51,9 @@ pub enum Next {
 }
 
 impl Failover {
-    pub fn new(max_attempts: u8) -> Self {
+    pub fn new(max_attempts: u32) -> Self {
         Failover {
-            max_attempts: usize::from(max_attempts.max(1)),
+            max_attempts: max_attempts.max(1) as usize,
             index: 0,
             admitted_on: None,
             same_in_a_row: 0,
@@ -100,7 +100,7 @@ impl Failover {
         let Some(next) = next else {
             return Next::Stop;
         };
-        if !(failed.rate_limited || failed.diverted) && !take_retry(d) {
+        if !(failed.rate_limited || failed.diverted || take_retry(d)) {
             return Next::Stop;
         }
         let same = cands[next].1 == d;

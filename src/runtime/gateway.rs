@@ -148,7 +148,14 @@ impl Gateway {
                         control: ctl_rx,
                         wake,
                     };
-                    worker_thread(i, core, snap, addrs, listener, rings, ready);
+                    let seat = Seat {
+                        id: i,
+                        core,
+                        listener,
+                        rings,
+                        ready,
+                    };
+                    worker_thread(seat, snap, addrs);
                 })
                 .map_err(|source| StartError::Worker { worker: i, source })?;
             workers.push(handle);
@@ -293,15 +300,24 @@ fn available_cores() -> Vec<usize> {
     (0..n).collect()
 }
 
-fn worker_thread(
+/// What one worker thread is handed at start: its id, the core it is pinned to, its
+/// listener, its ends of the rings, and where it says it is ready.
+struct Seat {
     id: usize,
     core: Option<usize>,
-    snapshot: Arc<Snapshot>,
-    addrs: Arc<AddrTable>,
     listener: std::net::TcpListener,
     rings: Rings,
     ready: Sender<Result<(), (usize, std::io::Error)>>,
-) {
+}
+
+fn worker_thread(seat: Seat, snapshot: Arc<Snapshot>, addrs: Arc<AddrTable>) {
+    let Seat {
+        id,
+        core,
+        listener,
+        rings,
+        ready,
+    } = seat;
     if let Some(core) = core {
         // Pinning is an optimisation: a restricted cpuset must not stop the gateway.
         let _ = monoio::utils::bind_to_cpu_set([core]);

@@ -11,7 +11,6 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::time::Instant;
 
-
 use super::Upstream;
 use super::dns::AddrTable;
 use super::pool::{Checkout, Pool, PoolKey};

@@ -28,7 +28,48 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::policy::quota::Reserve;
 use crate::usage::{ESTIMATE_BYTES_PER_TOKEN, Usage, estimate_tokens};
 
+/// Which deployment an attempt goes to, and the one an earlier attempt was admitted on.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Hop {
+    pub from: Option<DeploymentId>,
+    pub to: DeploymentId,
+}
+
+/// What admission decided for one attempt.
+#[derive(Debug)]
+pub(super) enum Admission {
+    Admitted,
+    /// The target deployment's own rate limit has no room: another deployment may serve.
+    Refused(GatewayError),
+}
+
+/// The admit phase for one attempt: the first reserves against every quota that applies (the
+/// key's and team's refusals are final, `Err`); a later one moves the deployment's own limits
+/// from the deployment the request was admitted on to the new one.
 pub(super) async fn admit(
+    w: &Worker,
+    snap: &Snapshot,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+    f: &Fields,
+    hop: Hop,
+) -> Result<Admission, GatewayError> {
+    let refused = match hop.from {
+        None => match reserve(w, snap, c, ctx, f, hop.to).await {
+            Ok(()) => None,
+            // The key's own limits: final. The deployment's: try another.
+            Err(e) if !ctx.refused_by_deployment || c.cands.len() == 1 => return Err(e),
+            Err(e) => Some(e),
+        },
+        Some(_) => switch_deployment(w, snap, c, ctx, f, hop).await.err(),
+    };
+    ctx.refused_by_deployment = false;
+    Ok(refused.map_or(Admission::Admitted, Admission::Refused))
+}
+
+/// The first admission: reserves the request's estimate against every quota of its key, its
+/// team and deployment `d`.
+async fn reserve(
     w: &Worker,
     snap: &Snapshot,
     c: &mut Conn,
@@ -120,15 +161,17 @@ fn estimate(snap: &Snapshot, c: &Conn, ctx: &RequestCtx, f: &Fields) -> (u64, u6
 /// A failover from deployment `from` to `to`: `from`'s own rate limits keep the request (it
 /// was sent) as one request and release its tokens; `to`'s are reserved, waiting like
 /// admission. Refused: `to` is at its limit (the error says which).
-pub(super) async fn switch_deployment(
+async fn switch_deployment(
     w: &Worker,
     snap: &Snapshot,
     c: &mut Conn,
     ctx: &mut RequestCtx,
     f: &Fields,
-    from: DeploymentId,
-    to: DeploymentId,
+    hop: Hop,
 ) -> Result<(), GatewayError> {
+    let (Some(from), to) = (hop.from, hop.to) else {
+        return Ok(());
+    };
     let (old, new) = (&snap.deployment(from).quotas, &snap.deployment(to).quotas);
     if from == to || (old.is_empty() && new.is_empty()) {
         return Ok(());

@@ -1,20 +1,13 @@
-//! The plan, forward and relay phases with failover: which deployments a request may try, in
-//! what order, and what happens when one fails.
+//! One attempt's steps, called in order by the driver (`conn::serve_request`): translate and
+//! forward (hedged or not), judge the response head, relay, judge how the relay ended — and
+//! the failure an attempt leaves for the failover decision (`policy::failover`).
 //!
-//! The candidates are the requested model's usable deployments, best first by its strategy
-//! (`policy::route`), then those of its fallback models the key may use. Each attempt is
-//! admitted (budgets, rate limits — the first; later ones move the deployment's own rate
-//! limits to the new deployment), translated for its deployment and forwarded.
-//!
-//! An attempt fails over — to the next candidate, at once, or to the same deployment again
-//! after a backoff with full jitter — only while nothing has reached the client: on connect
-//! errors, resets, timeouts (the response head, or the first body byte: the relay holds the
-//! head back until the body starts), and 429/500/502/503/504/529 answers. Another attempt
-//! needs one left (`routing.max_attempts`) and the failed deployment's retry budget. The last
-//! failure goes to the client as it is (the provider's own error response, with its
-//! `retry-after`). A 400 that says the prompt is too long, or that the content was refused,
-//! diverts to the model's `context_fallback` / `policy_fallback`. After the first byte there
-//! is no second attempt: the relay ends a stream with an SSE error event.
+//! An attempt fails over only while nothing has reached the client: on connect errors,
+//! resets, timeouts (the response head, or the first body byte: the relay holds the head back
+//! until the body starts), and 429/500/502/503/504/529 answers. A 400 that says the prompt is
+//! too long, or that the content was refused, diverts to the model's `context_fallback` /
+//! `policy_fallback`. After the first byte there is no second attempt: the relay ends a stream
+//! with an error event.
 //!
 //! Hedging (`hedge_after_ms` on the model): an attempt whose deployment has sent no first body
 //! byte by then is also sent to the next candidate of the same model; the first to send one
@@ -25,23 +18,19 @@
 //! how many attempts (`x-tollgate-attempts`), and which fallback model, if one did
 //! (`x-tollgate-fallback`).
 
-use std::time::{Duration, Instant};
-
-use crate::net::ClientStream;
-
-use super::relay::relay;
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::task::Poll;
+use std::time::{Duration, Instant};
 
-use super::{Conn, Exchange, Fields, Hedge, RequestCtx, Worker, admit, forward, translate};
+use super::{Conn, Exchange, Fields, Hedge, RequestCtx, Worker, forward, translate};
 use crate::account::WorkerEvent;
 use crate::config::{DeploymentId, ModelId, Snapshot};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http1::{BodyDecoder, BodyKind};
-use crate::policy::route::{Outcome, session_hash};
-use crate::telemetry::record::{Route, TryOutcome};
+use crate::policy::route::Outcome;
+use crate::telemetry::record::TryOutcome;
 use crate::upstream::Upstream;
 
 /// Statuses worth another attempt elsewhere.
@@ -49,272 +38,167 @@ fn retryable_status(s: u16) -> bool {
     matches!(s, 429 | 500 | 502 | 503 | 504 | 529)
 }
 
-/// What a failed attempt leaves for the next one.
-struct Failure {
-    err: GatewayError,
-    how: TryOutcome,
+/// What a failed attempt leaves for the failover decision and, when no attempt follows, for
+/// the client.
+pub(super) struct Failure {
+    pub err: GatewayError,
+    pub how: TryOutcome,
     /// The provider's answer, relayed to the client if no other attempt follows.
-    answer: Option<Upstream>,
+    pub answer: Option<Box<Upstream>>,
 }
 
-pub(super) async fn route_and_forward(
-    w: &Worker,
-    snap: &Snapshot,
-    io: &mut ClientStream,
-    c: &mut Conn,
-    ctx: &mut RequestCtx,
-    f: &Fields,
-) -> Result<(), GatewayError> {
-    let now = Instant::now();
-    // The header wins over the body's `prompt_cache_key` / `user`.
-    let session = c
-        .head
-        .header(&c.buf, "x-tollgate-session")
-        .filter(|s| !s.is_empty())
-        .map(session_hash)
-        .or(f.session);
-    c.cands.clear();
-    push_model(w, snap, c, ctx.route, f.model, session, now);
-    for &fb in &snap.models[f.model.0 as usize].fallbacks {
-        if allowed(snap, ctx, fb) {
-            push_model(w, snap, c, ctx.route, fb, session, now);
+impl Failure {
+    /// The deployment's own rate limit refused the attempt: nothing was sent.
+    pub(super) fn refused(err: GatewayError) -> Self {
+        Failure {
+            err,
+            how: TryOutcome::RateLimited,
+            answer: None,
         }
-    }
-    if c.cands.is_empty()
-        && !snap.models[f.model.0 as usize]
-            .deployments
-            .iter()
-            .any(|&d| speaks(snap, ctx.route, d))
-    {
-        return Err(GatewayError::new(
-            ErrorKind::InvalidBody,
-            format!(
-                "The model `{}` is not served by a provider that can answer {} (Anthropic \
-                 and Gemini providers answer chat completions only).",
-                snap.models[f.model.0 as usize].name,
-                if ctx.route == Route::Messages {
-                    "Anthropic's Messages API"
-                } else {
-                    "this endpoint"
-                }
-            ),
-        )
-        .param("model"));
-    }
-    if c.cands.is_empty() {
-        let mut deps = snap.models[f.model.0 as usize].deployments.clone();
-        for &fb in &snap.models[f.model.0 as usize].fallbacks {
-            deps.extend_from_slice(&snap.models[fb.0 as usize].deployments);
-        }
-        let wait = w
-            .with_router(snap.generation, |r| r.soonest(&deps, now))
-            .unwrap_or(Duration::from_secs(1));
-        admit::retry_headers(&mut ctx.extra_head, (wait.as_millis() as u64).max(1));
-        return Err(GatewayError::new(
-            ErrorKind::NoHealthyDeployment,
-            format!(
-                "Every deployment of `{}` (and of its fallbacks) is cooling down after \
-                 failures; retry shortly.",
-                snap.models[f.model.0 as usize].name
-            ),
-        ));
-    }
-    let max = snap.routing.max_attempts as usize;
-    let base = ctx.extra_head.len();
-    let mut i = 0;
-    let mut prev: Option<DeploymentId> = None;
-    let mut same_in_a_row = 0u32;
-    loop {
-        let (m, d) = c.cands[i];
-        if prev.is_none() {
-            // A fresh admission writes its own rate-limit headers.
-            ctx.extra_head.truncate(base);
-        }
-        // Admission: the first attempt reserves; later ones move the deployment's limits.
-        let refused = match prev {
-            None => match admit::admit(w, snap, c, ctx, f, d).await {
-                Ok(()) => None,
-                // The key's own limits: final. The deployment's: try another.
-                Err(e) if !ctx.refused_by_deployment || c.cands.len() == 1 => return Err(e),
-                Err(e) => Some(e),
-            },
-            Some(p) => admit::switch_deployment(w, snap, c, ctx, f, p, d)
-                .await
-                .err(),
-        };
-        ctx.refused_by_deployment = false;
-        let admitted = refused.is_none();
-        let step = match refused {
-            None => {
-                ctx.deployment = Some(d);
-                let hedge_to = c.cands[i + 1..]
-                    .iter()
-                    .find(|&&(m2, d2)| m2 == m && d2 != d)
-                    .map(|&(_, d2)| d2);
-                attempt(w, snap, io, c, ctx, f, m, d, hedge_to, prev.is_some()).await
-            }
-            Some(err) => Err(Failure {
-                err,
-                how: TryOutcome::RateLimited,
-                answer: None,
-            }),
-        };
-        let failure = match step {
-            Ok(r) => return r,
-            Err(f) => f,
-        };
-        ctx.tries.push(d, failure.how);
-        // A targeted fallback?
-        let divert = match failure.how {
-            TryOutcome::ContextLength => snap.models[m.0 as usize].context_fallback,
-            TryOutcome::ContentPolicy => snap.models[m.0 as usize].policy_fallback,
-            _ => None,
-        }
-        .filter(|&fb| allowed(snap, ctx, fb));
-        if let Some(fb) = divert {
-            let at = c.cands.len();
-            push_model(w, snap, c, ctx.route, fb, session, Instant::now());
-            let added: Vec<(ModelId, DeploymentId)> = c.cands.drain(at..).collect();
-            c.cands.splice(i + 1..i + 1, added);
-        }
-        let next = if usize::from(ctx.tries.n) >= max {
-            None
-        } else if divert.is_some() {
-            (i + 1 < c.cands.len()).then_some(i + 1)
-        } else {
-            next_candidate(w, snap, c, i)
-        };
-        let retry = next.filter(|_| {
-            failure.how == TryOutcome::RateLimited
-                || divert.is_some()
-                || w.with_router(snap.generation, |r| r.take_retry(d))
-                    .unwrap_or(true)
-        });
-        let Some(next) = retry else {
-            // No attempt follows: the client gets this one's answer (or error).
-            return match failure.answer {
-                Some(mut up) => {
-                    let n = usize::from(ctx.tries.n);
-                    ctx.tries.list[n - 1] = Some((d, TryOutcome::Served));
-                    write_route_headers(snap, ctx, f, m, d, n);
-                    relay(w, snap, io, c, ctx, &mut up).await
-                }
-                None => {
-                    let out = &mut ctx.extra_head;
-                    out.extend_from_slice(b"x-tollgate-attempts: ");
-                    out.extend_from_slice(itoa::Buffer::new().format(ctx.tries.n).as_bytes());
-                    out.extend_from_slice(b"\r\n");
-                    Err(failure.err)
-                }
-            };
-        };
-        drop(failure.answer);
-        let same = c.cands[next].1 == d;
-        same_in_a_row = if same { same_in_a_row + 1 } else { 0 };
-        if same {
-            monoio::time::sleep(backoff(w, snap, same_in_a_row)).await;
-        }
-        prev = if admitted { Some(d) } else { prev };
-        i = next;
     }
 }
 
-/// One attempt on deployment `d`: `Ok` when it answered the client (or failed past the
-/// point of retrying), `Err` with what to do next otherwise.
-#[allow(clippy::too_many_arguments)]
-async fn attempt(
+/// A hedged attempt: `first` at once, `second` too if `first` has sent no first body byte
+/// `after` it was sent.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct HedgePlan {
+    first: DeploymentId,
+    second: DeploymentId,
+    after: Duration,
+}
+
+/// Whether candidate `(m, d)` is hedged: the model has `hedge_after_ms` and another of its
+/// deployments is among the candidates after this one.
+pub(super) fn hedge_plan(
+    snap: &Snapshot,
+    c: &Conn,
+    (m, d): (ModelId, DeploymentId),
+) -> Option<HedgePlan> {
+    let after = snap.models[m.0 as usize].hedge_after?;
+    let at = c.cands.iter().position(|&x| x == (m, d))?;
+    let second = c.cands[at + 1..]
+        .iter()
+        .find(|&&(m2, d2)| m2 == m && d2 != d)?
+        .1;
+    Some(HedgePlan {
+        first: d,
+        second,
+        after,
+    })
+}
+
+/// forward (the request `translate` built) to deployment `d`, and read the response head.
+pub(super) async fn forward_one(
     w: &Worker,
     snap: &Snapshot,
-    io: &mut ClientStream,
     c: &mut Conn,
     ctx: &mut RequestCtx,
     f: &Fields,
-    m: ModelId,
     d: DeploymentId,
-    hedge_to: Option<DeploymentId>,
-    retry: bool,
-) -> Result<Result<(), GatewayError>, Failure> {
-    c.meter.reset();
-    ctx.status = 0;
-    let result = match snap.models[m.0 as usize].hedge_after.zip(hedge_to) {
-        Some((after, d2)) => hedged(w, snap, c, ctx, f, (d, d2), after, retry).await,
-        None => {
-            if let Err(e) = translate(w, snap, c, ctx, f, d) {
-                return Ok(Err(e));
-            }
-            let sent = Instant::now();
-            ctx.sent_at = Some(sent);
-            w.with_router(snap.generation, |r| r.start(d, &snap.routing, retry, sent));
-            let call = super::call_of(c, ctx, f);
-            let attempts = Cell::new(ctx.attempts);
-            let addrs = w.addrs.borrow().clone();
-            let r = forward(&w.egress(&addrs, &attempts), snap, &mut c.ex, &mut c.buf, &call, d).await;
-            ctx.attempts = attempts.get();
-            r.map(|(up, us)| {
-                ctx.upstream_us = us;
-                (up, d)
-            })
+) -> Result<Upstream, Failure> {
+    let sent = Instant::now();
+    ctx.sent_at = Some(sent);
+    w.with_router(snap.generation, |r| {
+        r.start(d, &snap.routing, ctx.retrying, sent)
+    });
+    let call = super::call_of(c, ctx, f);
+    let attempts = Cell::new(ctx.attempts);
+    let addrs = w.addrs.borrow().clone();
+    let egress = w.egress(&addrs, &attempts);
+    let r = forward(&egress, snap, &mut c.ex, &mut c.buf, &call, d).await;
+    ctx.attempts = attempts.get();
+    match r {
+        Ok((up, us)) => {
+            ctx.upstream_us = us;
+            Ok(up)
         }
+        Err(err) => Err(forward_failed(w, snap, d, err)),
+    }
+}
+
+/// A forward to `d` that failed before any response head.
+pub(super) fn forward_failed(
+    w: &Worker,
+    snap: &Snapshot,
+    d: DeploymentId,
+    err: GatewayError,
+) -> Failure {
+    let how = match err.kind {
+        ErrorKind::UpstreamConnect | ErrorKind::UpstreamTls => TryOutcome::Connect,
+        ErrorKind::UpstreamTimeout => TryOutcome::Timeout,
+        _ => TryOutcome::Reset,
     };
-    let (mut up, d) = match result {
-        Ok(x) => x,
-        Err(err) => {
-            let how = match err.kind {
-                ErrorKind::UpstreamConnect | ErrorKind::UpstreamTls => TryOutcome::Connect,
-                ErrorKind::UpstreamTimeout => TryOutcome::Timeout,
-                _ => TryOutcome::Reset,
-            };
-            finish(w, snap, d, Outcome::Failure { retry_after: None });
-            return Err(Failure {
-                err,
-                how,
-                answer: None,
-            });
-        }
-    };
-    ctx.deployment = Some(d);
+    report(w, snap, d, Outcome::Failure { retry_after: None });
+    Failure {
+        err,
+        how,
+        answer: None,
+    }
+}
+
+/// Judges the response head of candidate `(m, d)` before anything reaches the client: a
+/// status worth another attempt, or a 400 the model has a targeted fallback for, is a failure.
+pub(super) async fn judge_head(
+    w: &Worker,
+    snap: &Snapshot,
+    c: &mut Conn,
+    (m, d): (ModelId, DeploymentId),
+    mut up: Upstream,
+) -> Result<Upstream, Failure> {
     let status = c.ex.uhead.status;
     if retryable_status(status) {
         let retry_after = retry_after(c);
-        finish(w, snap, d, Outcome::Failure { retry_after });
+        report(w, snap, d, Outcome::Failure { retry_after });
+        // The answer is kept: the client gets it if no attempt follows.
         return Err(Failure {
             err: GatewayError::new(
                 ErrorKind::UpstreamProtocol,
                 format!("the provider answered {status}"),
             ),
             how: TryOutcome::Status(status),
-            answer: Some(up),
+            answer: Some(Box::new(up)),
         });
     }
     let model = &snap.models[m.0 as usize];
-    if status == 400 && (model.context_fallback.is_some() || model.policy_fallback.is_some()) {
-        let how = classify_400(snap, c, &mut up).await;
-        if let Some(how) = how {
-            finish(w, snap, d, Outcome::Neutral);
-            return Err(Failure {
-                err: GatewayError::new(ErrorKind::UpstreamProtocol, "the provider answered 400"),
-                how,
-                answer: Some(up),
-            });
-        }
+    if status == 400
+        && (model.context_fallback.is_some() || model.policy_fallback.is_some())
+        && let Some(how) = classify_400(snap, c, &mut up).await
+    {
+        report(w, snap, d, Outcome::Neutral);
+        return Err(Failure {
+            err: GatewayError::new(ErrorKind::UpstreamProtocol, "the provider answered 400"),
+            how,
+            answer: Some(Box::new(up)),
+        });
     }
-    let mark = ctx.extra_head.len();
-    write_route_headers(snap, ctx, f, m, d, usize::from(ctx.tries.n) + 1);
-    let r = relay(w, snap, io, c, ctx, &mut up).await;
-    match r {
+    Ok(up)
+}
+
+/// How the relay of deployment `d`'s answer ended: done (served, or failed past the point of
+/// retrying — the client got bytes, or left), or a failure another attempt may still answer
+/// (nothing reached the client). `mark` is where this attempt's response headers start.
+pub(super) fn judge_relay(
+    w: &Worker,
+    snap: &Snapshot,
+    ctx: &mut RequestCtx,
+    d: DeploymentId,
+    mark: usize,
+    relayed: Result<(), GatewayError>,
+) -> Result<Result<(), GatewayError>, Failure> {
+    match relayed {
         Ok(()) => {
             let sent = ctx.sent_at.unwrap_or(ctx.started);
             let ttft_us = ctx
                 .first_byte_at
                 .map_or(0, |t| t.saturating_duration_since(sent).as_micros() as u64);
-            finish(w, snap, d, Outcome::Success { ttft_us });
+            report(w, snap, d, Outcome::Success { ttft_us });
             ctx.tries.push(d, TryOutcome::Served);
             Ok(Ok(()))
         }
         // Nothing reached the client: a stall or reset before the first byte fails over.
         Err(err) if !ctx.response_started && err.retry => {
             ctx.extra_head.truncate(mark);
-            finish(w, snap, d, Outcome::Failure { retry_after: None });
+            report(w, snap, d, Outcome::Failure { retry_after: None });
             let how = if err.kind == ErrorKind::UpstreamTimeout {
                 TryOutcome::Timeout
             } else {
@@ -332,74 +216,28 @@ async fn attempt(
             } else {
                 Outcome::Failure { retry_after: None }
             };
-            finish(w, snap, d, outcome);
+            report(w, snap, d, outcome);
             ctx.tries.push(d, TryOutcome::Served);
             Ok(Err(err))
         }
     }
 }
 
-/// Appends model `m`'s usable deployments, best first, to the candidates.
-fn push_model(
-    w: &Worker,
-    snap: &Snapshot,
-    c: &mut Conn,
-    route: Route,
-    m: ModelId,
-    session: Option<u64>,
-    now: Instant,
-) {
-    c.order.clear();
-    let ordered = w.with_router(snap.generation, |r| {
-        r.order(snap, m, session, now, &mut c.order);
-    });
-    if ordered.is_none() {
-        // A request still on a replaced snapshot: its deployments in order, no health.
-        c.order
-            .extend_from_slice(&snap.models[m.0 as usize].deployments);
-    }
-    // Only providers that speak the client's API (no translation yet).
-    c.cands.extend(
-        c.order
-            .iter()
-            .filter(|&&d| speaks(snap, route, d))
-            .map(|&d| (m, d)),
-    );
-}
-
-/// The next candidate after `i` whose circuit lets a request through (wrapping around: a
-/// model with one deployment retries it).
-fn next_candidate(w: &Worker, snap: &Snapshot, c: &Conn, i: usize) -> Option<usize> {
-    let n = c.cands.len();
+/// Whether deployment `d`'s circuit lets a request through now.
+pub(super) fn usable(w: &Worker, snap: &Snapshot, d: DeploymentId) -> bool {
     let now = Instant::now();
-    (1..=n).map(|k| (i + k) % n).find(|&j| {
-        w.with_router(snap.generation, |r| r.usable(c.cands[j].1, now))
-            .unwrap_or(true)
-    })
+    w.with_router(snap.generation, |r| r.usable(d, now))
+        .unwrap_or(true)
 }
 
-/// Whether deployment `d`'s provider can answer `route`: in the client's own dialect, or
-/// through a translation (Chat Completions ⇄ Messages, Chat Completions → Gemini). The
-/// built-in mock speaks every dialect.
-fn speaks(snap: &Snapshot, route: Route, d: DeploymentId) -> bool {
-    let Some(provider) = snap.provider(snap.deployment(d).provider).kind.dialect() else {
-        return true;
-    };
-    match route {
-        Route::Messages | Route::ChatCompletions => {
-            let client = super::client_dialect(route);
-            provider == client || crate::translate::Pair::between(client, provider).is_some()
-        }
-        _ => provider == crate::dialect::Dialect::OpenAi,
-    }
-}
-
-fn allowed(snap: &Snapshot, ctx: &RequestCtx, m: ModelId) -> bool {
-    ctx.key.is_none_or(|k| snap.keys[k.0 as usize].allows(m))
+/// Spends one of deployment `d`'s retries; false when its retry budget is spent.
+pub(super) fn take_retry(w: &Worker, snap: &Snapshot, d: DeploymentId) -> bool {
+    w.with_router(snap.generation, |r| r.take_retry(d))
+        .unwrap_or(true)
 }
 
 /// Exponential backoff with full jitter: uniform in [0, min(base × 2^(n−1), max)].
-fn backoff(w: &Worker, snap: &Snapshot, n: u32) -> Duration {
+pub(super) fn backoff(w: &Worker, snap: &Snapshot, n: u32) -> Duration {
     let r = &snap.routing;
     let ceiling = r
         .backoff
@@ -411,7 +249,9 @@ fn backoff(w: &Worker, snap: &Snapshot, n: u32) -> Duration {
     Duration::from_nanos(((ceiling.as_nanos() * u128::from(x >> 11)) >> 53) as u64)
 }
 
-fn finish(w: &Worker, snap: &Snapshot, d: DeploymentId, outcome: Outcome) {
+/// Reports attempt `d`'s outcome to the deployment's health (breaker, EWMA); a breaker change
+/// goes to the coordinator for the other workers.
+fn report(w: &Worker, snap: &Snapshot, d: DeploymentId, outcome: Outcome) {
     let change = w
         .with_router(snap.generation, |r| {
             r.finish(d, outcome, &snap.routing, Instant::now())
@@ -497,12 +337,11 @@ async fn read_before(ex: &mut Exchange, up: &mut Upstream, deadline: Instant) ->
 
 /// `x-tollgate-deployment`, `x-tollgate-attempts` and (when a fallback model serves)
 /// `x-tollgate-fallback`.
-fn write_route_headers(
+pub(super) fn write_route_headers(
     snap: &Snapshot,
     ctx: &mut RequestCtx,
     f: &Fields,
-    m: ModelId,
-    d: DeploymentId,
+    (m, d): (ModelId, DeploymentId),
     attempts: usize,
 ) {
     let out = &mut ctx.extra_head;
@@ -523,22 +362,32 @@ fn write_route_headers(
     }
 }
 
+/// `x-tollgate-attempts` on an error the gateway answers itself after every attempt failed.
+pub(super) fn attempts_header(ctx: &mut RequestCtx) {
+    let out = &mut ctx.extra_head;
+    out.extend_from_slice(b"x-tollgate-attempts: ");
+    out.extend_from_slice(itoa::Buffer::new().format(ctx.tries.n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// A hedged forward: `d.0` at once, and `d.1` too if `d.0` has sent no first body byte after
 /// `after`. The first to send one (or an error status) wins: its exchange ends up in `c.ex`;
 /// the other is dropped — cancelled mid-flight — and, if it had been sent, charged an
 /// estimate of its prompt (providers bill what they were sent). Fails only when `d.0` failed
 /// and `d.1` failed too or had not been sent; `d.1`'s failure is recorded here.
-#[allow(clippy::too_many_arguments)]
-async fn hedged(
+pub(super) async fn hedged(
     w: &Worker,
     snap: &Snapshot,
     c: &mut Conn,
     ctx: &mut RequestCtx,
     f: &Fields,
-    (d, d2): (DeploymentId, DeploymentId),
-    after: Duration,
-    retry: bool,
+    HedgePlan {
+        first: d,
+        second: d2,
+        after,
+    }: HedgePlan,
 ) -> Result<(Upstream, DeploymentId), GatewayError> {
+    let retry = ctx.retrying;
     // The hedge's request, whole (its tail copied out of the client's buffer).
     translate(w, snap, c, ctx, f, d2)?;
     c.hedge.pair = c.ex.pair;
@@ -596,7 +445,7 @@ async fn hedged(
             }
         }
         ctx.tries.push(loser, TryOutcome::HedgeLost);
-        finish(w, snap, loser, Outcome::Neutral);
+        report(w, snap, loser, Outcome::Neutral);
     };
     match outcome {
         Raced::First(Ok((up, us))) => {
@@ -619,7 +468,7 @@ async fn hedged(
         }
         Raced::First(Err(e)) | Raced::Second(Err(e)) => {
             if hedge_sent.get().is_some() {
-                finish(w, snap, d2, Outcome::Failure { retry_after: None });
+                report(w, snap, d2, Outcome::Failure { retry_after: None });
                 ctx.tries.push(d2, TryOutcome::Timeout);
             }
             Err(e)

@@ -1,7 +1,17 @@
 //! The phase driver: one request after another on a connection, every phase of a request
 //! called in order from here (ARCHITECTURE.md, "The request path").
 
+use super::admit::{Admission, Hop, admit};
+use super::attempt::{
+    Failure, attempts_header, forward_failed, forward_one, hedge_plan, hedged, judge_head,
+    judge_relay, take_retry, usable, write_route_headers,
+};
+use super::plan::{divert, plan};
+use super::relay::relay;
 use super::*;
+use crate::policy::auth::authenticate;
+use crate::policy::failover::{Failed, Failover, Next};
+use crate::telemetry::record::TryOutcome;
 
 /// The connection loop: one request after another until the client closes, an error makes
 /// the connection unusable, or the worker drains.
@@ -38,7 +48,7 @@ pub(super) async fn serve(w: &Rc<Worker>, mut io: ClientStream) {
         let mut ctx = RequestCtx::new(w, &c);
         ctx.generation = snap.generation;
         c.meter.reset();
-        let result = handle(w, &snap, &mut io, &mut c, &mut ctx).await;
+        let result = serve_request(w, &snap, &mut io, &mut c, &mut ctx).await;
         if let Err(e) = result {
             ctx.error = Some(e.kind);
             if ctx.response_started {
@@ -71,49 +81,134 @@ pub(super) async fn serve(w: &Rc<Worker>, mut io: ClientStream) {
     }
 }
 
-/// The phases after the head, in order. Returns with the response written (or an error for
-/// the loop to answer).
-pub(super) async fn handle(
+/// Every phase of one request after its head, in order (ARCHITECTURE.md, "The request path").
+/// Returns with the response written, or the error for the connection loop to answer.
+async fn serve_request(
     w: &Worker,
     snap: &Snapshot,
     io: &mut ClientStream,
     c: &mut Conn,
     ctx: &mut RequestCtx,
 ) -> Result<(), GatewayError> {
+    // route
     ctx.route = route(c.head.method, c.head.path(&c.buf))?;
-    match ctx.route {
-        Route::Health | Route::Ready => {
-            read_body(snap, io, c, ctx).await?;
-            let ready = !w.drain.is_set();
-            let body: &[u8] = match (ctx.route, ready) {
-                (Route::Health, _) => b"{\"status\":\"ok\"}",
-                (_, true) => b"{\"status\":\"ready\"}",
-                (_, false) => b"{\"status\":\"draining\"}",
-            };
-            let status = if ready || ctx.route == Route::Health {
-                200
-            } else {
-                503
-            };
-            return respond_json(io, c, ctx, status, body).await;
-        }
-        _ => {}
+    if matches!(ctx.route, Route::Health | Route::Ready) {
+        read_body(snap, io, c, ctx).await?;
+        let (status, body) = health(ctx.route, !w.drain.is_set());
+        return respond_json(io, c, ctx, status, body).await;
     }
-    let key = crate::policy::auth::authenticate(
-        snap,
-        &c.head,
-        &c.buf,
-        ctx.start_unix_us / 1_000_000,
-        |k| w.disabled.borrow().is_disabled(snap.generation, k),
-    )?;
+    // authenticate
+    let now_s = ctx.start_unix_us / 1_000_000;
+    let key = authenticate(snap, &c.head, &c.buf, now_s, |k| {
+        w.disabled.borrow().is_disabled(snap.generation, k)
+    })?;
     ctx.key = Some(key);
     ctx.log_hashes = snap.keys[key.0 as usize].log_content_sha256;
+    // read_body
     read_body(snap, io, c, ctx).await?;
     if ctx.route == Route::Models {
         let k = &snap.keys[key.0 as usize];
         let body = k.models_json.as_deref().unwrap_or(&snap.models_json);
         return respond_json(io, c, ctx, 200, body).await;
     }
-    let fields = parse_fields(w, snap, c, ctx)?;
-    attempt::route_and_forward(w, snap, io, c, ctx, &fields).await
+    // parse_fields
+    let f = parse_fields(w, snap, c, ctx)?;
+    // plan
+    plan(w, snap, c, ctx, &f)?;
+    let mut failover = Failover::new(snap.routing.max_attempts);
+    let headers_before = ctx.extra_head.len();
+    loop {
+        let (m, d) = c.cands[failover.index()];
+        let failure = 'attempt: {
+            // admit: the first attempt reserves; a later one moves the deployment's limits
+            if failover.admitted_on().is_none() {
+                ctx.extra_head.truncate(headers_before);
+            }
+            let hop = Hop {
+                from: failover.admitted_on(),
+                to: d,
+            };
+            if let Admission::Refused(err) = admit(w, snap, c, ctx, &f, hop).await? {
+                break 'attempt Failure::refused(err);
+            }
+            ctx.deployment = Some(d);
+            ctx.retrying = hop.from.is_some();
+            c.meter.reset();
+            ctx.status = 0;
+            // translate → forward; a hedged attempt does both for two deployments and keeps
+            // the first to answer
+            let (up, served_by) = match hedge_plan(snap, c, (m, d)) {
+                None => {
+                    translate(w, snap, c, ctx, &f, d)?;
+                    match forward_one(w, snap, c, ctx, &f, d).await {
+                        Ok(up) => (up, d),
+                        Err(failure) => break 'attempt failure,
+                    }
+                }
+                Some(hedging) => match hedged(w, snap, c, ctx, &f, hedging).await {
+                    Ok(answered) => answered,
+                    Err(err) => break 'attempt forward_failed(w, snap, d, err),
+                },
+            };
+            ctx.deployment = Some(served_by);
+            // the response head: a status worth another attempt fails over here
+            let mut up = match judge_head(w, snap, c, (m, served_by), up).await {
+                Ok(up) => up,
+                Err(failure) => break 'attempt failure,
+            };
+            // relay
+            let mark = ctx.extra_head.len();
+            write_route_headers(snap, ctx, &f, (m, served_by), usize::from(ctx.tries.n) + 1);
+            let relayed = relay(w, snap, io, c, ctx, &mut up).await;
+            match judge_relay(w, snap, ctx, served_by, mark, relayed) {
+                Ok(done) => return done,
+                Err(failure) => break 'attempt failure,
+            }
+        };
+        // failover: the next candidate, or this failure goes to the client
+        ctx.tries.push(d, failure.how);
+        let diverted = divert(w, snap, c, ctx, (m, failover.index()), failure.how);
+        let failed = Failed {
+            tries: usize::from(ctx.tries.n),
+            rate_limited: failure.how == TryOutcome::RateLimited,
+            diverted,
+            admitted: failure.how != TryOutcome::RateLimited,
+        };
+        let usable = |i: usize| usable(w, snap, c.cands[i].1);
+        let take_retry = |d| take_retry(w, snap, d);
+        match failover.next(failed, &c.cands, usable, take_retry) {
+            Next::Try { backoff, .. } => {
+                // The failed answer's connection is dropped before any wait.
+                drop(failure);
+                if let Some(n) = backoff {
+                    monoio::time::sleep(super::attempt::backoff(w, snap, n)).await;
+                }
+            }
+            Next::Stop => {
+                // The last failure goes to the client as it is: the provider's own answer
+                // (relayed), or the gateway's error.
+                let n = usize::from(ctx.tries.n);
+                return match failure.answer {
+                    Some(mut up) => {
+                        ctx.tries.list[n - 1] = Some((d, TryOutcome::Served));
+                        write_route_headers(snap, ctx, &f, (m, d), n);
+                        relay(w, snap, io, c, ctx, &mut up).await
+                    }
+                    None => {
+                        attempts_header(ctx);
+                        Err(failure.err)
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// `/healthz` is always 200; `/readyz` is 503 once the worker drains.
+fn health(route: Route, ready: bool) -> (u16, &'static [u8]) {
+    match (route, ready) {
+        (Route::Health, _) => (200, b"{\"status\":\"ok\"}"),
+        (_, true) => (200, b"{\"status\":\"ready\"}"),
+        (_, false) => (503, b"{\"status\":\"draining\"}"),
+    }
 }

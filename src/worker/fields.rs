@@ -100,7 +100,10 @@ pub(super) struct ReadFields<'a> {
 
 /// Reads the fields with simd-json from a scratch copy (simd-json rewrites its input; the
 /// original bytes are forwarded).
-pub(super) fn read_request<'a>(body: &'a [u8], scratch: &mut Scratch) -> Result<ReadFields<'a>, GatewayError> {
+pub(super) fn read_request<'a>(
+    body: &'a [u8],
+    scratch: &mut Scratch,
+) -> Result<ReadFields<'a>, GatewayError> {
     let invalid = |msg: String| GatewayError::new(ErrorKind::InvalidBody, msg);
     let Scratch {
         bytes: json,

@@ -43,9 +43,7 @@ use crate::account::{
 use crate::config::{DeploymentId, KeyId, ModelId, ProviderKind, QuotaId, Snapshot};
 use crate::dialect::Dialect;
 use crate::error::{ErrorKind, GatewayError};
-use crate::http1::{
-    self, BodyDecoder, BodyKind, Method, RequestHead, Version, write,
-};
+use crate::http1::{self, BodyDecoder, BodyKind, Method, RequestHead, Version, write};
 use crate::json::Scratch;
 use crate::json::scan::{Members, member};
 use crate::net::io::read_more;
@@ -75,15 +73,16 @@ mod admit;
 mod attempt;
 mod conn;
 mod fields;
+mod plan;
 mod read;
 mod relay;
 mod respond;
 mod settle;
 mod translate;
 
+use crate::upstream::forward::{Call, Egress, Exchange, forward};
 use conn::serve;
 use fields::*;
-use crate::upstream::forward::{Call, Egress, Exchange, forward};
 use read::*;
 use respond::*;
 use settle::*;
@@ -497,6 +496,10 @@ struct RequestCtx {
     tries: Tries,
     /// Admission was refused by the deployment's own rate limit (another may serve).
     refused_by_deployment: bool,
+    /// The sticky-routing session (header, else the body's), hashed.
+    session: Option<u64>,
+    /// The current attempt follows one that was admitted (it counts as a retry).
+    retrying: bool,
     /// Whether the request was hedged, and which half won.
     hedge: Hedge,
 }

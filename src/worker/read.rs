@@ -5,7 +5,11 @@ use super::*;
 
 /// Reads until `c.buf` holds a complete request head. `Ok(false)`: the connection ended
 /// cleanly between requests (client closed, idle timeout, or the worker is draining).
-pub(super) async fn read_head(w: &Worker, io: &mut ClientStream, c: &mut Conn) -> Result<bool, GatewayError> {
+pub(super) async fn read_head(
+    w: &Worker,
+    io: &mut ClientStream,
+    c: &mut Conn,
+) -> Result<bool, GatewayError> {
     let limits = w.snapshot.borrow().limits.clone();
     let mut deadline = None;
     loop {

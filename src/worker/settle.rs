@@ -189,6 +189,8 @@ impl RequestCtx {
             first_byte_at: None,
             tries: Tries::default(),
             refused_by_deployment: false,
+            session: None,
+            retrying: false,
             hedge: Hedge::None,
         }
     }

@@ -52,7 +52,7 @@ pub(super) fn translate(
         .dialect()
         .and_then(|p| Pair::between(client_dialect(ctx.route), p));
     if let Some(pair) = c.ex.pair {
-        return translate_across(w, snap, c, ctx, f, d, pair);
+        return translate_across(w, snap, c, ctx, f, (d, pair));
     }
     let body = &c.buf[c.body.clone()];
     // (Anthropic's Messages API always reports usage.)
@@ -190,8 +190,7 @@ pub(super) fn translate_across(
     c: &mut Conn,
     ctx: &mut RequestCtx,
     f: &Fields,
-    d: DeploymentId,
-    pair: Pair,
+    (d, pair): (DeploymentId, Pair),
 ) -> Result<(), GatewayError> {
     let dep = snap.deployment(d);
     let provider = snap.provider(dep.provider);

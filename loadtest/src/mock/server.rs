@@ -230,8 +230,10 @@ where
                     Dialect::OpenAi,
                     e.status(),
                     &e.to_string(),
-                    Extra::default(),
-                    true,
+                    Extra {
+                        close: true,
+                        ..Extra::default()
+                    },
                 )
                 .await;
                 return;
@@ -266,8 +268,10 @@ where
                     dialect,
                     status,
                     &msg,
-                    Extra::default(),
-                    true,
+                    Extra {
+                        close: true,
+                        ..Extra::default()
+                    },
                 )
                 .await;
             }
@@ -283,8 +287,10 @@ where
                     dialect,
                     status,
                     &msg,
-                    Extra::default(),
-                    !keep_alive,
+                    Extra {
+                        close: !keep_alive,
+                        ..Extra::default()
+                    },
                 )
                 .await
             }
@@ -371,6 +377,8 @@ struct Extra<'a> {
     retry_after: Option<u32>,
     /// The OpenAI `error.code` (default: by status).
     code: Option<&'a str>,
+    /// Close the connection after the answer.
+    close: bool,
 }
 
 /// Sends a complete error response in `dialect`'s shape.
@@ -381,8 +389,8 @@ async fn send_error<S: AsyncWriteRent>(
     status: u16,
     message: &str,
     extra: Extra<'_>,
-    close: bool,
 ) -> After {
+    let close = extra.close;
     let mut body = Vec::with_capacity(256);
     render::error_body_coded(dialect, status, message, extra.code, &mut body);
     head_common(out, status, b"application/json; charset=utf-8", None, close);
@@ -471,14 +479,36 @@ where
     {
         w.with_ledger(|l| l.rejected += 1);
         let msg = "Incorrect API key provided (tollgate-mock).";
-        return send_error(io, &mut c.out, dialect, 401, msg, Extra::default(), close).await;
+        return send_error(
+            io,
+            &mut c.out,
+            dialect,
+            401,
+            msg,
+            Extra {
+                close,
+                ..Extra::default()
+            },
+        )
+        .await;
     }
     let prompt_tokens = request::prompt_tokens(c.body.len());
     let fields = match request::read_fields(&api, &mut c.body) {
         Ok(f) => f,
         Err(msg) => {
             w.with_ledger(|l| l.rejected += 1);
-            return send_error(io, &mut c.out, dialect, 400, &msg, Extra::default(), close).await;
+            return send_error(
+                io,
+                &mut c.out,
+                dialect,
+                400,
+                &msg,
+                Extra {
+                    close,
+                    ..Extra::default()
+                },
+            )
+            .await;
         }
     };
     let model = fields.model.as_str();
@@ -519,8 +549,9 @@ where
         let extra = Extra {
             retry_after: retry,
             code,
+            close,
         };
-        return send_error(io, &mut c.out, dialect, status, &msg, extra, close).await;
+        return send_error(io, &mut c.out, dialect, status, &msg, extra).await;
     }
 
     let is_embeddings = api == Api::Embeddings;
