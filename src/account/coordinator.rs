@@ -126,6 +126,7 @@ pub struct Coordinator {
     health: Vec<Vec<HealthView>>,
     pub events: Vec<rtrb::Consumer<WorkerEvent>>,
     pub controls: Vec<rtrb::Producer<Control>>,
+    doorbells: Vec<super::Doorbell>,
     pub commands: Receiver<Command>,
     pub snapshot: Arc<Snapshot>,
     pub addrs: Arc<AddrTable>,
@@ -183,6 +184,7 @@ impl Coordinator {
             events,
             controls,
             wake,
+            doorbells,
         } = rings;
         let n = events.len();
         let audit = AuditWriter::start(&snapshot.audit)?;
@@ -231,6 +233,7 @@ impl Coordinator {
             stopped: vec![false; n],
             events,
             controls,
+            doorbells,
             commands,
             snapshot,
             addrs,
@@ -476,13 +479,20 @@ impl Coordinator {
         self.send_pending();
     }
 
+    /// Pushes what is pending for each worker and rings the doorbell of each that got any.
     fn send_pending(&mut self) {
-        for (q, ring) in self.pending.iter_mut().zip(&mut self.controls) {
+        let rings = self.pending.iter_mut().zip(&mut self.controls);
+        for ((q, ring), bell) in rings.zip(&self.doorbells) {
+            let mut sent = false;
             while let Some(m) = q.pop_front() {
                 if let Err(rtrb::PushError::Full(m)) = ring.push(m) {
                     q.push_front(m);
                     break;
                 }
+                sent = true;
+            }
+            if sent {
+                bell.ring();
             }
         }
     }

@@ -283,6 +283,8 @@ pub struct Rings {
     pub events: rtrb::Producer<WorkerEvent>,
     pub control: rtrb::Consumer<Control>,
     pub wake: Arc<Wake>,
+    /// Readable when the coordinator pushed control messages ([`Doorbell`]).
+    pub doorbell: std::os::unix::net::UnixStream,
 }
 
 /// The coordinator's ends of every worker's rings (index = worker), and its doorbell.
@@ -291,6 +293,29 @@ pub struct CoordinatorRings {
     pub events: Vec<rtrb::Consumer<WorkerEvent>>,
     pub controls: Vec<rtrb::Producer<Control>>,
     pub wake: Arc<Wake>,
+    pub doorbells: Vec<Doorbell>,
+}
+
+/// Wakes one worker when the coordinator has pushed control messages for it (a grant a
+/// request waits for, a reclaim, a snapshot): a byte on a socket pair whose other end the
+/// worker's runtime reads. The worker reads its control ring then, instead of polling it.
+#[derive(Debug)]
+pub struct Doorbell(std::os::unix::net::UnixStream);
+
+impl Doorbell {
+    /// A doorbell and the end its worker listens on.
+    pub fn pair() -> std::io::Result<(Doorbell, std::os::unix::net::UnixStream)> {
+        let (ring, listen) = std::os::unix::net::UnixStream::pair()?;
+        ring.set_nonblocking(true)?;
+        listen.set_nonblocking(true)?;
+        Ok((Doorbell(ring), listen))
+    }
+
+    /// Rings (never blocks: a full socket buffer means a ring is already pending).
+    pub fn ring(&self) {
+        use std::io::Write as _;
+        let _ = (&self.0).write(&[1]);
+    }
 }
 
 /// Wakes the coordinator early (a worker's ask should not wait for its next tick).

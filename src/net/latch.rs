@@ -1,4 +1,4 @@
-//! A one-shot, thread-local signal: set once, every waiter wakes. The worker uses one to tell
+//! Thread-local signals: [`Latch`], set once, every waiter wakes; [`Notify`], re-armable. The worker uses one to tell
 //! its accept loop and idle connections that it is draining, and one to learn that its last
 //! connection closed.
 
@@ -68,6 +68,55 @@ impl Drop for Wait<'_> {
     }
 }
 
+/// A thread-local, re-armable signal: [`Notify::notified`] completes at the next
+/// [`Notify::notify_all`] after it was created. A worker uses one to wake the requests that
+/// wait for allowance when its control ring has been read.
+#[derive(Debug, Default)]
+pub struct Notify {
+    epoch: Cell<u64>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl Notify {
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        self.epoch.set(self.epoch.get().wrapping_add(1));
+        for w in std::mem::take(&mut *self.waiters.borrow_mut()) {
+            w.wake();
+        }
+    }
+
+    /// Completes at the first `notify_all` after this call (even if it comes before the
+    /// future is first polled).
+    pub fn notified(&self) -> Notified<'_> {
+        Notified {
+            notify: self,
+            epoch: self.epoch.get(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Notified<'a> {
+    notify: &'a Notify,
+    epoch: u64,
+}
+
+impl Future for Notified<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.notify.epoch.get() != self.epoch {
+            return Poll::Ready(());
+        }
+        let mut waiters = self.notify.waiters.borrow_mut();
+        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +159,26 @@ mod tests {
         assert_eq!(Pin::new(&mut b).poll(&mut cx), Poll::Ready(()));
         assert_eq!(Pin::new(&mut latch.wait()).poll(&mut cx), Poll::Ready(()));
         assert!(latch.is_set());
+    }
+
+    #[test]
+    fn notify_wakes_those_waiting_since_before_it() {
+        let notify = Notify::default();
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut early = notify.notified();
+        assert_eq!(Pin::new(&mut early).poll(&mut cx), Poll::Pending);
+        // Created before the notification, first polled after it: still completes.
+        let mut unpolled = notify.notified();
+        notify.notify_all();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(Pin::new(&mut early).poll(&mut cx), Poll::Ready(()));
+        assert_eq!(Pin::new(&mut unpolled).poll(&mut cx), Poll::Ready(()));
+        // A later waiter waits for the next one.
+        let mut late = notify.notified();
+        assert_eq!(Pin::new(&mut late).poll(&mut cx), Poll::Pending);
+        notify.notify_all();
+        assert_eq!(Pin::new(&mut late).poll(&mut cx), Poll::Ready(()));
     }
 }

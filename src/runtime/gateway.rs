@@ -23,15 +23,14 @@ use crate::account::coordinator::{
     AdminHandle, AdminOp, AdminReply, Command, Coordinator, Published, PublishedCell,
     published_cell,
 };
-use crate::account::{CONTROL_RING_SLOTS, CoordinatorRings, EVENT_RING_SLOTS, Rings, Wake};
+use crate::account::{
+    CONTROL_RING_SLOTS, CoordinatorRings, Doorbell, EVENT_RING_SLOTS, Rings, Wake,
+};
 use crate::calendar::WallClock;
 use crate::config::Snapshot;
 use crate::net::io::{self, Driver};
 use crate::upstream::dns::{self, AddrTable};
 use crate::worker::{TICK, Worker};
-
-/// How often a worker reads its control ring when quotas are configured.
-const CONTROL_POLL: Duration = Duration::from_millis(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -108,13 +107,17 @@ impl Gateway {
         let cores: Vec<usize> = available_cores();
         let mut events = Vec::new();
         let mut controls = Vec::new();
+        let mut doorbells = Vec::new();
         let mut ends = Vec::new();
         for _ in 0..listeners.len() {
             let (ev_tx, ev_rx) = rtrb::RingBuffer::new(EVENT_RING_SLOTS);
             let (ctl_tx, ctl_rx) = rtrb::RingBuffer::new(CONTROL_RING_SLOTS);
+            let (bell, listen) = Doorbell::pair()
+                .map_err(|e| StartError::Other(format!("creating a doorbell: {e}")))?;
             events.push(ev_rx);
             controls.push(ctl_tx);
-            ends.push((ev_tx, ctl_rx));
+            doorbells.push(bell);
+            ends.push((ev_tx, ctl_rx, listen));
         }
         // The coordinator is built first: it opens the ledger and queues what workers must
         // know before their first request (keys disabled at runtime).
@@ -124,6 +127,7 @@ impl Gateway {
                 events,
                 controls,
                 wake: wake.clone(),
+                doorbells,
             },
             cmd_rx,
             snapshot.clone(),
@@ -134,7 +138,9 @@ impl Gateway {
         .map_err(|e| StartError::Other(format!("opening the audit output or ledger: {e}")))?;
         let mut workers = Vec::new();
         let (ready_tx, ready_rx) = mpsc::channel();
-        for (i, (listener, (ev_tx, ctl_rx))) in listeners.into_iter().zip(ends).enumerate() {
+        for (i, (listener, (ev_tx, ctl_rx, doorbell))) in
+            listeners.into_iter().zip(ends).enumerate()
+        {
             let snap = snapshot.clone();
             let addrs = addrs.clone();
             let ready = ready_tx.clone();
@@ -147,6 +153,7 @@ impl Gateway {
                         events: ev_tx,
                         control: ctl_rx,
                         wake,
+                        doorbell,
                     };
                     let seat = Seat {
                         id: i,
@@ -335,6 +342,7 @@ fn worker_thread(seat: Seat, snapshot: Arc<Snapshot>, addrs: Arc<AddrTable>) {
         let w = Rc::new(Worker::new(id as u16, snapshot, addrs, rings));
         // What the coordinator queued before start (runtime-disabled keys) applies first.
         w.poll_control();
+        monoio::spawn(w.clone().answer_doorbell());
         monoio::spawn(tick_loop(w.clone()));
         let _ = ready2.send(Ok(()));
         accept_loop(&w, &listener).await;
@@ -377,14 +385,9 @@ async fn tick_loop(w: Rc<Worker>) {
     let mut last_report = Instant::now();
     let mut next_tick = Instant::now() + TICK;
     loop {
-        // With budgets or rate limits configured, the control ring is read every millisecond:
-        // another worker may be waiting for allowance this one is asked to hand back.
-        let poll = if w.snapshot().quotas.is_empty() {
-            TICK
-        } else {
-            CONTROL_POLL
-        };
-        monoio::time::sleep(poll).await;
+        // Control messages are read when the coordinator rings the doorbell
+        // (`Worker::answer_doorbell`); the tick reads the ring too, as a backstop.
+        monoio::time::sleep(TICK).await;
         w.poll_control();
         let now = Instant::now();
         if now < next_tick {

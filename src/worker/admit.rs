@@ -7,7 +7,7 @@
 //! of each token budget and tokens-per-minute limit; and that estimate at the deployment's
 //! price of each USD budget. It is admitted only if the worker's allowance covers all of them
 //! (reserved together, or none). Short, the worker asks the coordinator and the request waits
-//! — polling the control ring every millisecond, up to `quotas.lease_wait_ms` — for the answer.
+//! — woken when the coordinator's answer arrives, up to `quotas.lease_wait_ms` — for it.
 //!
 //! `settle::settle_quotas` runs after every request, however it ended: a call the provider accepted
 //! settles its reservations with what it actually cost (the metered usage, or its estimate);
@@ -239,9 +239,11 @@ async fn reserve_waiting(
             }
             Some(Reserve::Refused { quota, retry_ms }) => return Err(Some((quota, retry_ms))),
             Some(Reserve::Short) if now < deadline => {
+                // Until the coordinator answers: the doorbell task reads the answer and wakes
+                // this (registered before the ask goes out, so an answer cannot slip past).
+                let answered = w.control_read.notified();
                 w.flush_quotas();
-                monoio::time::sleep(std::time::Duration::from_millis(1)).await;
-                w.poll_control();
+                let _ = monoio::time::timeout(deadline - now, answered).await;
             }
             _ => return Err(None),
         }

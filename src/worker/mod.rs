@@ -47,7 +47,7 @@ use crate::http1::{self, BodyDecoder, BodyKind, Method, RequestHead, Version, wr
 use crate::json::Scratch;
 use crate::json::scan::{Members, member};
 use crate::net::io::read_more;
-use crate::net::latch::Latch;
+use crate::net::latch::{Latch, Notify};
 use crate::policy::quota::{LeaseMsg, QuotaControl, Quotas};
 use crate::policy::route::{Router, session_hash};
 use crate::stream::Meter;
@@ -91,8 +91,20 @@ use translate::*;
 /// Everything one worker thread owns.
 pub struct Worker {
     pub id: u16,
-    snapshot: RefCell<Arc<Snapshot>>,
-    addrs: RefCell<Arc<AddrTable>>,
+    /// The config new requests start with. A request holds the slot's `Rc` (a count in this
+    /// worker's memory), never the shared `Arc` (a count every worker would write); a reload
+    /// puts a new `Rc` in the slot, and the old snapshot goes when its last request ends.
+    #[allow(
+        clippy::redundant_allocation,
+        reason = "one Rc per reload, so that requests count in worker-local memory"
+    )]
+    snapshot: RefCell<Rc<Arc<Snapshot>>>,
+    /// Upstream addresses, held per request like the snapshot (an `Rc` count, not the `Arc`).
+    #[allow(
+        clippy::redundant_allocation,
+        reason = "one Rc per address refresh, so that requests count in worker-local memory"
+    )]
+    addrs: RefCell<Rc<Arc<AddrTable>>>,
     pool: Rc<RefCell<Pool>>,
     outbox: RefCell<Outbox>,
     counters: RefCell<Counters>,
@@ -110,6 +122,10 @@ pub struct Worker {
     /// Spend per key, coalesced until it goes to the coordinator.
     spend: RefCell<SpendBook>,
     control: RefCell<rtrb::Consumer<Control>>,
+    /// Readable when the coordinator pushed control messages (taken by the doorbell task).
+    doorbell: RefCell<Option<std::os::unix::net::UnixStream>>,
+    /// Fired each time the control ring has been read: requests waiting for allowance wake.
+    control_read: Notify,
     /// Rings the coordinator's doorbell when an ask cannot wait for its tick.
     wake: Arc<Wake>,
     /// Allowances of the budgets and rate limits of the snapshot new requests start with.
@@ -138,13 +154,15 @@ impl Worker {
         let router = Router::new(&snapshot, 0x5eed ^ (u64::from(id) << 32));
         Worker {
             control: RefCell::new(rings.control),
+            doorbell: RefCell::new(Some(rings.doorbell)),
+            control_read: Notify::default(),
             wake: rings.wake,
             quotas: RefCell::new(quotas),
             retired: RefCell::new(Vec::new()),
             disabled: RefCell::new(Arc::default()),
             id,
-            snapshot: RefCell::new(snapshot),
-            addrs: RefCell::new(addrs),
+            snapshot: RefCell::new(Rc::new(snapshot)),
+            addrs: RefCell::new(Rc::new(addrs)),
             pool: Rc::new(RefCell::new(pool)),
             outbox: RefCell::new(Outbox::new(rings.events)),
             counters: RefCell::new(Counters::default()),
@@ -160,7 +178,7 @@ impl Worker {
     }
 
     /// The snapshot new requests start with.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
+    pub fn snapshot(&self) -> Rc<Arc<Snapshot>> {
         self.snapshot.borrow().clone()
     }
 
@@ -194,13 +212,13 @@ impl Worker {
                 let mut old = std::mem::replace(&mut *self.quotas.borrow_mut(), fresh);
                 old.retire();
                 self.retired.borrow_mut().push(old);
-                *self.snapshot.borrow_mut() = s;
+                *self.snapshot.borrow_mut() = Rc::new(s);
                 self.emit(WorkerEvent::Applied {
                     worker: self.id,
                     generation,
                 });
             }
-            Control::Addrs(a) => *self.addrs.borrow_mut() = a,
+            Control::Addrs(a) => *self.addrs.borrow_mut() = Rc::new(a),
             Control::Breaker {
                 generation,
                 deployment,
@@ -273,16 +291,47 @@ impl Worker {
             .map(f)
     }
 
-    /// Drains the control ring (the tick does, and so does a request waiting for a grant).
+    /// Drains the control ring (when the coordinator rings the doorbell, at each tick, and
+    /// before a request answers with a remembered refusal), then wakes the requests waiting
+    /// for allowance.
     pub fn poll_control(&self) {
+        let mut read = false;
         loop {
             let msg = self.control.borrow_mut().pop();
             match msg {
-                Ok(m) => self.control(m),
+                Ok(m) => {
+                    read = true;
+                    self.control(m);
+                }
                 Err(_) => break,
             }
         }
         self.flush_quotas();
+        if read {
+            self.control_read.notify_all();
+        }
+    }
+
+    /// Reads the control ring each time the coordinator rings this worker's doorbell, so a
+    /// grant, a reclaim or a snapshot is seen at once, with no polling in between. Runs for
+    /// the worker's life (ends if the coordinator's end closes).
+    pub async fn answer_doorbell(self: Rc<Self>) {
+        let Some(bell) = self.doorbell.borrow_mut().take() else {
+            return;
+        };
+        let Ok(mut bell) = monoio::net::UnixStream::from_std(bell) else {
+            return;
+        };
+        let mut buf = Vec::with_capacity(64);
+        loop {
+            buf.clear();
+            let (r, b) = monoio::io::AsyncReadRent::read(&mut bell, buf).await;
+            buf = b;
+            if !matches!(r, Ok(n) if n > 0) {
+                return;
+            }
+            self.poll_control();
+        }
     }
 
     /// Quota messages out; asks and reclaim answers at once, with the coordinator woken.

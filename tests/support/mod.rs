@@ -459,3 +459,20 @@ pub fn without_usage_chunks(bytes: &[u8]) -> (Vec<u8>, u32) {
     }
     (out.into_bytes(), removed)
 }
+
+/// Waits (up to 10 s) until `mock`'s ledger satisfies `done`, and returns it: the mock bills
+/// a request that its client abandoned when its next write fails, which can be after the
+/// gateway has finished with it.
+pub fn ledger_when(
+    mock: &MockHandle,
+    done: impl Fn(&tollgate_loadtest::mock::Ledger) -> bool,
+) -> tollgate_loadtest::mock::Ledger {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let l = mock.ledger();
+        if done(&l) || std::time::Instant::now() > deadline {
+            return l;
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(2));
+    }
+}
