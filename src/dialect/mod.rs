@@ -8,6 +8,7 @@
 
 pub mod anthropic;
 pub mod gemini;
+pub mod norm;
 pub mod openai;
 
 use crate::json::Scratch;

@@ -57,22 +57,7 @@ impl Pair {
     }
 }
 
-/// A request member the provider's dialect cannot express faithfully.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Untranslatable {
-    /// Where it is in the request, e.g. `messages[2].content[0].type`.
-    pub param: String,
-    pub message: String,
-}
-
-impl Untranslatable {
-    pub fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
-        Untranslatable {
-            param: param.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::dialect::norm::Untranslatable;
 
 /// The response's finish reason in OpenAI's words, from Anthropic's `stop_reason`.
 pub fn openai_finish_from_anthropic(stop_reason: &[u8]) -> &'static [u8] {

@@ -11,6 +11,8 @@
 //! depends on layout. Input is normalised to include both cache parts (OpenTelemetry's
 //! `gen_ai.usage.input_tokens`).
 
+pub mod request;
+
 use serde::Deserialize;
 
 use crate::json::Scratch;

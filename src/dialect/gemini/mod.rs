@@ -11,6 +11,8 @@
 //!
 //! Streams use CRLF line ends and have no `[DONE]`; the scanner handles both.
 
+pub mod request;
+
 use serde::Deserialize;
 
 use crate::json::Scratch;

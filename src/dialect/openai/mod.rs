@@ -15,6 +15,8 @@
 //! `prompt_tokens` includes `prompt_tokens_details.cached_tokens` and `completion_tokens`
 //! includes `completion_tokens_details.reasoning_tokens`: the normalised convention already.
 
+pub mod request;
+
 use serde::Deserialize;
 
 use crate::json::Scratch;

@@ -1,0 +1,321 @@
+//! The normalised form every request dialect is read into and written from: turns of parts
+//! (text, images, tool calls, tool results), the system prompt, tools, and the sampling
+//! settings — borrowed from the client's parsed body, nothing copied.
+//!
+//! Translating a request from dialect A to dialect B is A's reader then B's writer
+//! (ARCHITECTURE.md, "Parts and the arrows between them"): adding a dialect costs one reader
+//! and one writer. A reader refuses what its own dialect says that no normalised field holds;
+//! a writer refuses what the normalised form holds that its dialect cannot say. Either names
+//! the member in the client's request ([`Loc`]), built only when refusing — the happy path
+//! carries small integers, not strings.
+
+use simd_json::BorrowedValue as Value;
+
+/// A request member the provider's dialect cannot express faithfully.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Untranslatable {
+    /// Where it is in the request, e.g. `messages[2].content[0].type`.
+    pub param: String,
+    pub message: String,
+}
+
+impl Untranslatable {
+    pub fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Untranslatable {
+            param: param.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What the provider's request needs besides the client's body.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// The deployment's upstream model as a JSON string literal (quotes included).
+    pub model_json: &'a [u8],
+    /// Output tokens to ask for when the request names none (Anthropic requires a number).
+    pub default_max_tokens: u32,
+    /// The provider is `openai_compatible` (vLLM, Ollama, …): `max_tokens`, not
+    /// `max_completion_tokens`.
+    pub compatible: bool,
+}
+
+/// Where a member sits in the client's request: `messages[i].<list>[j].<tail>`, each part
+/// optional. Rendered into a path only when something is refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Loc {
+    /// The message (turn) index, when inside `messages`.
+    pub message: Option<u32>,
+    /// A list inside the message (`content`, `tool_calls`) or at the top (`tools`), and the
+    /// index in it.
+    pub list: Option<(&'static str, u32)>,
+    /// The member's own name (`type`, `image_url.url`, `temperature`).
+    pub tail: &'static str,
+}
+
+impl Loc {
+    /// A top-level member.
+    pub const fn top(name: &'static str) -> Loc {
+        Loc {
+            message: None,
+            list: None,
+            tail: name,
+        }
+    }
+
+    /// Member `tail` of message `i`.
+    pub fn message(i: usize, tail: &'static str) -> Loc {
+        Loc {
+            message: Some(i as u32),
+            list: None,
+            tail,
+        }
+    }
+
+    /// Member `tail` of element `j` of list `list` in message `i`.
+    pub fn item(i: usize, list: &'static str, j: usize, tail: &'static str) -> Loc {
+        Loc {
+            message: Some(i as u32),
+            list: Some((list, j as u32)),
+            tail,
+        }
+    }
+
+    /// Member `tail` of element `j` of the top-level list `list`.
+    pub fn listed(list: &'static str, j: usize, tail: &'static str) -> Loc {
+        Loc {
+            message: None,
+            list: Some((list, j as u32)),
+            tail,
+        }
+    }
+
+    /// The same place, another member.
+    pub fn with(self, tail: &'static str) -> Loc {
+        Loc { tail, ..self }
+    }
+
+    /// The path as the client wrote it: `messages[2].content[0].type`.
+    pub fn param(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        if let Some(i) = self.message {
+            let _ = write!(s, "messages[{i}]");
+        }
+        if let Some((list, j)) = self.list {
+            if !s.is_empty() {
+                s.push('.');
+            }
+            let _ = write!(s, "{list}[{j}]");
+        }
+        if !self.tail.is_empty() {
+            if !s.is_empty() {
+                s.push('.');
+            }
+            s.push_str(self.tail);
+        }
+        s
+    }
+
+    /// A refusal of this member: "`<path>` <why>".
+    pub fn refuse(&self, why: &str) -> Untranslatable {
+        let param = self.param();
+        let message = format!("`{param}` {why}");
+        Untranslatable { param, message }
+    }
+}
+
+/// Who speaks a turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+/// An image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Image<'v> {
+    /// Inline bytes, base64.
+    Base64 { media_type: &'v str, data: &'v str },
+    /// A URL the provider fetches.
+    Url(&'v str),
+}
+
+/// A tool call's arguments as the source dialect holds them.
+#[derive(Clone, Copy, Debug)]
+pub enum Args<'v, 'a> {
+    /// A string that should hold a JSON object (OpenAI's `arguments`).
+    Text(&'v str),
+    /// A JSON object (Anthropic's `input`), or absent.
+    Json(Option<&'v Value<'a>>),
+}
+
+/// Text content that a dialect may write as one string or as a list of text blocks.
+#[derive(Clone, Debug, Default)]
+pub struct Texts<'v> {
+    /// The source wrote a plain string (a writer keeps that form where it has one).
+    pub plain: bool,
+    pub texts: Vec<&'v str>,
+}
+
+impl Texts<'_> {
+    /// All the text, joined.
+    pub fn joined(&self) -> String {
+        self.texts.concat()
+    }
+}
+
+/// One piece of a turn.
+#[derive(Clone, Debug)]
+pub enum Part<'v, 'a> {
+    Text(&'v str),
+    Image {
+        image: Image<'v>,
+        loc: Loc,
+    },
+    ToolCall {
+        id: &'v str,
+        name: &'v str,
+        args: Args<'v, 'a>,
+        loc: Loc,
+    },
+    ToolResult {
+        id: &'v str,
+        content: Texts<'v>,
+        loc: Loc,
+    },
+}
+
+/// One turn of the conversation: its parts are `Request::parts[parts]`.
+#[derive(Clone, Debug)]
+pub struct Turn {
+    pub role: Role,
+    pub parts: std::ops::Range<usize>,
+    /// The content was one plain string (a single text part).
+    pub plain: bool,
+    /// The turn's first message in the client's request.
+    pub loc: Loc,
+}
+
+/// A tool the model may call.
+#[derive(Clone, Copy, Debug)]
+pub struct Tool<'v, 'a> {
+    pub name: &'v str,
+    pub description: Option<&'v str>,
+    /// The JSON schema of the arguments.
+    pub parameters: Option<&'v Value<'a>>,
+}
+
+/// Which tools the model may or must call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolChoice<'v> {
+    Auto,
+    None,
+    /// Some tool must be called.
+    Required,
+    Named(&'v str),
+}
+
+/// The shape the answer must have.
+#[derive(Clone, Copy, Debug)]
+pub enum ResponseFormat<'v, 'a> {
+    Text,
+    JsonObject,
+    JsonSchema(&'v Value<'a>),
+}
+
+/// A number as the client wrote it (written back verbatim) and its value.
+#[derive(Clone, Copy, Debug)]
+pub struct Number<'v, 'a> {
+    pub raw: &'v Value<'a>,
+    pub value: f64,
+}
+
+/// A request, normalised.
+#[derive(Clone, Debug, Default)]
+pub struct Request<'v, 'a> {
+    /// The system prompt (OpenAI's system and developer messages, hoisted; Anthropic's
+    /// `system`), with where its first text came from.
+    pub system: Texts<'v>,
+    pub system_loc: Loc,
+    pub turns: Vec<Turn>,
+    pub parts: Vec<Part<'v, 'a>>,
+    pub max_tokens: Option<u64>,
+    pub temperature: Option<Number<'v, 'a>>,
+    pub top_p: Option<Number<'v, 'a>>,
+    /// Stop sequences (a single string is a list of one).
+    pub stop: Option<&'v Value<'a>>,
+    pub stream: bool,
+    pub tools: Vec<Tool<'v, 'a>>,
+    pub tool_choice: Option<ToolChoice<'v>>,
+    /// `false`: at most one tool call per answer.
+    pub parallel_tool_calls: Option<bool>,
+    /// The end user's id, for the provider's abuse monitoring.
+    pub user: Option<&'v str>,
+    /// Settings only some dialects have; a writer passes what it can and refuses the rest
+    /// unless it is neutral.
+    pub n: Option<u64>,
+    pub store: Option<bool>,
+    pub logprobs: Option<bool>,
+    pub seed: Option<Number<'v, 'a>>,
+    pub presence_penalty: Option<Number<'v, 'a>>,
+    pub frequency_penalty: Option<Number<'v, 'a>>,
+    pub response_format: Option<ResponseFormat<'v, 'a>>,
+    pub top_k: Option<Number<'v, 'a>>,
+}
+
+impl<'v, 'a> Request<'v, 'a> {
+    /// The parts of `turn`.
+    pub fn parts_of(&self, turn: &Turn) -> &[Part<'v, 'a>] {
+        &self.parts[turn.parts.clone()]
+    }
+}
+
+/// Writes `v` as JSON (into a Vec: cannot fail).
+pub fn write_value(out: &mut Vec<u8>, v: &Value<'_>) {
+    use simd_json::prelude::Writable as _;
+    let _ = v.write(out);
+}
+
+/// `data:<media type>;base64,<data>` → (media type, data).
+pub fn data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media = meta.strip_suffix(";base64")?;
+    Some((media, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_read_as_the_client_wrote_them() {
+        assert_eq!(Loc::top("temperature").param(), "temperature");
+        assert_eq!(Loc::message(3, "name").param(), "messages[3].name");
+        assert_eq!(
+            Loc::item(1, "tool_calls", 0, "function.arguments").param(),
+            "messages[1].tool_calls[0].function.arguments"
+        );
+        assert_eq!(Loc::listed("tools", 2, "type").param(), "tools[2].type");
+        assert_eq!(
+            Loc::item(0, "content", 4, "").param(),
+            "messages[0].content[4]"
+        );
+        let e = Loc::top("n").refuse("has no equivalent");
+        assert_eq!(
+            (e.param.as_str(), e.message.as_str()),
+            ("n", "`n` has no equivalent")
+        );
+    }
+
+    #[test]
+    fn data_urls() {
+        assert_eq!(
+            data_url("data:image/png;base64,AAAA"),
+            Some(("image/png", "AAAA"))
+        );
+        assert_eq!(data_url("https://x/y.png"), None);
+        assert_eq!(data_url("data:image/png,AAAA"), None);
+    }
+}
