@@ -146,6 +146,26 @@ fn requests(c: &mut Criterion) {
                 })
             },
         );
+        // The parse alone, both ways simd-json offers: what a request translation starts with.
+        let mut bytes = Vec::with_capacity(body.len());
+        let mut buffers = simd_json::Buffers::new(body.len());
+        g.bench_function(format!("parse_dom/{}_bytes", body.len()), |b| {
+            b.iter(|| {
+                bytes.clear();
+                bytes.extend_from_slice(body.as_bytes());
+                let v =
+                    simd_json::to_borrowed_value_with_buffers(&mut bytes, &mut buffers).unwrap();
+                black_box(&v);
+            })
+        });
+        g.bench_function(format!("parse_tape/{}_bytes", body.len()), |b| {
+            b.iter(|| {
+                bytes.clear();
+                bytes.extend_from_slice(body.as_bytes());
+                let t = simd_json::to_tape_with_buffers(&mut bytes, &mut buffers).unwrap();
+                black_box(&t);
+            })
+        });
     }
     g.finish();
 }

@@ -391,8 +391,8 @@ fn sigterm_drains_an_in_flight_stream_then_exits_zero() {
     let status = gw.child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");
     assert!(gw.stderr.lock().unwrap().contains("draining"));
-    // Nothing listens any more.
-    assert!(std::net::TcpStream::connect(gw.addr).is_err());
+    // (Its port is free again: another test's server may have it by now, so a connection
+    // attempt proves nothing either way.)
 }
 
 /// `kill -9` under load: the restarted gateway recovers from its ledger what the workers and

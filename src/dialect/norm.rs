@@ -9,7 +9,8 @@
 //! the member in the client's request ([`Loc`]), built only when refusing — the happy path
 //! carries small integers, not strings.
 
-use simd_json::BorrowedValue as Value;
+use simd_json::prelude::*;
+use simd_json::tape::Value;
 
 /// A request member the provider's dialect cannot express faithfully.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,21 +148,63 @@ pub enum Args<'v, 'a> {
     /// A string that should hold a JSON object (OpenAI's `arguments`).
     Text(&'v str),
     /// A JSON object (Anthropic's `input`), or absent.
-    Json(Option<&'v Value<'a>>),
+    Json(Option<Value<'v, 'a>>),
 }
 
-/// Text content that a dialect may write as one string or as a list of text blocks.
+/// Text content that a dialect may write as one string or as a list of text blocks. A plain
+/// string is held without allocating.
 #[derive(Clone, Debug, Default)]
 pub struct Texts<'v> {
-    /// The source wrote a plain string (a writer keeps that form where it has one).
-    pub plain: bool,
-    pub texts: Vec<&'v str>,
+    /// The source wrote one plain string (a writer keeps that form where it has one).
+    one: Option<&'v str>,
+    blocks: Vec<&'v str>,
 }
 
-impl Texts<'_> {
+impl<'v> Texts<'v> {
+    /// One plain string.
+    pub fn plain(s: &'v str) -> Self {
+        Texts {
+            one: Some(s),
+            blocks: Vec::new(),
+        }
+    }
+
+    /// A list of text blocks.
+    pub fn blocks(blocks: Vec<&'v str>) -> Self {
+        Texts { one: None, blocks }
+    }
+
+    pub fn is_plain(&self) -> bool {
+        self.one.is_some()
+    }
+
+    /// Each text, in order.
+    pub fn as_slice(&self) -> &[&'v str] {
+        match &self.one {
+            Some(s) => std::slice::from_ref(s),
+            None => &self.blocks,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
     /// All the text, joined.
-    pub fn joined(&self) -> String {
-        self.texts.concat()
+    pub fn joined(&self) -> std::borrow::Cow<'v, str> {
+        match self.as_slice() {
+            [] => std::borrow::Cow::Borrowed(""),
+            [s] => std::borrow::Cow::Borrowed(s),
+            many => std::borrow::Cow::Owned(many.concat()),
+        }
+    }
+
+    /// Appends `more`'s texts (the result is a list of blocks).
+    pub fn extend(&mut self, more: Texts<'v>) {
+        if let Some(s) = self.one.take() {
+            self.blocks.push(s);
+        }
+        self.blocks.extend_from_slice(more.as_slice());
     }
 }
 
@@ -203,7 +246,7 @@ pub struct Tool<'v, 'a> {
     pub name: &'v str,
     pub description: Option<&'v str>,
     /// The JSON schema of the arguments.
-    pub parameters: Option<&'v Value<'a>>,
+    pub parameters: Option<Value<'v, 'a>>,
 }
 
 /// Which tools the model may or must call.
@@ -221,13 +264,13 @@ pub enum ToolChoice<'v> {
 pub enum ResponseFormat<'v, 'a> {
     Text,
     JsonObject,
-    JsonSchema(&'v Value<'a>),
+    JsonSchema(Value<'v, 'a>),
 }
 
 /// A number as the client wrote it (written back verbatim) and its value.
 #[derive(Clone, Copy, Debug)]
 pub struct Number<'v, 'a> {
-    pub raw: &'v Value<'a>,
+    pub raw: Value<'v, 'a>,
     pub value: f64,
 }
 
@@ -244,7 +287,7 @@ pub struct Request<'v, 'a> {
     pub temperature: Option<Number<'v, 'a>>,
     pub top_p: Option<Number<'v, 'a>>,
     /// Stop sequences (a single string is a list of one).
-    pub stop: Option<&'v Value<'a>>,
+    pub stop: Option<Value<'v, 'a>>,
     pub stream: bool,
     pub tools: Vec<Tool<'v, 'a>>,
     pub tool_choice: Option<ToolChoice<'v>>,
@@ -272,9 +315,160 @@ impl<'v, 'a> Request<'v, 'a> {
 }
 
 /// Writes `v` as JSON (into a Vec: cannot fail).
-pub fn write_value(out: &mut Vec<u8>, v: &Value<'_>) {
+pub fn write_value(out: &mut Vec<u8>, v: Value<'_, '_>) {
     use simd_json::prelude::Writable as _;
     let _ = v.write(out);
+}
+
+// ------------------------------------------------------------- readers' helpers
+
+/// The value of member `k`, `None` when absent or null.
+pub fn get<'v, 'a>(v: Value<'v, 'a>, k: &str) -> Option<Value<'v, 'a>> {
+    v.get(k).filter(|x| x.as_null().is_none())
+}
+
+pub fn string<'v>(v: Value<'v, '_>, k: &str, loc: Loc) -> Result<Option<&'v str>, Untranslatable> {
+    match get(v, k) {
+        None => Ok(None),
+        Some(x) => x
+            .into_string()
+            .map(Some)
+            .ok_or_else(|| loc.refuse("must be a string")),
+    }
+}
+
+pub fn number<'v, 'a>(
+    v: Value<'v, 'a>,
+    k: &'static str,
+) -> Result<Option<Number<'v, 'a>>, Untranslatable> {
+    match get(v, k) {
+        None => Ok(None),
+        Some(raw) => raw
+            .cast_f64()
+            .map(|value| Some(Number { raw, value }))
+            .ok_or_else(|| Loc::top(k).refuse("must be a number")),
+    }
+}
+
+/// The first member of `v` not in `known` (and not null), refused for `target`.
+pub fn only(v: Value<'_, '_>, known: &[&str], at: Loc, target: &str) -> Result<(), Untranslatable> {
+    let Some(obj) = v.as_object() else {
+        return Ok(());
+    };
+    match obj
+        .iter()
+        .find(|(k, x)| x.as_null().is_none() && !known.contains(k))
+    {
+        None => Ok(()),
+        Some((k, _)) => {
+            let mut param = at.param();
+            if !param.is_empty() {
+                param.push('.');
+            }
+            param.push_str(k);
+            let message = format!("`{param}` cannot be translated for {target}");
+            Err(Untranslatable::new(param, message))
+        }
+    }
+}
+
+/// After a one-pass read of an object's members: refuses `other` (a member the reader knows
+/// nowhere), else the first of `present` (name, whether present) that `allowed` does not list —
+/// named at `at` — as something that cannot be translated for `target`.
+pub fn refuse_extra(
+    at: Loc,
+    other: Option<&str>,
+    present: &[(&str, bool)],
+    allowed: &[&str],
+    target: &str,
+) -> Result<(), Untranslatable> {
+    let extra = other.or_else(|| {
+        present
+            .iter()
+            .find(|(k, on)| *on && !allowed.contains(k))
+            .map(|(k, _)| *k)
+    });
+    match extra {
+        None => Ok(()),
+        Some(k) => {
+            let param = format!("{}.{k}", at.param());
+            let message = format!("`{param}` cannot be translated for {target}");
+            Err(Untranslatable::new(param, message))
+        }
+    }
+}
+
+/// A writer's refusal of a top-level setting its dialect (`target`) has no field for, unless it
+/// is absent or `neutral` (the provider's default anyway).
+pub fn refuse_unless_neutral<T>(
+    what: Option<T>,
+    name: &'static str,
+    target: &str,
+    neutral: impl Fn(&T) -> bool,
+) -> Result<(), Untranslatable> {
+    match what {
+        Some(x) if !neutral(&x) => {
+            Err(Loc::top(name).refuse(&format!("has no equivalent for {target}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Appends `text` — which must hold a JSON object (OpenAI's tool-call `arguments`) — as that
+/// object; refuses `loc` otherwise. Parsed with this thread's reused simd-json buffers.
+pub fn json_object_into(out: &mut Vec<u8>, text: &str, loc: Loc) -> Result<(), Untranslatable> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<(Vec<u8>, simd_json::Buffers)> =
+            std::cell::RefCell::new((Vec::new(), simd_json::Buffers::new(256)));
+    }
+    if text.trim().is_empty() {
+        out.extend_from_slice(b"{}");
+        return Ok(());
+    }
+    let refused = || loc.refuse("must hold a JSON object to be translated");
+    SCRATCH.with(|s| {
+        let (bytes, buffers) = &mut *s.borrow_mut();
+        bytes.clear();
+        bytes.extend_from_slice(text.as_bytes());
+        let tape = simd_json::to_tape_with_buffers(bytes, buffers).map_err(|_| refused())?;
+        let v = tape.as_value();
+        if v.as_object().is_none() {
+            return Err(refused());
+        }
+        write_value(out, v);
+        Ok(())
+    })
+}
+
+/// Tool-call arguments as a JSON object (Anthropic's `input`, Gemini's `args`).
+pub fn write_arguments(
+    args: &Args<'_, '_>,
+    loc: Loc,
+    out: &mut Vec<u8>,
+) -> Result<(), Untranslatable> {
+    match args {
+        Args::Json(Some(v)) => write_value(out, *v),
+        Args::Json(None) => out.extend_from_slice(b"{}"),
+        Args::Text(s) => json_object_into(out, s, loc)?,
+    }
+    Ok(())
+}
+
+/// Appends `v` serialised, as a JSON string literal (OpenAI's `arguments` from Anthropic's
+/// `input`); `None` is `"{}"`. Serialised into this thread's reused buffer.
+pub fn json_as_string(out: &mut Vec<u8>, v: Option<Value<'_, '_>>) {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        b.clear();
+        match v {
+            Some(v) => write_value(&mut b, v),
+            None => b.extend_from_slice(b"{}"),
+        }
+        crate::json::string(out, &b);
+    });
 }
 
 /// `data:<media type>;base64,<data>` → (media type, data).

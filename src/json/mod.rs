@@ -8,6 +8,8 @@ pub mod scan;
 pub struct Scratch {
     pub bytes: Vec<u8>,
     pub buffers: simd_json::Buffers,
+    /// A tape's allocation, kept between parses ([`Scratch::take_tape`]).
+    tape: simd_json::Tape<'static>,
 }
 
 impl std::fmt::Debug for Scratch {
@@ -29,7 +31,23 @@ impl Scratch {
         Scratch {
             bytes: Vec::with_capacity(bytes),
             buffers: simd_json::Buffers::new(bytes),
+            tape: simd_json::Tape::null(),
         }
+    }
+
+    /// Parses a copy of `src` into a tape (simd-json's flat form: no map per object), reusing
+    /// the tape's allocation from the last parse; give it back with [`Scratch::keep_tape`].
+    pub fn tape<'s>(&'s mut self, src: &[u8]) -> simd_json::Result<simd_json::Tape<'s>> {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(src);
+        let mut tape = std::mem::replace(&mut self.tape, simd_json::Tape::null()).reset();
+        simd_json::fill_tape(&mut self.bytes, &mut self.buffers, &mut tape)?;
+        Ok(tape)
+    }
+
+    /// Keeps a tape's allocation for the next [`Scratch::tape`] (`tape.reset()` empties it).
+    pub fn keep_tape(&mut self, tape: simd_json::Tape<'static>) {
+        self.tape = tape;
     }
 
     /// Parses a copy of `src` into `T` (simd-json, serde); `None` when it is not valid JSON of
@@ -51,11 +69,23 @@ impl Scratch {
     }
 }
 
-/// Appends `s` as a JSON string literal (with quotes), escaping per RFC 8259 §7.
+/// Appends `s` as a JSON string literal (with quotes), escaping per RFC 8259 §7. Runs of
+/// bytes that need no escape — nearly all of them — are found eight at a time and copied whole.
 pub fn string(out: &mut Vec<u8>, s: &[u8]) {
+    out.reserve(s.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
+    let mut i = 0;
+    while i < s.len() {
+        if let Some(chunk) = s.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = s[i];
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -67,17 +97,33 @@ pub fn string(out: &mut Vec<u8>, s: &[u8]) {
                 out.extend_from_slice(b"\\u00");
                 out.push(b"0123456789abcdef"[usize::from(b >> 4)]);
                 out.push(b"0123456789abcdef"[usize::from(b & 0xf)]);
-                start = i + 1;
+                i += 1;
+                start = i;
                 continue;
             }
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&s[start..i]);
         out.extend_from_slice(esc);
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&s[start..]);
     out.push(b'"');
+}
+
+/// Whether any of the eight bytes in `w` is a control character, `"` or `\\` (SWAR: a byte
+/// below 0x20, or one that XORs to zero with the quote or the backslash).
+#[inline]
+fn needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    (below(w, 0x20) | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')))) != 0
 }
 
 /// Appends a decimal integer.
@@ -88,6 +134,27 @@ pub fn uint(out: &mut Vec<u8>, n: u64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn escapes_are_found_at_every_offset() {
+        // Each escapable byte at each position of a string longer than one word.
+        for special in [b'"', b'\\', b'\n', 0x01, 0x1f] {
+            for at in 0..20 {
+                let mut s = vec![b'a'; 20];
+                s[at] = special;
+                s.push(0xc3);
+                s.push(0xa9);
+                let mut out = Vec::new();
+                super::string(&mut out, &s);
+                let back: String = serde_json::from_slice(&out).unwrap();
+                assert_eq!(back.as_bytes(), &s[..], "{special:#x} at {at}");
+            }
+        }
+        // Bytes that only look close to the special ones pass through.
+        let mut out = Vec::new();
+        super::string(&mut out, b"!#[]]^_ ~\x7f0123456789");
+        assert_eq!(out, b"\"!#[]]^_ ~\x7f0123456789\"");
+    }
+
     #[test]
     fn escapes_round_trip() {
         let s = "a\"b\\c\nd\u{1}é";

@@ -20,12 +20,23 @@ pub fn translate(
     scratch: &mut Scratch,
     out: &mut Vec<u8>,
 ) -> Result<(), Untranslatable> {
-    let Scratch { bytes, buffers } = scratch;
-    bytes.clear();
-    bytes.extend_from_slice(body);
-    let v = simd_json::to_borrowed_value_with_buffers(bytes, buffers)
+    // The tape, not a DOM: no map per object, and members are found by a short scan.
+    let tape = scratch
+        .tape(body)
         .map_err(|e| Untranslatable::new("", format!("the body is not valid JSON ({e})")))?;
-    if simd_json::prelude::ValueAsObject::as_object(&v).is_none() {
+    let result = translate_tape(pair, tape.as_value(), target, out);
+    let empty: simd_json::Tape<'static> = tape.reset();
+    scratch.keep_tape(empty);
+    result
+}
+
+fn translate_tape(
+    pair: Pair,
+    v: simd_json::tape::Value<'_, '_>,
+    target: &Target<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), Untranslatable> {
+    if v.as_object().is_none() {
         return Err(Untranslatable::new("", "the body must be a JSON object"));
     }
     let name = match pair.provider() {
@@ -34,8 +45,8 @@ pub fn translate(
         Dialect::Gemini => gemini::request::TARGET,
     };
     let request = match pair.client() {
-        Dialect::OpenAi => openai::request::read(&v, name)?,
-        Dialect::Anthropic => anthropic::request::read(&v, name)?,
+        Dialect::OpenAi => openai::request::read(v, name)?,
+        Dialect::Anthropic => anthropic::request::read(v, name)?,
         Dialect::Gemini => {
             return Err(Untranslatable::new("", "Gemini clients are not translated"));
         }

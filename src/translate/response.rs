@@ -30,7 +30,7 @@ pub fn translate(
     scratch: &mut Scratch,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let Scratch { bytes, buffers } = scratch;
+    let Scratch { bytes, buffers, .. } = scratch;
     bytes.clear();
     bytes.extend_from_slice(body);
     let v = simd_json::to_borrowed_value_with_buffers(bytes, buffers)

@@ -108,6 +108,7 @@ pub(super) fn read_request<'a>(
     let Scratch {
         bytes: json,
         buffers,
+        ..
     } = scratch;
     json.clear();
     json.extend_from_slice(body);

@@ -22,12 +22,13 @@
 //! say: a temperature above 1, `n` other than 1, penalties other than 0, `seed`,
 //! `logprobs`, `store`, a JSON `response_format`.
 
-use simd_json::BorrowedValue as Value;
 use simd_json::prelude::*;
+use simd_json::tape::Value;
 
 use crate::dialect::norm::{
-    Args, Image, Loc, Number, Part, Request, ResponseFormat, Role, Target, Texts, Tool, ToolChoice,
-    Turn, Untranslatable, write_value,
+    Args, Image, Loc, Part, Request, ResponseFormat, Role, Target, Texts, Tool, ToolChoice, Turn,
+    Untranslatable, get, number, only, refuse_extra, refuse_unless_neutral, string,
+    write_arguments, write_value,
 };
 use crate::json;
 
@@ -54,67 +55,15 @@ const KNOWN: &[&str] = &[
 /// Members a text block may have.
 const TEXT_BLOCK: &[&str] = &["type", "text", "cache_control", "citations"];
 
-fn get<'v, 'a>(v: &'v Value<'a>, k: &str) -> Option<&'v Value<'a>> {
-    v.get(k).filter(|x| !x.is_null())
-}
-
-fn string<'v>(v: &'v Value<'_>, k: &str, loc: Loc) -> Result<Option<&'v str>, Untranslatable> {
-    match get(v, k) {
-        None => Ok(None),
-        Some(x) => x
-            .as_str()
-            .map(Some)
-            .ok_or_else(|| loc.refuse("must be a string")),
-    }
-}
-
-fn number<'v, 'a>(
-    v: &'v Value<'a>,
-    k: &'static str,
-) -> Result<Option<Number<'v, 'a>>, Untranslatable> {
-    match get(v, k) {
-        None => Ok(None),
-        Some(raw) => raw
-            .cast_f64()
-            .map(|value| Some(Number { raw, value }))
-            .ok_or_else(|| Loc::top(k).refuse("must be a number")),
-    }
-}
-
-/// The first member of `v` not in `known` (and not null), refused for `target`.
-fn only(v: &Value<'_>, known: &[&str], at: Loc, target: &str) -> Result<(), Untranslatable> {
-    let Some(obj) = v.as_object() else {
-        return Ok(());
-    };
-    match obj
-        .iter()
-        .find(|(k, x)| !x.is_null() && !known.contains(&k.as_ref()))
-    {
-        None => Ok(()),
-        Some((k, _)) => {
-            let mut param = at.param();
-            if !param.is_empty() {
-                param.push('.');
-            }
-            param.push_str(k);
-            let message = format!("`{param}` cannot be translated for {target}");
-            Err(Untranslatable::new(param, message))
-        }
-    }
-}
-
 /// Text content: a string, or text blocks only (`block(j)`: where block `j` is, in refusals).
 fn texts<'v>(
-    c: &'v Value<'_>,
+    c: Value<'v, '_>,
     at: Loc,
     block: impl Fn(usize) -> Loc,
     target: &str,
 ) -> Result<Texts<'v>, Untranslatable> {
-    if let Some(s) = c.as_str() {
-        return Ok(Texts {
-            plain: true,
-            texts: vec![s],
-        });
+    if let Some(s) = c.into_string() {
+        return Ok(Texts::plain(s));
     }
     let blocks = c
         .as_array()
@@ -128,17 +77,14 @@ fn texts<'v>(
         only(b, TEXT_BLOCK, bat, target)?;
         texts.push(string(b, "text", bat.with("text"))?.unwrap_or_default());
     }
-    Ok(Texts {
-        plain: false,
-        texts,
-    })
+    Ok(Texts::blocks(texts))
 }
 
 /// Reads a Messages request. `target` names the provider it is translated for, in refusals.
-pub fn read<'v, 'a>(v: &'v Value<'a>, target: &str) -> Result<Request<'v, 'a>, Untranslatable> {
+pub fn read<'v, 'a>(v: Value<'v, 'a>, target: &str) -> Result<Request<'v, 'a>, Untranslatable> {
     only(v, KNOWN, Loc::default(), target)?;
     if let Some(t) = get(v, "thinking")
-        && t.get("type").and_then(|t| t.as_str()) != Some("disabled")
+        && t.get("type").and_then(|t| t.into_string()) != Some("disabled")
     {
         return Err(Loc::top("thinking").refuse(&format!("has no equivalent for {target}")));
     }
@@ -170,7 +116,7 @@ pub fn read<'v, 'a>(v: &'v Value<'a>, target: &str) -> Result<Request<'v, 'a>, U
 fn read_message<'v, 'a>(
     r: &mut Request<'v, 'a>,
     i: usize,
-    m: &'v Value<'a>,
+    m: Value<'v, 'a>,
     target: &str,
 ) -> Result<(), Untranslatable> {
     let at = Loc::message(i, "");
@@ -188,7 +134,7 @@ fn read_message<'v, 'a>(
         }
     };
     let start = r.parts.len();
-    let plain = if let Some(s) = content.as_str() {
+    let plain = if let Some(s) = content.into_string() {
         r.parts.push(Part::Text(s));
         true
     } else {
@@ -210,55 +156,119 @@ fn read_message<'v, 'a>(
     Ok(())
 }
 
+/// A content block's members, read in one pass over it.
+#[derive(Default)]
+struct Block<'v, 'a> {
+    kind: Option<Value<'v, 'a>>,
+    text: Option<Value<'v, 'a>>,
+    id: Option<Value<'v, 'a>>,
+    name: Option<Value<'v, 'a>>,
+    input: Option<Value<'v, 'a>>,
+    tool_use_id: Option<Value<'v, 'a>>,
+    content: Option<Value<'v, 'a>>,
+    is_error: Option<Value<'v, 'a>>,
+    source: Option<Value<'v, 'a>>,
+    citations: bool,
+    /// The first member no block has (`cache_control` is accepted on every block).
+    other: Option<&'v str>,
+}
+
+impl<'v, 'a> Block<'v, 'a> {
+    fn of(b: Value<'v, 'a>) -> Self {
+        let mut out = Block::default();
+        for (k, x) in b.as_object().iter().flat_map(|o| o.iter()) {
+            if x.as_null().is_some() {
+                continue;
+            }
+            let slot = match k {
+                "type" => &mut out.kind,
+                "text" => &mut out.text,
+                "id" => &mut out.id,
+                "name" => &mut out.name,
+                "input" => &mut out.input,
+                "tool_use_id" => &mut out.tool_use_id,
+                "content" => &mut out.content,
+                "is_error" => &mut out.is_error,
+                "source" => &mut out.source,
+                "citations" => {
+                    out.citations = true;
+                    continue;
+                }
+                "cache_control" => continue,
+                _ => {
+                    out.other.get_or_insert(k);
+                    continue;
+                }
+            };
+            *slot = Some(x);
+        }
+        out
+    }
+
+    /// Refuses a member present that blocks of this kind do not have.
+    fn only(&self, at: Loc, allowed: &[&str], target: &str) -> Result<(), Untranslatable> {
+        let present = [
+            ("text", self.text.is_some()),
+            ("id", self.id.is_some()),
+            ("name", self.name.is_some()),
+            ("input", self.input.is_some()),
+            ("tool_use_id", self.tool_use_id.is_some()),
+            ("content", self.content.is_some()),
+            ("is_error", self.is_error.is_some()),
+            ("source", self.source.is_some()),
+            ("citations", self.citations),
+        ];
+        refuse_extra(at, self.other, &present, allowed, target)
+    }
+}
+
+/// A member that must be a string, when present.
+fn opt_str<'a>(x: Option<Value<'_, 'a>>, loc: Loc) -> Result<Option<&'a str>, Untranslatable> {
+    x.map(|x| {
+        x.into_string()
+            .ok_or_else(|| loc.refuse("must be a string"))
+    })
+    .transpose()
+}
+
 fn read_block<'v, 'a>(
     i: usize,
     j: usize,
-    b: &'v Value<'a>,
+    b: Value<'v, 'a>,
     role: Role,
     target: &str,
 ) -> Result<Part<'v, 'a>, Untranslatable> {
     let bat = Loc::item(i, "content", j, "");
-    let kind = string(b, "type", bat.with("type"))?;
+    let m = Block::of(b);
+    let kind = opt_str(m.kind, bat.with("type"))?;
     match (kind, role) {
         (Some("text"), _) => {
-            only(b, TEXT_BLOCK, bat, target)?;
+            m.only(bat, &["text", "citations"], target)?;
             Ok(Part::Text(
-                string(b, "text", bat.with("text"))?.unwrap_or_default(),
+                opt_str(m.text, bat.with("text"))?.unwrap_or_default(),
             ))
         }
         (Some("tool_result"), Role::User) => {
-            only(
-                b,
-                &[
-                    "type",
-                    "tool_use_id",
-                    "content",
-                    "is_error",
-                    "cache_control",
-                ],
-                bat,
-                target,
-            )?;
-            if get(b, "is_error").and_then(|e| e.as_bool()) == Some(true) {
+            m.only(bat, &["tool_use_id", "content", "is_error"], target)?;
+            if m.is_error.and_then(|e| e.as_bool()) == Some(true) {
                 return Err(bat
                     .with("is_error")
                     .refuse(&format!("has no equivalent for {target}")));
             }
             let loc = bat.with("tool_use_id");
-            let id = string(b, "tool_use_id", loc)?.ok_or_else(|| loc.refuse("is required"))?;
-            let content = match get(b, "content") {
-                None => Texts {
-                    plain: true,
-                    texts: Vec::new(),
-                },
+            let id = opt_str(m.tool_use_id, loc)?.ok_or_else(|| loc.refuse("is required"))?;
+            let content = match m.content {
+                None => Texts::plain(""),
                 // A block inside the result is named by the result's `content` member.
                 Some(c) => texts(c, bat.with("content"), |_| bat.with("content"), target)?,
             };
             Ok(Part::ToolResult { id, content, loc })
         }
         (Some("image"), Role::User) => {
-            only(b, &["type", "source", "cache_control"], bat, target)?;
-            let src = get(b, "source").ok_or_else(|| bat.with("source").refuse("is required"))?;
+            m.only(bat, &["source"], target)?;
+            let src = m
+                .source
+                .ok_or_else(|| bat.with("source").refuse("is required"))?;
             let image = match string(src, "type", bat.with("source.type"))? {
                 Some("base64") => Image::Base64 {
                     media_type: string(src, "media_type", bat.with("source.media_type"))?
@@ -280,16 +290,11 @@ fn read_block<'v, 'a>(
             })
         }
         (Some("tool_use"), Role::Assistant) => {
-            only(
-                b,
-                &["type", "id", "name", "input", "cache_control"],
-                bat,
-                target,
-            )?;
+            m.only(bat, &["id", "name", "input"], target)?;
             Ok(Part::ToolCall {
-                id: string(b, "id", bat.with("id"))?.unwrap_or_default(),
-                name: string(b, "name", bat.with("name"))?.unwrap_or_default(),
-                args: Args::Json(get(b, "input")),
+                id: opt_str(m.id, bat.with("id"))?.unwrap_or_default(),
+                name: opt_str(m.name, bat.with("name"))?.unwrap_or_default(),
+                args: Args::Json(m.input),
                 loc: bat.with("input"),
             })
         }
@@ -302,7 +307,7 @@ fn read_block<'v, 'a>(
 
 fn read_settings<'v, 'a>(
     r: &mut Request<'v, 'a>,
-    v: &'v Value<'a>,
+    v: Value<'v, 'a>,
     target: &str,
 ) -> Result<(), Untranslatable> {
     if let Some(x) = get(v, "max_tokens") {
@@ -316,7 +321,7 @@ fn read_settings<'v, 'a>(
     r.top_k = number(v, "top_k")?;
     if let Some(stop) = get(v, "stop_sequences") {
         match stop.as_array() {
-            Some(a) if a.iter().all(|s| s.as_str().is_some()) => r.stop = Some(stop),
+            Some(a) if a.iter().all(|s| s.into_string().is_some()) => r.stop = Some(stop),
             _ => return Err(Loc::top("stop_sequences").refuse("must be an array of strings")),
         }
     }
@@ -386,29 +391,19 @@ fn read_settings<'v, 'a>(
 
 // -------------------------------------------------------------------------------- writer
 
-/// Refuses `what` (a top-level member) unless it is absent or `neutral`.
-fn neutral<T>(
-    what: Option<T>,
-    name: &'static str,
-    neutral: impl Fn(&T) -> bool,
-) -> Result<(), Untranslatable> {
-    match what {
-        Some(x) if !neutral(&x) => {
-            Err(Loc::top(name).refuse(&format!("has no equivalent for {TARGET}")))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// Writes `r` as a Messages request for `t`'s deployment.
 pub fn write(r: &Request<'_, '_>, t: &Target<'_>, out: &mut Vec<u8>) -> Result<(), Untranslatable> {
-    neutral(r.n, "n", |&n| n == 1)?;
-    neutral(r.store, "store", |&s| !s)?;
-    neutral(r.logprobs, "logprobs", |&l| !l)?;
-    neutral(r.seed, "seed", |_| false)?;
-    neutral(r.presence_penalty, "presence_penalty", |x| x.value == 0.0)?;
-    neutral(r.frequency_penalty, "frequency_penalty", |x| x.value == 0.0)?;
-    neutral(r.response_format, "response_format", |f| {
+    refuse_unless_neutral(r.n, "n", TARGET, |&n| n == 1)?;
+    refuse_unless_neutral(r.store, "store", TARGET, |&s| !s)?;
+    refuse_unless_neutral(r.logprobs, "logprobs", TARGET, |&l| !l)?;
+    refuse_unless_neutral(r.seed, "seed", TARGET, |_| false)?;
+    refuse_unless_neutral(r.presence_penalty, "presence_penalty", TARGET, |x| {
+        x.value == 0.0
+    })?;
+    refuse_unless_neutral(r.frequency_penalty, "frequency_penalty", TARGET, |x| {
+        x.value == 0.0
+    })?;
+    refuse_unless_neutral(r.response_format, "response_format", TARGET, |f| {
         matches!(f, ResponseFormat::Text)
     })?;
 
@@ -416,9 +411,9 @@ pub fn write(r: &Request<'_, '_>, t: &Target<'_>, out: &mut Vec<u8>) -> Result<(
     out.extend_from_slice(t.model_json);
     out.extend_from_slice(b",\"max_tokens\":");
     json::uint(out, r.max_tokens.unwrap_or(u64::from(t.default_max_tokens)));
-    if !r.system.texts.is_empty() {
+    if !r.system.is_empty() {
         out.extend_from_slice(b",\"system\":[");
-        text_blocks(&r.system.texts, out);
+        text_blocks(r.system.as_slice(), out);
         out.push(b']');
     }
     out.extend_from_slice(b",\"messages\":[");
@@ -455,7 +450,7 @@ pub fn write(r: &Request<'_, '_>, t: &Target<'_>, out: &mut Vec<u8>) -> Result<(
     }
     if let Some(stop) = r.stop {
         out.extend_from_slice(b",\"stop_sequences\":");
-        if stop.as_str().is_some() {
+        if stop.into_string().is_some() {
             out.push(b'[');
             write_value(out, stop);
             out.push(b']');
@@ -597,40 +592,21 @@ fn block(p: &Part<'_, '_>, out: &mut Vec<u8>) -> Result<(), Untranslatable> {
             out.extend_from_slice(b",\"name\":");
             json::string(out, name.as_bytes());
             out.extend_from_slice(b",\"input\":");
-            arguments(args, *loc, out)?;
+            write_arguments(args, *loc, out)?;
             out.push(b'}');
         }
         Part::ToolResult { id, content, .. } => {
             out.extend_from_slice(b"{\"type\":\"tool_result\",\"tool_use_id\":");
             json::string(out, id.as_bytes());
             out.extend_from_slice(b",\"content\":");
-            if content.plain {
+            if content.is_plain() {
                 json::string(out, content.joined().as_bytes());
             } else {
                 out.push(b'[');
-                text_blocks(&content.texts, out);
+                text_blocks(content.as_slice(), out);
                 out.push(b']');
             }
             out.push(b'}');
-        }
-    }
-    Ok(())
-}
-
-/// Tool-call arguments as the JSON object Messages wants (`input`).
-pub fn arguments(args: &Args<'_, '_>, loc: Loc, out: &mut Vec<u8>) -> Result<(), Untranslatable> {
-    match args {
-        Args::Json(Some(v)) => write_value(out, v),
-        Args::Json(None) => out.extend_from_slice(b"{}"),
-        Args::Text(s) if s.trim().is_empty() => out.extend_from_slice(b"{}"),
-        Args::Text(s) => {
-            let mut copy = s.as_bytes().to_vec();
-            let v = simd_json::to_borrowed_value(&mut copy)
-                .map_err(|_| loc.refuse("must hold a JSON object to be translated"))?;
-            if v.as_object().is_none() {
-                return Err(loc.refuse("must hold a JSON object to be translated"));
-            }
-            write_value(out, &v);
         }
     }
     Ok(())

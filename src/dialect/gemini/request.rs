@@ -16,8 +16,8 @@
 use simd_json::prelude::*;
 
 use crate::dialect::norm::{
-    Image, Loc, Part, Request, ResponseFormat, Role, Target, ToolChoice, Untranslatable,
-    write_value,
+    Image, Part, Request, ResponseFormat, Role, Target, ToolChoice, Untranslatable,
+    refuse_unless_neutral, write_value,
 };
 use crate::json;
 
@@ -34,35 +34,24 @@ fn key(out: &mut Vec<u8>, first: &mut bool, k: &str) {
     out.extend_from_slice(b"\":");
 }
 
-fn refuse_unless<T>(
-    what: Option<T>,
-    name: &'static str,
-    neutral: impl Fn(&T) -> bool,
-) -> Result<(), Untranslatable> {
-    match what {
-        Some(x) if !neutral(&x) => {
-            Err(Loc::top(name).refuse(&format!("has no equivalent for {TARGET}")))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// Writes `r` as a `generateContent` body (the model is in the path, not the body).
 pub fn write(
     r: &Request<'_, '_>,
     _t: &Target<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), Untranslatable> {
-    refuse_unless(r.n, "n", |&n| n == 1)?;
-    refuse_unless(r.store, "store", |&s| !s)?;
-    refuse_unless(r.logprobs, "logprobs", |&l| !l)?;
-    refuse_unless(r.parallel_tool_calls, "parallel_tool_calls", |_| false)?;
+    refuse_unless_neutral(r.n, "n", TARGET, |&n| n == 1)?;
+    refuse_unless_neutral(r.store, "store", TARGET, |&s| !s)?;
+    refuse_unless_neutral(r.logprobs, "logprobs", TARGET, |&l| !l)?;
+    refuse_unless_neutral(r.parallel_tool_calls, "parallel_tool_calls", TARGET, |_| {
+        false
+    })?;
     out.push(b'{');
     let mut top = true;
-    if !r.system.texts.is_empty() {
+    if !r.system.is_empty() {
         key(out, &mut top, "systemInstruction");
         out.extend_from_slice(b"{\"parts\":[");
-        for (j, text) in r.system.texts.iter().enumerate() {
+        for (j, text) in r.system.as_slice().iter().enumerate() {
             if j > 0 {
                 out.push(b',');
             }
@@ -171,7 +160,7 @@ fn part(r: &Request<'_, '_>, p: &Part<'_, '_>, out: &mut Vec<u8>) -> Result<(), 
             out.extend_from_slice(b"{\"functionCall\":{\"name\":");
             json::string(out, name.as_bytes());
             out.extend_from_slice(b",\"args\":");
-            crate::dialect::anthropic::request::arguments(args, *loc, out)?;
+            crate::dialect::norm::write_arguments(args, *loc, out)?;
             out.extend_from_slice(b"}}");
         }
         Part::ToolResult { id, content, loc } => {
@@ -225,7 +214,7 @@ fn generation_config(
     }
     if let Some(stop) = r.stop {
         key(&mut config, &mut first, "stopSequences");
-        if stop.as_str().is_some() {
+        if stop.into_string().is_some() {
             config.push(b'[');
             write_value(&mut config, stop);
             config.push(b']');

@@ -18,12 +18,12 @@
 //! The writer (an OpenAI-dialect provider serving another dialect's client) writes the same
 //! members back; a streamed request asks for `stream_options.include_usage`.
 
-use simd_json::BorrowedValue as Value;
 use simd_json::prelude::*;
+use simd_json::tape::Value;
 
 use crate::dialect::norm::{
-    Args, Image, Loc, Number, Part, Request, ResponseFormat, Role, Target, Texts, Tool, ToolChoice,
-    Turn, Untranslatable, data_url, write_value,
+    Args, Image, Loc, Part, Request, ResponseFormat, Role, Target, Texts, Tool, ToolChoice, Turn,
+    Untranslatable, data_url, get, json_as_string, number, only, refuse_extra, string, write_value,
 };
 use crate::json;
 
@@ -52,63 +52,10 @@ const KNOWN: &[&str] = &[
     "logprobs",
 ];
 
-/// The value of member `k`, `None` when absent or null.
-fn get<'v, 'a>(v: &'v Value<'a>, k: &str) -> Option<&'v Value<'a>> {
-    v.get(k).filter(|x| !x.is_null())
-}
-
-fn string<'v>(v: &'v Value<'_>, k: &str, loc: Loc) -> Result<Option<&'v str>, Untranslatable> {
-    match get(v, k) {
-        None => Ok(None),
-        Some(x) => x
-            .as_str()
-            .map(Some)
-            .ok_or_else(|| loc.refuse("must be a string")),
-    }
-}
-
-fn number<'v, 'a>(
-    v: &'v Value<'a>,
-    k: &'static str,
-) -> Result<Option<Number<'v, 'a>>, Untranslatable> {
-    match get(v, k) {
-        None => Ok(None),
-        Some(raw) => raw
-            .cast_f64()
-            .map(|value| Some(Number { raw, value }))
-            .ok_or_else(|| Loc::top(k).refuse("must be a number")),
-    }
-}
-
-/// The first member of `v` not in `known` (and not null), refused for `target`.
-fn only(v: &Value<'_>, known: &[&str], at: Loc, target: &str) -> Result<(), Untranslatable> {
-    let Some(obj) = v.as_object() else {
-        return Ok(());
-    };
-    match obj
-        .iter()
-        .find(|(k, x)| !x.is_null() && !known.contains(&k.as_ref()))
-    {
-        None => Ok(()),
-        Some((k, _)) => {
-            let mut param = at.param();
-            if !param.is_empty() {
-                param.push('.');
-            }
-            param.push_str(k);
-            let message = format!("`{param}` cannot be translated for {target}");
-            Err(Untranslatable::new(param, message))
-        }
-    }
-}
-
 /// Text content: a string, or text parts only.
-fn texts<'v>(content: &'v Value<'_>, at: Loc) -> Result<Texts<'v>, Untranslatable> {
-    if let Some(s) = content.as_str() {
-        return Ok(Texts {
-            plain: true,
-            texts: vec![s],
-        });
+fn texts<'v>(content: Value<'v, '_>, at: Loc) -> Result<Texts<'v>, Untranslatable> {
+    if let Some(s) = content.into_string() {
+        return Ok(Texts::plain(s));
     }
     let Some(parts) = content.as_array() else {
         return Err(at.refuse("must be a string or an array of content parts"));
@@ -129,15 +76,12 @@ fn texts<'v>(content: &'v Value<'_>, at: Loc) -> Result<Texts<'v>, Untranslatabl
             None => return Err(pat.with("type").refuse("is required")),
         }
     }
-    Ok(Texts {
-        plain: false,
-        texts,
-    })
+    Ok(Texts::blocks(texts))
 }
 
 /// Reads a Chat Completions request. `target` names the provider it is translated for, in
 /// refusals.
-pub fn read<'v, 'a>(v: &'v Value<'a>, target: &str) -> Result<Request<'v, 'a>, Untranslatable> {
+pub fn read<'v, 'a>(v: Value<'v, 'a>, target: &str) -> Result<Request<'v, 'a>, Untranslatable> {
     only(v, KNOWN, Loc::default(), target)?;
     let messages = match get(v, "messages") {
         Some(m) => m
@@ -160,42 +104,95 @@ pub fn read<'v, 'a>(v: &'v Value<'a>, target: &str) -> Result<Request<'v, 'a>, U
     Ok(r)
 }
 
+/// A message's members, read in one pass over it (no lookup per member).
+#[derive(Default)]
+struct Members<'v, 'a> {
+    role: Option<Value<'v, 'a>>,
+    content: Option<Value<'v, 'a>>,
+    name: Option<Value<'v, 'a>>,
+    tool_calls: Option<Value<'v, 'a>>,
+    tool_call_id: Option<Value<'v, 'a>>,
+    refusal: Option<Value<'v, 'a>>,
+    /// The first member none of the above.
+    other: Option<&'v str>,
+}
+
+impl<'v, 'a> Members<'v, 'a> {
+    fn of(m: Value<'v, 'a>) -> Self {
+        let mut out = Members::default();
+        for (k, x) in m.as_object().iter().flat_map(|o| o.iter()) {
+            if x.as_null().is_some() {
+                continue;
+            }
+            let slot = match k {
+                "role" => &mut out.role,
+                "content" => &mut out.content,
+                "name" => &mut out.name,
+                "tool_calls" => &mut out.tool_calls,
+                "tool_call_id" => &mut out.tool_call_id,
+                "refusal" => &mut out.refusal,
+                _ => {
+                    out.other.get_or_insert(k);
+                    continue;
+                }
+            };
+            *slot = Some(x);
+        }
+        out
+    }
+
+    /// Refuses a member present that `role` messages do not have.
+    fn only(&self, i: usize, allowed: &[&str], target: &str) -> Result<(), Untranslatable> {
+        let present = [
+            ("name", self.name.is_some()),
+            ("tool_calls", self.tool_calls.is_some()),
+            ("tool_call_id", self.tool_call_id.is_some()),
+            ("refusal", self.refusal.is_some()),
+        ];
+        refuse_extra(Loc::message(i, ""), self.other, &present, allowed, target)
+    }
+}
+
 fn read_message<'v, 'a>(
     r: &mut Request<'v, 'a>,
     i: usize,
-    m: &'v Value<'a>,
+    m: Value<'v, 'a>,
     target: &str,
 ) -> Result<(), Untranslatable> {
     let at = Loc::message(i, "");
-    let role =
-        string(m, "role", at.with("role"))?.ok_or_else(|| at.with("role").refuse("is required"))?;
+    let ms = Members::of(m);
+    let role = match ms.role {
+        None => return Err(at.with("role").refuse("is required")),
+        Some(x) => x
+            .into_string()
+            .ok_or_else(|| at.with("role").refuse("must be a string"))?,
+    };
+    let required =
+        |x: Option<Value<'v, 'a>>, tail| x.ok_or_else(|| at.with(tail).refuse("is required"));
     let start = r.parts.len();
     match role {
         "system" | "developer" => {
-            only(m, &["role", "content", "name"], at, target)?;
-            if get(m, "name").is_some() {
+            ms.only(i, &["name"], target)?;
+            if ms.name.is_some() {
                 return Err(at
                     .with("name")
                     .refuse(&format!("has no equivalent for {target}")));
             }
-            let content =
-                get(m, "content").ok_or_else(|| at.with("content").refuse("is required"))?;
-            let t = texts(content, at.with("content"))?;
-            if r.system.texts.is_empty() {
+            let t = texts(required(ms.content, "content")?, at.with("content"))?;
+            if r.system.is_empty() {
                 r.system_loc = at.with("content");
             }
-            r.system.texts.extend(t.texts);
+            r.system.extend(t);
             return Ok(());
         }
         "tool" => {
-            only(m, &["role", "content", "tool_call_id"], at, target)?;
+            ms.only(i, &["tool_call_id"], target)?;
             let loc = at.with("tool_call_id");
-            let id = string(m, "tool_call_id", loc)?.ok_or_else(|| loc.refuse("is required"))?;
-            let content = match get(m, "content") {
-                None => Texts {
-                    plain: true,
-                    texts: Vec::new(),
-                },
+            let id = required(ms.tool_call_id, "tool_call_id")?
+                .into_string()
+                .ok_or_else(|| loc.refuse("must be a string"))?;
+            let content = match ms.content {
+                None => Texts::plain(""),
                 Some(c) => texts(c, at.with("content"))?,
             };
             r.parts.push(Part::ToolResult { id, content, loc });
@@ -220,10 +217,8 @@ fn read_message<'v, 'a>(
             return Ok(());
         }
         "user" => {
-            only(m, &["role", "content"], at, target)?;
-            let content =
-                get(m, "content").ok_or_else(|| at.with("content").refuse("is required"))?;
-            let plain = read_user_content(r, i, content, target)?;
+            ms.only(i, &[], target)?;
+            let plain = read_user_content(r, i, required(ms.content, "content")?, target)?;
             r.turns.push(Turn {
                 role: Role::User,
                 parts: start..r.parts.len(),
@@ -232,10 +227,10 @@ fn read_message<'v, 'a>(
             });
         }
         "assistant" => {
-            only(m, &["role", "content", "tool_calls", "refusal"], at, target)?;
+            ms.only(i, &["tool_calls", "refusal"], target)?;
             let mut plain = false;
-            if let Some(c) = get(m, "content") {
-                if let Some(s) = c.as_str() {
+            if let Some(c) = ms.content {
+                if let Some(s) = c.into_string() {
                     plain = true;
                     r.parts.push(Part::Text(s));
                 } else {
@@ -254,7 +249,7 @@ fn read_message<'v, 'a>(
                     }
                 }
             }
-            if let Some(calls) = get(m, "tool_calls") {
+            if let Some(calls) = ms.tool_calls {
                 let calls = calls
                     .as_array()
                     .ok_or_else(|| at.with("tool_calls").refuse("must be an array"))?;
@@ -263,8 +258,9 @@ fn read_message<'v, 'a>(
                     plain = false;
                 }
             }
-            if get(m, "refusal")
-                .and_then(|x| x.as_str())
+            if ms
+                .refusal
+                .and_then(|x| x.into_string())
                 .is_some_and(|x| !x.is_empty())
             {
                 return Err(at
@@ -291,10 +287,10 @@ fn read_message<'v, 'a>(
 fn read_user_content<'v, 'a>(
     r: &mut Request<'v, 'a>,
     i: usize,
-    content: &'v Value<'a>,
+    content: Value<'v, 'a>,
     target: &str,
 ) -> Result<bool, Untranslatable> {
-    if let Some(s) = content.as_str() {
+    if let Some(s) = content.into_string() {
         r.parts.push(Part::Text(s));
         return Ok(true);
     }
@@ -335,10 +331,10 @@ fn read_user_content<'v, 'a>(
     Ok(false)
 }
 
-fn image_url<'v>(p: &'v Value<'_>, pat: Loc, target: &str) -> Result<&'v str, Untranslatable> {
+fn image_url<'v>(p: Value<'v, '_>, pat: Loc, target: &str) -> Result<&'v str, Untranslatable> {
     only(p, &["type", "image_url"], pat, target)?;
     let img = get(p, "image_url").ok_or_else(|| pat.with("image_url").refuse("is required"))?;
-    if let Some(s) = img.as_str() {
+    if let Some(s) = img.into_string() {
         return Ok(s);
     }
     only(img, &["url", "detail"], pat.with("image_url"), target)?;
@@ -349,29 +345,56 @@ fn image_url<'v>(p: &'v Value<'_>, pat: Loc, target: &str) -> Result<&'v str, Un
 fn read_tool_call<'v, 'a>(
     i: usize,
     j: usize,
-    call: &'v Value<'a>,
+    call: Value<'v, 'a>,
     target: &str,
 ) -> Result<Part<'v, 'a>, Untranslatable> {
     let at = Loc::item(i, "tool_calls", j, "");
-    only(call, &["id", "type", "function"], at, target)?;
-    if string(call, "type", at.with("type"))?.is_some_and(|t| t != "function") {
+    let (mut id, mut kind, mut function) = (None, None, None);
+    for (k, x) in call.as_object().iter().flat_map(|o| o.iter()) {
+        if x.as_null().is_some() {
+            continue;
+        }
+        match k {
+            "id" => id = Some(x),
+            "type" => kind = Some(x),
+            "function" => function = Some(x),
+            _ => only(call, &["id", "type", "function"], at, target)?,
+        }
+    }
+    let str_or_refuse = |x: Value<'v, 'a>, tail| {
+        x.into_string()
+            .ok_or_else(|| at.with(tail).refuse("must be a string"))
+    };
+    if let Some(t) = kind
+        && str_or_refuse(t, "type")? != "function"
+    {
         return Err(at.with("type").refuse("must be `function`"));
     }
-    let f = get(call, "function").ok_or_else(|| at.with("function").refuse("is required"))?;
-    let name = string(f, "name", at.with("function.name"))?
-        .ok_or_else(|| at.with("function.name").refuse("is required"))?;
-    let args = string(f, "arguments", at.with("function.arguments"))?.unwrap_or_default();
+    let f = function.ok_or_else(|| at.with("function").refuse("is required"))?;
+    let (mut name, mut args) = (None, None);
+    for (k, x) in f.as_object().iter().flat_map(|o| o.iter()) {
+        match k {
+            "name" if x.as_null().is_none() => name = Some(str_or_refuse(x, "function.name")?),
+            "arguments" if x.as_null().is_none() => {
+                args = Some(str_or_refuse(x, "function.arguments")?);
+            }
+            _ => {}
+        }
+    }
     Ok(Part::ToolCall {
-        id: string(call, "id", at.with("id"))?.unwrap_or_default(),
-        name,
-        args: Args::Text(args),
+        id: id
+            .map(|x| str_or_refuse(x, "id"))
+            .transpose()?
+            .unwrap_or_default(),
+        name: name.ok_or_else(|| at.with("function.name").refuse("is required"))?,
+        args: Args::Text(args.unwrap_or_default()),
         loc: at.with("function.arguments"),
     })
 }
 
 fn read_settings<'v, 'a>(
     r: &mut Request<'v, 'a>,
-    v: &'v Value<'a>,
+    v: Value<'v, 'a>,
     target: &str,
 ) -> Result<(), Untranslatable> {
     for k in ["max_completion_tokens", "max_tokens"] {
@@ -388,10 +411,10 @@ fn read_settings<'v, 'a>(
     r.presence_penalty = number(v, "presence_penalty")?;
     r.frequency_penalty = number(v, "frequency_penalty")?;
     if let Some(stop) = get(v, "stop") {
-        let ok = stop.as_str().is_some()
+        let ok = stop.into_string().is_some()
             || stop
                 .as_array()
-                .is_some_and(|a| a.iter().all(|s| s.as_str().is_some()));
+                .is_some_and(|a| a.iter().all(|s| s.into_string().is_some()));
         if !ok {
             return Err(Loc::top("stop").refuse("must be a string or an array of strings"));
         }
@@ -446,7 +469,7 @@ fn read_settings<'v, 'a>(
 
 fn read_tool<'v, 'a>(
     j: usize,
-    tool: &'v Value<'a>,
+    tool: Value<'v, 'a>,
     target: &str,
 ) -> Result<Tool<'v, 'a>, Untranslatable> {
     let at = Loc::listed("tools", j, "");
@@ -471,9 +494,9 @@ fn read_tool<'v, 'a>(
     })
 }
 
-fn tool_choice<'v>(x: &'v Value<'_>) -> Result<ToolChoice<'v>, Untranslatable> {
+fn tool_choice<'v>(x: Value<'v, '_>) -> Result<ToolChoice<'v>, Untranslatable> {
     let at = Loc::top("tool_choice");
-    match x.as_str() {
+    match x.into_string() {
         Some("auto") => return Ok(ToolChoice::Auto),
         Some("none") => return Ok(ToolChoice::None),
         Some("required") => return Ok(ToolChoice::Required),
@@ -483,7 +506,7 @@ fn tool_choice<'v>(x: &'v Value<'_>) -> Result<ToolChoice<'v>, Untranslatable> {
     if string(x, "type", Loc::top("tool_choice.type"))? == Some("function")
         && let Some(name) = get(x, "function")
             .and_then(|f| f.get("name"))
-            .and_then(|n| n.as_str())
+            .and_then(|n| n.into_string())
     {
         return Ok(ToolChoice::Named(name));
     }
@@ -509,7 +532,7 @@ pub fn write(r: &Request<'_, '_>, t: &Target<'_>, out: &mut Vec<u8>) -> Result<(
             out.push(b',');
         }
     };
-    if !r.system.texts.is_empty() {
+    if !r.system.is_empty() {
         open(out);
         out.extend_from_slice(b"{\"role\":\"system\",\"content\":");
         text_content(&r.system, out);
@@ -633,12 +656,12 @@ pub fn write(r: &Request<'_, '_>, t: &Target<'_>, out: &mut Vec<u8>) -> Result<(
 
 /// Text content as OpenAI writes it: a string, or text parts.
 fn text_content(t: &Texts<'_>, out: &mut Vec<u8>) {
-    if t.plain {
+    if t.is_plain() {
         json::string(out, t.joined().as_bytes());
         return;
     }
     out.push(b'[');
-    for (j, text) in t.texts.iter().enumerate() {
+    for (j, text) in t.as_slice().iter().enumerate() {
         if j > 0 {
             out.push(b',');
         }
@@ -713,14 +736,7 @@ fn assistant(turn: &Turn, parts: &[Part<'_, '_>], out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"arguments\":");
         match args {
             Args::Text(s) => json::string(out, s.as_bytes()),
-            Args::Json(x) => {
-                let mut a = Vec::new();
-                match x {
-                    Some(x) => write_value(&mut a, x),
-                    None => a.extend_from_slice(b"{}"),
-                }
-                json::string(out, &a);
-            }
+            Args::Json(x) => json_as_string(out, *x),
         }
         out.extend_from_slice(b"}}");
     }
