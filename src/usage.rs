@@ -122,6 +122,9 @@ pub struct Observed {
     pub response_id: InlineStr<64>,
     /// Events seen (0 for a JSON body).
     pub events: u32,
+    /// An Anthropic stream's content block that has started and not stopped (the index), so
+    /// a stream ended by the gateway can close it.
+    pub open_block: Option<u32>,
 }
 
 impl Observed {

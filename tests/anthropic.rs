@@ -194,3 +194,68 @@ fn anthropic_captures_pass_through_byte_for_byte_and_are_metered_as_the_manifest
         }
     }
 }
+
+#[test]
+fn an_anthropic_stream_cut_at_the_budget_cap_ends_in_anthropic_events() {
+    let dir = test_dir("anthropic-cut");
+    let audit = dir.join("audit.log");
+    let mock = start_mock(|_| {});
+    let cap = 400;
+    let extra = key_entry(
+        "capped",
+        "sk-capped",
+        &format!("budget = {{ tokens = {cap}, period = \"daily\" }}\ncut_stream_at_cap = true"),
+    );
+    let gw = start(&format!(
+        "{}{extra}[quotas]\ndefault_output_tokens = 20\n",
+        config(mock.addr, &audit)
+    ));
+    let r = roundtrip(
+        gw.local_addr(),
+        &post_with(
+            "/v1/messages",
+            &[
+                ("x-api-key", "sk-capped"),
+                ("anthropic-version", "2023-06-01"),
+                ("x-mock-tokens", "1000"),
+                ("x-mock-token-bytes", "4"),
+            ],
+            br#"{"model":"claude-x","max_tokens":20,"stream":true,"messages":[{"role":"user","content":"write a lot"}]}"#,
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    // Only Anthropic events: no OpenAI chunk, no `[DONE]`.
+    assert!(!text.contains("chat.completion"), "{text}");
+    assert!(!text.contains("[DONE]"), "{text}");
+    let events: Vec<(&str, serde_json::Value)> = text
+        .split("\n\n")
+        .filter_map(|e| {
+            let name = e.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = e.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name, serde_json::from_str(data).unwrap()))
+        })
+        .collect();
+    let names: Vec<&str> = events.iter().map(|(n, _)| *n).collect();
+    let n = names.len();
+    assert!(n > 4, "{text}");
+    assert_eq!(names[0], "message_start");
+    assert_eq!(
+        names[n - 3..],
+        ["content_block_stop", "message_delta", "message_stop"],
+        "{text}"
+    );
+    let delta = &events[n - 2].1;
+    assert_eq!(delta["delta"]["stop_reason"], "max_tokens", "{delta}");
+    let delivered: usize = events
+        .iter()
+        .filter(|(n, _)| *n == "content_block_delta")
+        .map(|(_, e)| e["delta"]["text"].as_str().unwrap_or("").len())
+        .sum();
+    assert!(
+        delivered > 0 && (delivered as u64) / 4 < cap,
+        "delivered {delivered} bytes"
+    );
+    assert!(delta["usage"]["output_tokens"].as_u64().unwrap() >= (delivered / 4) as u64);
+    gw.shutdown();
+}

@@ -18,7 +18,7 @@ use super::{
     Pair, anthropic_stop_from_openai, openai_finish_from_anthropic, openai_finish_from_gemini,
 };
 use crate::json::{self, Scratch};
-use crate::usage::Observed;
+use crate::usage::{Observed, Usage};
 
 /// Writes the client's answer for the provider's complete JSON `body`. `Err` when the body is
 /// not a response of the provider's dialect.
@@ -51,8 +51,7 @@ fn write_value(out: &mut Vec<u8>, v: &Value<'_>) {
 }
 
 /// `"usage":{…}` in OpenAI's shape.
-pub fn openai_usage(out: &mut Vec<u8>, o: &Observed) {
-    let u = &o.usage;
+pub fn openai_usage(out: &mut Vec<u8>, u: &Usage) {
     out.extend_from_slice(b"\"usage\":{\"prompt_tokens\":");
     json::uint(out, u.input_tokens);
     out.extend_from_slice(b",\"completion_tokens\":");
@@ -67,8 +66,7 @@ pub fn openai_usage(out: &mut Vec<u8>, o: &Observed) {
 }
 
 /// `"usage":{…}` in Anthropic's shape (`input_tokens` is the uncached part).
-pub fn anthropic_usage(out: &mut Vec<u8>, o: &Observed) {
-    let u = &o.usage;
+pub fn anthropic_usage(out: &mut Vec<u8>, u: &Usage) {
     let uncached = u
         .input_tokens
         .saturating_sub(u.cache_read_tokens + u.cache_creation_tokens);
@@ -100,7 +98,7 @@ fn completion_tail(out: &mut Vec<u8>, finish: &[u8], o: &Observed) {
     out.extend_from_slice(b",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"");
     out.extend_from_slice(finish);
     out.extend_from_slice(b"\"}],");
-    openai_usage(out, o);
+    openai_usage(out, &o.usage);
     out.push(b'}');
 }
 
@@ -281,7 +279,7 @@ fn openai_to_anthropic(v: &Value<'_>, o: &Observed, out: &mut Vec<u8>) -> Result
         s(choice, "finish_reason").unwrap_or("stop").as_bytes(),
     ));
     out.extend_from_slice(b"\",\"stop_sequence\":null,");
-    anthropic_usage(out, o);
+    anthropic_usage(out, &o.usage);
     out.push(b'}');
     Ok(())
 }

@@ -29,7 +29,7 @@ use super::response::{anthropic_usage, openai_usage};
 use crate::json::scan::{elements, member, minify_into, string_at, uint_at};
 use crate::json::{self};
 use crate::sse::SseEvent;
-use crate::usage::Observed;
+use crate::usage::{Observed, Usage};
 
 /// Translates one stream; see the module docs.
 #[derive(Debug)]
@@ -136,6 +136,12 @@ pub struct OpenAiChunks {
 impl OpenAiChunks {
     /// Sets the stream's id and model (raw JSON string contents) and creation time.
     pub fn start(&mut self, id: &[u8], model: &[u8], created: u64) {
+        self.start_as(id, model, created, b"chat.completion.chunk");
+    }
+
+    /// [`OpenAiChunks::start`] for chunks of another `object` (the legacy Completions API's
+    /// `text_completion`).
+    pub fn start_as(&mut self, id: &[u8], model: &[u8], created: u64, object: &[u8]) {
         let p = &mut self.prefix;
         p.clear();
         p.extend_from_slice(b"data: {\"id\":\"");
@@ -144,7 +150,9 @@ impl OpenAiChunks {
         } else {
             b"chatcmpl-tollgate"
         });
-        p.extend_from_slice(b"\",\"object\":\"chat.completion.chunk\",\"created\":");
+        p.extend_from_slice(b"\",\"object\":\"");
+        p.extend_from_slice(object);
+        p.extend_from_slice(b"\",\"created\":");
         json::uint(p, created);
         p.extend_from_slice(b",\"model\":\"");
         if safe_raw(model) {
@@ -179,11 +187,18 @@ impl OpenAiChunks {
         out.extend_from_slice(b"}]}\n\n");
     }
 
+    /// A chunk whose one choice `choice` writes whole (a Completions `text` choice).
+    pub fn choice(&self, out: &mut Vec<u8>, choice: impl FnOnce(&mut Vec<u8>)) {
+        out.extend_from_slice(&self.prefix);
+        choice(out);
+        out.extend_from_slice(b"]}\n\n");
+    }
+
     /// The usage chunk (`choices: []`).
-    pub fn usage(&self, out: &mut Vec<u8>, o: &Observed) {
+    pub fn usage(&self, out: &mut Vec<u8>, u: &Usage) {
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(b"],");
-        openai_usage(out, o);
+        openai_usage(out, u);
         out.extend_from_slice(b"}\n\n");
     }
 
@@ -345,7 +360,7 @@ impl FromAnthropic {
         }
         self.ensure_started();
         if self.client_usage {
-            self.chunks.usage(out, o);
+            self.chunks.usage(out, &o.usage);
         }
         OpenAiChunks::done(out);
     }
@@ -451,7 +466,7 @@ impl FromGemini {
             self.chunks.start(b"", b"", self.created);
         }
         if self.client_usage {
-            self.chunks.usage(out, o);
+            self.chunks.usage(out, &o.usage);
         }
         OpenAiChunks::done(out);
     }
@@ -472,6 +487,30 @@ pub struct FromOpenAi {
     tools: Vec<(u64, u64)>,
     finish: Option<&'static [u8]>,
     ended: bool,
+}
+
+/// The end of an Anthropic stream: the open content block's `content_block_stop` (if one is
+/// open), `message_delta` with the stop reason and usage, and `message_stop`. What a
+/// translated stream ends with, and what the relay writes when it cuts a stream at a budget
+/// cap (`stop_reason: max_tokens`).
+pub fn anthropic_end(out: &mut Vec<u8>, open_block: Option<u64>, stop_reason: &[u8], u: &Usage) {
+    if let Some(b) = open_block {
+        anthropic_event(out, b"content_block_stop", |out| {
+            out.extend_from_slice(b"{\"type\":\"content_block_stop\",\"index\":");
+            json::uint(out, b);
+            out.push(b'}');
+        });
+    }
+    anthropic_event(out, b"message_delta", |out| {
+        out.extend_from_slice(b"{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"");
+        out.extend_from_slice(stop_reason);
+        out.extend_from_slice(b"\",\"stop_sequence\":null},");
+        anthropic_usage(out, u);
+        out.push(b'}');
+    });
+    anthropic_event(out, b"message_stop", |out| {
+        out.extend_from_slice(b"{\"type\":\"message_stop\"}");
+    });
 }
 
 fn anthropic_event(out: &mut Vec<u8>, name: &[u8], body: impl FnOnce(&mut Vec<u8>)) {
@@ -633,17 +672,7 @@ impl FromOpenAi {
         if !self.started {
             self.start(b"", b"", out);
         }
-        self.close_open(out);
-        let reason = self.finish.unwrap_or(b"end_turn");
-        anthropic_event(out, b"message_delta", |out| {
-            out.extend_from_slice(b"{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"");
-            out.extend_from_slice(reason);
-            out.extend_from_slice(b"\",\"stop_sequence\":null},");
-            anthropic_usage(out, o);
-            out.push(b'}');
-        });
-        anthropic_event(out, b"message_stop", |out| {
-            out.extend_from_slice(b"{\"type\":\"message_stop\"}");
-        });
+        let open = self.open.take();
+        anthropic_end(out, open, self.finish.unwrap_or(b"end_turn"), &o.usage);
     }
 }

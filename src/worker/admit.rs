@@ -138,7 +138,10 @@ async fn reserve(
     }
     if k.cut_stream_at_cap
         && f.stream
-        && matches!(ctx.route, Route::ChatCompletions | Route::Completions)
+        && matches!(
+            ctx.route,
+            Route::ChatCompletions | Route::Completions | Route::Messages
+        )
     {
         ctx.output_allowed = Some(output);
     }

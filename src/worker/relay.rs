@@ -18,6 +18,8 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::http1::{BodyDecoder, BodyKind, HeaderSpan, Version, write};
 use crate::telemetry::record::Route;
 
+use crate::dialect::Dialect;
+use crate::translate::stream::{OpenAiChunks, anthropic_end};
 use crate::upstream::Upstream;
 use crate::usage::{ESTIMATE_BYTES_PER_TOKEN, Observed, Usage, settle_usage};
 
@@ -319,8 +321,8 @@ pub(super) async fn relay(
 
 /// `cut_stream_at_cap`: once the stream's content has passed what its reservation covers and
 /// the key's budgets cannot cover more, ends the stream — the events read past the cap are
-/// dropped, and the client gets a last chunk with `finish_reason: "length"`, the usage chunk
-/// if it asked for one, and `[DONE]`. Returns true when it did.
+/// dropped, and the client gets the stream's proper end in its own dialect ([`last_events`]).
+/// Returns true when it did.
 async fn cut_at_cap(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut RequestCtx) -> bool {
     if !c.meter.over_limit() || admit::extend_output(w, snap, c, ctx).await {
         return false;
@@ -334,63 +336,34 @@ async fn cut_at_cap(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut Request
     true
 }
 
-/// The end of a stream the gateway cut, in OpenAI's chunk format.
+/// The end of a stream the gateway cut at the key's budget cap, in the client's dialect, by
+/// the translators' own writers: for an OpenAI client a last chunk with `finish_reason:
+/// "length"`, the usage chunk if it asked for one, and `[DONE]`; for an Anthropic client the
+/// open content block's stop, `message_delta` with `stop_reason: "max_tokens"` and the usage,
+/// and `message_stop`.
 fn last_events(out: &mut Vec<u8>, ctx: &RequestCtx, o: &Observed, u: &Usage) {
-    // Ids and models are echoed only when they need no escaping (they are raw JSON string
-    // contents, possibly truncated).
-    let plain = |s: &[u8]| {
-        s.iter()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\'))
-    };
-    let id = o.response_id.as_bytes();
-    let id = if plain(id) && !id.is_empty() {
-        id
-    } else {
-        b"tollgate-cut"
-    };
-    let model = o.response_model.as_bytes();
-    let model = if plain(model) { model } else { b"" };
-    let (object, choice): (&[u8], &[u8]) = if ctx.route == Route::Completions {
-        (
-            b"text_completion",
-            b"{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"length\"}",
-        )
-    } else {
-        (
-            b"chat.completion.chunk",
-            b"{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}",
-        )
-    };
-    let created = ctx.start_unix_us / 1_000_000;
-    let mut event = |choices: &[u8], usage: Option<&Usage>| {
-        out.extend_from_slice(b"data: {\"id\":\"");
-        out.extend_from_slice(id);
-        out.extend_from_slice(b"\",\"object\":\"");
-        out.extend_from_slice(object);
-        out.extend_from_slice(b"\",\"created\":");
-        out.extend_from_slice(itoa::Buffer::new().format(created).as_bytes());
-        out.extend_from_slice(b",\"model\":\"");
-        out.extend_from_slice(model);
-        out.extend_from_slice(b"\",\"choices\":[");
-        out.extend_from_slice(choices);
-        out.push(b']');
-        if let Some(u) = usage {
-            let mut n = itoa::Buffer::new();
-            out.extend_from_slice(b",\"usage\":{\"prompt_tokens\":");
-            out.extend_from_slice(n.format(u.input_tokens).as_bytes());
-            out.extend_from_slice(b",\"completion_tokens\":");
-            out.extend_from_slice(n.format(u.output_tokens).as_bytes());
-            out.extend_from_slice(b",\"total_tokens\":");
-            out.extend_from_slice(n.format(u.input_tokens + u.output_tokens).as_bytes());
-            out.push(b'}');
-        }
-        out.extend_from_slice(b"}\n\n");
-    };
-    event(choice, None);
-    if ctx.client_usage {
-        event(b"", Some(u));
+    if super::client_dialect(ctx.route) == Dialect::Anthropic {
+        anthropic_end(out, o.open_block.map(u64::from), b"max_tokens", u);
+        return;
     }
-    out.extend_from_slice(b"data: [DONE]\n\n");
+    let (id, model) = (o.response_id.as_bytes(), o.response_model.as_bytes());
+    let created = ctx.start_unix_us / 1_000_000;
+    let mut chunks = OpenAiChunks::default();
+    if ctx.route == Route::Completions {
+        chunks.start_as(id, model, created, b"text_completion");
+        chunks.choice(out, |out| {
+            out.extend_from_slice(
+                b"{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"length\"}",
+            );
+        });
+    } else {
+        chunks.start(id, model, created);
+        chunks.chunk(out, Some(b"length"), |out| out.extend_from_slice(b"{}"));
+    }
+    if ctx.client_usage {
+        chunks.usage(out, u);
+    }
+    OpenAiChunks::done(out);
 }
 
 /// Placeholder for a chunk-size line: 8 hex digits cover chunks up to 4 GiB.

@@ -49,6 +49,12 @@ pub fn observe_event(event: &[u8], data: &[u8], o: &mut Observed, scratch: &mut 
             }
             true
         }),
+        b"content_block_start" => {
+            o.open_block = crate::json::scan::member(data, b"index")
+                .and_then(|r| crate::json::scan::uint_at(data, r.start))
+                .map(|i| i.min(u64::from(u32::MAX)) as u32);
+        }
+        b"content_block_stop" => o.open_block = None,
         b"message_stop" => o.finished = true,
         b"error" => o.error_event = true,
         _ => {}
