@@ -5,6 +5,8 @@
 #   git worktree add /tmp/old <commit> && CARGO_TARGET_DIR=/tmp/old-target \
 #     cargo build --release -p tollgate --bin tollgate   (in /tmp/old)
 #   OLD=/tmp/old-target/release/tollgate RUNS=5 DUR=3s perf/versus.sh
+# KEY_EXTRA adds lines to the bench key's entry in both configs, e.g. quotas:
+#   KEY_EXTRA='budget = { usd = 1000000.0 }\nrpm = 100000000\ntpm = 100000000000' perf/versus.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . perf/lib.sh
@@ -33,6 +35,7 @@ KEY=sk-bench
 HASH=$($BIN/tollgate hash-key $KEY)
 for p in $PO $PN; do
   gateway_config $p $MOCK "$HASH" > "$SCRATCH/$p.toml"
+  printf "${KEY_EXTRA:-}\n" >> "$SCRATCH/$p.toml"
   printf '[audit]\noutput = "off"\n' >> "$SCRATCH/$p.toml"
 done
 taskset -c "$GW_CORE" "$OLD" serve --config "$SCRATCH/$PO.toml" > "$SCRATCH/old.out" 2>&1 &
@@ -66,6 +69,7 @@ med() { median ${V[$1]}; }
   echo
   echo "Same config (one worker, one deployment, the mock, audit off). Medians of $RUNS"
   echo "interleaved runs, $DUR each. Command: \`OLD=$OLD RUNS=$RUNS DUR=$DUR perf/versus.sh\`."
+  [ -n "${KEY_EXTRA:-}" ] && echo "The bench key also has: \`${KEY_EXTRA}\`."
   echo
   echo "| | old | new |"
   echo "|---|---|---|"
