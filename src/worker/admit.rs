@@ -58,12 +58,12 @@ pub(super) async fn admit(
         None => match reserve(w, snap, c, ctx, f, hop.to).await {
             Ok(()) => None,
             // The key's own limits: final. The deployment's: try another.
-            Err(e) if !ctx.refused_by_deployment || c.cands.len() == 1 => return Err(e),
+            Err(e) if !ctx.attempt.refused_by_deployment || c.cands.len() == 1 => return Err(e),
             Err(e) => Some(e),
         },
         Some(_) => switch_deployment(w, snap, c, ctx, f, hop).await.err(),
     };
-    ctx.refused_by_deployment = false;
+    ctx.attempt.refused_by_deployment = false;
     Ok(refused.map_or(Admission::Admitted, Admission::Refused))
 }
 
@@ -114,7 +114,7 @@ async fn reserve(
         Ok(()) => {}
         Err(Some((quota, retry_ms))) => {
             c.reserved.clear();
-            ctx.refused_by_deployment = dep.quotas.contains(&quota);
+            ctx.attempt.refused_by_deployment = dep.quotas.contains(&quota);
             rate_headers(w, snap, ctx, k.quotas.as_slice());
             retry_headers(&mut ctx.extra_head, retry_ms);
             return Err(refusal(&snap.quotas[quota.0 as usize], retry_ms));
@@ -143,7 +143,7 @@ async fn reserve(
             Route::ChatCompletions | Route::Completions | Route::Messages
         )
     {
-        ctx.output_allowed = Some(output);
+        ctx.attempt.output_allowed = Some(output);
     }
     rate_headers(w, snap, ctx, k.quotas.as_slice());
     Ok(())
@@ -264,9 +264,11 @@ pub(super) async fn extend_output(
     c: &mut Conn,
     ctx: &mut RequestCtx,
 ) -> bool {
-    let (Some(generation), Some(allowed), Some(d)) =
-        (ctx.reserved_under, ctx.output_allowed, ctx.deployment)
-    else {
+    let (Some(generation), Some(allowed), Some(d)) = (
+        ctx.reserved_under,
+        ctx.attempt.output_allowed,
+        ctx.deployment,
+    ) else {
         return false;
     };
     let price = snap.deployment(d).price;
@@ -343,7 +345,7 @@ pub(super) async fn extend_output(
         }
     }
     let allowed = allowed + got;
-    ctx.output_allowed = Some(allowed);
+    ctx.attempt.output_allowed = Some(allowed);
     c.meter
         .raise_limit(allowed * ESTIMATE_BYTES_PER_TOKEN, &mut c.out)
 }

@@ -97,9 +97,9 @@ pub(super) async fn forward_one(
     d: DeploymentId,
 ) -> Result<Upstream, Failure> {
     let sent = Instant::now();
-    ctx.sent_at = Some(sent);
+    ctx.attempt.sent_at = Some(sent);
     w.with_router(snap.generation, |r| {
-        r.start(d, &snap.routing, ctx.retrying, sent)
+        r.start(d, &snap.routing, ctx.attempt.retrying, sent)
     });
     let call = super::call_of(c, ctx, f);
     let attempts = Cell::new(ctx.attempts);
@@ -187,8 +187,9 @@ pub(super) fn judge_relay(
 ) -> Result<Result<(), GatewayError>, Failure> {
     match relayed {
         Ok(()) => {
-            let sent = ctx.sent_at.unwrap_or(ctx.started);
+            let sent = ctx.attempt.sent_at.unwrap_or(ctx.started);
             let ttft_us = ctx
+                .attempt
                 .first_byte_at
                 .map_or(0, |t| t.saturating_duration_since(sent).as_micros() as u64);
             report(w, snap, d, Outcome::Success { ttft_us });
@@ -350,7 +351,7 @@ pub(super) fn write_route_headers(
     out.extend_from_slice(b"\r\nx-tollgate-attempts: ");
     out.extend_from_slice(itoa::Buffer::new().format(attempts).as_bytes());
     out.extend_from_slice(b"\r\n");
-    match ctx.hedge {
+    match ctx.attempt.hedge {
         Hedge::None => {}
         Hedge::PrimaryWon => out.extend_from_slice(b"x-tollgate-hedge: primary\r\n"),
         Hedge::SecondWon => out.extend_from_slice(b"x-tollgate-hedge: hedge\r\n"),
@@ -387,7 +388,7 @@ pub(super) async fn hedged(
         after,
     }: HedgePlan,
 ) -> Result<(Upstream, DeploymentId), GatewayError> {
-    let retry = ctx.retrying;
+    let retry = ctx.attempt.retrying;
     // The hedge's request, whole (its tail copied out of the client's buffer).
     translate(w, snap, c, ctx, f, d2)?;
     c.hedge.pair = c.ex.pair;
@@ -397,7 +398,7 @@ pub(super) async fn hedged(
         c.hedge.ureq.extend_from_slice(&c.buf[t]);
     }
     c.hedge.ureq_tail = None;
-    let hedge_body = ctx.upstream_body_bytes;
+    let hedge_body = ctx.attempt.upstream_body_bytes;
     translate(w, snap, c, ctx, f, d)?;
     let call = super::call_of(c, ctx, f);
     let attempts = Cell::new(ctx.attempts);
@@ -449,20 +450,20 @@ pub(super) async fn hedged(
     };
     match outcome {
         Raced::First(Ok((up, us))) => {
-            ctx.sent_at = Some(sent);
+            ctx.attempt.sent_at = Some(sent);
             ctx.upstream_us = us;
             if hedge_sent.get().is_some() {
-                ctx.hedge = Hedge::PrimaryWon;
+                ctx.attempt.hedge = Hedge::PrimaryWon;
                 charge_loser(w, ctx, d2, hedge_body);
             }
             Ok((up, d))
         }
         Raced::Second(Ok((up, us))) => {
             std::mem::swap(&mut c.ex, &mut c.hedge);
-            ctx.sent_at = hedge_sent.get();
+            ctx.attempt.sent_at = hedge_sent.get();
             ctx.upstream_us = us;
-            ctx.hedge = Hedge::SecondWon;
-            let primary_body = std::mem::replace(&mut ctx.upstream_body_bytes, hedge_body);
+            ctx.attempt.hedge = Hedge::SecondWon;
+            let primary_body = std::mem::replace(&mut ctx.attempt.upstream_body_bytes, hedge_body);
             charge_loser(w, ctx, d, primary_body);
             Ok((up, d2))
         }

@@ -132,7 +132,7 @@ async fn serve_request(
                 break 'attempt Failure::refused(err);
             }
             ctx.deployment = Some(d);
-            ctx.retrying = hop.from.is_some();
+            ctx.attempt.retrying = hop.from.is_some();
             c.meter.reset();
             ctx.status = 0;
             // translate → forward; a hedged attempt does both for two deployments and keeps

@@ -505,11 +505,6 @@ struct RequestCtx {
     error: Option<ErrorKind>,
     attempts: u8,
     max_tokens: Option<u32>,
-    /// The gateway asked the upstream for usage the client did not ask for: the usage-only
-    /// chunk is removed from the stream.
-    inject_usage: bool,
-    /// Bytes of the request body as the provider receives it (the input estimate's basis).
-    upstream_body_bytes: u64,
     /// The audit record carries SHA-256s of prompt and completion (per-key policy).
     log_hashes: bool,
     charged: bool,
@@ -530,6 +525,23 @@ struct RequestCtx {
     extra_head: Vec<u8>,
     /// The snapshot generation whose quotas hold this request's reservations (`Conn::reserved`).
     reserved_under: Option<u64>,
+    /// Each deployment tried and how it went.
+    tries: Tries,
+    /// The sticky-routing session (header, else the body's), hashed.
+    session: Option<u64>,
+    /// The current attempt's own state.
+    attempt: AttemptState,
+}
+
+/// What one attempt (one deployment, or a hedged pair) sets up and finds out; the last
+/// attempt's is what the request settles with.
+#[derive(Debug, Default)]
+struct AttemptState {
+    /// The gateway asked the upstream for usage the client did not ask for: the usage-only
+    /// chunk is removed from the stream.
+    inject_usage: bool,
+    /// Bytes of the request body as the provider receives it (the input estimate's basis).
+    upstream_body_bytes: u64,
     /// `cut_stream_at_cap`: the output tokens the stream's reservation covers so far (the relay
     /// asks for more, or ends the stream, when the content passes them).
     output_allowed: Option<u64>,
@@ -541,20 +553,17 @@ struct RequestCtx {
     sent_at: Option<Instant>,
     /// Its first body byte went to the client then.
     first_byte_at: Option<Instant>,
-    /// Each deployment tried and how it went.
-    tries: Tries,
     /// Admission was refused by the deployment's own rate limit (another may serve).
     refused_by_deployment: bool,
-    /// The sticky-routing session (header, else the body's), hashed.
-    session: Option<u64>,
     /// The current attempt follows one that was admitted (it counts as a retry).
     retrying: bool,
     /// Whether the request was hedged, and which half won.
     hedge: Hedge,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Hedge {
+    #[default]
     None,
     PrimaryWon,
     SecondWon,
@@ -586,7 +595,7 @@ fn call_of(c: &Conn, ctx: &RequestCtx, f: &Fields) -> Call {
             _ => crate::mock::Api::Chat,
         },
         stream: f.stream,
-        include_usage: f.include_usage || ctx.inject_usage,
+        include_usage: f.include_usage || ctx.attempt.inject_usage,
         max_tokens: f.max_tokens,
         body_len: c.body.len(),
         serial: ctx.serial & SERIAL_MASK,

@@ -82,14 +82,14 @@ pub(super) async fn relay(
         // differ). Removing the usage chunk changes the length: only where the gateway frames
         // the body.
         let dialect = pair.map_or(super::client_dialect(ctx.route), |p| p.provider());
-        let strip = ctx.inject_usage && framing != Framing::Length;
+        let strip = ctx.attempt.inject_usage && framing != Framing::Length;
         c.meter.start(dialect, sse, strip, ctx.log_hashes);
         if let Some(p) = pair {
             c.meter
-                .translate(p, ctx.client_usage, ctx.start_unix_us / 1_000_000);
+                .translate(p, ctx.attempt.client_usage, ctx.start_unix_us / 1_000_000);
         }
         // Ending a stream early needs the gateway to frame it.
-        if let Some(t) = ctx.output_allowed
+        if let Some(t) = ctx.attempt.output_allowed
             && framing != Framing::Length
         {
             c.meter.limit_output(t * ESTIMATE_BYTES_PER_TOKEN);
@@ -145,7 +145,7 @@ pub(super) async fn relay(
     })?;
     let mut pos = uh.head_len;
     let mut done = framing == Framing::None;
-    let sent = ctx.sent_at.unwrap_or(ctx.started);
+    let sent = ctx.attempt.sent_at.unwrap_or(ctx.started);
     let total_deadline = sent + snap.upstream.total;
     let ttft_deadline = sent + snap.upstream.ttft;
     let idle = snap.upstream.body_idle;
@@ -216,7 +216,7 @@ pub(super) async fn relay(
             send(io, c, ctx).await?;
             if payload > 0 && ctx.ttft_us == 0 {
                 ctx.ttft_us = (ctx.started.elapsed().as_micros() as u64).max(1);
-                ctx.first_byte_at = Some(Instant::now());
+                ctx.attempt.first_byte_at = Some(Instant::now());
             }
         }
         if done {
@@ -308,7 +308,7 @@ pub(super) async fn relay(
     // connection cannot be trusted with another request.
     // Nor can one whose answer was cut short.
     if done
-        && !ctx.cut_at_cap
+        && !ctx.attempt.cut_at_cap
         && upstream_keep_alive
         && pos == c.ex.ubuf.len()
         && c.ex.uhead.body != BodyKind::Close
@@ -328,8 +328,8 @@ async fn cut_at_cap(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut Request
         return false;
     }
     c.meter.discard_deferred();
-    ctx.cut_at_cap = true;
-    let (usage, _) = settle_usage(&c.meter.observed, ctx.upstream_body_bytes);
+    ctx.attempt.cut_at_cap = true;
+    let (usage, _) = settle_usage(&c.meter.observed, ctx.attempt.upstream_body_bytes);
     let mut events = Vec::with_capacity(512);
     last_events(&mut events, ctx, &c.meter.observed, &usage);
     c.meter.add_own(&events, &mut c.out);
@@ -360,7 +360,7 @@ fn last_events(out: &mut Vec<u8>, ctx: &RequestCtx, o: &Observed, u: &Usage) {
         chunks.start(id, model, created);
         chunks.chunk(out, Some(b"length"), |out| out.extend_from_slice(b"{}"));
     }
-    if ctx.client_usage {
+    if ctx.attempt.client_usage {
         chunks.usage(out, u);
     }
     OpenAiChunks::done(out);

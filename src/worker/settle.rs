@@ -28,7 +28,7 @@ pub(super) fn settle(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut Reques
     c.meter.end(None, &mut w.scratch.borrow_mut());
     ctx.completion_sha256 = c.meter.digest();
     let o = &c.meter.observed;
-    ctx.finish_reason = if ctx.cut_at_cap {
+    ctx.finish_reason = if ctx.attempt.cut_at_cap {
         InlineStr::new(b"cut_at_cap")
     } else {
         o.finish_reason
@@ -38,7 +38,7 @@ pub(super) fn settle(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut Reques
     let (Some(key), Some(d)) = (ctx.key, ctx.deployment) else {
         return;
     };
-    let (usage, estimated) = settle_usage(o, ctx.upstream_body_bytes);
+    let (usage, estimated) = settle_usage(o, ctx.attempt.upstream_body_bytes);
     let cost = snap.deployment(d).price.cost(&usage);
     ctx.charged = true;
     ctx.usage = usage;
@@ -165,8 +165,6 @@ impl RequestCtx {
             error: None,
             attempts: 0,
             max_tokens: None,
-            inject_usage: false,
-            upstream_body_bytes: 0,
             log_hashes: false,
             charged: false,
             usage: Usage::default(),
@@ -182,16 +180,9 @@ impl RequestCtx {
             completion_sha256: None,
             extra_head: Vec::new(),
             reserved_under: None,
-            output_allowed: None,
-            client_usage: false,
-            cut_at_cap: false,
-            sent_at: None,
-            first_byte_at: None,
             tries: Tries::default(),
-            refused_by_deployment: false,
+            attempt: AttemptState::default(),
             session: None,
-            retrying: false,
-            hedge: Hedge::None,
         }
     }
 }

@@ -60,11 +60,11 @@ pub(super) fn translate(
         (f.stream && !f.include_usage && !matches!(ctx.route, Route::Embeddings | Route::Messages))
             .then(|| include_usage_splice(body))
             .flatten();
-    ctx.inject_usage = usage_splice.is_some();
-    ctx.client_usage = f.include_usage;
+    ctx.attempt.inject_usage = usage_splice.is_some();
+    ctx.attempt.client_usage = f.include_usage;
     let Some(ep) = &provider.endpoint else {
         // Built-in mock: answered in `forward` from the fields.
-        ctx.upstream_body_bytes = body.len() as u64;
+        ctx.attempt.upstream_body_bytes = body.len() as u64;
         return Ok(());
     };
     // The JSON literal replaces the quotes too.
@@ -94,7 +94,7 @@ pub(super) fn translate(
     let len = splices
         .iter()
         .fold(body.len(), |n, (r, with)| n - r.len() + with.len());
-    ctx.upstream_body_bytes = len as u64;
+    ctx.attempt.upstream_body_bytes = len as u64;
 
     let head = &c.head;
     let out = &mut c.ex.ureq;
@@ -194,8 +194,8 @@ pub(super) fn translate_across(
 ) -> Result<(), GatewayError> {
     let dep = snap.deployment(d);
     let provider = snap.provider(dep.provider);
-    ctx.inject_usage = false;
-    ctx.client_usage = f.include_usage;
+    ctx.attempt.inject_usage = false;
+    ctx.attempt.client_usage = f.include_usage;
     let target = request::Target {
         model_json: &dep.upstream_model_json,
         default_max_tokens: f.max_tokens.unwrap_or(dep.default_max_tokens),
@@ -226,7 +226,7 @@ pub(super) fn translate_across(
         )
         .param(e.param));
     }
-    ctx.upstream_body_bytes = body.len() as u64;
+    ctx.attempt.upstream_body_bytes = body.len() as u64;
     let Some(ep) = &provider.endpoint else {
         return Err(GatewayError::new(
             ErrorKind::Internal,
