@@ -5,8 +5,9 @@
 //! into the audit record as `error_side`), whether another attempt could succeed (`retry`,
 //! decided where the error is created and read by the failover loop), and the I/O error that
 //! caused it, when there was one (kept as [`std::error::Error::source`], not flattened). [`GatewayError::write_response`]
-//! renders OpenAI's error shape — `{"error":{"message","type","param","code"}}` — with the
-//! status that goes with the kind; [`ErrorKind::label`] is the metric/log label.
+//! renders OpenAI's error shape — `{"error":{"message","type","param","code"}}` — or
+//! Anthropic's, with the dialects' own writers (`crate::dialect`), and the status that goes
+//! with the kind; [`ErrorKind::label`] is the metric/log label.
 
 use std::borrow::Cow;
 
@@ -208,37 +209,20 @@ impl GatewayError {
 
     /// Appends the OpenAI-shaped JSON body.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"error\":{\"message\":");
-        crate::json::string(out, self.message.as_bytes());
-        out.extend_from_slice(b",\"type\":\"");
-        out.extend_from_slice(self.kind.error_type().as_bytes());
-        out.extend_from_slice(b"\",\"param\":");
-        match &self.param {
-            Some(p) => crate::json::string(out, p.as_bytes()),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.extend_from_slice(b",\"code\":\"");
-        out.extend_from_slice(self.kind.label().as_bytes());
-        out.extend_from_slice(b"\"}}");
+        let param = self.param.as_deref().map(str::as_bytes);
+        crate::dialect::openai::write_error(
+            out,
+            self.message.as_bytes(),
+            self.kind.error_type().as_bytes(),
+            param,
+            Some(self.kind.label().as_bytes()),
+        );
     }
 
     /// Appends the Anthropic-shaped JSON body (for clients of the Messages API).
     pub fn write_anthropic_json(&self, out: &mut Vec<u8>) {
-        let kind: &[u8] = match self.status() {
-            401 => b"authentication_error",
-            403 => b"permission_error",
-            404 => b"not_found_error",
-            413 => b"request_too_large",
-            429 => b"rate_limit_error",
-            503 | 529 => b"overloaded_error",
-            400..=499 => b"invalid_request_error",
-            _ => b"api_error",
-        };
-        out.extend_from_slice(b"{\"type\":\"error\",\"error\":{\"type\":\"");
-        out.extend_from_slice(kind);
-        out.extend_from_slice(b"\",\"message\":");
-        crate::json::string(out, self.message.as_bytes());
-        out.extend_from_slice(b"}}");
+        let kind = crate::dialect::anthropic::error_type(self.status());
+        crate::dialect::anthropic::write_error(out, kind, self.message.as_bytes());
     }
 
     /// Appends a complete response: head and JSON body. `close` adds `Connection: close`;

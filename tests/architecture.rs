@@ -21,9 +21,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("sse", &[]),
     ("tls", &[]),
     ("usage", &["json"]),
-    ("error", &["http1", "json"]),
-    // Wire formats: what each provider's bytes mean, and the mock that renders them.
+    // Wire formats: what each provider's bytes mean (and its error shapes), the one error
+    // type written in them, and the mock that renders them.
     ("dialect", &["json", "sse", "usage", "http1"]),
+    ("error", &["dialect", "http1", "json"]),
     ("translate", &["dialect", "json", "sse", "usage"]),
     ("mock", &["dialect", "http1", "json", "usage"]),
     // The compiled configuration: knows wire formats and TLS settings, nothing of threads,

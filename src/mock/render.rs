@@ -692,63 +692,23 @@ pub fn error_body_coded(
     code: Option<&str>,
     out: &mut Vec<u8>,
 ) {
+    use crate::dialect::{anthropic, gemini, openai};
     match dialect {
         Dialect::OpenAi => {
-            let given = code;
-            let (kind, code): (&[u8], &[u8]) = match status {
-                401 => (b"invalid_request_error", b"\"invalid_api_key\""),
-                404 => (b"invalid_request_error", b"\"not_found\""),
-                429 => (b"requests", b"\"rate_limit_exceeded\""),
-                400..=499 => (b"invalid_request_error", b"null"),
-                _ => (b"server_error", b"null"),
+            let (kind, usual): (&[u8], Option<&[u8]>) = match status {
+                401 => (b"invalid_request_error", Some(b"invalid_api_key")),
+                404 => (b"invalid_request_error", Some(b"not_found")),
+                429 => (b"requests", Some(b"rate_limit_exceeded")),
+                400..=499 => (b"invalid_request_error", None),
+                _ => (b"server_error", None),
             };
-            out.extend_from_slice(b"{\"error\":{\"message\":");
-            json::string(out, message.as_bytes());
-            out.extend_from_slice(b",\"type\":\"");
-            out.extend_from_slice(kind);
-            out.extend_from_slice(b"\",\"param\":null,\"code\":");
-            match given {
-                Some(c) => json::string(out, c.as_bytes()),
-                None => out.extend_from_slice(code),
-            }
-            out.extend_from_slice(b"}}");
+            let code = code.map(str::as_bytes).or(usual);
+            openai::write_error(out, message.as_bytes(), kind, None, code);
         }
         Dialect::Anthropic => {
-            let kind: &[u8] = match status {
-                401 => b"authentication_error",
-                403 => b"permission_error",
-                404 => b"not_found_error",
-                413 => b"request_too_large",
-                429 => b"rate_limit_error",
-                529 => b"overloaded_error",
-                400..=499 => b"invalid_request_error",
-                _ => b"api_error",
-            };
-            out.extend_from_slice(b"{\"type\":\"error\",\"error\":{\"type\":\"");
-            out.extend_from_slice(kind);
-            out.extend_from_slice(b"\",\"message\":");
-            json::string(out, message.as_bytes());
-            out.extend_from_slice(b"}}");
+            anthropic::write_error(out, anthropic::error_type(status), message.as_bytes());
         }
-        Dialect::Gemini => {
-            let kind: &[u8] = match status {
-                400 => b"INVALID_ARGUMENT",
-                401 => b"UNAUTHENTICATED",
-                403 => b"PERMISSION_DENIED",
-                404 => b"NOT_FOUND",
-                429 => b"RESOURCE_EXHAUSTED",
-                503 | 529 => b"UNAVAILABLE",
-                504 => b"DEADLINE_EXCEEDED",
-                _ => b"INTERNAL",
-            };
-            out.extend_from_slice(b"{\"error\":{\"code\":");
-            json::uint(out, u64::from(status));
-            out.extend_from_slice(b",\"message\":");
-            json::string(out, message.as_bytes());
-            out.extend_from_slice(b",\"status\":\"");
-            out.extend_from_slice(kind);
-            out.extend_from_slice(b"\"}}");
-        }
+        Dialect::Gemini => gemini::write_error(out, status, message.as_bytes()),
     }
 }
 

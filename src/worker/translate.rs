@@ -3,6 +3,7 @@
 //! [`crate::translate`].
 
 use super::*;
+use crate::dialect::{anthropic, gemini, openai};
 
 /// Headers never forwarded upstream: hop-by-hop (RFC 9110 §7.6.1), framing the gateway
 /// redoes, and the client's credentials.
@@ -22,12 +23,13 @@ pub(super) const NOT_FORWARDED: &[&str] = &[
     "expect",
 ];
 
+/// The path of the client's API under the provider's base URL (same dialect).
 pub(super) fn api_suffix(route: Route) -> &'static [u8] {
     match route {
-        Route::Completions => b"/completions",
-        Route::Messages => b"/messages",
-        Route::Embeddings => b"/embeddings",
-        _ => b"/chat/completions",
+        Route::Completions => openai::COMPLETIONS_PATH,
+        Route::Messages => anthropic::MESSAGES_PATH,
+        Route::Embeddings => openai::EMBEDDINGS_PATH,
+        _ => openai::CHAT_PATH,
     }
 }
 
@@ -72,15 +74,14 @@ pub(super) fn translate(
     let mut max_tokens = Vec::new();
     let mut max_tokens_at = body.len()..body.len();
     if let (Some(n), Some(at)) = (f.default_max_tokens, Members::open(body)) {
-        // Chat Completions calls it max_completion_tokens (reasoning models refuse
-        // max_tokens); the legacy Completions API, max_tokens.
-        max_tokens.extend_from_slice(
-            if matches!(ctx.route, Route::Completions | Route::Messages) {
-                b"\"max_tokens\":"
-            } else {
-                b"\"max_completion_tokens\":"
-            },
-        );
+        // Each API's own name for it (the dialect modules' wire facts).
+        let member = match ctx.route {
+            Route::Messages => anthropic::MAX_TOKENS_MEMBER,
+            r => openai::max_tokens_member(r == Route::ChatCompletions, false),
+        };
+        max_tokens.push(b'"');
+        max_tokens.extend_from_slice(member);
+        max_tokens.extend_from_slice(b"\":");
         crate::json::uint(&mut max_tokens, u64::from(n));
         max_tokens.push(b',');
         max_tokens_at = at..at;
@@ -151,9 +152,10 @@ pub(super) fn upstream_headers(
             || listed_in(connection, name)
             || (across
                 && (name.eq_ignore_ascii_case(b"content-type")
-                    || name.len() >= 10 && name[..10].eq_ignore_ascii_case(b"anthropic-")
-                    || name.eq_ignore_ascii_case(b"openai-organization")
-                    || name.eq_ignore_ascii_case(b"openai-project")))
+                    || anthropic::is_own_header(name)
+                    || openai::OWN_HEADERS
+                        .iter()
+                        .any(|h| name.eq_ignore_ascii_case(h))))
         {
             continue;
         }
@@ -168,7 +170,7 @@ pub(super) fn upstream_headers(
         write::header(out, "content-type", b"application/json");
     }
     if provider.kind == ProviderKind::Anthropic && !version {
-        write::header(out, "anthropic-version", ANTHROPIC_VERSION);
+        write::header(out, "anthropic-version", anthropic::VERSION);
     }
 }
 
@@ -238,17 +240,9 @@ pub(super) fn translate_across(
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(ep.base_path.as_bytes());
     match pair.provider() {
-        Dialect::Anthropic => out.extend_from_slice(b"/messages"),
-        Dialect::OpenAi => out.extend_from_slice(b"/chat/completions"),
-        Dialect::Gemini => {
-            out.extend_from_slice(b"/models/");
-            out.extend_from_slice(dep.upstream_model.as_bytes());
-            out.extend_from_slice(if f.stream {
-                b":streamGenerateContent?alt=sse".as_slice()
-            } else {
-                b":generateContent"
-            });
-        }
+        Dialect::Anthropic => out.extend_from_slice(anthropic::MESSAGES_PATH),
+        Dialect::OpenAi => out.extend_from_slice(openai::CHAT_PATH),
+        Dialect::Gemini => gemini::write_path(out, dep.upstream_model.as_bytes(), f.stream),
     }
     if pair.provider() == Dialect::OpenAi {
         out.extend_from_slice(provider.query.as_bytes());
@@ -262,9 +256,6 @@ pub(super) fn translate_across(
     c.ex.ubuf = body;
     Ok(())
 }
-
-/// The Messages API version sent to Anthropic when the client names none.
-pub(super) const ANTHROPIC_VERSION: &[u8] = b"2023-06-01";
 
 /// A request body tail at least this long is written upstream straight from the read buffer
 /// (one more write, one less copy of the bulk of a long prompt).

@@ -139,3 +139,43 @@ fn type_of(data: &[u8]) -> &[u8] {
     });
     t
 }
+
+// ------------------------------------------------------------------------------ wire facts
+
+/// The Messages API's path under a provider's base URL.
+pub const MESSAGES_PATH: &[u8] = b"/messages";
+
+/// The request member that caps output (required by Messages).
+pub const MAX_TOKENS_MEMBER: &[u8] = b"max_tokens";
+
+/// The API version sent when the client names none (`anthropic-version`).
+pub const VERSION: &[u8] = b"2023-06-01";
+
+/// Whether `name` is one of this dialect's own headers (`anthropic-*`), which do not go to a
+/// provider of another dialect.
+pub fn is_own_header(name: &[u8]) -> bool {
+    name.len() >= 10 && name[..10].eq_ignore_ascii_case(b"anthropic-")
+}
+
+/// The error `type` Anthropic uses for an HTTP status.
+pub fn error_type(status: u16) -> &'static [u8] {
+    match status {
+        401 => b"authentication_error",
+        403 => b"permission_error",
+        404 => b"not_found_error",
+        413 => b"request_too_large",
+        429 => b"rate_limit_error",
+        503 | 529 => b"overloaded_error",
+        400..=499 => b"invalid_request_error",
+        _ => b"api_error",
+    }
+}
+
+/// An error body: `{"type":"error","error":{"type","message"}}`.
+pub fn write_error(out: &mut Vec<u8>, kind: &[u8], message: &[u8]) {
+    out.extend_from_slice(b"{\"type\":\"error\",\"error\":{\"type\":\"");
+    out.extend_from_slice(kind);
+    out.extend_from_slice(b"\",\"message\":");
+    crate::json::string(out, message);
+    out.extend_from_slice(b"}}");
+}

@@ -80,3 +80,43 @@ pub fn observe(data: &[u8], o: &mut Observed, scratch: &mut Scratch) {
         o.output_reported = true;
     }
 }
+
+// ------------------------------------------------------------------------------ wire facts
+
+/// The path of a call under a provider's base URL: `/models/{model}:generateContent`, or
+/// `:streamGenerateContent?alt=sse` for a stream (SSE; without `alt=sse` Gemini streams a JSON
+/// array).
+pub fn write_path(out: &mut Vec<u8>, model: &[u8], stream: bool) {
+    out.extend_from_slice(b"/models/");
+    out.extend_from_slice(model);
+    out.extend_from_slice(if stream {
+        b":streamGenerateContent?alt=sse".as_slice()
+    } else {
+        b":generateContent"
+    });
+}
+
+/// The `status` name Google's APIs use for an HTTP status.
+pub fn status_name(status: u16) -> &'static [u8] {
+    match status {
+        400 => b"INVALID_ARGUMENT",
+        401 => b"UNAUTHENTICATED",
+        403 => b"PERMISSION_DENIED",
+        404 => b"NOT_FOUND",
+        429 => b"RESOURCE_EXHAUSTED",
+        503 | 529 => b"UNAVAILABLE",
+        504 => b"DEADLINE_EXCEEDED",
+        _ => b"INTERNAL",
+    }
+}
+
+/// An error body: `{"error":{"code","message","status"}}`.
+pub fn write_error(out: &mut Vec<u8>, status: u16, message: &[u8]) {
+    out.extend_from_slice(b"{\"error\":{\"code\":");
+    crate::json::uint(out, u64::from(status));
+    out.extend_from_slice(b",\"message\":");
+    crate::json::string(out, message);
+    out.extend_from_slice(b",\"status\":\"");
+    out.extend_from_slice(status_name(status));
+    out.extend_from_slice(b"\"}}");
+}

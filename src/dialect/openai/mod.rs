@@ -106,3 +106,50 @@ pub fn observe(data: &[u8], o: &mut Observed, scratch: &mut Scratch) -> bool {
     o.output_reported = true;
     empty_choices
 }
+
+// ------------------------------------------------------------------------------ wire facts
+
+/// Paths under a provider's base URL, per API.
+pub const CHAT_PATH: &[u8] = b"/chat/completions";
+pub const COMPLETIONS_PATH: &[u8] = b"/completions";
+pub const EMBEDDINGS_PATH: &[u8] = b"/embeddings";
+
+/// Headers of this dialect's own that do not go to a provider of another dialect.
+pub const OWN_HEADERS: &[&[u8]] = &[b"openai-organization", b"openai-project"];
+
+/// The request member that caps output: Chat Completions calls it `max_completion_tokens`
+/// (reasoning models refuse `max_tokens`); the legacy Completions API and OpenAI-compatible
+/// servers (vLLM, Ollama, …) call it `max_tokens`.
+pub fn max_tokens_member(chat: bool, compatible: bool) -> &'static [u8] {
+    if chat && !compatible {
+        b"max_completion_tokens"
+    } else {
+        b"max_tokens"
+    }
+}
+
+/// An error body: `{"error":{"message","type","param","code"}}` (`param`, `code`: `null`
+/// when `None`).
+pub fn write_error(
+    out: &mut Vec<u8>,
+    message: &[u8],
+    kind: &[u8],
+    param: Option<&[u8]>,
+    code: Option<&[u8]>,
+) {
+    out.extend_from_slice(b"{\"error\":{\"message\":");
+    crate::json::string(out, message);
+    out.extend_from_slice(b",\"type\":\"");
+    out.extend_from_slice(kind);
+    out.extend_from_slice(b"\",\"param\":");
+    match param {
+        Some(p) => crate::json::string(out, p),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"code\":");
+    match code {
+        Some(c) => crate::json::string(out, c),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}}");
+}

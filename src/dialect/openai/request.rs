@@ -588,11 +588,9 @@ pub fn write(r: &Request<'_, '_>, t: &Target<'_>, out: &mut Vec<u8>) -> Result<(
     }
     out.push(b']');
     if let Some(n) = r.max_tokens {
-        out.extend_from_slice(if t.compatible {
-            b",\"max_tokens\":"
-        } else {
-            b",\"max_completion_tokens\":"
-        });
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(super::max_tokens_member(true, t.compatible));
+        out.extend_from_slice(b"\":");
         json::uint(out, n);
     }
     for (k, x) in [("temperature", r.temperature), ("top_p", r.top_p)] {
