@@ -320,6 +320,76 @@ pub fn write_value(out: &mut Vec<u8>, v: Value<'_, '_>) {
     let _ = v.write(out);
 }
 
+// ---------------------------------------------------------------------- stream events
+
+/// Why an answer ended, normalised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// Done, or a stop sequence was met.
+    Stop,
+    /// The output limit (or the context window) was reached.
+    Length,
+    /// The model called tools.
+    ToolCalls,
+    /// The provider's filter refused or cut the answer.
+    ContentFilter,
+}
+
+/// One event of a streamed answer, normalised. Strings are raw JSON string contents, escapes
+/// kept: a writer copies them into its own string literals as they are, never unescaping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// The answer's id and model (raw), once, first.
+    Start {
+        id: &'a [u8],
+        model: &'a [u8],
+    },
+    /// A fragment of text.
+    Text(&'a [u8]),
+    /// Tool call `index` (0-based, stable) begins. `args`: its whole arguments as a JSON value,
+    /// when the dialect sends them in one piece (Gemini); otherwise [`Event::ToolArgs`] follow.
+    ToolCall {
+        index: u64,
+        id: Option<&'a [u8]>,
+        name: &'a [u8],
+        args: Option<&'a [u8]>,
+    },
+    /// A fragment of call `index`'s arguments (raw string contents).
+    ToolArgs {
+        index: u64,
+        raw: &'a [u8],
+    },
+    Finish(Finish),
+    /// The provider ended the stream in its own words (`[DONE]`, `message_stop`).
+    End,
+    /// An error in the middle of the stream: its message and type (raw).
+    Error {
+        message: &'a [u8],
+        kind: &'a [u8],
+    },
+}
+
+/// Ids and model names are echoed when they need no escaping beyond what they carry (they are
+/// raw JSON string contents already).
+pub fn safe_raw(s: &[u8]) -> bool {
+    !s.contains(&b'"') && !s.iter().any(|&b| b < 0x20)
+}
+
+/// The raw contents of the string member `k` of the JSON object `b` (no DOM).
+pub fn str_member<'a>(b: &'a [u8], k: &[u8]) -> Option<&'a [u8]> {
+    crate::json::scan::member(b, k).and_then(|r| crate::json::scan::string_at(b, r.start))
+}
+
+/// The raw value of member `k` of the JSON object `b`.
+pub fn value_member<'a>(b: &'a [u8], k: &[u8]) -> Option<&'a [u8]> {
+    crate::json::scan::member(b, k).map(|r| &b[r])
+}
+
+/// The unsigned integer member `k` of the JSON object `b`.
+pub fn uint_member(b: &[u8], k: &[u8]) -> Option<u64> {
+    crate::json::scan::member(b, k).and_then(|r| crate::json::scan::uint_at(b, r.start))
+}
+
 // ------------------------------------------------------------- readers' helpers
 
 /// The value of member `k`, `None` when absent or null.

@@ -14,11 +14,12 @@
 use simd_json::BorrowedValue as Value;
 use simd_json::prelude::*;
 
-use super::{
-    Pair, anthropic_stop_from_openai, openai_finish_from_anthropic, openai_finish_from_gemini,
-};
+use super::Pair;
+use crate::dialect::anthropic::stream::{stop_reason, write_usage as anthropic_usage};
+use crate::dialect::openai::stream::{finish_name, write_usage as openai_usage};
+use crate::dialect::{anthropic, gemini, openai};
 use crate::json::{self, Scratch};
-use crate::usage::{Observed, Usage};
+use crate::usage::Observed;
 
 /// Writes the client's answer for the provider's complete JSON `body`. `Err` when the body is
 /// not a response of the provider's dialect.
@@ -48,37 +49,6 @@ fn s<'v>(v: &'v Value<'_>, k: &str) -> Option<&'v str> {
 
 fn write_value(out: &mut Vec<u8>, v: &Value<'_>) {
     let _ = v.write(out);
-}
-
-/// `"usage":{…}` in OpenAI's shape.
-pub fn openai_usage(out: &mut Vec<u8>, u: &Usage) {
-    out.extend_from_slice(b"\"usage\":{\"prompt_tokens\":");
-    json::uint(out, u.input_tokens);
-    out.extend_from_slice(b",\"completion_tokens\":");
-    json::uint(out, u.output_tokens);
-    out.extend_from_slice(b",\"total_tokens\":");
-    json::uint(out, u.input_tokens + u.output_tokens);
-    out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
-    json::uint(out, u.cache_read_tokens);
-    out.extend_from_slice(b"},\"completion_tokens_details\":{\"reasoning_tokens\":");
-    json::uint(out, u.reasoning_tokens);
-    out.extend_from_slice(b"}}");
-}
-
-/// `"usage":{…}` in Anthropic's shape (`input_tokens` is the uncached part).
-pub fn anthropic_usage(out: &mut Vec<u8>, u: &Usage) {
-    let uncached = u
-        .input_tokens
-        .saturating_sub(u.cache_read_tokens + u.cache_creation_tokens);
-    out.extend_from_slice(b"\"usage\":{\"input_tokens\":");
-    json::uint(out, uncached);
-    out.extend_from_slice(b",\"cache_creation_input_tokens\":");
-    json::uint(out, u.cache_creation_tokens);
-    out.extend_from_slice(b",\"cache_read_input_tokens\":");
-    json::uint(out, u.cache_read_tokens);
-    out.extend_from_slice(b",\"output_tokens\":");
-    json::uint(out, u.output_tokens);
-    out.push(b'}');
 }
 
 /// The head of an OpenAI `chat.completion` up to the message's members.
@@ -157,7 +127,8 @@ fn anthropic_to_openai(
     if n > 0 {
         out.push(b']');
     }
-    let finish = openai_finish_from_anthropic(s(v, "stop_reason").unwrap_or("end_turn").as_bytes());
+    let reason = s(v, "stop_reason").unwrap_or("end_turn").as_bytes();
+    let finish = finish_name(anthropic::stream::finish_from(reason));
     completion_tail(out, finish, o);
     Ok(())
 }
@@ -216,7 +187,8 @@ fn gemini_to_openai(
     let reason = candidate
         .and_then(|c| s(c, "finishReason"))
         .unwrap_or("STOP");
-    completion_tail(out, openai_finish_from_gemini(reason.as_bytes(), n > 0), o);
+    let finish = gemini::stream::finish_from(reason.as_bytes(), n > 0);
+    completion_tail(out, finish_name(finish), o);
     Ok(())
 }
 
@@ -275,9 +247,8 @@ fn openai_to_anthropic(v: &Value<'_>, o: &Observed, out: &mut Vec<u8>) -> Result
         out.push(b'}');
     }
     out.extend_from_slice(b"],\"stop_reason\":\"");
-    out.extend_from_slice(anthropic_stop_from_openai(
-        s(choice, "finish_reason").unwrap_or("stop").as_bytes(),
-    ));
+    let reason = s(choice, "finish_reason").unwrap_or("stop").as_bytes();
+    out.extend_from_slice(stop_reason(openai::stream::finish_from(reason)));
     out.extend_from_slice(b"\",\"stop_sequence\":null,");
     anthropic_usage(out, &o.usage);
     out.push(b'}');

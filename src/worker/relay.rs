@@ -19,7 +19,8 @@ use crate::http1::{BodyDecoder, BodyKind, HeaderSpan, Version, write};
 use crate::telemetry::record::Route;
 
 use crate::dialect::Dialect;
-use crate::translate::stream::{OpenAiChunks, anthropic_end};
+use crate::dialect::anthropic::stream::anthropic_end;
+use crate::dialect::openai::stream::OpenAiChunks;
 use crate::upstream::Upstream;
 use crate::usage::{ESTIMATE_BYTES_PER_TOKEN, Observed, Usage, settle_usage};
 

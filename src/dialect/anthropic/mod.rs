@@ -12,6 +12,7 @@
 //! `gen_ai.usage.input_tokens`).
 
 pub mod request;
+pub mod stream;
 
 use serde::Deserialize;
 

@@ -12,6 +12,7 @@
 //! Streams use CRLF line ends and have no `[DONE]`; the scanner handles both.
 
 pub mod request;
+pub mod stream;
 
 use serde::Deserialize;
 

@@ -16,6 +16,7 @@
 //! includes `completion_tokens_details.reasoning_tokens`: the normalised convention already.
 
 pub mod request;
+pub mod stream;
 
 use serde::Deserialize;
 
