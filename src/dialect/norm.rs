@@ -320,6 +320,29 @@ pub fn write_value(out: &mut Vec<u8>, v: Value<'_, '_>) {
     let _ = v.write(out);
 }
 
+// ------------------------------------------------------------------------- whole answers
+
+/// A whole (non-streamed) answer, normalised: one assistant turn, why it ended. Usage is the
+/// meter's reading, not part of it.
+#[derive(Clone, Debug)]
+pub struct Answer<'v, 'a> {
+    /// The provider's id (a reader puts a placeholder when there is none) and model.
+    pub id: &'v str,
+    pub model: &'v str,
+    /// The text parts, in order (thoughts left out).
+    pub text: Vec<&'v str>,
+    pub calls: Vec<AnswerCall<'v, 'a>>,
+    pub finish: Finish,
+}
+
+/// A tool call in a whole answer. No id: the writer names it `call_<n>`.
+#[derive(Clone, Copy, Debug)]
+pub struct AnswerCall<'v, 'a> {
+    pub id: Option<&'v str>,
+    pub name: &'v str,
+    pub args: Args<'v, 'a>,
+}
+
 // ---------------------------------------------------------------------- stream events
 
 /// Why an answer ended, normalised.

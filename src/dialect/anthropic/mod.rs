@@ -11,6 +11,7 @@
 //! depends on layout. Input is normalised to include both cache parts (OpenTelemetry's
 //! `gen_ai.usage.input_tokens`).
 
+pub mod answer;
 pub mod request;
 pub mod stream;
 

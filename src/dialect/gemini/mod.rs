@@ -11,6 +11,7 @@
 //!
 //! Streams use CRLF line ends and have no `[DONE]`; the scanner handles both.
 
+pub mod answer;
 pub mod request;
 pub mod stream;
 

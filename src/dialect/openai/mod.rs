@@ -15,6 +15,7 @@
 //! `prompt_tokens` includes `prompt_tokens_details.cached_tokens` and `completion_tokens`
 //! includes `completion_tokens_details.reasoning_tokens`: the normalised convention already.
 
+pub mod answer;
 pub mod request;
 pub mod stream;
 

@@ -1,0 +1,98 @@
+//! Whole Messages answers ⇄ the normalised [`Answer`]: `content` text blocks and `tool_use`
+//! blocks (`input` kept as JSON), `stop_reason`. The writer writes a `message` with usage from
+//! the meter (`input_tokens` the uncached part).
+
+use simd_json::prelude::*;
+use simd_json::tape::Value;
+
+use super::stream::{finish_from, stop_reason, write_usage};
+use crate::dialect::norm::{Answer, AnswerCall, Args, write_value};
+use crate::json;
+use crate::usage::Observed;
+
+fn s<'a>(v: Value<'_, 'a>, k: &str) -> Option<&'a str> {
+    v.get(k).and_then(|x| x.into_string())
+}
+
+/// Reads a `message`.
+pub fn read<'v, 'a>(v: Value<'v, 'a>) -> Result<Answer<'v, 'a>, String> {
+    let content = v
+        .get("content")
+        .and_then(|c| c.as_array())
+        .ok_or("the provider's response has no `content` array")?;
+    let mut answer = Answer {
+        id: s(v, "id").unwrap_or("msg"),
+        model: s(v, "model").unwrap_or(""),
+        text: Vec::new(),
+        calls: Vec::new(),
+        finish: finish_from(s(v, "stop_reason").unwrap_or("end_turn").as_bytes()),
+    };
+    for b in content.iter() {
+        match s(b, "type") {
+            Some("text") => answer.text.extend(s(b, "text")),
+            Some("tool_use") => answer.calls.push(AnswerCall {
+                id: s(b, "id").or(Some("")),
+                name: s(b, "name").unwrap_or(""),
+                args: Args::Json(b.get("input")),
+            }),
+            _ => {}
+        }
+    }
+    Ok(answer)
+}
+
+/// Writes `a` as a `message`.
+pub fn write(a: &Answer<'_, '_>, o: &Observed, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"id\":");
+    json::string(out, a.id.as_bytes());
+    out.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+    json::string(out, a.model.as_bytes());
+    out.extend_from_slice(b",\"content\":[");
+    let mut n = 0;
+    let text = a.text.concat();
+    if !text.is_empty() {
+        out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+        json::string(out, text.as_bytes());
+        out.push(b'}');
+        n += 1;
+    }
+    for call in &a.calls {
+        if n > 0 {
+            out.push(b',');
+        }
+        n += 1;
+        out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
+        json::string(out, call.id.unwrap_or("").as_bytes());
+        out.extend_from_slice(b",\"name\":");
+        json::string(out, call.name.as_bytes());
+        out.extend_from_slice(b",\"input\":");
+        input(&call.args, out);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"stop_reason\":\"");
+    out.extend_from_slice(stop_reason(a.finish));
+    out.extend_from_slice(b"\",\"stop_sequence\":null,");
+    write_usage(out, &o.usage);
+    out.push(b'}');
+}
+
+/// A call's arguments as `input`: the object they hold; arguments that are not a JSON object
+/// cannot be an input, and are kept as text (`{"arguments": "…"}`).
+fn input(args: &Args<'_, '_>, out: &mut Vec<u8>) {
+    match args {
+        Args::Json(Some(v)) => write_value(out, *v),
+        Args::Json(None) => out.extend_from_slice(b"{}"),
+        Args::Text(text) if text.trim().is_empty() => out.extend_from_slice(b"{}"),
+        Args::Text(text) => {
+            let mut copy = text.as_bytes().to_vec();
+            match simd_json::to_tape(&mut copy) {
+                Ok(t) if t.as_value().as_object().is_some() => write_value(out, t.as_value()),
+                _ => {
+                    out.extend_from_slice(b"{\"arguments\":");
+                    json::string(out, text.as_bytes());
+                    out.push(b'}');
+                }
+            }
+        }
+    }
+}
