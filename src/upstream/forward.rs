@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::Upstream;
 use super::dns::AddrTable;
-use super::pool::{Checkout, Pool, PoolKey};
+use super::pool::{Checkout, Pool};
 use crate::config::{DeploymentId, ProviderKind, Snapshot};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http1::{self, Method, ResponseHead};
@@ -128,19 +128,13 @@ pub async fn forward(
             format!("no address known for {}:{} (DNS)", ep.host, ep.port),
         ));
     };
-    let key = PoolKey {
-        host: ep.host.clone(),
-        port: ep.port,
-        tls: provider.tls.as_ref().map_or(crate::tls::PLAIN, |t| t.1),
-    };
+    let tls = provider.tls.as_ref().map_or(crate::tls::PLAIN, |t| t.1);
+    let slot = eg.pool.borrow_mut().slot_of(&ep.host, ep.port, tls);
     let mut attempt = 0;
     loop {
         attempt += 1;
         eg.attempts.set(eg.attempts.get().saturating_add(1));
-        let pooled = eg
-            .pool
-            .borrow_mut()
-            .take(&key.host, key.port, key.tls, Instant::now());
+        let pooled = eg.pool.borrow_mut().take(slot, Instant::now());
         let (stream, reused) = match pooled {
             Some(s) => {
                 eg.pool.borrow_mut().stats.reuses += 1;
@@ -158,7 +152,7 @@ pub async fn forward(
                 (stream, false)
             }
         };
-        let mut up = Upstream::Tcp(Checkout::new(eg.pool.clone(), key.clone(), stream, reused));
+        let mut up = Upstream::Tcp(Checkout::new(eg.pool.clone(), slot, stream, reused));
         let req = std::mem::take(&mut ex.ureq);
         let (mut res, req) = up.write_all(req).await;
         ex.ureq = req;

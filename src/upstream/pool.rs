@@ -54,33 +54,43 @@ impl Pool {
         }
     }
 
-    fn slot(&mut self, host: &str, port: u16, tls: u64) -> Option<&mut Vec<Idle>> {
-        self.slots
-            .iter_mut()
-            .find(|(k, _)| k.port == port && k.tls == tls && k.host == host)
-            .map(|(_, v)| v)
+    /// The slot of (host, port, TLS profile): a small index a checkout keeps, so a request
+    /// copies no host name. Slots are never removed (a worker talks to few upstreams), so an
+    /// index stays valid across reloads.
+    pub fn slot_of(&mut self, host: &str, port: u16, tls: u64) -> usize {
+        let found = self
+            .slots
+            .iter()
+            .position(|(k, _)| k.port == port && k.tls == tls && k.host == host);
+        found.unwrap_or_else(|| {
+            let key = PoolKey {
+                host: host.to_owned(),
+                port,
+                tls,
+            };
+            self.slots.push((key, Vec::new()));
+            self.slots.len() - 1
+        })
     }
 
-    /// The most recently returned live connection, if any.
-    pub fn take(&mut self, host: &str, port: u16, tls: u64, now: Instant) -> Option<Stream> {
+    /// The most recently returned live connection of `slot`, if any.
+    pub fn take(&mut self, slot: usize, now: Instant) -> Option<Stream> {
         let timeout = self.idle_timeout;
-        let slot = self.slot(host, port, tls)?;
-        while let Some(idle) = slot.pop() {
-            if now.duration_since(idle.since) < timeout {
-                return Some(idle.stream);
+        let idle = &mut self.slots.get_mut(slot)?.1;
+        while let Some(i) = idle.pop() {
+            if now.duration_since(i.since) < timeout {
+                return Some(i.stream);
             }
         }
         None
     }
 
-    pub fn put(&mut self, key: &PoolKey, stream: Stream, now: Instant) {
+    pub fn put(&mut self, slot: usize, stream: Stream, now: Instant) {
         let max = self.max_idle;
-        let idle = Idle { stream, since: now };
-        match self.slot(&key.host, key.port, key.tls) {
-            Some(v) if v.len() < max => v.push(idle),
-            Some(_) => {}
-            None if max > 0 => self.slots.push((key.clone(), vec![idle])),
-            None => {}
+        if let Some((_, v)) = self.slots.get_mut(slot)
+            && v.len() < max
+        {
+            v.push(Idle { stream, since: now });
         }
     }
 
@@ -108,17 +118,18 @@ impl Pool {
 #[derive(Debug)]
 pub struct Checkout {
     pub stream: Option<Stream>,
-    pub key: PoolKey,
+    /// The pool slot it goes back to ([`Pool::slot_of`]).
+    pub slot: usize,
     pub reused: bool,
     pub reusable: bool,
     pool: Rc<RefCell<Pool>>,
 }
 
 impl Checkout {
-    pub fn new(pool: Rc<RefCell<Pool>>, key: PoolKey, stream: Stream, reused: bool) -> Self {
+    pub fn new(pool: Rc<RefCell<Pool>>, slot: usize, stream: Stream, reused: bool) -> Self {
         Checkout {
             stream: Some(stream),
-            key,
+            slot,
             reused,
             reusable: false,
             pool,
@@ -132,7 +143,7 @@ impl Drop for Checkout {
             return;
         }
         if let (Some(s), Ok(mut p)) = (self.stream.take(), self.pool.try_borrow_mut()) {
-            p.put(&self.key, s, Instant::now());
+            p.put(self.slot, s, Instant::now());
         }
     }
 }
