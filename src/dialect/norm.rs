@@ -415,6 +415,11 @@ pub fn uint_member(b: &[u8], k: &[u8]) -> Option<u64> {
 
 // ------------------------------------------------------------- readers' helpers
 
+/// The string member `k` of `v`, when it is one (no refusal: for readers of answers).
+pub fn str_of<'a>(v: Value<'_, 'a>, k: &str) -> Option<&'a str> {
+    v.get(k).and_then(|x| x.into_string())
+}
+
 /// The value of member `k`, `None` when absent or null.
 pub fn get<'v, 'a>(v: Value<'v, 'a>, k: &str) -> Option<Value<'v, 'a>> {
     v.get(k).filter(|x| x.as_null().is_none())

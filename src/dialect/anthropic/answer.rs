@@ -2,17 +2,12 @@
 //! blocks (`input` kept as JSON), `stop_reason`. The writer writes a `message` with usage from
 //! the meter (`input_tokens` the uncached part).
 
-use simd_json::prelude::*;
 use simd_json::tape::Value;
 
 use super::stream::{finish_from, stop_reason, write_usage};
-use crate::dialect::norm::{Answer, AnswerCall, Args, write_value};
+use crate::dialect::norm::{Answer, AnswerCall, Args, str_of, write_value};
 use crate::json;
 use crate::usage::Observed;
-
-fn s<'a>(v: Value<'_, 'a>, k: &str) -> Option<&'a str> {
-    v.get(k).and_then(|x| x.into_string())
-}
 
 /// Reads a `message`.
 pub fn read<'v, 'a>(v: Value<'v, 'a>) -> Result<Answer<'v, 'a>, String> {
@@ -21,18 +16,18 @@ pub fn read<'v, 'a>(v: Value<'v, 'a>) -> Result<Answer<'v, 'a>, String> {
         .and_then(|c| c.as_array())
         .ok_or("the provider's response has no `content` array")?;
     let mut answer = Answer {
-        id: s(v, "id").unwrap_or("msg"),
-        model: s(v, "model").unwrap_or(""),
+        id: str_of(v, "id").unwrap_or("msg"),
+        model: str_of(v, "model").unwrap_or(""),
         text: Vec::new(),
         calls: Vec::new(),
-        finish: finish_from(s(v, "stop_reason").unwrap_or("end_turn").as_bytes()),
+        finish: finish_from(str_of(v, "stop_reason").unwrap_or("end_turn").as_bytes()),
     };
     for b in content.iter() {
-        match s(b, "type") {
-            Some("text") => answer.text.extend(s(b, "text")),
+        match str_of(b, "type") {
+            Some("text") => answer.text.extend(str_of(b, "text")),
             Some("tool_use") => answer.calls.push(AnswerCall {
-                id: s(b, "id").or(Some("")),
-                name: s(b, "name").unwrap_or(""),
+                id: str_of(b, "id").or(Some("")),
+                name: str_of(b, "name").unwrap_or(""),
                 args: Args::Json(b.get("input")),
             }),
             _ => {}

@@ -5,11 +5,7 @@ use simd_json::prelude::*;
 use simd_json::tape::Value;
 
 use super::stream::finish_from;
-use crate::dialect::norm::{Answer, AnswerCall, Args};
-
-fn s<'a>(v: Value<'_, 'a>, k: &str) -> Option<&'a str> {
-    v.get(k).and_then(|x| x.into_string())
-}
+use crate::dialect::norm::{Answer, AnswerCall, Args, str_of};
 
 /// Reads a `generateContent` response.
 pub fn read<'v, 'a>(v: Value<'v, 'a>) -> Result<Answer<'v, 'a>, String> {
@@ -21,8 +17,8 @@ pub fn read<'v, 'a>(v: Value<'v, 'a>) -> Result<Answer<'v, 'a>, String> {
         return Err("the provider's response has no `candidates`".into());
     }
     let mut answer = Answer {
-        id: s(v, "responseId").unwrap_or("gemini"),
-        model: s(v, "modelVersion").unwrap_or(""),
+        id: str_of(v, "responseId").unwrap_or("gemini"),
+        model: str_of(v, "modelVersion").unwrap_or(""),
         text: Vec::new(),
         calls: Vec::new(),
         finish: super::super::norm::Finish::Stop,
@@ -35,17 +31,17 @@ pub fn read<'v, 'a>(v: Value<'v, 'a>) -> Result<Answer<'v, 'a>, String> {
         if p.get("thought").and_then(|t| t.as_bool()) == Some(true) {
             continue;
         }
-        answer.text.extend(s(p, "text"));
+        answer.text.extend(str_of(p, "text"));
         if let Some(call) = p.get("functionCall") {
             answer.calls.push(AnswerCall {
-                id: s(call, "id"),
-                name: s(call, "name").unwrap_or(""),
+                id: str_of(call, "id"),
+                name: str_of(call, "name").unwrap_or(""),
                 args: Args::Json(call.get("args")),
             });
         }
     }
     let reason = candidate
-        .and_then(|c| s(c, "finishReason"))
+        .and_then(|c| str_of(c, "finishReason"))
         .unwrap_or("STOP");
     answer.finish = finish_from(reason.as_bytes(), !answer.calls.is_empty());
     Ok(answer)

@@ -6,13 +6,9 @@ use simd_json::prelude::*;
 use simd_json::tape::Value;
 
 use super::stream::{finish_from, finish_name, write_usage};
-use crate::dialect::norm::{Answer, AnswerCall, Args, json_as_string};
+use crate::dialect::norm::{Answer, AnswerCall, Args, json_as_string, str_of};
 use crate::json;
 use crate::usage::Observed;
-
-fn s<'a>(v: Value<'_, 'a>, k: &str) -> Option<&'a str> {
-    v.get(k).and_then(|x| x.into_string())
-}
 
 /// Reads a `chat.completion`.
 pub fn read<'v, 'a>(v: Value<'v, 'a>) -> Result<Answer<'v, 'a>, String> {
@@ -24,23 +20,23 @@ pub fn read<'v, 'a>(v: Value<'v, 'a>) -> Result<Answer<'v, 'a>, String> {
     let message = choice
         .get("message")
         .ok_or("the provider's response has no `message`")?;
-    let text = s(message, "content")
-        .or_else(|| s(message, "refusal"))
+    let text = str_of(message, "content")
+        .or_else(|| str_of(message, "refusal"))
         .unwrap_or("");
     let mut answer = Answer {
-        id: s(v, "id").unwrap_or("msg"),
-        model: s(v, "model").unwrap_or(""),
+        id: str_of(v, "id").unwrap_or("msg"),
+        model: str_of(v, "model").unwrap_or(""),
         text: vec![text],
         calls: Vec::new(),
-        finish: finish_from(s(choice, "finish_reason").unwrap_or("stop").as_bytes()),
+        finish: finish_from(str_of(choice, "finish_reason").unwrap_or("stop").as_bytes()),
     };
     let calls = message.get("tool_calls").and_then(|c| c.as_array());
     for call in calls.iter().flat_map(|c| c.iter()) {
         let f = call.get("function");
         answer.calls.push(AnswerCall {
-            id: s(call, "id").or(Some("")),
-            name: f.and_then(|f| s(f, "name")).unwrap_or(""),
-            args: Args::Text(f.and_then(|f| s(f, "arguments")).unwrap_or("")),
+            id: str_of(call, "id").or(Some("")),
+            name: f.and_then(|f| str_of(f, "name")).unwrap_or(""),
+            args: Args::Text(f.and_then(|f| str_of(f, "arguments")).unwrap_or("")),
         });
     }
     Ok(answer)
