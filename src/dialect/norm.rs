@@ -552,6 +552,17 @@ pub fn write_arguments(
     Ok(())
 }
 
+/// Appends a tool's `"name":…` and, when it has one, `,"description":…` — the start every
+/// dialect's tool declaration shares (the schema's member name differs).
+pub fn write_tool_name(out: &mut Vec<u8>, tool: &Tool<'_, '_>) {
+    out.extend_from_slice(b"\"name\":");
+    crate::json::string(out, tool.name.as_bytes());
+    if let Some(d) = tool.description {
+        out.extend_from_slice(b",\"description\":");
+        crate::json::string(out, d.as_bytes());
+    }
+}
+
 /// Appends `v` serialised, as a JSON string literal (OpenAI's `arguments` from Anthropic's
 /// `input`); `None` is `"{}"`. Serialised into this thread's reused buffer.
 pub fn json_as_string(out: &mut Vec<u8>, v: Option<Value<'_, '_>>) {

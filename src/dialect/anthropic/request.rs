@@ -28,7 +28,7 @@ use simd_json::tape::Value;
 use crate::dialect::norm::{
     Args, Image, Loc, Part, Request, ResponseFormat, Role, Target, Texts, Tool, ToolChoice, Turn,
     Untranslatable, get, number, only, refuse_extra, refuse_unless_neutral, string,
-    write_arguments, write_value,
+    write_arguments, write_tool_name, write_value,
 };
 use crate::json;
 
@@ -467,12 +467,8 @@ pub fn write(r: &Request<'_, '_>, t: &Target<'_>, out: &mut Vec<u8>) -> Result<(
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(b"{\"name\":");
-            json::string(out, tool.name.as_bytes());
-            if let Some(d) = tool.description {
-                out.extend_from_slice(b",\"description\":");
-                json::string(out, d.as_bytes());
-            }
+            out.push(b'{');
+            write_tool_name(out, tool);
             out.extend_from_slice(b",\"input_schema\":");
             match tool.parameters {
                 Some(p) => write_value(out, p),

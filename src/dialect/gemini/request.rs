@@ -17,7 +17,7 @@ use simd_json::prelude::*;
 
 use crate::dialect::norm::{
     Image, Part, Request, ResponseFormat, Role, Target, ToolChoice, Untranslatable,
-    refuse_unless_neutral, write_value,
+    refuse_unless_neutral, write_tool_name, write_value,
 };
 use crate::json;
 
@@ -100,12 +100,8 @@ pub fn write(
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(b"{\"name\":");
-            json::string(out, tool.name.as_bytes());
-            if let Some(d) = tool.description {
-                out.extend_from_slice(b",\"description\":");
-                json::string(out, d.as_bytes());
-            }
+            out.push(b'{');
+            write_tool_name(out, tool);
             if let Some(p) = tool.parameters {
                 out.extend_from_slice(b",\"parametersJsonSchema\":");
                 write_value(out, p);

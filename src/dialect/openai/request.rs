@@ -23,7 +23,8 @@ use simd_json::tape::Value;
 
 use crate::dialect::norm::{
     Args, Image, Loc, Part, Request, ResponseFormat, Role, Target, Texts, Tool, ToolChoice, Turn,
-    Untranslatable, data_url, get, json_as_string, number, only, refuse_extra, string, write_value,
+    Untranslatable, data_url, get, json_as_string, number, only, refuse_extra, string,
+    write_tool_name, write_value,
 };
 use crate::json;
 
@@ -614,12 +615,8 @@ pub fn write(r: &Request<'_, '_>, t: &Target<'_>, out: &mut Vec<u8>) -> Result<(
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(b"{\"type\":\"function\",\"function\":{\"name\":");
-            json::string(out, tool.name.as_bytes());
-            if let Some(d) = tool.description {
-                out.extend_from_slice(b",\"description\":");
-                json::string(out, d.as_bytes());
-            }
+            out.extend_from_slice(b"{\"type\":\"function\",\"function\":{");
+            write_tool_name(out, tool);
             if let Some(s) = tool.parameters {
                 out.extend_from_slice(b",\"parameters\":");
                 write_value(out, s);
