@@ -7,6 +7,10 @@
 //! (tick k = time to first token + k × inter-token gap) and the completion tokens emitted up to
 //! and including it, so the writer can pace the stream and the ledger can bill a stream that
 //! was cut.
+//!
+//! These writers are the mock's own, not the dialects' (`ARCHITECTURE.md`, "Dialects and the hub"
+//! says why): they imitate the providers, accents and injected faults included, and
+//! `loadtest/tests/mock_wire.rs` holds them to the captures.
 
 use super::Api;
 use crate::dialect::Dialect;
