@@ -144,7 +144,7 @@ fn streams_and_bodies_are_metered_exactly_and_clients_see_what_they_asked_for() 
         "the spend figures match the audit trail"
     );
     assert_eq!(p.audit_written, 5);
-    assert_eq!(p.totals.audit_records_dropped, 0);
+    assert_eq!(p.audit_dropped, 0);
 }
 
 #[test]
@@ -425,7 +425,7 @@ fn ten_thousand_mixed_requests_match_the_mock_ledger_token_for_token() {
     assert_eq!(spend.input_tokens, ledger.prompt_tokens);
     assert_eq!(spend.output_tokens, ledger.completion_tokens);
     assert_eq!(spend.cost_micro_usd, sum("cost_micro_usd"));
-    assert_eq!(p.totals.audit_records_dropped, 0);
+    assert_eq!(p.audit_dropped, 0);
 }
 
 #[test]
@@ -472,12 +472,12 @@ fn a_stuck_audit_output_blocks_nobody_and_loses_no_spend() {
         .count() as u64;
     let ledger = mock.ledger().total;
     assert!(
-        p.totals.audit_records_dropped > 0,
+        p.audit_dropped > 0,
         "the stuck output made the bounded queue drop records"
     );
     assert_eq!(written, p.audit_written);
     assert_eq!(
-        written + p.totals.audit_records_dropped,
+        written + p.audit_dropped,
         n,
         "every record was written or counted as dropped"
     );

@@ -1,10 +1,10 @@
 //! The coordinator thread: the one place that sees every worker.
 //!
-//! It drains the workers' event rings — audit records → JSON lines, handed in one batch per
-//! tick to the audit writer thread ([`crate::telemetry::audit`]), which alone touches the
-//! output; spend deltas → per-key totals; counter deltas → totals — distributes config
-//! snapshots and re-resolved upstream addresses, and runs the drain on shutdown. Later it owns
-//! budgets and the ledger.
+//! It drains the workers' event rings — spend deltas → per-key totals and the ledger; counter
+//! deltas → totals; lease asks and returns → the books — distributes config snapshots and
+//! re-resolved upstream addresses, and runs the drain on shutdown. Nothing reaches it per
+//! request: audit records go from each worker straight to the audit writer thread
+//! ([`crate::telemetry::audit`]), which it starts, reconfigures and closes.
 //!
 //! It owns the books of every budget and rate limit ([`Books`]): workers' asks for allowance
 //! arrive on the event rings, grants and reclaims go back on the control rings, and the spend
@@ -28,7 +28,6 @@ use crate::config::{Quota, Snapshot, Unit};
 use crate::policy::books::{BookView, Books};
 use crate::policy::route::HealthView;
 use crate::telemetry::audit::AuditWriter;
-use crate::telemetry::log::audit_line;
 use crate::upstream::dns::{self, AddrTable};
 
 /// How often the coordinator drains rings when no command arrives.
@@ -96,6 +95,8 @@ pub struct Published {
     pub spend: BTreeMap<String, Spend>,
     /// Audit records written to the output.
     pub audit_written: u64,
+    /// Audit records lost: the writer's queue was full, or the output failed.
+    pub audit_dropped: u64,
     /// Every quota's book, as the coordinator stopped (set at exit; the admin API has the
     /// live figures).
     pub quotas: Vec<BookView>,
@@ -145,8 +146,6 @@ pub struct Coordinator {
     history: VecDeque<Arc<Snapshot>>,
     audit: AuditWriter,
     /// Audit lines formatted this tick.
-    batch: Vec<u8>,
-    batch_records: u64,
     spend: BTreeMap<String, Spend>,
     spend_changed: bool,
     /// Spend on disk (when `[ledger] dir` is set); appended every tick.
@@ -239,8 +238,6 @@ impl Coordinator {
             addrs,
             published,
             audit,
-            batch: Vec::with_capacity(64 * 1024),
-            batch_records: 0,
             spend_changed: !spend.is_empty(),
             spend,
             ledger,
@@ -335,6 +332,11 @@ impl Coordinator {
             p.quotas = self.books.views();
         }
         self.report_drops(true);
+    }
+
+    /// A worker's handle on the audit writer (each worker hands it its own formatted lines).
+    pub fn audit_sink(&self) -> Option<crate::telemetry::audit::AuditSink> {
+        self.audit.sink()
     }
 
     fn command(&mut self, cmd: Command) {
@@ -503,11 +505,6 @@ impl Coordinator {
                 self.event(e);
             }
         }
-        if self.batch_records > 0 {
-            let lines = std::mem::replace(&mut self.batch, Vec::with_capacity(64 * 1024));
-            self.audit
-                .submit(lines, std::mem::take(&mut self.batch_records));
-        }
         self.books.tick(Instant::now(), self.clock.now());
         for n in self.books.notices.drain(..) {
             eprintln!("tollgate: budget warning: {n}");
@@ -536,13 +533,6 @@ impl Coordinator {
 
     fn event(&mut self, e: WorkerEvent) {
         match e {
-            WorkerEvent::Audit(r) => {
-                if self.audit.is_on() {
-                    let snap = self.history.iter().find(|s| s.generation == r.generation);
-                    audit_line(&mut self.batch, &r, snap.map(|s| &**s));
-                    self.batch_records += 1;
-                }
-            }
             WorkerEvent::Spend {
                 generation,
                 key,
@@ -649,14 +639,14 @@ impl Coordinator {
     }
 
     fn dropped(&self) -> u64 {
-        self.totals.audit_records_dropped + self.audit.stats.dropped.load(Ordering::Relaxed)
+        self.audit.stats.dropped.load(Ordering::Relaxed)
     }
 
     fn publish(&mut self) {
         let dropped = self.dropped();
         if let Ok(mut p) = self.published.lock() {
             p.totals = self.totals;
-            p.totals.audit_records_dropped = dropped;
+            p.audit_dropped = dropped;
             p.applied.clone_from(&self.applied);
             p.cut_connections = self.cut;
             p.audit_written = self.audit.stats.written.load(Ordering::Relaxed);

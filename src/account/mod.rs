@@ -1,12 +1,14 @@
 //! Cross-thread traffic between workers and the coordinator (ARCHITECTURE.md, "Threads").
 //!
-//! Each worker has two rtrb SPSC rings: [`WorkerEvent`]s out (fixed-size `Copy` records:
-//! audit records, spend deltas, counter snapshots, acknowledgements) and [`Control`] messages
-//! in (config snapshots, resolved upstream addresses, drain). A worker never blocks on a ring:
-//! when the outbound ring is full, events wait in a bounded local queue ([`Outbox`]) and go out
-//! on the next tick; past that bound audit records are dropped *and counted*. Spend is never
-//! dropped: it travels separately from audit records, as per-key sums ([`SpendBook`]) that keep
-//! coalescing on the worker while the ring is backed up.
+//! Each worker has two rtrb SPSC rings: [`WorkerEvent`]s out (small `Copy` records: spend
+//! deltas, lease messages, counter snapshots, health reports, acknowledgements) and
+//! [`Control`] messages in (config snapshots, resolved upstream addresses, drain). Nothing
+//! goes through them per request: spend travels as per-key sums ([`SpendBook`]) coalesced on
+//! the worker, counters as deltas, and audit records not at all (each worker formats its own
+//! and hands them to the audit writer in batches, `telemetry::audit`). A worker never blocks
+//! on a ring: when the outbound ring is full, events wait in a local queue ([`Outbox`]) and
+//! go out on the next tick; nothing is ever dropped. That queue grows with time, not with
+//! traffic (spend keeps coalescing in the book while the ring is backed up).
 
 pub mod coordinator;
 pub mod ledger;
@@ -17,18 +19,15 @@ use std::sync::Arc;
 use crate::config::{DeploymentId, KeyId, QuotaId, Snapshot};
 use crate::policy::quota::{LeaseMsg, QuotaControl};
 use crate::policy::route::{Change, HealthView};
-use crate::telemetry::record::AuditRecord;
+use crate::telemetry::audit::AuditSink;
 use crate::upstream::dns::AddrTable;
 use crate::usage::Usage;
 
-/// Slots in each worker → coordinator ring (the coordinator drains every few ms; an audit
-/// record is a few hundred bytes, so this is ~1.5 MiB per worker).
+/// Slots in each worker → coordinator ring (the coordinator drains every few ms; an event is
+/// under a hundred bytes, so this is a few hundred KiB per worker).
 pub const EVENT_RING_SLOTS: usize = 4 * 1024;
 /// Slots in each coordinator → worker ring.
 pub const CONTROL_RING_SLOTS: usize = 64;
-/// Events a worker holds locally while its ring is full (audit records past this are dropped
-/// and counted; other events are always held).
-pub const OUTBOX_MAX_EVENTS: usize = 16 * 1024;
 
 /// How often workers report their deployments' health to the coordinator.
 pub const ROUTE_REPORT: std::time::Duration = std::time::Duration::from_millis(250);
@@ -162,9 +161,6 @@ pub struct Counters {
     pub bytes_out: u64,
     pub upstream_connects: u64,
     pub upstream_reuses: u64,
-    /// Audit records dropped: by workers (local queue full) and by the coordinator (the
-    /// writer's queue full, or the output failing).
-    pub audit_records_dropped: u64,
 }
 
 impl Counters {
@@ -180,7 +176,6 @@ impl Counters {
         self.bytes_out += o.bytes_out;
         self.upstream_connects += o.upstream_connects;
         self.upstream_reuses += o.upstream_reuses;
-        self.audit_records_dropped += o.audit_records_dropped;
     }
 
     pub fn is_zero(&self) -> bool {
@@ -189,13 +184,7 @@ impl Counters {
 }
 
 #[derive(Clone, Copy, Debug)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "ring slots are fixed-size and audit records are the commonest event: boxing \
-              would add an allocation per request and save no ring memory"
-)]
 pub enum WorkerEvent {
-    Audit(AuditRecord),
     /// Spend of one key since the last report, under snapshot `generation`'s key ids.
     Spend {
         generation: u64,
@@ -285,6 +274,8 @@ pub struct Rings {
     pub wake: Arc<Wake>,
     /// Readable when the coordinator pushed control messages ([`Doorbell`]).
     pub doorbell: std::os::unix::net::UnixStream,
+    /// Where the worker hands its formatted audit lines (not through the coordinator).
+    pub audit: Option<AuditSink>,
 }
 
 /// The coordinator's ends of every worker's rings (index = worker), and its doorbell.
@@ -335,12 +326,11 @@ impl Wake {
     }
 }
 
-/// A worker's side of its outbound ring, with the bounded local queue for when it is full.
+/// A worker's side of its outbound ring, with the local queue for when it is full.
 #[derive(Debug)]
 pub struct Outbox {
     ring: rtrb::Producer<WorkerEvent>,
     held: VecDeque<WorkerEvent>,
-    dropped: u64,
 }
 
 impl Outbox {
@@ -348,26 +338,16 @@ impl Outbox {
         Outbox {
             ring,
             held: VecDeque::new(),
-            dropped: 0,
         }
     }
 
-    /// Queues `e`; never blocks. Audit records past the local bound are dropped and counted;
-    /// other events are always kept.
+    /// Queues `e`; never blocks, never drops.
     pub fn push(&mut self, e: WorkerEvent) {
         if self.held.is_empty() {
             match self.ring.push(e) {
                 Ok(()) => return,
-                Err(rtrb::PushError::Full(e)) => return self.hold(e),
+                Err(rtrb::PushError::Full(e)) => return self.held.push_back(e),
             }
-        }
-        self.hold(e);
-    }
-
-    fn hold(&mut self, e: WorkerEvent) {
-        if matches!(e, WorkerEvent::Audit(_)) && self.held.len() >= OUTBOX_MAX_EVENTS {
-            self.dropped += 1;
-            return;
         }
         self.held.push_back(e);
     }
@@ -387,19 +367,11 @@ impl Outbox {
     pub fn is_backed_up(&self) -> bool {
         !self.held.is_empty()
     }
-
-    /// Audit records dropped since the last call.
-    pub fn take_dropped(&mut self) -> u64 {
-        std::mem::take(&mut self.dropped)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http1::Method;
-    use crate::telemetry::record::{Route, Tries};
-    use crate::usage::InlineStr;
 
     #[test]
     fn spend_coalesces_per_key_and_a_reload_keeps_ids_apart() {
@@ -466,47 +438,10 @@ mod tests {
         assert_eq!(seen, vec![0, 1, 2, 3, 4], "in order, none lost");
     }
 
-    fn audit() -> WorkerEvent {
-        WorkerEvent::Audit(AuditRecord {
-            generation: 0,
-            worker: 0,
-            serial: 0,
-            start_unix_us: 0,
-            method: Method::Post,
-            route: Route::ChatCompletions,
-            status: 200,
-            key: None,
-            model: None,
-            deployment: None,
-            stream: false,
-            attempts: 1,
-            tries: Tries::default(),
-            hedge_cost_micro_usd: 0,
-            max_tokens: None,
-            request_bytes: 0,
-            response_bytes: 0,
-            duration_us: 0,
-            upstream_us: 0,
-            ttft_us: 0,
-            error: None,
-            charged: false,
-            usage: Usage::default(),
-            usage_estimated: false,
-            cost_micro_usd: 0,
-            reserved_micro_usd: 0,
-            finish_reason: InlineStr::default(),
-            response_model: InlineStr::default(),
-            response_id: InlineStr::default(),
-            prompt_sha256: None,
-            completion_sha256: None,
-        })
-    }
-
     #[test]
-    fn a_stuck_ring_drops_and_counts_audit_records_but_never_spend() {
+    fn a_stuck_ring_holds_spend_and_loses_none() {
         let (p, mut c) = rtrb::RingBuffer::new(4);
         let mut out = Outbox::new(p);
-        let extra = 100;
         let spend = |n| WorkerEvent::Spend {
             generation: 0,
             key: KeyId(0),
@@ -515,35 +450,26 @@ mod tests {
                 ..Spend::default()
             },
         };
-        for n in 0..(OUTBOX_MAX_EVENTS + 4 + extra) as u64 {
-            out.push(audit());
-            if n % 1000 == 0 {
-                out.push(spend(1));
-            }
+        let pushed = 1000u64;
+        for n in 1..=pushed {
+            out.push(spend(n));
         }
         assert!(out.is_backed_up());
-        let dropped = out.take_dropped();
-        assert!(dropped >= extra as u64, "dropped past the bound: {dropped}");
-        let (mut requests, mut audits) = (0, 0u64);
+        let mut requests = 0;
         loop {
             while let Ok(e) = c.pop() {
-                match e {
-                    WorkerEvent::Spend { spend, .. } => requests += spend.requests,
-                    WorkerEvent::Audit(_) => audits += 1,
-                    _ => {}
+                if let WorkerEvent::Spend { spend, .. } = e {
+                    requests += spend.requests;
                 }
             }
             if out.flush() && c.is_empty() {
                 break;
             }
         }
-        let total = (OUTBOX_MAX_EVENTS + 4 + extra) as u64;
         assert_eq!(
-            audits + dropped,
-            total,
-            "every audit record arrived or was counted"
+            requests,
+            pushed * (pushed + 1) / 2,
+            "every spend delta arrived"
         );
-        let pushed = total.div_ceil(1000);
-        assert_eq!(requests, pushed, "every spend delta arrived");
     }
 }

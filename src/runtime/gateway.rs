@@ -138,6 +138,7 @@ impl Gateway {
         .map_err(|e| StartError::Other(format!("opening the audit output or ledger: {e}")))?;
         let mut workers = Vec::new();
         let (ready_tx, ready_rx) = mpsc::channel();
+        let audit = coordinator.audit_sink();
         for (i, (listener, (ev_tx, ctl_rx, doorbell))) in
             listeners.into_iter().zip(ends).enumerate()
         {
@@ -145,6 +146,7 @@ impl Gateway {
             let addrs = addrs.clone();
             let ready = ready_tx.clone();
             let wake = wake.clone();
+            let audit = audit.clone();
             let core = (server.pin_workers && !cores.is_empty()).then(|| cores[i % cores.len()]);
             let handle = std::thread::Builder::new()
                 .name(format!("tollgate-w{i}"))
@@ -154,6 +156,7 @@ impl Gateway {
                         control: ctl_rx,
                         wake,
                         doorbell,
+                        audit,
                     };
                     let seat = Seat {
                         id: i,

@@ -1,10 +1,17 @@
-//! The audit writer: a thread that owns the audit output (stdout or a file rotated by size),
-//! fed batches of formatted JSON lines by the coordinator.
+//! The audit writer: a thread that owns the audit output (stdout or a file rotated by size)
+//! and writes the batches of JSON lines the workers format.
 //!
-//! Why a thread of its own: a slow or stuck disk must block nobody. The coordinator hands a
-//! batch over with [`AuditWriter::submit`], which never waits: when the records already queued
-//! would exceed the configured bound, the batch is dropped and counted instead. Workers never
-//! see the disk at all.
+//! Per-request work stays on the workers: each formats its own records into a local batch
+//! and hands the batch over with [`AuditSink::submit`] when it holds [`BATCH_BYTES`] or at
+//! its tick, so this thread does one `write` per batch (a few hundred records at full load),
+//! never anything per request, and the coordinator sees no audit record at all.
+//!
+//! Why a thread of its own: a slow or stuck disk must block nobody. `submit` never waits:
+//! when the records already queued would exceed `queue_records`, the batch is dropped and
+//! counted instead (and the coordinator says so on stderr). Loss rather than backpressure,
+//! on purpose: a gateway that stalls model traffic because its audit disk is slow turns a
+//! disk hiccup into an outage, the loss is bounded by the queue and reported, and the money
+//! is not at stake (spend travels to the ledger separately and is never dropped).
 //!
 //! Rotation: before a batch would take the file past `max_file_bytes`, `path.N-1` → `path.N`,
 //! …, `path` → `path.1`, and a new `path` is started; at most `max_files` rotated files are
@@ -19,14 +26,25 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::config::{Audit, AuditOutput};
+use crate::config::{Audit, AuditOutput, Snapshot};
+use crate::telemetry::log::audit_line;
+use crate::telemetry::record::AuditRecord;
+
+/// A worker hands its batch over once it holds this many bytes (or at its tick).
+pub const BATCH_BYTES: usize = 32 * 1024;
 
 enum Msg {
-    Batch { lines: Vec<u8>, records: u64 },
+    Batch {
+        lines: Vec<u8>,
+        records: u64,
+    },
     Configure(Audit),
+    /// Sent by the coordinator once every worker has stopped: write what is queued, then end.
+    Close,
 }
 
-/// Figures shared between the coordinator and the writer thread.
+/// Figures shared between the workers, the coordinator and the writer thread (touched once
+/// per batch, never per request).
 #[derive(Debug, Default)]
 pub struct AuditStats {
     /// Records handed to the writer and not yet written.
@@ -36,6 +54,75 @@ pub struct AuditStats {
     pub dropped: AtomicU64,
 }
 
+/// A worker's way to the writer thread.
+#[derive(Clone, Debug)]
+pub struct AuditSink {
+    tx: Sender<Msg>,
+    stats: Arc<AuditStats>,
+}
+
+impl AuditSink {
+    /// Hands a batch of `records` lines to the writer; never blocks. Returns false (and counts
+    /// the records as dropped) when more than `bound` records would then be queued.
+    pub fn submit(&self, lines: Vec<u8>, records: u64, bound: u64) -> bool {
+        let queued = self.stats.queued.fetch_add(records, Ordering::Relaxed);
+        let sent = queued + records <= bound && self.tx.send(Msg::Batch { lines, records }).is_ok();
+        if !sent {
+            self.stats.queued.fetch_sub(records, Ordering::Relaxed);
+            self.stats.dropped.fetch_add(records, Ordering::Relaxed);
+        }
+        sent
+    }
+}
+
+/// A worker's audit lines, formatted as its requests finish and handed to the writer in
+/// batches.
+#[derive(Debug, Default)]
+pub struct AuditBatch {
+    sink: Option<AuditSink>,
+    lines: Vec<u8>,
+    records: u64,
+}
+
+impl AuditBatch {
+    pub fn new(sink: Option<AuditSink>) -> Self {
+        AuditBatch {
+            sink,
+            lines: Vec::new(),
+            records: 0,
+        }
+    }
+
+    /// Formats `r` (a request of `snap`) when `snap` writes audit records; hands the batch
+    /// over once it is [`BATCH_BYTES`] long or holds a quarter of the queue's bound (so a
+    /// small `queue_records` still takes whole batches).
+    pub fn record(&mut self, r: &AuditRecord, snap: &Snapshot) {
+        if snap.audit.output == AuditOutput::Off || self.sink.is_none() {
+            return;
+        }
+        if self.lines.capacity() == 0 {
+            self.lines.reserve(BATCH_BYTES + BATCH_BYTES / 4);
+        }
+        audit_line(&mut self.lines, r, Some(snap));
+        self.records += 1;
+        let bound = snap.audit.queue_records as u64;
+        if self.lines.len() >= BATCH_BYTES || self.records >= (bound / 4).max(1) {
+            self.flush(bound);
+        }
+    }
+
+    /// Hands over what is formatted (at the worker's tick and when it stops).
+    pub fn flush(&mut self, bound: u64) {
+        if self.records == 0 {
+            return;
+        }
+        let lines = std::mem::take(&mut self.lines);
+        if let Some(sink) = &self.sink {
+            sink.submit(lines, std::mem::take(&mut self.records), bound);
+        }
+    }
+}
+
 /// The coordinator's handle on the writer thread.
 #[derive(Debug)]
 pub struct AuditWriter {
@@ -43,8 +130,6 @@ pub struct AuditWriter {
     thread: Option<JoinHandle<()>>,
     done: Option<Receiver<()>>,
     pub stats: Arc<AuditStats>,
-    queue_records: u64,
-    on: bool,
 }
 
 impl AuditWriter {
@@ -67,44 +152,31 @@ impl AuditWriter {
             thread: Some(thread),
             done: Some(done),
             stats,
-            queue_records: cfg.queue_records as u64,
-            on: cfg.output != AuditOutput::Off,
         })
     }
 
-    /// True when records are written somewhere (not `output = "off"`).
-    pub fn is_on(&self) -> bool {
-        self.on
-    }
-
-    /// Hands a batch of `records` lines to the writer; never blocks. Returns false (and counts
-    /// the records as dropped) when the writer is that far behind.
-    pub fn submit(&self, lines: Vec<u8>, records: u64) -> bool {
-        let queued = self.stats.queued.load(Ordering::Relaxed);
-        let sent = queued + records <= self.queue_records
-            && self.tx.as_ref().is_some_and(|tx| {
-                self.stats.queued.fetch_add(records, Ordering::Relaxed);
-                tx.send(Msg::Batch { lines, records }).is_ok()
-            });
-        if !sent {
-            self.stats.dropped.fetch_add(records, Ordering::Relaxed);
-        }
-        sent
+    /// A handle for one worker.
+    pub fn sink(&self) -> Option<AuditSink> {
+        Some(AuditSink {
+            tx: self.tx.clone()?,
+            stats: self.stats.clone(),
+        })
     }
 
     /// A reload changed the `[audit]` table: reopen (in order with the batches before it).
     pub fn configure(&mut self, cfg: &Audit) {
-        self.queue_records = cfg.queue_records as u64;
-        self.on = cfg.output != AuditOutput::Off;
         if let Some(tx) = &self.tx {
             let _ = tx.send(Msg::Configure(cfg.clone()));
         }
     }
 
     /// Flushes and stops the writer, waiting at most `wait` for it (a stuck output must not
-    /// hold the process forever). Returns false if it did not finish in time.
+    /// hold the process forever). Returns false if it did not finish in time. Batches workers
+    /// submitted before this call are written; later ones are dropped and counted.
     pub fn close(&mut self, wait: Duration) -> bool {
-        self.tx = None;
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Msg::Close);
+        }
         let finished = self
             .done
             .take()
@@ -142,11 +214,12 @@ fn run(mut out: Output, rx: Receiver<Msg>, stats: &AuditStats) {
                         failing = true;
                     }
                 }
-                // Flush when caught up: batches are already coalesced per coordinator tick.
+                // Flush when caught up: batches are already coalesced by the workers.
                 if stats.queued.load(Ordering::Relaxed) == 0 {
                     let _ = out.flush();
                 }
             }
+            Msg::Close => break,
             Msg::Configure(cfg) => {
                 if cfg.output == out.cfg.output {
                     out.cfg = cfg;
@@ -268,9 +341,10 @@ mod tests {
             queue_records: 1000,
         };
         let mut w = AuditWriter::start(&cfg).unwrap();
+        let sink = w.sink().unwrap();
         for i in 0..10 {
             let line = format!("{{\"n\":{i:02},\"pad\":\"{}\"}}\n", "x".repeat(20));
-            assert!(w.submit(line.into_bytes(), 1));
+            assert!(sink.submit(line.into_bytes(), 1, 1000));
         }
         assert!(w.close(Duration::from_secs(10)));
         assert_eq!(w.stats.written.load(Ordering::Relaxed), 10);
@@ -312,9 +386,11 @@ mod tests {
             queue_records: 16,
         };
         let w = AuditWriter::start(&cfg).unwrap();
+        let sink = w.sink().unwrap();
         w.stats.queued.store(10, Ordering::Relaxed); // as if the writer were stuck
-        assert!(!w.submit(b"x\n".repeat(7), 7));
+        assert!(!sink.submit(b"x\n".repeat(7), 7, 16));
         assert_eq!(w.stats.dropped.load(Ordering::Relaxed), 7);
-        assert!(w.submit(b"x\n".repeat(6), 6));
+        assert_eq!(w.stats.queued.load(Ordering::Relaxed), 10);
+        assert!(sink.submit(b"x\n".repeat(6), 6, 16));
     }
 }

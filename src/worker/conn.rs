@@ -37,7 +37,7 @@ pub(super) async fn serve(w: &Rc<Worker>, mut io: ClientStream) {
                 // A head that could not be read: answer (best effort) and close.
                 let mut ctx = RequestCtx::new(w, &c);
                 respond_error(&mut io, &mut c, &mut ctx, &e).await;
-                finish(w, &ctx);
+                finish(w, &w.snapshot(), &ctx);
                 return;
             }
         }
@@ -60,7 +60,7 @@ pub(super) async fn serve(w: &Rc<Worker>, mut io: ClientStream) {
         }
         settle(w, &snap, &mut c, &mut ctx);
         settle_quotas(w, &snap, &mut c, &mut ctx);
-        finish(w, &ctx);
+        finish(w, &snap, &ctx);
         if !ctx.keep_alive {
             return;
         }

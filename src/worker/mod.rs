@@ -51,6 +51,7 @@ use crate::net::latch::{Latch, Notify};
 use crate::policy::quota::{LeaseMsg, QuotaControl, Quotas};
 use crate::policy::route::{Router, session_hash};
 use crate::stream::Meter;
+use crate::telemetry::audit::AuditBatch;
 use crate::telemetry::record::{AuditRecord, Route, Tries};
 use crate::translate::{Pair, request};
 use crate::upstream::dns::AddrTable;
@@ -107,6 +108,8 @@ pub struct Worker {
     addrs: RefCell<Rc<Arc<AddrTable>>>,
     pool: Rc<RefCell<Pool>>,
     outbox: RefCell<Outbox>,
+    /// This worker's audit lines, on their way to the writer thread.
+    audit: RefCell<AuditBatch>,
     counters: RefCell<Counters>,
     /// Set when the worker starts draining: stop accepting, close idle connections.
     pub drain: Latch,
@@ -165,6 +168,7 @@ impl Worker {
             addrs: RefCell::new(Rc::new(addrs)),
             pool: Rc::new(RefCell::new(pool)),
             outbox: RefCell::new(Outbox::new(rings.events)),
+            audit: RefCell::new(AuditBatch::new(rings.audit)),
             counters: RefCell::new(Counters::default()),
             drain: Latch::default(),
             idle: Latch::default(),
@@ -374,7 +378,6 @@ impl Worker {
         self.retired.borrow_mut().retain(|q| !q.is_idle());
         if report_counters {
             let mut c = std::mem::take(&mut *self.counters.borrow_mut());
-            c.audit_records_dropped += self.outbox.borrow_mut().take_dropped();
             let pooled = std::mem::take(&mut self.pool.borrow_mut().stats);
             c.upstream_connects += pooled.connects;
             c.upstream_reuses += pooled.reuses;
@@ -399,6 +402,8 @@ impl Worker {
             }
         }
         self.pool.borrow_mut().evict(now);
+        let bound = self.snapshot.borrow().audit.queue_records as u64;
+        self.audit.borrow_mut().flush(bound);
         self.outbox.borrow_mut().flush()
     }
 

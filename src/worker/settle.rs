@@ -82,9 +82,9 @@ pub(super) fn settle_quotas(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut
     c.reserved.clear();
 }
 
-/// Always runs, whatever happened: the audit record goes to the coordinator and the
-/// counters are updated.
-pub(super) fn finish(w: &Worker, ctx: &RequestCtx) {
+/// Always runs, whatever happened: the audit record is formatted into the worker's batch
+/// and the counters are updated.
+pub(super) fn finish(w: &Worker, snap: &Snapshot, ctx: &RequestCtx) {
     let status = ctx.status;
     w.count(|c| {
         c.requests += 1;
@@ -96,7 +96,7 @@ pub(super) fn finish(w: &Worker, ctx: &RequestCtx) {
             _ => c.responses_5xx += 1,
         }
     });
-    w.emit(WorkerEvent::Audit(AuditRecord {
+    let record = AuditRecord {
         generation: ctx.generation,
         worker: w.id,
         serial: ctx.serial & SERIAL_MASK,
@@ -128,7 +128,8 @@ pub(super) fn finish(w: &Worker, ctx: &RequestCtx) {
         response_id: ctx.response_id,
         prompt_sha256: ctx.prompt_sha256,
         completion_sha256: ctx.completion_sha256,
-    }));
+    };
+    w.audit.borrow_mut().record(&record, snap);
 }
 
 /// The low 48 bits of a request serial count requests; the high 16 name the worker.
