@@ -243,9 +243,11 @@ for rate in 50 200; do
   for t in nginx full meter; do
     case $t in nginx) port=$NJ;; full) port=$FULL;; meter) port=$METER;; esac
     f="$SCRATCH/open-$t-$rate.json"
+    [ $t = full ] && V[full.open$rate.from]=$(date +%s%6N)
     taskset -c "$BENCH_CORE" $BIN/tollgate-load --quiet --keys $KEY --mode open --rate $rate \
       --duration "$OPEN_DUR" --warmup 1s --target "http://127.0.0.1:$UJ" \
       --target-b "http://127.0.0.1:$port" --json "$f" > /dev/null
+    [ $t = full ] && V[full.open$rate.to]=$(date +%s%6N)
     V[$t.open$rate.p50]=$(field "$f" added_latency_us.p50)
     V[$t.open$rate.p99]=$(field "$f" added_latency_us.p99)
   done
@@ -257,9 +259,28 @@ NOW_full=$(rss "$FULL_PID" VmRSS)
 kill -TERM "$FULL_PID" "$METER_PID"
 wait "$FULL_PID" "$METER_PID" 2>/dev/null || true
 AUDIT_LINES=$(cat "$SCRATCH"/audit.jsonl* | wc -l)
+cp "$SCRATCH/full.err" "$OUT/full-stderr.txt"
 FULL_SENT=$(( $(echo ${V[full.json.n]} ${V[full.sse.n]} | tr ' ' '+') ))
 DROPPED=$(grep -o '[0-9]* audit record(s) dropped ([0-9]* in total)' "$SCRATCH/full.err" | tail -1 | grep -o '([0-9]*' | tr -d '(' || true)
 
+# Time inside tollgate (the audit record's duration_us − upstream_us: request head in →
+# response out, less the wait for the provider's response head) of the open-loop requests.
+inside() { # FROM_US TO_US → "p50 / p99 / max (n)"
+  cat "$SCRATCH"/audit.jsonl* | python3 -c "
+import json, sys, datetime, statistics
+lo, hi = int(sys.argv[1]), int(sys.argv[2])
+xs = []
+for line in sys.stdin:
+    r = json.loads(line)
+    t = datetime.datetime.fromisoformat(r['ts'].replace('Z', '+00:00')).timestamp() * 1e6
+    if lo <= t <= hi and r.get('http.response.status_code') == 200:
+        xs.append(r['duration_us'] - r['upstream_us'])
+xs.sort()
+q = lambda p: xs[min(len(xs) - 1, int(p * len(xs)))]
+print(f'{q(0.5)} / {q(0.99)} / {xs[-1]} ({len(xs)})' if xs else 'none')
+" "$1" "$2"
+}
+for rate in 50 200; do V[full.open$rate.inside]=$(inside "${V[full.open$rate.from]}" "${V[full.open$rate.to]}"); done
 med() { median ${V[$1]}; }
 ratio() { python3 -c "print(round($1/$2,2))"; }
 {
@@ -281,6 +302,9 @@ ratio() { python3 -c "print(round($1/$2,2))"; }
   done
   for rate in 50 200; do
     echo "| added p50 / p99 over the upstream at $rate req/s (µs) | ${V[nginx.open$rate.p50]} / ${V[nginx.open$rate.p99]} | ${V[full.open$rate.p50]} / ${V[full.open$rate.p99]} | ${V[meter.open$rate.p50]} / ${V[meter.open$rate.p99]} | | |"
+  done
+  for rate in 50 200; do
+    echo "| time inside tollgate full at $rate req/s, p50 / p99 / max (µs, from its audit records) | | ${V[full.open$rate.inside]} | | | |"
   done
   echo "| RSS idle / peak (MB) | $((IDLE_nginx/1024)) / $((PEAK_nginx/1024)) | $((IDLE_full/1024)) / $((PEAK_full/1024)) | $((IDLE_meter/1024)) / $((PEAK_meter/1024)) | | |"
   echo

@@ -57,7 +57,7 @@ where
 /// of interrupting it with an inter-processor interrupt (the default). A worker enters the
 /// kernel every time it runs out of ready tasks, so nothing waits longer, and on a busy
 /// core, or in a VM, where an IPI is a VM exit, the interrupts were a fifth of a request's
-/// CPU (`perf/results/2026-12-02-*-uring`). Kernels before 5.19 refuse the flags; those
+/// CPU (`perf/results/2026-12-02-c109c6e-uring`). Kernels before 5.19 refuse the flags; those
 /// rings are set up the default way.
 fn uring_setup() -> io_uring::Builder {
     let mut b = io_uring::IoUring::builder();
@@ -120,9 +120,9 @@ fn set_linger_zero(stream: &monoio::net::TcpStream) -> io::Result<()> {
     socket2::SockRef::from(&fd).set_linger(Some(Duration::ZERO))
 }
 
-/// Niceness of the coordinator and audit-writer threads: they share cores with workers, and
-/// their bursts (formatting a tick's audit records, writing a batch) must not delay a
-/// worker's next event. They still get CPU whenever the workers leave some.
+/// Niceness of the coordinator thread: it shares cores with workers, and its bursts (a tick's
+/// books, the ledger) must not delay a worker's next event. It still gets CPU whenever the
+/// workers leave some.
 pub const BACKGROUND_NICE: i32 = 10;
 
 /// Lowers the calling thread's scheduling priority to [`BACKGROUND_NICE`] (best effort).

@@ -143,7 +143,9 @@ impl AuditWriter {
         let thread = std::thread::Builder::new()
             .name("tollgate-audit".into())
             .spawn(move || {
-                crate::net::io::run_in_background();
+                // Normal priority, unlike the coordinator: its work is a `write` per batch, and
+                // at the lower priority a saturated worker on its core starved it until its
+                // queue overflowed (perf/results/2026-12-02-fc7ceb0/full-stderr.txt).
                 run(out, rx, &s);
                 let _ = done_tx.send(());
             })?;
