@@ -48,6 +48,7 @@ fn load(path: Option<&PathBuf>) -> Result<config::Snapshot, config::ConfigError>
 }
 
 fn main() -> anyhow::Result<()> {
+    tollgate::net::io::small_pages();
     let cli = Cli::parse();
     match cli.command {
         Cmd::HashKey { key } => {
