@@ -45,6 +45,21 @@ impl Scratch {
         Ok(tape)
     }
 
+    /// [`Scratch::tape`], with the address of the scratch copy's first byte: simd-json
+    /// unescapes strings in place, so a string's offset from it is where its raw contents
+    /// start in `src`.
+    pub fn tape_at<'s>(
+        &'s mut self,
+        src: &[u8],
+    ) -> simd_json::Result<(simd_json::Tape<'s>, usize)> {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(src);
+        let base = self.bytes.as_ptr() as usize;
+        let mut tape = std::mem::replace(&mut self.tape, simd_json::Tape::null()).reset();
+        simd_json::fill_tape(&mut self.bytes, &mut self.buffers, &mut tape)?;
+        Ok((tape, base))
+    }
+
     /// Keeps a tape's allocation for the next [`Scratch::tape`] (`tape.reset()` empties it).
     pub fn keep_tape(&mut self, tape: simd_json::Tape<'static>) {
         self.tape = tape;

@@ -80,11 +80,13 @@ fn model_fields(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
         out.extend_from_slice(b",\"gen_ai.provider.name\":");
         json::string(out, p.name.as_bytes());
         out.extend_from_slice(b",\"deployment\":");
-        let mut name = Vec::with_capacity(p.name.len() + d.upstream_model.len() + 1);
-        name.extend_from_slice(p.name.as_bytes());
-        name.push(b'/');
-        name.extend_from_slice(d.upstream_model.as_bytes());
-        json::string(out, &name);
+        // "provider/model": the provider's literal, its closing quote turned into the slash
+        // that the model's literal opens with.
+        json::string(out, p.name.as_bytes());
+        out.pop();
+        let slash = out.len();
+        json::string(out, d.upstream_model.as_bytes());
+        out[slash] = b'/';
     }
     if let Some(n) = r.max_tokens {
         out.extend_from_slice(b",\"gen_ai.request.max_tokens\":");

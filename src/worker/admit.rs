@@ -449,10 +449,11 @@ fn rate_headers(w: &Worker, snap: &Snapshot, ctx: &mut RequestCtx, quotas: &[Quo
             let _ = write!(
                 Buf(out),
                 "x-ratelimit-limit-{what}: {}\r\nx-ratelimit-remaining-{what}: {remaining}\r\n\
-                 x-ratelimit-reset-{what}: {}\r\n",
+                 x-ratelimit-reset-{what}: ",
                 quota.cap,
-                duration(reset_ms)
             );
+            write_duration(out, reset_ms);
+            out.extend_from_slice(b"\r\n");
         }
     });
     if let Some(q) = warned {
@@ -466,20 +467,29 @@ fn rate_headers(w: &Worker, snap: &Snapshot, ctx: &mut RequestCtx, quotas: &[Quo
     }
 }
 
-/// OpenAI's duration format: `120ms`, `1s`, `8.5s`, `6m0s`.
+/// [`write_duration`] as a string (for messages).
 fn duration(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms}ms")
+    let mut out = Vec::new();
+    write_duration(&mut out, ms);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// OpenAI's duration format: `120ms`, `1s`, `8.5s`, `6m0s`.
+fn write_duration(out: &mut Vec<u8>, ms: u64) {
+    let mut b = Buf(out);
+    let _ = if ms < 1000 {
+        write!(b, "{ms}ms")
     } else if ms < 60_000 {
-        if ms.is_multiple_of(1000) {
-            format!("{}s", ms / 1000)
-        } else {
-            let s = format!("{}.{:03}", ms / 1000, ms % 1000);
-            format!("{}s", s.trim_end_matches('0'))
+        let frac = ms % 1000;
+        match (frac, frac % 100, frac % 10) {
+            (0, _, _) => write!(b, "{}s", ms / 1000),
+            (_, 0, _) => write!(b, "{}.{}s", ms / 1000, frac / 100),
+            (_, _, 0) => write!(b, "{}.{:02}s", ms / 1000, frac / 10),
+            _ => write!(b, "{}.{:03}s", ms / 1000, frac),
         }
     } else {
-        format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000)
-    }
+        write!(b, "{}m{}s", ms / 60_000, (ms % 60_000) / 1000)
+    };
 }
 
 /// `fmt::Write` into a byte buffer.
@@ -501,6 +511,8 @@ mod tests {
         assert_eq!(duration(120), "120ms");
         assert_eq!(duration(1000), "1s");
         assert_eq!(duration(8500), "8.5s");
+        assert_eq!(duration(8050), "8.05s");
+        assert_eq!(duration(8005), "8.005s");
         assert_eq!(duration(360_000), "6m0s");
         assert_eq!(duration(61_500), "1m1s");
     }

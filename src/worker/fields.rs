@@ -33,8 +33,8 @@ pub(super) fn parse_fields(
         max_tokens,
         session,
     } = read;
-    let model = String::from_utf8_lossy(&model).into_owned();
-    let Some(id) = snap.model(model.as_bytes()) else {
+    let Some(id) = snap.model(&model) else {
+        let model = String::from_utf8_lossy(&model);
         return Err(GatewayError::new(
             ErrorKind::ModelNotFound,
             format!("The model `{model}` does not exist or you do not have access to it."),
@@ -47,6 +47,7 @@ pub(super) fn parse_fields(
     let key = ctx.key.map(|k| &snap.keys[k.0 as usize]);
     if let Some(k) = key {
         if !k.allows(id) {
+            let model = String::from_utf8_lossy(&model);
             return Err(GatewayError::new(
                 ErrorKind::ModelNotAllowed,
                 format!("This API key is not allowed to use the model `{model}`."),
@@ -99,30 +100,38 @@ pub(super) struct ReadFields<'a> {
 }
 
 /// Reads the fields with simd-json from a scratch copy (simd-json rewrites its input; the
-/// original bytes are forwarded).
+/// original bytes are forwarded), into the worker's reused tape: no allocation.
 pub(super) fn read_request<'a>(
     body: &'a [u8],
     scratch: &mut Scratch,
 ) -> Result<ReadFields<'a>, GatewayError> {
-    let invalid = |msg: String| GatewayError::new(ErrorKind::InvalidBody, msg);
-    let Scratch {
-        bytes: json,
-        buffers,
-        ..
-    } = scratch;
-    json.clear();
-    json.extend_from_slice(body);
-    let base = json.as_ptr() as usize;
-    let v = simd_json::to_borrowed_value_with_buffers(json, buffers).map_err(|e| {
+    let (tape, base) = scratch.tape_at(body).map_err(|e| {
         invalid(format!(
             "We could not parse the JSON body of your request ({e}). The body must be a \
              JSON object."
         ))
     })?;
-    let Some(obj) = v.as_object() else {
+    let read = fields_of(body, tape.as_value(), base);
+    let emptied = tape.reset();
+    scratch.keep_tape(emptied);
+    read
+}
+
+fn invalid(msg: String) -> GatewayError {
+    GatewayError::new(ErrorKind::InvalidBody, msg)
+}
+
+/// The fields of a parsed request (`base`: where the parsed copy of `body` starts).
+fn fields_of<'a>(
+    body: &'a [u8],
+    v: simd_json::tape::Value<'_, '_>,
+    base: usize,
+) -> Result<ReadFields<'a>, GatewayError> {
+    if !v.is_object() {
         return Err(invalid("The request body must be a JSON object.".into()));
-    };
-    let Some(model) = obj.get("model").and_then(|m| m.as_str()) else {
+    }
+    let member = |k: &str| v.get(k).filter(|m| !m.is_null());
+    let Some(model) = member("model").and_then(|m| m.into_string()) else {
         return Err(
             invalid("You must provide a model parameter (a string).".into()).param("model"),
         );
@@ -133,27 +142,23 @@ pub(super) fn read_request<'a>(
     let model_span = raw_string_span(body, start).ok_or_else(|| {
         GatewayError::new(ErrorKind::Internal, "could not locate `model` in the body")
     })?;
-    let stream = match obj.get("stream") {
+    let stream = match member("stream") {
         None => false,
-        Some(s) if s.is_null() => false,
         Some(s) => s
             .as_bool()
             .ok_or_else(|| invalid("`stream` must be a boolean.".into()).param("stream"))?,
     };
-    let include_usage = obj
-        .get("stream_options")
+    let include_usage = member("stream_options")
         .and_then(|o| o.get("include_usage"))
         .and_then(|b| b.as_bool())
         .unwrap_or(false);
-    let max_tokens = obj
-        .get("max_completion_tokens")
-        .or_else(|| obj.get("max_tokens"))
+    let max_tokens = member("max_completion_tokens")
+        .or_else(|| member("max_tokens"))
         .and_then(|m| m.as_u64())
         .map(|m| m.min(u64::from(u32::MAX)) as u32);
-    let session = obj
-        .get("prompt_cache_key")
-        .and_then(|v| v.as_str())
-        .or_else(|| obj.get("user").and_then(|v| v.as_str()))
+    let session = member("prompt_cache_key")
+        .and_then(|v| v.into_string())
+        .or_else(|| member("user").and_then(|v| v.into_string()))
         .filter(|s| !s.is_empty())
         .map(|s| session_hash(s.as_bytes()));
     let model = if body[model_span.clone()] == *model.as_bytes() {

@@ -179,7 +179,8 @@ impl RequestCtx {
             response_id: InlineStr::default(),
             prompt_sha256: None,
             completion_sha256: None,
-            extra_head: Vec::new(),
+            // Room for the route and rate-limit headers without growing.
+            extra_head: Vec::with_capacity(512),
             reserved_under: None,
             tries: Tries::default(),
             attempt: AttemptState::default(),
