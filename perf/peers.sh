@@ -14,7 +14,9 @@
 # Also: added p99 over the upstream alone at 50 and 200 req/s open loop (tollgate-load A/B
 # slices, upstream direct vs via the target), idle and peak RSS, audit records written vs
 # dropped. Needs `apt-get install nginx-light wrk`.
-#   RUNS=3 DUR=5s perf/peers.sh     → perf/results/<date>-<sha>/peers.md
+# BEFORE=<an older tollgate binary> adds its full and meter targets to the same runs and a
+# before/after table.
+#   RUNS=3 DUR=5s [BEFORE=/tmp/tollgate-old] perf/peers.sh     → perf/results/<date>-<sha>/peers.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . perf/lib.sh
@@ -186,21 +188,34 @@ tpm = 100000000000
 TOML
 } > "$SCRATCH/full.toml"
 
-start_gw() { # NAME → pid in ${NAME}_PID
-  taskset -c "$GW_CORE" $BIN/tollgate serve --config "$SCRATCH/$1.toml" > "$SCRATCH/$1.out" 2> "$SCRATCH/$1.err" &
+start_gw() { # NAME [BINARY] → pid in ${NAME}_PID
+  taskset -c "$GW_CORE" "${2:-$BIN/tollgate}" serve --config "$SCRATCH/$1.toml" > "$SCRATCH/$1.out" 2> "$SCRATCH/$1.err" &
   eval "${1^^}_PID=$!"
   until grep -q listening "$SCRATCH/$1.out" "$SCRATCH/$1.err" 2>/dev/null; do sleep 0.05; done
 }
 start_gw meter
 start_gw full
+ARMS="full meter"
+if [ -n "${BEFORE:-}" ]; then
+  BFULL=$((FULL + 1)); BMETER=$((METER + 1))
+  mkdir -p "$SCRATCH/bledger"
+  sed -e "s/:$FULL\"/:$BFULL\"/" -e "s/:$ADMIN\"/:$((ADMIN + 1))\"/" -e "s#audit.jsonl#baudit.jsonl#" \
+    -e "s#$SCRATCH/ledger#$SCRATCH/bledger#" "$SCRATCH/full.toml" > "$SCRATCH/bfull.toml"
+  sed -e "s/:$METER\"/:$BMETER\"/" "$SCRATCH/meter.toml" > "$SCRATCH/bmeter.toml"
+  start_gw bmeter "$BEFORE"
+  start_gw bfull "$BEFORE"
+  ARMS="full meter bfull bmeter"
+  echo "- before: $BEFORE" >> "$OUT/machine.md"
+fi
+port_of() { case $1 in full) echo $FULL;; meter) echo $METER;; bfull) echo $BFULL;; bmeter) echo $BMETER;; esac; }
 taskset -c "$GW_CORE" nginx -c "$SCRATCH/proxy.conf" -p "$SCRATCH" &
 until curl -sf -o /dev/null -X POST "http://127.0.0.1:$NJ/"; do sleep 0.05; done
 NGINX_PID=$(pgrep -f "nginx: worker process" -n)  # the proxy's worker: the newest nginx worker
 
 rss() { awk -v k="$2" '$1 == k":" {print $2}' /proc/"$1"/status; }
-for t in meter full; do
+for t in $ARMS; do
   pid_var="${t^^}_PID"
-  curl -sf -o /dev/null "http://127.0.0.1:$([ $t = full ] && echo $FULL || echo $METER)/v1/chat/completions" \
+  curl -sf -o /dev/null "http://127.0.0.1:$(port_of $t)/v1/chat/completions" \
     -H "authorization: Bearer $KEY" -H 'content-type: application/json' -d @"$SCRATCH/req-json.json"
   eval "IDLE_$t=\$(rss \${$pid_var} VmRSS)"
 done
@@ -232,8 +247,7 @@ bench() { # TARGET KIND(json|sse) PORT PID
 for i in $(seq "$RUNS"); do
   for kind in json sse; do
     bench nginx $kind "$([ $kind = json ] && echo $NJ || echo $NS)" "$NGINX_PID"
-    bench full $kind $FULL "$FULL_PID"
-    bench meter $kind $METER "$METER_PID"
+    for t in $ARMS; do pid_var="${t^^}_PID"; bench $t $kind "$(port_of $t)" "${!pid_var}"; done
     echo "  run $i $kind: nginx $(echo ${V[nginx.$kind.cpu]} | awk '{print $NF}') µs, full $(echo ${V[full.$kind.cpu]} | awk '{print $NF}') µs, meter $(echo ${V[meter.$kind.cpu]} | awk '{print $NF}') µs" >&2
   done
 done
@@ -254,10 +268,10 @@ for rate in 50 200; do
   echo "  open $rate/s: added p99 nginx ${V[nginx.open$rate.p99]} µs, full ${V[full.open$rate.p99]} µs, meter ${V[meter.open$rate.p99]} µs" >&2
 done
 
-PEAK_nginx=$(rss "$NGINX_PID" VmHWM); PEAK_full=$(rss "$FULL_PID" VmHWM); PEAK_meter=$(rss "$METER_PID" VmHWM)
+PEAK_nginx=$(rss "$NGINX_PID" VmHWM)
+for t in $ARMS; do pid_var="${t^^}_PID"; eval "PEAK_$t=\$(rss \${!pid_var} VmHWM)"; done
 NOW_full=$(rss "$FULL_PID" VmRSS)
-kill -TERM "$FULL_PID" "$METER_PID"
-wait "$FULL_PID" "$METER_PID" 2>/dev/null || true
+for t in $ARMS; do pid_var="${t^^}_PID"; kill -TERM "${!pid_var}"; wait "${!pid_var}" 2>/dev/null || true; done
 AUDIT_LINES=$(cat "$SCRATCH"/audit.jsonl* | wc -l)
 cp "$SCRATCH/full.err" "$OUT/full-stderr.txt"
 FULL_SENT=$(( $(echo ${V[full.json.n]} ${V[full.sse.n]} | tr ' ' '+') ))
@@ -317,5 +331,21 @@ ratio() { python3 -c "print(round($1/$2,2))"; }
   echo "Audit (full): $AUDIT_LINES records written for $FULL_SENT responses wrk counted (plus the"
   echo "open-loop and warm-up requests, and requests cut when wrk stopped); dropped: ${DROPPED:-0}."
   echo "RSS of full at the end: $((NOW_full/1024)) MB."
+  if [ -n "${BEFORE:-}" ]; then
+    echo
+    echo "## Before ($BEFORE) and after, same runs"
+    echo
+    echo "| | before full | after full | before meter | after meter |"
+    echo "|---|---:|---:|---:|---:|"
+    echo "| chat req/s | $(med bfull.json.rps) | $(med full.json.rps) | $(med bmeter.json.rps) | $(med meter.json.rps) |"
+    echo "| CPU µs per request | $(med bfull.json.cpu) | $(med full.json.cpu) | $(med bmeter.json.cpu) | $(med meter.json.cpu) |"
+    echo "| streams/s | $(med bfull.sse.rps) | $(med full.sse.rps) | $(med bmeter.sse.rps) | $(med meter.sse.rps) |"
+    echo "| CPU µs per stream | $(med bfull.sse.cpu) | $(med full.sse.cpu) | $(med bmeter.sse.cpu) | $(med meter.sse.cpu) |"
+    echo "| RSS idle / peak (MB) | $((IDLE_bfull/1024)) / $((PEAK_bfull/1024)) | $((IDLE_full/1024)) / $((PEAK_full/1024)) | $((IDLE_bmeter/1024)) / $((PEAK_bmeter/1024)) | $((IDLE_meter/1024)) / $((PEAK_meter/1024)) |"
+    echo
+    echo "Per run — CPU µs/request: before full${V[bfull.json.cpu]}; before meter${V[bmeter.json.cpu]}."
+    echo "CPU µs/stream: before full${V[bfull.sse.cpu]}; before meter${V[bmeter.sse.cpu]}."
+    echo "Before full audit drops: $(grep -o '[0-9]* audit record(s) dropped ([0-9]* in total)' "$SCRATCH/bfull.err" | tail -1 | grep -o '([0-9]*' | tr -d '(' || true)"
+  fi
 } > "$OUT/peers.md"
 cat "$OUT/peers.md"
