@@ -50,7 +50,7 @@ impl Dialect {
     pub fn observe_event(self, e: &SseEvent<'_>, o: &mut Observed, scratch: &mut Scratch) -> bool {
         o.events += 1;
         match self {
-            Dialect::OpenAi => openai::observe(e.data, o, scratch),
+            Dialect::OpenAi => openai::observe(e.data, o),
             Dialect::Anthropic => {
                 anthropic::observe_event(e.event, e.data, o, scratch);
                 false
@@ -66,7 +66,7 @@ impl Dialect {
     pub fn observe_body(self, body: &[u8], o: &mut Observed, scratch: &mut Scratch) {
         match self {
             Dialect::OpenAi => {
-                openai::observe(body, o, scratch);
+                openai::observe(body, o);
                 o.finished = true;
             }
             Dialect::Anthropic => anthropic::observe_body(body, o, scratch),

@@ -1,6 +1,5 @@
-//! Audit records as JSON lines. Formatting and writing happen off the workers (the
-//! coordinator formats, [`super::audit`] writes); a worker only pushes the fixed-size
-//! [`AuditRecord`].
+//! Audit records as JSON lines, formatted by the worker that served the request (into its
+//! [`super::audit::AuditBatch`]) and written by [`super::audit`]'s thread.
 //!
 //! Field names follow the OpenTelemetry semantic conventions where one exists (`http.*`,
 //! `error.type`, `gen_ai.*`: `gen_ai.usage.input_tokens` includes cached input and
@@ -215,14 +214,21 @@ pub fn rfc3339_micros(out: &mut Vec<u8>, us: u64) {
     let secs = us / 1_000_000;
     let (y, mo, d) = crate::calendar::civil_from_days((secs / 86_400) as i64);
     let sod = secs % 86_400;
-    let s = format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60,
-        us % 1_000_000
-    );
-    out.extend_from_slice(s.as_bytes());
+    let mut s = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut n: u64| {
+        for c in s[at..at + width].iter_mut().rev() {
+            *c = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, y.clamp(0, 9999) as u64);
+    put(5, 2, u64::from(mo));
+    put(8, 2, u64::from(d));
+    put(11, 2, sod / 3600);
+    put(14, 2, sod / 60 % 60);
+    put(17, 2, sod % 60);
+    put(20, 6, us % 1_000_000);
+    out.extend_from_slice(&s);
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use std::time::Instant;
 use super::{Conn, Fields, RequestCtx, Route, Worker};
 use crate::config::{DeploymentId, Quota, QuotaId, Snapshot, Unit, Window};
 use crate::error::{ErrorKind, GatewayError};
+use crate::json::uint;
 use crate::policy::quota::Reserve;
 use crate::usage::{ESTIMATE_BYTES_PER_TOKEN, Usage, estimate_tokens};
 
@@ -433,27 +434,33 @@ fn rate_headers(w: &Worker, snap: &Snapshot, ctx: &mut RequestCtx, quotas: &[Quo
                 }
                 continue;
             }
-            let what = match quota.unit {
+            let what: &[u8] = match quota.unit {
                 Unit::Requests if !seen_requests => {
                     seen_requests = true;
-                    "requests"
+                    b"requests"
                 }
                 Unit::Tokens if !seen_tokens => {
                     seen_tokens = true;
-                    "tokens"
+                    b"tokens"
                 }
                 _ => continue,
             };
             let remaining = (q.remaining(id).max(0) as u64).min(quota.cap);
             let reset_ms = (quota.cap - remaining) * 60_000 / quota.cap.max(1);
-            let _ = write!(
-                Buf(out),
-                "x-ratelimit-limit-{what}: {}\r\nx-ratelimit-remaining-{what}: {remaining}\r\n\
-                 x-ratelimit-reset-{what}: ",
-                quota.cap,
-            );
-            write_duration(out, reset_ms);
-            out.extend_from_slice(b"\r\n");
+            for (name, value) in [
+                (&b"x-ratelimit-limit-"[..], Some(quota.cap)),
+                (b"x-ratelimit-remaining-", Some(remaining)),
+                (b"x-ratelimit-reset-", None),
+            ] {
+                out.extend_from_slice(name);
+                out.extend_from_slice(what);
+                out.extend_from_slice(b": ");
+                match value {
+                    Some(n) => uint(out, n),
+                    None => write_duration(out, reset_ms),
+                }
+                out.extend_from_slice(b"\r\n");
+            }
         }
     });
     if let Some(q) = warned {
@@ -476,20 +483,31 @@ fn duration(ms: u64) -> String {
 
 /// OpenAI's duration format: `120ms`, `1s`, `8.5s`, `6m0s`.
 fn write_duration(out: &mut Vec<u8>, ms: u64) {
-    let mut b = Buf(out);
-    let _ = if ms < 1000 {
-        write!(b, "{ms}ms")
+    if ms < 1000 {
+        uint(out, ms);
+        out.extend_from_slice(b"ms");
     } else if ms < 60_000 {
+        uint(out, ms / 1000);
         let frac = ms % 1000;
-        match (frac, frac % 100, frac % 10) {
-            (0, _, _) => write!(b, "{}s", ms / 1000),
-            (_, 0, _) => write!(b, "{}.{}s", ms / 1000, frac / 100),
-            (_, _, 0) => write!(b, "{}.{:02}s", ms / 1000, frac / 10),
-            _ => write!(b, "{}.{:03}s", ms / 1000, frac),
+        if frac != 0 {
+            let digits = [frac / 100, frac / 10 % 10, frac % 10].map(|d| b'0' + d as u8);
+            let keep = if frac.is_multiple_of(100) {
+                1
+            } else if frac.is_multiple_of(10) {
+                2
+            } else {
+                3
+            };
+            out.push(b'.');
+            out.extend_from_slice(&digits[..keep]);
         }
+        out.push(b's');
     } else {
-        write!(b, "{}m{}s", ms / 60_000, (ms % 60_000) / 1000)
-    };
+        uint(out, ms / 60_000);
+        out.push(b'm');
+        uint(out, ms % 60_000 / 1000);
+        out.push(b's');
+    }
 }
 
 /// `fmt::Write` into a byte buffer.

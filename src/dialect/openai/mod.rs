@@ -19,36 +19,67 @@ pub mod answer;
 pub mod request;
 pub mod stream;
 
-use serde::Deserialize;
-
-use crate::json::Scratch;
-use crate::json::scan::{is_empty_array, string_at, visit_keys};
+use crate::json::scan::{Members, is_empty_array, string_at, uint_at, value_end, visit_keys};
 use crate::usage::Observed;
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
+/// The counts of an OpenAI `usage` object.
+#[derive(Debug, Default, PartialEq, Eq)]
 struct RawUsage {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
-    prompt_tokens_details: Option<PromptDetails>,
-    completion_tokens_details: Option<CompletionDetails>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct PromptDetails {
     cached_tokens: Option<u64>,
+    reasoning_tokens: Option<u64>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct CompletionDetails {
-    reasoning_tokens: Option<u64>,
+/// Reads the `usage` object at `data[at]` in place: four counts from a small object of known
+/// shape, where a serde parse would cost more than the rest of the event. As strict as one:
+/// a count that is neither digits nor `null`, or a malformed member, refuses the whole object
+/// (and the usage is then estimated). vLLM repeats usage on every chunk, so this is per event.
+fn read_usage(data: &[u8], at: usize) -> Option<RawUsage> {
+    let obj = &data[at..value_end(data, at)?];
+    let mut u = RawUsage::default();
+    for m in Members::new(obj) {
+        let m = m.ok()?;
+        let v = &obj[m.value];
+        match &obj[m.key] {
+            b"prompt_tokens" => u.prompt_tokens = count(v)?,
+            b"completion_tokens" => u.completion_tokens = count(v)?,
+            b"prompt_tokens_details" => u.cached_tokens = detail(v, b"cached_tokens")?,
+            b"completion_tokens_details" => u.reasoning_tokens = detail(v, b"reasoning_tokens")?,
+            _ => {}
+        }
+    }
+    Some(u)
+}
+
+/// A count: `Some(None)` for `null`, `None` when it is not a count at all.
+fn count(v: &[u8]) -> Option<Option<u64>> {
+    if v == b"null" {
+        return Some(None);
+    }
+    uint_at(v, 0)
+        .filter(|_| v.iter().all(u8::is_ascii_digit))
+        .map(Some)
+}
+
+/// The count `key` of a details object (`null` or absent: none).
+fn detail(v: &[u8], key: &[u8]) -> Option<Option<u64>> {
+    if v == b"null" {
+        return Some(None);
+    }
+    let mut found = None;
+    for m in Members::new(v) {
+        let m = m.ok()?;
+        if &v[m.key] == key {
+            found = count(&v[m.value])?;
+        }
+    }
+    Some(found)
 }
 
 /// Reads one event's data (or a whole JSON body). Returns true when the event is a usage-only
 /// chunk (`choices` empty, `usage` present): the one `include_usage` adds.
-pub fn observe(data: &[u8], o: &mut Observed, scratch: &mut Scratch) -> bool {
+pub fn observe(data: &[u8], o: &mut Observed) -> bool {
     if data == b"[DONE]" {
         o.finished = true;
         return false;
@@ -70,12 +101,13 @@ pub fn observe(data: &[u8], o: &mut Observed, scratch: &mut Scratch) -> bool {
             }
             b"usage" if data.get(v) == Some(&b'{') => usage = Some(v),
             b"choices" => empty_choices = is_empty_array(data, v),
-            b"model" => {
+            // Every chunk repeats these; the first one's are kept.
+            b"model" if o.response_model.is_empty() => {
                 if let Some(s) = string_at(data, v) {
                     o.set_model(s);
                 }
             }
-            b"id" => {
+            b"id" if o.response_id.is_empty() => {
                 if let Some(s) = string_at(data, v) {
                     o.set_id(s);
                 }
@@ -88,23 +120,17 @@ pub fn observe(data: &[u8], o: &mut Observed, scratch: &mut Scratch) -> bool {
     let Some(at) = usage else {
         return false;
     };
-    let Some(raw) = scratch.parse_value_at::<RawUsage>(data, at) else {
+    let Some(raw) = read_usage(data, at) else {
         return false;
     };
     if let Some(n) = raw.prompt_tokens {
         o.usage.input_tokens = n;
-        o.usage.cache_read_tokens = raw
-            .prompt_tokens_details
-            .and_then(|d| d.cached_tokens)
-            .unwrap_or(0);
+        o.usage.cache_read_tokens = raw.cached_tokens.unwrap_or(0);
         o.input_reported = true;
     }
     // Embeddings report no completion side: zero output, reported.
     o.usage.output_tokens = raw.completion_tokens.unwrap_or(0);
-    o.usage.reasoning_tokens = raw
-        .completion_tokens_details
-        .and_then(|d| d.reasoning_tokens)
-        .unwrap_or(0);
+    o.usage.reasoning_tokens = raw.reasoning_tokens.unwrap_or(0);
     o.output_reported = true;
     empty_choices
 }
@@ -154,4 +180,73 @@ pub fn write_error(
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b"}}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(json: &str) -> Option<RawUsage> {
+        read_usage(json.as_bytes(), 0)
+    }
+
+    #[test]
+    fn usage_read_in_place() {
+        let full = r#"{"prompt_tokens":19,"completion_tokens":40,"total_tokens":59,
+            "prompt_tokens_details":{"cached_tokens":3,"audio_tokens":0},
+            "completion_tokens_details":{"reasoning_tokens":7,"audio_tokens":0}}"#;
+        assert_eq!(
+            usage(full),
+            Some(RawUsage {
+                prompt_tokens: Some(19),
+                completion_tokens: Some(40),
+                cached_tokens: Some(3),
+                reasoning_tokens: Some(7),
+            })
+        );
+        // Embeddings: no completion side; details null or absent.
+        assert_eq!(
+            usage(r#"{ "prompt_tokens" : 8, "total_tokens": 8, "prompt_tokens_details": null }"#),
+            Some(RawUsage {
+                prompt_tokens: Some(8),
+                ..RawUsage::default()
+            })
+        );
+        assert_eq!(
+            usage(r#"{"prompt_tokens":null}"#),
+            Some(RawUsage::default())
+        );
+    }
+
+    #[test]
+    fn usage_refused_as_serde_would() {
+        for bad in [
+            r#"{"prompt_tokens":1.5}"#,
+            r#"{"prompt_tokens":-1}"#,
+            r#"{"prompt_tokens":"19"}"#,
+            r#"{"prompt_tokens_details":{"cached_tokens":true}}"#,
+            r#"{"prompt_tokens":19,}"#,
+            r#"{"prompt_tokens":19"#,
+            r#"{"prompt_tokens":99999999999999999999}"#,
+        ] {
+            assert_eq!(usage(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn usage_chunk_observed() {
+        let mut o = Observed::default();
+        let chunk = br#"{"id":"c1","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":19,"completion_tokens":31,"prompt_tokens_details":{"cached_tokens":2},"completion_tokens_details":{"reasoning_tokens":0}}}"#;
+        assert!(observe(chunk, &mut o));
+        assert_eq!(
+            (
+                o.usage.input_tokens,
+                o.usage.output_tokens,
+                o.usage.cache_read_tokens
+            ),
+            (19, 31, 2)
+        );
+        assert!(o.input_reported && o.output_reported);
+        assert_eq!(o.response_model.as_bytes(), b"gpt-4o-mini");
+    }
 }
