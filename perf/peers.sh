@@ -253,6 +253,18 @@ for i in $(seq "$RUNS"); do
 done
 
 # Added latency over the upstream alone, open loop, A/B slices (upstream direct vs target).
+# On a VM a halted vCPU takes a host-side reschedule (~100-300 us here) to wake, more than a
+# proxy adds, and every hop through the target wakes its core. AWAKE=1 (the default) keeps
+# both cores out of the idle state during these runs with a SCHED_IDLE spinner on each, as
+# bare metal with deep C-states off would be: a woken target preempts the spinner at once,
+# and the spinner is no target's CPU time. AWAKE=0 measures the machine as it is.
+SPINNERS=()
+if [ "${AWAKE:-1}" = 1 ]; then
+  for core in "$GW_CORE" "$BENCH_CORE"; do
+    taskset -c "$core" chrt --idle 0 sh -c 'while :; do :; done' &
+    SPINNERS+=($!)
+  done
+fi
 for rate in 50 200; do
   for t in nginx full meter; do
     case $t in nginx) port=$NJ;; full) port=$FULL;; meter) port=$METER;; esac
@@ -267,6 +279,7 @@ for rate in 50 200; do
   done
   echo "  open $rate/s: added p99 nginx ${V[nginx.open$rate.p99]} µs, full ${V[full.open$rate.p99]} µs, meter ${V[meter.open$rate.p99]} µs" >&2
 done
+for p in "${SPINNERS[@]}"; do kill "$p"; done
 
 PEAK_nginx=$(rss "$NGINX_PID" VmHWM)
 for t in $ARMS; do pid_var="${t^^}_PID"; eval "PEAK_$t=\$(rss \${!pid_var} VmHWM)"; done
@@ -300,12 +313,13 @@ ratio() { python3 -c "print(round($1/$2,2))"; }
 {
   echo "# tollgate vs nginx, peer recipe ($(git rev-parse --short HEAD))"
   echo
-  echo "Command: \`RUNS=$RUNS DUR=$DUR CONC=$CONC perf/peers.sh\` (machine and bodies in machine.md)."
+  echo "Command: \`RUNS=$RUNS DUR=$DUR CONC=$CONC OPEN_DUR=$OPEN_DUR AWAKE=${AWAKE:-1} perf/peers.sh\` (machine and bodies in machine.md)."
   echo "Upstream: nginx \`return 200\` on core $BENCH_CORE with wrk -t1 -c$CONC; each target alone on"
   echo "core $GW_CORE, one worker; $RUNS interleaved runs of $DUR, medians. CPU per request from the"
   echo "target's /proc stat (every thread) over the run. *full* = key + team USD/token budgets,"
   echo "RPM/TPM, metering with prices, audit log to a file, ledger on disk; *meter* = key auth +"
-  echo "metering only."
+  echo "metering only. Open-loop runs with AWAKE=${AWAKE:-1} (1: both cores kept out of idle by"
+  echo "SCHED_IDLE spinners, see the script)."
   echo
   echo "| | nginx | tollgate full | tollgate meter | full / nginx | meter / nginx |"
   echo "|---|---:|---:|---:|---:|---:|"
