@@ -134,7 +134,7 @@ pub async fn forward(
     loop {
         attempt += 1;
         eg.attempts.set(eg.attempts.get().saturating_add(1));
-        let pooled = eg.pool.borrow_mut().take(slot, Instant::now());
+        let pooled = eg.pool.borrow_mut().take(slot, sent);
         let (stream, reused) = match pooled {
             Some(s) => {
                 eg.pool.borrow_mut().stats.reuses += 1;

@@ -216,8 +216,10 @@ pub(super) async fn relay(
         if !c.out.is_empty() && !hold {
             send(io, c, ctx).await?;
             if payload > 0 && ctx.ttft_us == 0 {
-                ctx.ttft_us = (ctx.started.elapsed().as_micros() as u64).max(1);
-                ctx.attempt.first_byte_at = Some(Instant::now());
+                let now = Instant::now();
+                ctx.ttft_us =
+                    (now.saturating_duration_since(ctx.started).as_micros() as u64).max(1);
+                ctx.attempt.first_byte_at = Some(now);
             }
         }
         if done {

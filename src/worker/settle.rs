@@ -139,12 +139,12 @@ impl RequestCtx {
     pub(super) fn new(w: &Worker, c: &Conn) -> Self {
         let n = w.serial.get() + 1;
         w.serial.set(n);
-        let start_unix_us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
+        let started = Instant::now();
+        let (at, unix_us) = w.wall.get();
+        let start_unix_us = unix_us + started.saturating_duration_since(at).as_micros() as u64;
         RequestCtx {
             serial: (u64::from(w.id) << 48) | (n & SERIAL_MASK),
-            started: Instant::now(),
+            started,
             start_unix_us,
             generation: 0,
             method: c.head.method,
