@@ -11,6 +11,7 @@
 //! `tollgate check --config FILE` runs all three and prints [`Snapshot::summary`].
 
 mod money;
+mod price_file;
 mod provider;
 pub mod raw;
 pub mod snapshot;
@@ -323,6 +324,66 @@ mod tests {
         let e = priced("price = { inptu = 1.0 }", "").unwrap_err();
         assert!(
             e.contains("inptu: unknown field, did you mean `input`?"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_litellm_price_map_goes_over_the_bundled_table() {
+        let dir = std::env::temp_dir().join(format!("tollgate-prices-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let map = dir.join("model_prices_and_context_window.json");
+        std::fs::write(
+            &map,
+            r#"{"new-model-x": {"input_cost_per_token": 2e-06, "output_cost_per_token": 8e-06,
+                 "cache_read_input_token_cost": 5e-07, "litellm_provider": "openai", "mode": "chat"},
+                "gpt-4o-mini": {"input_cost_per_token": 1e-06, "output_cost_per_token": 1e-06,
+                 "litellm_provider": "openai", "mode": "chat"},
+                "whisper-1": {"input_cost_per_second": 0.0001, "mode": "audio_transcription"}}"#,
+        )
+        .unwrap();
+        let config = |deployment: &str, extra: &str| {
+            format!(
+                "[price_table]\nfile = \"{}\"\n[[providers]]\nname = \"m\"\nkind = \"mock\"\n\
+                 [[models]]\nname = \"pub\"\n[[models.deployments]]\nprovider = \"m\"\n\
+                 {deployment}\n{extra}",
+                map.display()
+            )
+        };
+        // An entry only the file has; the file's entry over the bundled one of the same name.
+        let s = parse(&config("model = \"new-model-x\"", ""), "t.toml", &|_| None).unwrap();
+        let d = &s.deployments[0];
+        assert_eq!(
+            (d.price.input, d.price.output, d.price.cache_read),
+            (2_000_000, 8_000_000, 500_000)
+        );
+        assert_eq!(d.price_source, "price of new-model-x, from the price file");
+        let summary = s.summary();
+        assert!(
+            summary.contains(
+                "LiteLLM price map: 2 entries taken (openai 2); skipped 1 that are not text models"
+            ),
+            "{summary}"
+        );
+        let s = parse(&config("model = \"gpt-4o-mini\"", ""), "t.toml", &|_| None).unwrap();
+        assert_eq!(s.deployments[0].price.input, 1_000_000);
+        // The config's own [prices] entries win over the file's.
+        let own = "[prices.\"new-model-x\"]\ninput = 3.0\noutput = 4.0";
+        let s = parse(&config("model = \"new-model-x\"", own), "t.toml", &|_| None).unwrap();
+        assert_eq!(s.deployments[0].price.input, 3_000_000);
+        assert_eq!(s.deployments[0].price_source, "price of new-model-x");
+        // A file that is missing or not a price map is a config error that says so.
+        std::fs::write(&map, "[]").unwrap();
+        let e = parse(&config("price = \"free\"", ""), "t.toml", &|_| None).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("price_table.file: not LiteLLM's price map"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        let e = parse(&config("price = \"free\"", ""), "t.toml", &|_| None).unwrap_err();
+        assert!(
+            e.to_string().contains("price_table.file: cannot read"),
             "{e}"
         );
     }

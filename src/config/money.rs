@@ -2,7 +2,7 @@
 //! price, and the budgets and rate limits of keys, teams and deployments compiled into quotas.
 //! Integers from here on: µ$ per million tokens, µ$ budgets.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::raw::{RawBudget, RawConfig, RawDeploymentPrice, RawPrice, RawPriceTable};
 use super::snapshot::*;
@@ -119,9 +119,19 @@ pub(super) fn scope_quotas(
     ids
 }
 
-/// The bundled table with the config's `[prices]` entries over it, in µ$ per million tokens;
-/// and a one-line description of the bundled table.
-pub(super) fn price_table(p: &mut Problems, raw: &RawConfig) -> (HashMap<String, Price>, String) {
+/// The price table: the bundled one, a price file's entries over it, the config's `[prices]`
+/// over both.
+#[derive(Debug, Default)]
+pub(super) struct PriceTable {
+    /// µ$ per million tokens, by entry name.
+    pub prices: HashMap<String, Price>,
+    /// The entries that came from the price file (named so in `tollgate check`).
+    pub from_file: HashSet<String>,
+    /// What the table is made of, in a line.
+    pub describe: String,
+}
+
+pub(super) fn price_table(p: &mut Problems, raw: &RawConfig) -> PriceTable {
     let mut table = HashMap::new();
     let meta = match toml::from_str::<RawPriceTable>(PRICES) {
         Ok(t) => {
@@ -131,7 +141,7 @@ pub(super) fn price_table(p: &mut Problems, raw: &RawConfig) -> (HashMap<String,
                 }
             }
             format!(
-                "v{}, taken {} from {}",
+                "bundled table v{}, taken {} from {}",
                 t.table.version, t.table.taken, t.table.source
             )
         }
@@ -140,12 +150,33 @@ pub(super) fn price_table(p: &mut Problems, raw: &RawConfig) -> (HashMap<String,
             String::new()
         }
     };
+    let mut from_file = HashSet::new();
+    let mut describe = meta;
+    if let Some(path) = &raw.price_table.file {
+        match super::price_file::read(path) {
+            Ok(f) => {
+                for (name, rp) in &f.entries {
+                    if let Some(price) = micros(p, &format!("price_table.file: {name}"), rp) {
+                        table.insert(name.clone(), price);
+                        from_file.insert(name.clone());
+                    }
+                }
+                describe = format!("{describe}; over it `{path}`: {}", f.summary);
+            }
+            Err(e) => p.add("price_table.file", e),
+        }
+    }
     for (name, rp) in &raw.prices {
         if let Some(price) = micros(p, &format!("prices.{name}"), rp) {
             table.insert(name.clone(), price);
+            from_file.remove(name);
         }
     }
-    (table, meta)
+    PriceTable {
+        prices: table,
+        from_file,
+        describe,
+    }
 }
 
 /// USD per million tokens → µ$ per million tokens.
@@ -198,9 +229,18 @@ pub(super) fn price(
     p: &mut Problems,
     path: &str,
     raw: Option<&RawDeploymentPrice>,
-    table: &HashMap<String, Price>,
+    prices: &PriceTable,
     names: &[&str],
 ) -> Option<(Price, String)> {
+    let table = &prices.prices;
+    // "price of gpt-5", and where it came from when not from the bundled table.
+    let of = |n: &str| {
+        if prices.from_file.contains(n) {
+            format!("price of {n}, from the price file")
+        } else {
+            format!("price of {n}")
+        }
+    };
     let lookup = |p: &mut Problems, name: &str, at: &str| -> Option<Price> {
         let found = table.get(name).copied();
         if found.is_none() {
@@ -219,20 +259,18 @@ pub(super) fn price(
     };
     match raw {
         Some(RawDeploymentPrice::Name(n)) if n == "free" => Some((Price::default(), "free".into())),
-        Some(RawDeploymentPrice::Name(n)) => {
-            lookup(p, n, path).map(|pr| (pr, format!("price of {n}")))
-        }
+        Some(RawDeploymentPrice::Name(n)) => lookup(p, n, path).map(|pr| (pr, of(n))),
         Some(RawDeploymentPrice::Fields(f)) => {
             let (base, source) = match &f.from {
                 Some(n) => (
                     lookup(p, n, &format!("{path}.from"))?,
-                    format!("price of {n}, overridden"),
+                    format!("{}, overridden", of(n)),
                 ),
                 None if f.input.is_some() && f.output.is_some() => {
                     (Price::default(), "configured price".to_string())
                 }
                 None => match names.iter().find_map(|n| table.get(*n).map(|pr| (*pr, *n))) {
-                    Some((pr, n)) => (pr, format!("price of {n}, overridden")),
+                    Some((pr, n)) => (pr, format!("{}, overridden", of(n))),
                     None => {
                         p.add(
                             path,
@@ -275,7 +313,7 @@ pub(super) fn price(
         }
         None => {
             if let Some((pr, n)) = names.iter().find_map(|n| table.get(*n).map(|pr| (*pr, *n))) {
-                return Some((pr, format!("price of {n}")));
+                return Some((pr, of(n)));
             }
             p.add(
                 path,

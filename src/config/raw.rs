@@ -35,9 +35,20 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     #[serde(default)]
     pub routing: RawRouting,
-    /// Price table entries added to (or replacing those of) the bundled `config/prices.toml`.
+    /// A price file over the bundled `config/prices.toml`.
+    #[serde(default)]
+    pub price_table: RawPriceFile,
+    /// Price table entries added to (or replacing those of) the bundled table and the file.
     #[serde(default)]
     pub prices: BTreeMap<String, RawPrice>,
+}
+
+/// `[price_table] file = "…"`: LiteLLM's price map (`.json`) or a TOML table shaped like
+/// `config/prices.toml`, whose entries go over the bundled ones.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPriceFile {
+    pub file: Option<String>,
 }
 
 /// `workers = "auto"` or a number.

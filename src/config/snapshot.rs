@@ -369,7 +369,7 @@ impl Snapshot {
                 .collect();
             let _ = writeln!(s, "model {} → {}", m.name, deps.join(", "));
         }
-        let _ = writeln!(s, "prices: bundled table {}", self.price_table);
+        let _ = writeln!(s, "prices: {}", self.price_table);
         for why in &self.inactive {
             let _ = writeln!(s, "inactive: {why}");
         }

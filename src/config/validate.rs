@@ -141,7 +141,7 @@ pub fn compile(
         ),
         sync: ms(&mut p, "ledger.sync_ms", raw.ledger.sync_ms),
     };
-    let (table, price_table) = price_table(&mut p, raw);
+    let table = price_table(&mut p, raw);
     let upstream = upstream(&mut p, &raw.upstream);
     let quota_settings = QuotaSettings {
         lease_wait: ms(&mut p, "quotas.lease_wait_ms", raw.quotas.lease_wait_ms),
@@ -550,7 +550,7 @@ pub fn compile(
         quota_settings,
         routing,
         admin,
-        price_table,
+        price_table: table.describe.clone(),
     })
 }
 
