@@ -36,19 +36,38 @@ pub struct Price {
     pub cache_read: u64,
     /// Input tokens written to a provider cache.
     pub cache_write: u64,
+    /// The long-context tier, when the model has one.
+    pub long: Option<LongContext>,
+}
+
+/// A long-context tier: a call whose prompt is longer than `above` tokens (input tokens,
+/// cached and cache-written ones included) is charged every one of its tokens, output too,
+/// at these rates — how Google prices Gemini prompts over 200k tokens, Anthropic Claude's
+/// 1M-token context and OpenAI prompts over 272k tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LongContext {
+    pub above: u64,
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
 }
 
 impl Price {
     /// The cost of `u` in micro-dollars, rounded up.
     pub fn cost(&self, u: &Usage) -> u64 {
+        let (input, output, cache_read, cache_write) = match self.long {
+            Some(l) if u.input_tokens > l.above => (l.input, l.output, l.cache_read, l.cache_write),
+            _ => (self.input, self.output, self.cache_read, self.cache_write),
+        };
         let uncached = u
             .input_tokens
             .saturating_sub(u.cache_read_tokens)
             .saturating_sub(u.cache_creation_tokens);
-        let pico = u128::from(uncached) * u128::from(self.input)
-            + u128::from(u.cache_read_tokens) * u128::from(self.cache_read)
-            + u128::from(u.cache_creation_tokens) * u128::from(self.cache_write)
-            + u128::from(u.output_tokens) * u128::from(self.output);
+        let pico = u128::from(uncached) * u128::from(input)
+            + u128::from(u.cache_read_tokens) * u128::from(cache_read)
+            + u128::from(u.cache_creation_tokens) * u128::from(cache_write)
+            + u128::from(u.output_tokens) * u128::from(output);
         u64::try_from(pico.div_ceil(1_000_000)).unwrap_or(u64::MAX)
     }
 }
@@ -187,6 +206,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn prompts_over_the_long_context_threshold_pay_the_long_rates_for_every_token() {
+        // gemini-2.5-pro: $1.25 / $10 / $0.125 cached; over 200k tokens $2.50 / $15 / $0.25.
+        let p = Price {
+            input: 1_250_000,
+            output: 10_000_000,
+            cache_read: 125_000,
+            cache_write: 1_250_000,
+            long: Some(LongContext {
+                above: 200_000,
+                input: 2_500_000,
+                output: 15_000_000,
+                cache_read: 250_000,
+                cache_write: 2_500_000,
+            }),
+        };
+        let call = |input_tokens, cache_read_tokens| Usage {
+            input_tokens,
+            cache_read_tokens,
+            output_tokens: 1000,
+            ..Usage::default()
+        };
+        // Exactly at the threshold: the base tier. 200,000 × 1.25 + 1000 × 10 = 260,000 µ$.
+        assert_eq!(p.cost(&call(200_000, 0)), 260_000);
+        // One token over: every token at the long rates. 200,001 × 2.5 + 1000 × 15.
+        assert_eq!(p.cost(&call(200_001, 0)), 515_003);
+        // Cached tokens count towards the threshold and are charged the long cached rate:
+        // 100,001 × 2.5 + 100,000 × 0.25 + 1000 × 15 = 290,003.
+        assert_eq!(p.cost(&call(200_001, 100_000)), 290_003);
+    }
+
+    #[test]
     fn cost_is_integer_and_rounds_up_once() {
         // gpt-4o-mini: $0.15 / $0.60 / $0.075 cached, per million tokens.
         let p = Price {
@@ -194,6 +244,7 @@ mod tests {
             output: 600_000,
             cache_read: 75_000,
             cache_write: 150_000,
+            long: None,
         };
         let u = Usage {
             input_tokens: 1_000_000,

@@ -274,6 +274,7 @@ mod tests {
             output: 600_000,
             cache_read: 75_000,
             cache_write: 150_000,
+            long: None,
         };
         // By the upstream model's name, by the public name, by reference.
         assert_eq!(priced("model = \"gpt-4o-mini\"", ""), Ok(mini));
@@ -300,6 +301,7 @@ mod tests {
                 output: 2_000_000,
                 cache_read: 1_000_000,
                 cache_write: 1_000_000,
+                long: None,
             })
         );
         assert_eq!(priced("price = \"free\"", ""), Ok(Price::default()));
@@ -307,6 +309,62 @@ mod tests {
         assert_eq!(
             priced("price = \"claude-sonnet-4-5\"", "").map(|p| p.cache_write),
             Ok(3_750_000)
+        );
+    }
+
+    #[test]
+    fn long_context_tiers_are_priced_and_kept_through_overrides() {
+        use crate::usage::LongContext;
+        let tier = "[prices.pub]\ninput = 1.25\noutput = 10.0\ncached_input = 0.125\n\
+                    long_context = { above_tokens = 200000, input = 2.5, output = 15.0, \
+                    cached_input = 0.25 }";
+        let long = Some(LongContext {
+            above: 200_000,
+            input: 2_500_000,
+            output: 15_000_000,
+            cache_read: 250_000,
+            // Unset: this tier's input rate.
+            cache_write: 2_500_000,
+        });
+        assert_eq!(priced("", tier).map(|p| p.long), Ok(long));
+        // An override keeps its entry's tier; a price written out in full has none unless it
+        // says so.
+        assert_eq!(
+            priced("price = { from = \"pub\", output = 11.0 }", tier).map(|p| p.long),
+            Ok(long)
+        );
+        assert_eq!(
+            priced("price = { input = 1.0, output = 2.0 }", tier).map(|p| p.long),
+            Ok(None)
+        );
+        assert_eq!(
+            priced(
+                "price = { input = 1.0, output = 2.0, long_context = { above_tokens = 10, \
+                 input = 3.0, output = 4.0 } }",
+                ""
+            )
+            .map(|p| p.long.map(|l| (l.above, l.input, l.cache_read))),
+            Ok(Some((10, 3_000_000, 3_000_000)))
+        );
+        let e = priced(
+            "",
+            "[prices.pub]\ninput = 1.0\noutput = 2.0\n\
+             long_context = { above_tokens = 0, input = -3.0, output = 4.0 }",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("prices.pub.long_context.above_tokens: must be at least 1"),
+            "{e}"
+        );
+        assert!(
+            e.contains("prices.pub.long_context.input: -3 is not a price"),
+            "{e}"
+        );
+        // The bundled table carries the providers' tiers.
+        let pro = priced("price = \"gemini-2.5-pro\"", "").unwrap();
+        assert_eq!(
+            pro.long.map(|l| (l.above, l.input)),
+            Some((200_000, 2_500_000))
         );
     }
 

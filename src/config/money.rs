@@ -4,11 +4,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::raw::{RawBudget, RawConfig, RawDeploymentPrice, RawPrice, RawPriceTable};
+use super::raw::{
+    RawBudget, RawConfig, RawDeploymentPrice, RawLongContext, RawPrice, RawPriceTable,
+};
 use super::snapshot::*;
 use super::validate::{PRICES, Problems, suggest};
 use crate::calendar::Period;
-use crate::usage::Price;
+use crate::usage::{LongContext, Price};
 
 /// Compiles one scope's budget and rate limits into `quotas`; returns their ids.
 /// One scope's configured limits (a key's, a team's or a deployment's).
@@ -218,8 +220,34 @@ pub(super) fn micros(p: &mut Problems, path: &str, r: &RawPrice) -> Option<Price
         cache_write: r
             .cache_write
             .map_or(input, |v| usd(p, &format!("{path}.cache_write"), v)),
+        long: r
+            .long_context
+            .as_ref()
+            .map(|l| long_context(p, &format!("{path}.long_context"), l)),
     };
     (p.0.len() == before).then_some(price)
+}
+
+/// A long-context tier in µ$ per million tokens; unset cache rates follow its input rate.
+fn long_context(p: &mut Problems, path: &str, l: &RawLongContext) -> LongContext {
+    if l.above_tokens == 0 {
+        p.add(
+            format!("{path}.above_tokens"),
+            "must be at least 1: the prompt length (tokens) above which these rates apply",
+        );
+    }
+    let input = usd(p, &format!("{path}.input"), l.input);
+    LongContext {
+        above: l.above_tokens,
+        input,
+        output: usd(p, &format!("{path}.output"), l.output),
+        cache_read: l
+            .cached_input
+            .map_or(input, |v| usd(p, &format!("{path}.cached_input"), v)),
+        cache_write: l
+            .cache_write
+            .map_or(input, |v| usd(p, &format!("{path}.cache_write"), v)),
+    }
 }
 
 /// A deployment's price: explicit, from a named table entry (with overrides), or looked up by
@@ -308,6 +336,13 @@ pub(super) fn price(
                     },
                     |v| usd(p, &format!("{path}.cache_write"), v),
                 ),
+                // A price written out in full has no tier unless it says so; an override
+                // keeps its entry's tier unless it replaces it.
+                long: match &f.long_context {
+                    Some(l) => Some(long_context(p, &format!("{path}.long_context"), l)),
+                    None if explicit_input => None,
+                    None => base.long,
+                },
             };
             (p.0.len() == before).then_some((price, source))
         }

@@ -11,8 +11,10 @@
 //!   embedding — images, audio, video, rerank…), models without per-token prices (priced per
 //!   second, per image or not at all; an embedding model may leave its output price out), and
 //!   malformed entries (a price that is not a number from 0 to 1 USD per token), which are
-//!   named. Tiers the table does not model (batch, priority, flex, above-200k-token prompts,
-//!   1-hour cache writes) are not read.
+//!   named. The long-context tier (`input_cost_per_token_above_200k_tokens` and its output and
+//!   cache siblings; 128k, 272k… likewise) becomes the entry's `long_context` — the lowest
+//!   threshold when an entry has several. Tiers the table does not model (batch, priority,
+//!   flex, 1-hour cache writes) are not read.
 //! - anything else: TOML shaped like the bundled `config/prices.toml`, every entry validated
 //!   as the bundled ones are.
 
@@ -21,7 +23,7 @@ use std::collections::BTreeMap;
 use simd_json::prelude::*;
 use simd_json::{OwnedValue, StaticNode};
 
-use super::raw::{RawPrice, RawPriceTable};
+use super::raw::{RawLongContext, RawPrice, RawPriceTable};
 
 /// The entries a price file gives, and a line for `tollgate check` saying what was taken.
 #[derive(Debug)]
@@ -117,6 +119,40 @@ fn litellm(text: &str) -> Result<PriceFile, String> {
             unpriced += 1;
             continue;
         };
+        // The long-context tier: `…_above_200k_tokens` (or 128k, 272k…); the lowest when
+        // there are several.
+        let above_k = o
+            .keys()
+            .filter_map(|k| {
+                k.strip_prefix("input_cost_per_token_above_")?
+                    .strip_suffix("k_tokens")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .filter(|k| o.contains_key(format!("output_cost_per_token_above_{k}k_tokens").as_str()))
+            .min();
+        let long_context = match above_k {
+            None => None,
+            Some(k) => {
+                let tier = |field: &str| price(&format!("{field}_above_{k}k_tokens"));
+                let (Ok(Some(input)), Ok(Some(output)), Ok(cached_input), Ok(cache_write)) = (
+                    tier("input_cost_per_token"),
+                    tier("output_cost_per_token"),
+                    tier("cache_read_input_token_cost"),
+                    tier("cache_creation_input_token_cost"),
+                ) else {
+                    malformed.push(name.as_str());
+                    continue;
+                };
+                Some(RawLongContext {
+                    above_tokens: k * 1000,
+                    input,
+                    output,
+                    cached_input,
+                    cache_write,
+                })
+            }
+        };
         let provider = o
             .get("litellm_provider")
             .and_then(|p| p.as_str())
@@ -129,6 +165,7 @@ fn litellm(text: &str) -> Result<PriceFile, String> {
                 output,
                 cached_input,
                 cache_write,
+                long_context,
             },
         ));
     }
@@ -171,6 +208,12 @@ mod tests {
         "claude-sonnet-4-5": {"input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05,
                   "cache_read_input_token_cost": 3e-07, "cache_creation_input_token_cost": 3.75e-06,
                   "litellm_provider": "anthropic", "mode": "chat"},
+        "gemini/gemini-2.5-pro": {"input_cost_per_token": 1.25e-06, "output_cost_per_token": 1e-05,
+                  "input_cost_per_token_above_200k_tokens": 2.5e-06,
+                  "output_cost_per_token_above_200k_tokens": 1.5e-05,
+                  "cache_read_input_token_cost_above_200k_tokens": 2.5e-07,
+                  "input_cost_per_token_above_200k_tokens_priority": 4.5e-06,
+                  "litellm_provider": "gemini", "mode": "chat"},
         "text-embedding-3-small": {"input_cost_per_token": 2e-08,
                   "litellm_provider": "openai", "mode": "embedding"},
         "dall-e-3": {"output_cost_per_image": 0.04, "litellm_provider": "openai",
@@ -198,12 +241,17 @@ mod tests {
         assert!((claude.cache_write.unwrap() - 3.75).abs() < 1e-9);
         let emb = get("text-embedding-3-small").unwrap();
         assert!((emb.input - 0.02).abs() < 1e-9 && emb.output == 0.0);
-        assert_eq!(f.entries.len(), 3);
+        let long = get("gemini/gemini-2.5-pro").unwrap().long_context.unwrap();
+        assert_eq!(long.above_tokens, 200_000);
+        assert!((long.input - 2.5).abs() < 1e-9 && (long.output - 15.0).abs() < 1e-9);
+        assert!((long.cached_input.unwrap() - 0.25).abs() < 1e-9 && long.cache_write.is_none());
+        assert!(gpt5.long_context.is_none());
+        assert_eq!(f.entries.len(), 4);
         for skipped in ["sample_spec", "dall-e-3", "some-per-second-model", "broken"] {
             assert!(get(skipped).is_none(), "{skipped}");
         }
         assert!(
-            f.summary.contains("3 entries taken (openai 2, anthropic 1)")
+            f.summary.contains("4 entries taken (openai 2, anthropic 1, gemini 1)")
                 && f.summary.contains("skipped 1 that are not text models, 1 without per-token prices, 3 malformed (broken, negative, not-an-object)"),
             "{}",
             f.summary

@@ -280,6 +280,8 @@ pub struct RawPriceOverride {
     pub output: Option<f64>,
     pub cached_input: Option<f64>,
     pub cache_write: Option<f64>,
+    /// Replaces the entry's long-context tier.
+    pub long_context: Option<RawLongContext>,
 }
 
 /// USD per million tokens.
@@ -291,6 +293,21 @@ pub struct RawPrice {
     /// Input served from a provider cache; default: `input`.
     pub cached_input: Option<f64>,
     /// Input written to a provider cache (Anthropic); default: `input`.
+    pub cache_write: Option<f64>,
+    /// Rates for prompts longer than `above_tokens`.
+    pub long_context: Option<RawLongContext>,
+}
+
+/// `long_context = { above_tokens = 200000, input = 2.5, output = 15.0, cached_input = 0.25 }`:
+/// a call whose prompt is longer than `above_tokens` pays these rates for all its tokens
+/// (USD per million tokens; unset cache rates follow this tier's `input`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLongContext {
+    pub above_tokens: u64,
+    pub input: f64,
+    pub output: f64,
+    pub cached_input: Option<f64>,
     pub cache_write: Option<f64>,
 }
 
