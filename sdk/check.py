@@ -109,6 +109,10 @@ def check_openai_refusal(model):
 
 
 def check_anthropic(model):
+    listed = ant.models.list()
+    assert model in [m.id for m in listed.data] and listed.has_more is False, listed
+    assert all(m.type == "model" and m.created_at.year == 1970 for m in listed.data), listed
+
     m = ant.messages.create(model=model, max_tokens=8, messages=HELLO)
     assert m.type == "message" and m.content[0].type == "text" and m.content[0].text, m
     assert m.stop_reason == "end_turn", m

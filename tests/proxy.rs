@@ -241,6 +241,33 @@ fn the_default_config_answers_with_the_built_in_mock() {
         .map(|m| m["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, ["gpt-4o-mini", "text-embedding-3-small"]);
+    assert_eq!(r.json()["object"], "list");
+    // Anthropic's shape for a client that speaks Anthropic (its SDK sends the version).
+    let r = roundtrip(
+        gw.local_addr(),
+        b"GET /v1/models HTTP/1.1\r\nhost: gw\r\nx-api-key: sk-tollgate-demo\r\n\
+          anthropic-version: 2023-06-01\r\n\r\n",
+    );
+    let j = r.json();
+    let data = j["data"].as_array().unwrap();
+    assert_eq!(
+        (data.len(), &data[0]["type"], &data[0]["id"]),
+        (
+            2,
+            &serde_json::json!("model"),
+            &serde_json::json!("gpt-4o-mini")
+        )
+    );
+    assert!(
+        data[0]["created_at"].as_str().unwrap().ends_with('Z'),
+        "{j}"
+    );
+    assert_eq!(j["has_more"], false);
+    assert_eq!(
+        (j["first_id"].as_str(), j["last_id"].as_str()),
+        (Some("gpt-4o-mini"), Some("text-embedding-3-small"))
+    );
+    assert!(j.get("object").is_none(), "{j}");
     gw.shutdown();
 }
 

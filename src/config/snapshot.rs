@@ -42,8 +42,8 @@ pub struct Snapshot {
     pub key_index: HashMap<[u8; 32], KeyId>,
     /// Team names (`[[teams]]`).
     pub teams: Vec<String>,
-    /// The `GET /v1/models` body, rendered once.
-    pub models_json: Vec<u8>,
+    /// The `GET /v1/models` bodies, rendered once.
+    pub models_json: ModelLists,
     /// Configured models that cannot serve, with why (for `tollgate check` and the log).
     pub inactive: Vec<String>,
     pub audit: Audit,
@@ -58,6 +58,17 @@ pub struct Snapshot {
 }
 
 /// What a quota counts.
+/// `GET /v1/models` in each dialect's shape (a client that sends `anthropic-version` gets
+/// Anthropic's).
+#[derive(Debug, Clone, Default)]
+pub struct ModelLists {
+    /// `{"object":"list","data":[{"id","object":"model","created","owned_by"}]}`
+    pub openai: Vec<u8>,
+    /// `{"data":[{"type":"model","id","display_name","created_at"}],"has_more":false,
+    /// "first_id","last_id"}`
+    pub anthropic: Vec<u8>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     MicroUsd,
@@ -296,8 +307,8 @@ pub struct Key {
     pub expires_unix: Option<u64>,
     /// Which models (by [`ModelId`]) the key may use; `None`: all.
     pub models: Option<Vec<bool>>,
-    /// The `GET /v1/models` body for a key restricted to some models.
-    pub models_json: Option<Vec<u8>>,
+    /// The `GET /v1/models` bodies for a key restricted to some models.
+    pub models_json: Option<ModelLists>,
     /// `"key":"value"` pairs, pre-rendered as JSON members (`,"k":"v",...`) for audit lines.
     pub tags_json: Vec<u8>,
     pub max_tokens: Option<u32>,

@@ -757,18 +757,34 @@ fn parse_instant(s: &str) -> Option<u64> {
     u64::try_from(days).ok().map(|d| d * 86_400 + secs)
 }
 
-fn render_models(models: &[&Model]) -> Vec<u8> {
-    let mut out = b"{\"object\":\"list\",\"data\":[".to_vec();
+fn render_models(models: &[&Model]) -> ModelLists {
+    let mut openai = b"{\"object\":\"list\",\"data\":[".to_vec();
+    let mut anthropic = b"{\"data\":[".to_vec();
     for (i, m) in models.iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            openai.push(b',');
+            anthropic.push(b',');
         }
-        out.extend_from_slice(b"{\"id\":");
-        crate::json::string(&mut out, m.name.as_bytes());
-        out.extend_from_slice(b",\"object\":\"model\",\"created\":0,\"owned_by\":\"tollgate\"}");
+        openai.extend_from_slice(b"{\"id\":");
+        crate::json::string(&mut openai, m.name.as_bytes());
+        openai.extend_from_slice(b",\"object\":\"model\",\"created\":0,\"owned_by\":\"tollgate\"}");
+        anthropic.extend_from_slice(b"{\"type\":\"model\",\"id\":");
+        crate::json::string(&mut anthropic, m.name.as_bytes());
+        anthropic.extend_from_slice(b",\"display_name\":");
+        crate::json::string(&mut anthropic, m.name.as_bytes());
+        anthropic.extend_from_slice(b",\"created_at\":\"1970-01-01T00:00:00Z\"}");
     }
-    out.extend_from_slice(b"]}");
-    out
+    openai.extend_from_slice(b"]}");
+    anthropic.extend_from_slice(b"],\"has_more\":false,\"first_id\":");
+    let id = |out: &mut Vec<u8>, m: Option<&&Model>| match m {
+        Some(m) => crate::json::string(out, m.name.as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    };
+    id(&mut anthropic, models.first());
+    anthropic.extend_from_slice(b",\"last_id\":");
+    id(&mut anthropic, models.last());
+    anthropic.push(b'}');
+    ModelLists { openai, anthropic }
 }
 
 #[cfg(test)]

@@ -108,7 +108,12 @@ async fn serve_request(
     read_body(snap, io, c, ctx).await?;
     if ctx.route == Route::Models {
         let k = &snap.keys[key.0 as usize];
-        let body = k.models_json.as_deref().unwrap_or(&snap.models_json);
+        let lists = k.models_json.as_ref().unwrap_or(&snap.models_json);
+        // The Anthropic SDK always sends its API version; it gets its own shape.
+        let body = match c.head.header(&c.buf, "anthropic-version") {
+            Some(_) => &lists.anthropic,
+            None => &lists.openai,
+        };
         return respond_json(io, c, ctx, 200, body).await;
     }
     // parse_fields
