@@ -122,7 +122,7 @@ fn every_stream_capture_scans_as_the_manifest_says_at_every_split() {
         checked += 1;
     }
     assert_eq!(
-        checked, 16,
+        checked, 18,
         "every stream capture in the manifest was checked"
     );
 }

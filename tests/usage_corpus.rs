@@ -49,7 +49,9 @@ struct Expected {
 }
 
 fn dialect(path: &str) -> Dialect {
-    if path.starts_with("anthropic/") {
+    if path.starts_with("openai/responses") {
+        Dialect::Responses
+    } else if path.starts_with("anthropic/") {
         Dialect::Anthropic
     } else if path.starts_with("gemini/") {
         Dialect::Gemini
@@ -188,5 +190,5 @@ fn every_capture_meters_as_the_manifest_says_at_every_split() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 23, "every metered capture in the manifest");
+    assert_eq!(checked, 26, "every metered capture in the manifest");
 }

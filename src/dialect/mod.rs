@@ -23,6 +23,8 @@ pub enum Dialect {
     OpenAi,
     Anthropic,
     Gemini,
+    /// OpenAI's Responses API (`/v1/responses`): OpenAI providers, its own event stream.
+    Responses,
 }
 
 impl Dialect {
@@ -37,6 +39,7 @@ impl Dialect {
                     || non_empty_after(e.data, b"\"arguments\":\"")
             }
             Dialect::Anthropic => e.event == b"content_block_delta",
+            Dialect::Responses => openai::responses::is_content(e.data),
             Dialect::Gemini => {
                 non_empty_after(e.data, b"\"text\": \"")
                     || has(b"\"functionCall\"")
@@ -59,6 +62,10 @@ impl Dialect {
                 gemini::observe(e.data, o, scratch);
                 false
             }
+            Dialect::Responses => {
+                openai::responses::observe_event(e.data, o);
+                false
+            }
         }
     }
 
@@ -74,6 +81,10 @@ impl Dialect {
                 gemini::observe(body, o, scratch);
                 o.finished = true;
             }
+            Dialect::Responses => {
+                openai::responses::observe_body(body, o);
+                o.finished = true;
+            }
         }
     }
 
@@ -83,6 +94,7 @@ impl Dialect {
             Dialect::OpenAi => e.data == b"[DONE]",
             Dialect::Anthropic => e.event == b"message_stop",
             Dialect::Gemini => memchr::memmem::find(e.data, b"\"finishReason\"").is_some(),
+            Dialect::Responses => openai::responses::is_end(e.data),
         }
     }
 }

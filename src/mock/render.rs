@@ -698,7 +698,7 @@ pub fn error_body_coded(
 ) {
     use crate::dialect::{anthropic, gemini, openai};
     match dialect {
-        Dialect::OpenAi => {
+        Dialect::OpenAi | Dialect::Responses => {
             let (kind, usual): (&[u8], Option<&[u8]>) = match status {
                 401 => (b"invalid_request_error", Some(b"invalid_api_key")),
                 404 => (b"invalid_request_error", Some(b"not_found")),

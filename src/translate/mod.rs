@@ -18,7 +18,8 @@ pub mod stream;
 
 use crate::dialect::Dialect;
 
-/// A client dialect served by a provider that speaks another.
+/// A client dialect served by a provider that speaks another. (The Responses API is served
+/// only by OpenAI providers, as it is: no pair names it.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pair {
     /// An OpenAI Chat Completions client, an Anthropic Messages provider.

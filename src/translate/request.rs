@@ -43,6 +43,7 @@ fn translate_tape(
         Dialect::OpenAi => openai::request::TARGET,
         Dialect::Anthropic => anthropic::request::TARGET,
         Dialect::Gemini => gemini::request::TARGET,
+        Dialect::Responses => unreachable!("no translation pair names the Responses API"),
     };
     let request = match pair.client() {
         Dialect::OpenAi => openai::request::read(v, name)?,
@@ -50,12 +51,14 @@ fn translate_tape(
         Dialect::Gemini => {
             return Err(Untranslatable::new("", "Gemini clients are not translated"));
         }
+        Dialect::Responses => unreachable!("no translation pair names the Responses API"),
     };
     out.clear();
     match pair.provider() {
         Dialect::OpenAi => openai::request::write(&request, target, out),
         Dialect::Anthropic => anthropic::request::write(&request, target, out),
         Dialect::Gemini => gemini::request::write(&request, target, out),
+        Dialect::Responses => unreachable!("no translation pair names the Responses API"),
     }
 }
 

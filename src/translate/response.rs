@@ -39,10 +39,12 @@ pub fn translate(
         Dialect::Anthropic => anthropic::answer::read(v),
         Dialect::Gemini => gemini::answer::read(v),
         Dialect::OpenAi => openai::answer::read(v),
+        Dialect::Responses => unreachable!("no translation pair names the Responses API"),
     };
     let result = answer.map(|a| match pair.client() {
         Dialect::Anthropic => anthropic::answer::write(&a, o, out),
         Dialect::OpenAi | Dialect::Gemini => openai::answer::write(&a, o, created, out),
+        Dialect::Responses => unreachable!("no translation pair names the Responses API"),
     });
     let empty: simd_json::Tape<'static> = tape.reset();
     scratch.keep_tape(empty);

@@ -68,12 +68,14 @@ impl StreamTranslator {
             Dialect::OpenAi => Reader::OpenAi(openai::stream::Reader::default()),
             Dialect::Anthropic => Reader::Anthropic(anthropic::stream::Reader::default()),
             Dialect::Gemini => Reader::Gemini(gemini::stream::Reader::default()),
+            Dialect::Responses => unreachable!("no translation pair names the Responses API"),
         };
         let writer = match pair.client() {
             Dialect::Anthropic => Writer::Anthropic(anthropic::stream::Writer::default()),
             Dialect::OpenAi | Dialect::Gemini => {
                 Writer::OpenAi(openai::stream::Writer::new(client_usage, created))
             }
+            Dialect::Responses => unreachable!("no translation pair names the Responses API"),
         };
         StreamTranslator { reader, writer }
     }

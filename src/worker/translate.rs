@@ -218,6 +218,7 @@ pub(super) fn translate_across(
             Dialect::Anthropic => "Anthropic",
             Dialect::Gemini => "Gemini",
             Dialect::OpenAi => "an OpenAI-dialect provider",
+            Dialect::Responses => unreachable!("no translation pair names the Responses API"),
         };
         return Err(GatewayError::new(
             ErrorKind::InvalidBody,
@@ -243,6 +244,7 @@ pub(super) fn translate_across(
         Dialect::Anthropic => out.extend_from_slice(anthropic::MESSAGES_PATH),
         Dialect::OpenAi => out.extend_from_slice(openai::CHAT_PATH),
         Dialect::Gemini => gemini::write_path(out, dep.upstream_model.as_bytes(), f.stream),
+        Dialect::Responses => unreachable!("no translation pair names the Responses API"),
     }
     if pair.provider() == Dialect::OpenAi {
         out.extend_from_slice(provider.query.as_bytes());

@@ -188,7 +188,7 @@ impl RequestSpec {
         }
         if let Some(k) = key {
             match self.dialect {
-                Dialect::OpenAi => {
+                Dialect::OpenAi | Dialect::Responses => {
                     write::header(&mut out, "authorization", format!("Bearer {k}").as_bytes())
                 }
                 Dialect::Anthropic => write::header(&mut out, "x-api-key", k.as_bytes()),
@@ -235,7 +235,7 @@ pub fn generated_body(
     let text: Vec<u8> = FILLER.iter().copied().cycle().take(prompt_bytes).collect();
     let mut out = Vec::with_capacity(prompt_bytes + 200);
     let model = model.unwrap_or(match dialect {
-        Dialect::OpenAi => "gpt-4o-mini",
+        Dialect::OpenAi | Dialect::Responses => "gpt-4o-mini",
         Dialect::Anthropic => "claude-sonnet-4-5",
         Dialect::Gemini => "gemini-2.5-flash",
     });
@@ -251,6 +251,20 @@ pub fn generated_body(
             }
             if let Some(m) = max_tokens.or((dialect == Dialect::Anthropic).then_some(16)) {
                 out.extend_from_slice(b",\"max_tokens\":");
+                crate::json::uint(&mut out, u64::from(m));
+            }
+            out.push(b'}');
+        }
+        Dialect::Responses => {
+            out.extend_from_slice(b"{\"model\":");
+            crate::json::string(&mut out, model.as_bytes());
+            out.extend_from_slice(b",\"input\":");
+            crate::json::string(&mut out, &text);
+            if stream {
+                out.extend_from_slice(b",\"stream\":true");
+            }
+            if let Some(m) = max_tokens {
+                out.extend_from_slice(b",\"max_output_tokens\":");
                 crate::json::uint(&mut out, u64::from(m));
             }
             out.push(b'}');

@@ -17,6 +17,7 @@
 
 pub mod answer;
 pub mod request;
+pub mod responses;
 pub mod stream;
 
 use crate::json::scan::{Members, is_empty_array, string_at, uint_at, value_end, visit_keys};
@@ -53,7 +54,7 @@ fn read_usage(data: &[u8], at: usize) -> Option<RawUsage> {
 }
 
 /// A count: `Some(None)` for `null`, `None` when it is not a count at all.
-fn count(v: &[u8]) -> Option<Option<u64>> {
+pub(super) fn count(v: &[u8]) -> Option<Option<u64>> {
     if v == b"null" {
         return Some(None);
     }
@@ -63,7 +64,7 @@ fn count(v: &[u8]) -> Option<Option<u64>> {
 }
 
 /// The count `key` of a details object (`null` or absent: none).
-fn detail(v: &[u8], key: &[u8]) -> Option<Option<u64>> {
+pub(super) fn detail(v: &[u8], key: &[u8]) -> Option<Option<u64>> {
     if v == b"null" {
         return Some(None);
     }
