@@ -108,6 +108,32 @@ def check_openai_refusal(model):
         assert e.param == "n", e.body
 
 
+def check_responses(model, translated_model):
+    """The Responses API: passed through to an OpenAI provider; refused where none serves it."""
+    r = oai.responses.create(model=model, input="hello", max_output_tokens=8)
+    assert r.object == "response" and r.status == "completed", r
+    assert r.output_text, r
+    assert r.usage.output_tokens == 8 and r.usage.input_tokens > 0, r.usage
+
+    with oai.responses.stream(model=model, input=HELLO, max_output_tokens=8) as s:
+        deltas = [e.delta for e in s if e.type == "response.output_text.delta"]
+        final = s.get_final_response()
+    assert "".join(deltas) == final.output_text == r.output_text, (deltas, final)
+    assert final.usage.output_tokens == 8, final.usage
+
+    tools = [{"type": "function", "name": "get_weather", "parameters": OAI_TOOLS[0]["function"]["parameters"]}]
+    r = oai.responses.create(model=model, input="weather?", max_output_tokens=8, tools=tools)
+    call = [o for o in r.output if o.type == "function_call"]
+    assert len(call) == 1 and call[0].name == "get_weather", r
+    assert isinstance(json.loads(call[0].arguments), dict), call[0].arguments
+
+    try:
+        oai.responses.create(model=translated_model, input="hello")
+        raise AssertionError("a Responses request went to a provider that does not speak it")
+    except openai.BadRequestError as e:
+        assert "Responses API" in str(e), e
+
+
 def check_anthropic(model):
     listed = ant.models.list()
     assert model in [m.id for m in listed.data] and listed.has_more is False, listed
@@ -165,6 +191,8 @@ def main():
         check_anthropic(model)
         print(f"anthropic sdk {anthropic.__version__}: {model} ok")
     check_openai_refusal(args[:split][-1])
+    check_responses(args[0], args[split + 1])
+    print(f"openai sdk {openai.__version__}: responses via {args[0]} ok")
 
 
 if __name__ == "__main__":

@@ -283,6 +283,21 @@ impl GatewayError {
         self.write_anthropic_json(out);
         out.extend_from_slice(b"\n\n");
     }
+
+    /// The Responses API's stream error event (`type: error`, with the code, message and
+    /// param at the top level).
+    pub fn write_responses_sse_event(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"event: error\ndata: {\"type\":\"error\",\"code\":");
+        crate::json::string(out, self.kind.label().as_bytes());
+        out.extend_from_slice(b",\"message\":");
+        crate::json::string(out, self.message.as_bytes());
+        out.extend_from_slice(b",\"param\":");
+        match &self.param {
+            Some(p) => crate::json::string(out, p.as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b"}\n\n");
+    }
 }
 
 impl std::fmt::Display for GatewayError {

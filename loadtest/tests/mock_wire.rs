@@ -493,3 +493,146 @@ fn shaping_headers_control_tokens_size_and_time() {
             .contains("x-mock-tokens")
     );
 }
+
+#[test]
+fn responses_json_and_streams_match_the_captures() {
+    let mock = MockProc::spawn(&[]);
+    let body = br#"{"model":"gpt-5","input":"Hello there","max_output_tokens":5}"#;
+    let (r, cap) = run(send(
+        mock.addr,
+        post("/v1/responses", &[], body),
+        Dialect::Responses,
+    ));
+    assert_eq!(r.unwrap().status, 200);
+    let v = json(&cap.body);
+    let real = json(&corpus("openai/responses.json"));
+    let required = [
+        "id",
+        "object",
+        "created_at",
+        "status",
+        "model",
+        "output",
+        "usage",
+    ];
+    assert_shape(&v, &real, &required, "response");
+    assert_shape(
+        &v["output"][0],
+        &real["output"][0],
+        &["id", "type", "content"],
+        "message",
+    );
+    assert_shape(
+        &v["output"][0]["content"][0],
+        &real["output"][0]["content"][0],
+        &["type", "text"],
+        "output_text",
+    );
+    let usage = [
+        "input_tokens",
+        "input_tokens_details",
+        "output_tokens",
+        "output_tokens_details",
+    ];
+    assert_shape(&v["usage"], &real["usage"], &usage, "usage");
+    assert_eq!(v["usage"]["input_tokens"], prompt_tokens(body));
+    assert_eq!(v["usage"]["output_tokens"], 5);
+    assert_eq!(v["status"], "completed");
+
+    // A text stream: the event sequence of the capture, one delta per token, usage last.
+    let real = corpus_events("openai/responses_stream_text.sse");
+    let body = br#"{"model":"gpt-5","input":"hi","stream":true,"max_output_tokens":3}"#;
+    let (r, cap) = run(send(
+        mock.addr,
+        post("/v1/responses", &[], body),
+        Dialect::Responses,
+    ));
+    assert!(r.unwrap().stream_ended);
+    let names: Vec<&str> = cap.events.iter().map(|e| e.event.as_str()).collect();
+    let mut want: Vec<&str> = real.iter().map(|(n, _)| n.as_str()).collect();
+    want.dedup();
+    let mut got = names.clone();
+    got.dedup();
+    assert_eq!(got, want, "the capture's event sequence (deltas collapsed)");
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| **n == "response.output_text.delta")
+            .count(),
+        3
+    );
+    for (i, e) in cap.events.iter().enumerate() {
+        let d = json(e.data.as_bytes());
+        assert_eq!(d["type"], e.event.as_str(), "event line equals JSON type");
+        assert_eq!(d["sequence_number"], i, "sequence numbers count the events");
+    }
+    let done = json(cap.events.last().unwrap().data.as_bytes());
+    // (Against the 2025-09 capture: the March one predates `background` and `service_tier`.)
+    let newer = corpus_events("openai/responses_stream_function_call.sse");
+    let real_done = json(newer.last().unwrap().1.as_bytes());
+    assert_shape(
+        &done["response"],
+        &real_done["response"],
+        &required,
+        "completed",
+    );
+    assert_eq!(done["response"]["usage"]["output_tokens"], 3);
+    assert_eq!(
+        json(cap.events[0].data.as_bytes())["response"]["usage"],
+        Value::Null
+    );
+
+    // A function call: argument deltas shaped like the gpt-5 capture's.
+    let real = corpus_events("openai/responses_stream_function_call.sse");
+    let body = br#"{"model":"gpt-5","input":"hi","stream":true,"max_output_tokens":4,
+        "tools":[{"type":"function","name":"get_weather","parameters":{}}]}"#;
+    let (_, cap) = run(send(
+        mock.addr,
+        post("/v1/responses", &[], body),
+        Dialect::Responses,
+    ));
+    let find = |events: &[(String, Value)], name: &str| {
+        events
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let mock_events: Vec<(String, Value)> = cap
+        .events
+        .iter()
+        .map(|e| (e.event.clone(), json(e.data.as_bytes())))
+        .collect();
+    let real_events: Vec<(String, Value)> = real
+        .iter()
+        .map(|(n, d)| (n.clone(), json(d.as_bytes())))
+        .collect();
+    for name in [
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+    ] {
+        let (m, r) = (find(&mock_events, name), find(&real_events, name));
+        assert_shape(
+            &m,
+            &r,
+            &["type", "sequence_number", "item_id", "output_index"],
+            name,
+        );
+    }
+    let args: String = mock_events
+        .iter()
+        .filter(|(n, _)| n == "response.function_call_arguments.delta")
+        .map(|(_, v)| v["delta"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(json(args.as_bytes())["input"], "The quick brown fox");
+    let item = &find(&mock_events, "response.output_item.done")["item"];
+    let real_item = &real_events[12].1["item"];
+    assert_eq!(real_item["type"], "function_call");
+    assert_shape(
+        item,
+        real_item,
+        &["type", "call_id", "name", "arguments"],
+        "function_call",
+    );
+    assert_eq!(item["name"], "get_weather");
+}

@@ -4,6 +4,7 @@
 //! default config answers real requests with no API keys and no other process.
 
 pub mod render;
+mod responses;
 
 use crate::dialect::Dialect;
 
@@ -16,6 +17,8 @@ pub enum Api {
     Embeddings,
     Models,
     Messages,
+    /// OpenAI's Responses API (`…/responses`).
+    Responses,
     /// `…/models/{model}:generateContent` or `:streamGenerateContent` (`sse` with `alt=sse`).
     Gemini {
         model: String,
@@ -31,6 +34,7 @@ impl Api {
     pub fn dialect(&self) -> Dialect {
         match self {
             Api::Messages => Dialect::Anthropic,
+            Api::Responses => Dialect::Responses,
             Api::Gemini { .. } => Dialect::Gemini,
             _ => Dialect::OpenAi,
         }
@@ -40,7 +44,12 @@ impl Api {
     pub fn generates(&self) -> bool {
         matches!(
             self,
-            Api::Chat | Api::Completions | Api::Embeddings | Api::Messages | Api::Gemini { .. }
+            Api::Chat
+                | Api::Completions
+                | Api::Embeddings
+                | Api::Messages
+                | Api::Responses
+                | Api::Gemini { .. }
         )
     }
 }
@@ -104,7 +113,7 @@ pub fn respond(ask: &Ask<'_>, out: &mut Vec<u8>) {
     // A stream in the client's own dialect: OpenAI chunks, Anthropic's events, or Gemini's
     // SSE (`streamGenerateContent?alt=sse`; without `alt=sse` Gemini streams a JSON array).
     let streams = match ask.api {
-        Api::Chat | Api::Completions | Api::Messages => ask.stream,
+        Api::Chat | Api::Completions | Api::Messages | Api::Responses => ask.stream,
         Api::Gemini { stream, sse, .. } => *stream && *sse,
         _ => false,
     };

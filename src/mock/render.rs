@@ -53,7 +53,7 @@ impl Plan<'_> {
         u64::from(self.tokens) + u64::from(self.reasoning_tokens)
     }
 
-    fn total_tokens(&self) -> u64 {
+    pub(super) fn total_tokens(&self) -> u64 {
         self.prompt_tokens + self.completion_tokens()
     }
 }
@@ -98,7 +98,7 @@ pub fn tool_fragment(out: &mut Vec<u8>, k: u32, n: u32, token_bytes: Option<u32>
     }
 }
 
-fn tool_arguments(out: &mut Vec<u8>, n: u32, token_bytes: Option<u32>) {
+pub(super) fn tool_arguments(out: &mut Vec<u8>, n: u32, token_bytes: Option<u32>) {
     for k in 0..n {
         tool_fragment(out, k, n, token_bytes);
     }
@@ -140,13 +140,13 @@ impl Events {
         start..self.ends[i]
     }
 
-    fn end(&mut self, tick: u32, tokens: u32) {
+    pub(super) fn end(&mut self, tick: u32, tokens: u32) {
         self.ends.push(self.buf.len());
         self.ticks.push(tick);
         self.tokens.push(tokens);
     }
 
-    fn mark_usage(&mut self) {
+    pub(super) fn mark_usage(&mut self) {
         self.usage_event.get_or_insert(self.ends.len());
     }
 }
@@ -158,6 +158,7 @@ pub fn json_body(plan: &Plan<'_>, out: &mut Vec<u8>) {
         Api::Completions => openai_completion_json(plan, out),
         Api::Embeddings => openai_embeddings_json(plan, out),
         Api::Messages => anthropic_json(plan, out),
+        Api::Responses => super::responses::json(plan, out),
         Api::Gemini { .. } => gemini_json(plan, out, true),
         Api::Models | Api::Stats | Api::Reset | Api::Health => {}
     }
@@ -168,6 +169,7 @@ pub fn stream_events(plan: &Plan<'_>, ev: &mut Events) {
     match plan.api {
         Api::Chat | Api::Completions => openai_stream(plan, ev),
         Api::Messages => anthropic_stream(plan, ev),
+        Api::Responses => super::responses::stream(plan, ev),
         Api::Gemini { .. } => gemini_stream(plan, ev),
         Api::Embeddings | Api::Models | Api::Stats | Api::Reset | Api::Health => {}
     }

@@ -179,7 +179,7 @@ impl Route {
     /// OpenTelemetry's `gen_ai.operation.name`, for the model APIs.
     pub fn operation(self) -> Option<&'static str> {
         match self {
-            Route::ChatCompletions | Route::Messages => Some("chat"),
+            Route::ChatCompletions | Route::Messages | Route::Responses => Some("chat"),
             Route::Completions => Some("text_completion"),
             Route::Embeddings => Some("embeddings"),
             _ => None,

@@ -14,6 +14,8 @@ pub enum Route {
     Completions,
     /// Anthropic's Messages API (`POST /v1/messages`).
     Messages,
+    /// OpenAI's Responses API (`POST /v1/responses`).
+    Responses,
     Embeddings,
     Models,
     Health,
@@ -28,6 +30,7 @@ impl Route {
             Route::ChatCompletions => "/v1/chat/completions",
             Route::Completions => "/v1/completions",
             Route::Messages => "/v1/messages",
+            Route::Responses => "/v1/responses",
             Route::Embeddings => "/v1/embeddings",
             Route::Models => "/v1/models",
             Route::Health => "/healthz",

@@ -153,6 +153,7 @@ fn fields_of<'a>(
         .and_then(|b| b.as_bool())
         .unwrap_or(false);
     let max_tokens = member("max_completion_tokens")
+        .or_else(|| member("max_output_tokens"))
         .or_else(|| member("max_tokens"))
         .and_then(|m| m.as_u64())
         .map(|m| m.min(u64::from(u32::MAX)) as u32);
@@ -185,7 +186,7 @@ pub(super) fn scan_request(body: &[u8]) -> Result<Option<ReadFields<'_>>, Gatewa
     };
     let mut model = None;
     let (mut stream, mut include_usage) = (false, false);
-    let (mut max_tokens, mut max_completion_tokens) = (None, None);
+    let (mut max_tokens, mut max_completion_tokens, mut max_output_tokens) = (None, None, None);
     let (mut cache_key, mut user) = (None, None);
     for m in Members::new(body) {
         let m = m.map_err(|()| malformed())?;
@@ -216,6 +217,8 @@ pub(super) fn scan_request(body: &[u8]) -> Result<Option<ReadFields<'_>>, Gatewa
             }
             b"max_tokens" => max_tokens = crate::json::scan::uint_at(v, 0),
             b"max_completion_tokens" => max_completion_tokens = crate::json::scan::uint_at(v, 0),
+            // The Responses API's name for it.
+            b"max_output_tokens" => max_output_tokens = crate::json::scan::uint_at(v, 0),
             key @ (b"prompt_cache_key" | b"user") if v.first() == Some(&b'"') && v.len() >= 2 => {
                 let raw = &v[1..v.len() - 1];
                 // Hashed as the full parser sees it: unescaped.
@@ -239,6 +242,7 @@ pub(super) fn scan_request(body: &[u8]) -> Result<Option<ReadFields<'_>>, Gatewa
         stream,
         include_usage,
         max_tokens: max_completion_tokens
+            .or(max_output_tokens)
             .or(max_tokens)
             .map(|m| m.min(u64::from(u32::MAX)) as u32),
         session: cache_key

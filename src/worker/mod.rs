@@ -603,6 +603,7 @@ fn call_of(c: &Conn, ctx: &RequestCtx, f: &Fields) -> Call {
         api: match ctx.route {
             Route::Completions => crate::mock::Api::Completions,
             Route::Messages => crate::mock::Api::Messages,
+            Route::Responses => crate::mock::Api::Responses,
             Route::Embeddings => crate::mock::Api::Embeddings,
             _ => crate::mock::Api::Chat,
         },

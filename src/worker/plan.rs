@@ -48,13 +48,18 @@ pub(super) fn plan(
         return Err(GatewayError::new(
             ErrorKind::InvalidBody,
             format!(
-                "The model `{}` is not served by a provider that can answer {} (Anthropic \
-                 and Gemini providers answer chat completions only).",
+                "The model `{}` is not served by a provider that can answer {}.",
                 model.name,
-                if ctx.route == Route::Messages {
-                    "Anthropic's Messages API"
-                } else {
-                    "this endpoint"
+                match ctx.route {
+                    Route::Messages => {
+                        "Anthropic's Messages API (Anthropic and Gemini providers answer chat \
+                         completions only)"
+                    }
+                    Route::Responses => {
+                        "OpenAI's Responses API (OpenAI providers answer it; it is not \
+                         translated for other providers yet)"
+                    }
+                    _ => "this endpoint (Anthropic and Gemini providers answer chat completions only)",
                 }
             ),
         )

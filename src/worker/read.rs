@@ -61,6 +61,7 @@ pub(super) fn route(method: Method, path: &[u8]) -> Result<Route, GatewayError> 
         b"/v1/chat/completions" => (Route::ChatCompletions, Method::Post),
         b"/v1/completions" => (Route::Completions, Method::Post),
         b"/v1/messages" => (Route::Messages, Method::Post),
+        b"/v1/responses" => (Route::Responses, Method::Post),
         b"/v1/embeddings" => (Route::Embeddings, Method::Post),
         b"/v1/models" => (Route::Models, Method::Get),
         b"/healthz" => (Route::Health, Method::Get),

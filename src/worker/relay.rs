@@ -409,10 +409,10 @@ async fn end_with_error(
     if framing == Framing::Chunked && sse {
         c.out.clear();
         let mut event = Vec::with_capacity(256);
-        if ctx.route == Route::Messages {
-            e.write_anthropic_sse_event(&mut event);
-        } else {
-            e.write_sse_event(&mut event);
+        match ctx.route {
+            Route::Messages => e.write_anthropic_sse_event(&mut event),
+            Route::Responses => e.write_responses_sse_event(&mut event),
+            _ => e.write_sse_event(&mut event),
         }
         write::chunk(&mut c.out, &event);
         write::last_chunk(&mut c.out);

@@ -28,6 +28,7 @@ pub(super) fn api_suffix(route: Route) -> &'static [u8] {
     match route {
         Route::Completions => openai::COMPLETIONS_PATH,
         Route::Messages => anthropic::MESSAGES_PATH,
+        Route::Responses => openai::RESPONSES_PATH,
         Route::Embeddings => openai::EMBEDDINGS_PATH,
         _ => openai::CHAT_PATH,
     }
@@ -57,11 +58,15 @@ pub(super) fn translate(
         return translate_across(w, snap, c, ctx, f, (d, pair));
     }
     let body = &c.buf[c.body.clone()];
-    // (Anthropic's Messages API always reports usage.)
-    let usage_splice =
-        (f.stream && !f.include_usage && !matches!(ctx.route, Route::Embeddings | Route::Messages))
-            .then(|| include_usage_splice(body))
-            .flatten();
+    // (Anthropic's Messages API and OpenAI's Responses API always report usage.)
+    let usage_splice = (f.stream
+        && !f.include_usage
+        && !matches!(
+            ctx.route,
+            Route::Embeddings | Route::Messages | Route::Responses
+        ))
+    .then(|| include_usage_splice(body))
+    .flatten();
     ctx.attempt.inject_usage = usage_splice.is_some();
     ctx.attempt.client_usage = f.include_usage;
     let Some(ep) = &provider.endpoint else {
@@ -77,6 +82,7 @@ pub(super) fn translate(
         // Each API's own name for it (the dialect modules' wire facts).
         let member = match ctx.route {
             Route::Messages => anthropic::MAX_TOKENS_MEMBER,
+            Route::Responses => openai::RESPONSES_MAX_TOKENS_MEMBER,
             r => openai::max_tokens_member(r == Route::ChatCompletions, false),
         };
         max_tokens.push(b'"');
@@ -176,10 +182,10 @@ pub(super) fn upstream_headers(
 
 /// The client's dialect on `route`.
 pub(super) fn client_dialect(route: Route) -> Dialect {
-    if route == Route::Messages {
-        Dialect::Anthropic
-    } else {
-        Dialect::OpenAi
+    match route {
+        Route::Messages => Dialect::Anthropic,
+        Route::Responses => Dialect::Responses,
+        _ => Dialect::OpenAi,
     }
 }
 

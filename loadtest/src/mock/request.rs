@@ -57,6 +57,8 @@ pub fn route(method: Method, path: &[u8], query: Option<&[u8]>) -> Result<Api, (
         post(Api::Embeddings)
     } else if path.ends_with(b"/messages") {
         post(Api::Messages)
+    } else if path.ends_with(b"/responses") {
+        post(Api::Responses)
     } else if path.ends_with(b"/models") {
         get(Api::Models)
     } else {
@@ -306,6 +308,21 @@ pub fn read_fields(api: &Api, body: &mut [u8]) -> Result<Fields, String> {
                 .and_then(|t| t.as_array())
                 .and_then(|t| t.first())
                 .and_then(|t| t.get("function"))
+                .and_then(|t| str_at(t, "name"));
+            if !forbidden {
+                f.tool = named.or(first);
+            }
+        }
+        Api::Responses => {
+            f.max_tokens = u32_at(&v, "max_output_tokens");
+            // Function tools are flat here: {"type":"function","name":…}.
+            let choice = v.get("tool_choice");
+            let forbidden = choice.and_then(|c| c.as_str()) == Some("none");
+            let named = choice.and_then(|c| str_at(c, "name"));
+            let first = v
+                .get("tools")
+                .and_then(|t| t.as_array())
+                .and_then(|t| t.first())
                 .and_then(|t| str_at(t, "name"));
             if !forbidden {
                 f.tool = named.or(first);

@@ -140,6 +140,9 @@ pub fn observe(data: &[u8], o: &mut Observed) -> bool {
 
 /// Paths under a provider's base URL, per API.
 pub const CHAT_PATH: &[u8] = b"/chat/completions";
+pub const RESPONSES_PATH: &[u8] = b"/responses";
+/// The Responses API's cap on output.
+pub const RESPONSES_MAX_TOKENS_MEMBER: &[u8] = b"max_output_tokens";
 pub const COMPLETIONS_PATH: &[u8] = b"/completions";
 pub const EMBEDDINGS_PATH: &[u8] = b"/embeddings";
 

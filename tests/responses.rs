@@ -1,0 +1,145 @@
+//! OpenAI's Responses API (`POST /v1/responses`) through the gateway to an OpenAI provider (the
+//! real mock, over a socket): passed through byte for byte, metered exactly — JSON, streams,
+//! function calls — and refused with a clear 400 where no deployment speaks it.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+mod support;
+
+use support::*;
+
+fn responses(model: &str, stream: bool, extra: &str) -> Vec<u8> {
+    post(
+        "/v1/responses",
+        &format!(
+            r#"{{"model":"{model}","input":[{{"role":"user","content":"hello there"}}],"max_output_tokens":9,"stream":{stream}{extra}}}"#
+        ),
+    )
+}
+
+fn config(mock: std::net::SocketAddr, audit: &std::path::Path) -> String {
+    config_text(
+        None,
+        1,
+        &format!(
+            "[[providers]]\nname = \"oai\"\nkind = \"openai\"\n\
+             base_url = \"http://{mock}/v1\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n\
+             [[providers]]\nname = \"claude\"\nkind = \"anthropic\"\n\
+             base_url = \"http://{mock}/v1\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n\
+             [[models]]\nname = \"gpt-x\"\n[[models.deployments]]\nprovider = \"oai\"\n\
+             model = \"gpt-upstream\"\nprice = {{ input = 1.25, output = 10.0 }}\n\
+             [[models]]\nname = \"claude-x\"\n[[models.deployments]]\nprovider = \"claude\"\n\
+             price = {{ input = 3.0, output = 15.0 }}\n{}",
+            audit_to(audit)
+        ),
+    )
+}
+
+#[test]
+fn responses_pass_through_to_an_openai_provider_and_are_metered() {
+    let dir = test_dir("responses-pass");
+    let audit = dir.join("audit.log");
+    let mock = start_mock(|m| m.api_keys = vec![UPSTREAM_KEY.into()]);
+    let gw = start(&config(mock.addr, &audit));
+    let a = gw.local_addr();
+
+    let r = roundtrip(a, &responses("gpt-x", false, ""));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(
+        (v["object"].as_str(), v["status"].as_str()),
+        (Some("response"), Some("completed"))
+    );
+    assert_eq!(
+        v["model"], "gpt-upstream",
+        "the deployment's model went upstream"
+    );
+    assert_eq!(v["output"][0]["type"], "message");
+    let input = v["usage"]["input_tokens"].as_u64().unwrap();
+    assert_eq!(v["usage"]["output_tokens"], 9);
+
+    let r = roundtrip(a, &responses("gpt-x", true, ""));
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events.first(), Some(&"response.created"), "{text}");
+    assert_eq!(events.last(), Some(&"response.completed"), "{text}");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| **e == "response.output_text.delta")
+            .count(),
+        9
+    );
+    assert!(
+        !text.contains("[DONE]") && !text.contains("stream_options"),
+        "{text}"
+    );
+
+    // A function call, streamed as argument deltas.
+    let tools = r#","tools":[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{}}}]"#;
+    let r = roundtrip(a, &responses("gpt-x", true, tools));
+    let text = r.text();
+    assert!(
+        text.contains("event: response.function_call_arguments.delta"),
+        "{text}"
+    );
+    assert!(text.contains(r#""name":"get_weather""#), "{text}");
+    gw.shutdown();
+
+    let ledger = mock.ledger();
+    assert_eq!(ledger.rejected, 0, "the provider got its own key");
+    let records = audit_records(&audit);
+    assert_eq!(records.len(), 3);
+    for r in &records {
+        assert_eq!(r["http.route"], "/v1/responses", "{r}");
+        assert_eq!(r["gen_ai.operation.name"], "chat");
+        assert!(r["gen_ai.usage.input_tokens"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(r["gen_ai.usage.output_tokens"], 9, "{r}");
+        assert_eq!(r["gen_ai.response.finish_reasons"][0], "completed", "{r}");
+        assert_eq!(r["usage_estimated"], false, "{r}");
+        assert!(
+            r["gen_ai.response.id"]
+                .as_str()
+                .unwrap()
+                .starts_with("resp_"),
+            "{r}"
+        );
+    }
+    assert_eq!(records[0]["gen_ai.usage.input_tokens"], input);
+    // What the gateway metered is what the provider billed.
+    let metered: (u64, u64) = records.iter().fold((0, 0), |(i, o), r| {
+        (
+            i + r["gen_ai.usage.input_tokens"].as_u64().unwrap(),
+            o + r["gen_ai.usage.output_tokens"].as_u64().unwrap(),
+        )
+    });
+    assert_eq!(
+        metered,
+        (ledger.total.prompt_tokens, ledger.total.completion_tokens)
+    );
+    // $1.25 / $10 per million: the cost follows the tokens.
+    let r = &records[0];
+    let want = (input * 1_250_000 + 9 * 10_000_000).div_ceil(1_000_000);
+    assert_eq!(r["cost_micro_usd"], want, "{r}");
+}
+
+#[test]
+fn responses_for_a_model_no_openai_provider_serves_are_refused_clearly() {
+    let dir = test_dir("responses-refused");
+    let mock = start_mock(|_| {});
+    let gw = start(&config(mock.addr, &dir.join("audit.log")));
+    let r = roundtrip(gw.local_addr(), &responses("claude-x", false, ""));
+    gw.shutdown();
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("Responses API"), "{}", r.text());
+    assert_eq!(mock.ledger().total.requests, 0, "nothing went upstream");
+}
