@@ -143,3 +143,47 @@ fn responses_for_a_model_no_openai_provider_serves_are_refused_clearly() {
     assert!(r.text().contains("Responses API"), "{}", r.text());
     assert_eq!(mock.ledger().total.requests, 0, "nothing went upstream");
 }
+
+#[test]
+fn a_responses_stream_the_provider_breaks_ends_with_its_error_event_and_is_estimated() {
+    let dir = test_dir("responses-broken");
+    let audit = dir.join("audit.log");
+    let mock = start_mock(|_| {});
+    let gw = start(&config(mock.addr, &audit));
+    let a = gw.local_addr();
+    let faulty = |fault: &str| {
+        post_with(
+            "/v1/responses",
+            &[
+                ("authorization", &format!("Bearer {KEY}")),
+                ("x-mock-fault", fault),
+            ],
+            br#"{"model":"gpt-x","input":"hello there","max_output_tokens":9,"stream":true}"#,
+        )
+    };
+    // The connection is reset after 6 events: the client gets what came, then an error event
+    // in the Responses shape, and never a `response.completed`.
+    let r = roundtrip(a, &faulty("reset-after=6"));
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(
+        last.starts_with("event: error\ndata: {\"type\":\"error\",\"code\":"),
+        "{text}"
+    );
+    assert!(!text.contains("response.completed"), "{text}");
+    // A stream that ends cleanly but without its terminal event: relayed as it came.
+    let r = roundtrip(a, &faulty("truncate"));
+    assert_eq!(r.status, 200);
+    assert!(!r.text().contains("response.completed"), "{}", r.text());
+    gw.shutdown();
+    let records = audit_records(&audit);
+    assert_eq!(records.len(), 2);
+    for r in &records {
+        // No usage reported: charged an estimate from the prompt and what was relayed.
+        assert_eq!(r["usage_estimated"], true, "{r}");
+        assert!(r["gen_ai.usage.input_tokens"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["gen_ai.usage.output_tokens"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["cost_micro_usd"].as_u64().unwrap() > 0, "{r}");
+    }
+}
