@@ -210,16 +210,13 @@ pub(super) fn budget_usd(p: &mut Problems, path: &str, v: f64) -> u64 {
 
 pub(super) fn micros(p: &mut Problems, path: &str, r: &RawPrice) -> Option<Price> {
     let before = p.0.len();
-    let input = usd(p, &format!("{path}.input"), r.input);
+    let [input, output, cache_read, cache_write] =
+        rates(p, path, r.input, r.output, r.cached_input, r.cache_write);
     let price = Price {
         input,
-        output: usd(p, &format!("{path}.output"), r.output),
-        cache_read: r
-            .cached_input
-            .map_or(input, |v| usd(p, &format!("{path}.cached_input"), v)),
-        cache_write: r
-            .cache_write
-            .map_or(input, |v| usd(p, &format!("{path}.cache_write"), v)),
+        output,
+        cache_read,
+        cache_write,
         long: r
             .long_context
             .as_ref()
@@ -228,7 +225,26 @@ pub(super) fn micros(p: &mut Problems, path: &str, r: &RawPrice) -> Option<Price
     (p.0.len() == before).then_some(price)
 }
 
-/// A long-context tier in µ$ per million tokens; unset cache rates follow its input rate.
+/// Input, output, cache-read and cache-write rates in µ$ per million tokens; unset cache
+/// rates follow the input rate.
+fn rates(
+    p: &mut Problems,
+    path: &str,
+    input: f64,
+    output: f64,
+    cached_input: Option<f64>,
+    cache_write: Option<f64>,
+) -> [u64; 4] {
+    let input = usd(p, &format!("{path}.input"), input);
+    [
+        input,
+        usd(p, &format!("{path}.output"), output),
+        cached_input.map_or(input, |v| usd(p, &format!("{path}.cached_input"), v)),
+        cache_write.map_or(input, |v| usd(p, &format!("{path}.cache_write"), v)),
+    ]
+}
+
+/// A long-context tier in µ$ per million tokens.
 fn long_context(p: &mut Problems, path: &str, l: &RawLongContext) -> LongContext {
     if l.above_tokens == 0 {
         p.add(
@@ -236,17 +252,14 @@ fn long_context(p: &mut Problems, path: &str, l: &RawLongContext) -> LongContext
             "must be at least 1: the prompt length (tokens) above which these rates apply",
         );
     }
-    let input = usd(p, &format!("{path}.input"), l.input);
+    let [input, output, cache_read, cache_write] =
+        rates(p, path, l.input, l.output, l.cached_input, l.cache_write);
     LongContext {
         above: l.above_tokens,
         input,
-        output: usd(p, &format!("{path}.output"), l.output),
-        cache_read: l
-            .cached_input
-            .map_or(input, |v| usd(p, &format!("{path}.cached_input"), v)),
-        cache_write: l
-            .cache_write
-            .map_or(input, |v| usd(p, &format!("{path}.cache_write"), v)),
+        output,
+        cache_read,
+        cache_write,
     }
 }
 
