@@ -229,23 +229,27 @@ impl GatewayError {
     /// `request_id` (may be empty) goes in `x-request-id`; `extra` is header lines
     /// (`name: value\r\n`, e.g. `retry-after` and `x-ratelimit-*`) added as they are.
     pub fn write_response(&self, out: &mut Vec<u8>, close: bool, request_id: &[u8], extra: &[u8]) {
-        self.write_response_as(out, close, request_id, extra, false);
+        self.write_response_as(out, close, request_id, extra, ErrorShape::OpenAi);
     }
 
-    /// [`GatewayError::write_response`] in Anthropic's error shape when `anthropic`.
+    /// [`GatewayError::write_response`] in the client's dialect's error shape.
     pub fn write_response_as(
         &self,
         out: &mut Vec<u8>,
         close: bool,
         request_id: &[u8],
         extra: &[u8],
-        anthropic: bool,
+        shape: ErrorShape,
     ) {
         let mut body = Vec::with_capacity(160);
-        if anthropic {
-            self.write_anthropic_json(&mut body);
-        } else {
-            self.write_json(&mut body);
+        match shape {
+            ErrorShape::OpenAi => self.write_json(&mut body),
+            ErrorShape::Anthropic => self.write_anthropic_json(&mut body),
+            ErrorShape::Gemini => crate::dialect::gemini::write_error(
+                &mut body,
+                self.status(),
+                self.message.as_bytes(),
+            ),
         }
         write::status_line(out, self.status());
         write::header(out, "content-type", b"application/json");
@@ -298,6 +302,17 @@ impl GatewayError {
         }
         out.extend_from_slice(b"}\n\n");
     }
+}
+
+/// Whose error body a client gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// `{"error":{"message","type","param","code"}}` (OpenAI's APIs).
+    OpenAi,
+    /// `{"type":"error","error":{"type","message"}}`.
+    Anthropic,
+    /// `{"error":{"code","message","status"}}`.
+    Gemini,
 }
 
 impl std::fmt::Display for GatewayError {

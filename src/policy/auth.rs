@@ -1,7 +1,7 @@
 //! authenticate: the virtual key a request presents, and whether it may be used now.
 //!
-//! The key comes from `Authorization: Bearer <key>` or `x-api-key: <key>` (the OpenAI and
-//! Anthropic SDKs' ways) and is looked up by its SHA-256: the config holds hashes only. A key
+//! The key comes from `Authorization: Bearer <key>`, `x-api-key: <key>`, `x-goog-api-key:
+//! <key>` or `?key=<key>` (the OpenAI, Anthropic and Gemini SDKs' ways; never forwarded) and is looked up by its SHA-256: the config holds hashes only. A key
 //! is refused when it is unknown (401 `invalid_api_key`), configured off (`enabled = false`),
 //! disabled at runtime by an administrator, or past its `expires` date.
 
@@ -50,12 +50,19 @@ fn find_key(snap: &Snapshot, head: &RequestHead, buf: &[u8]) -> Result<KeyId, Ga
             (v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ")).then(|| v[7..].trim_ascii())
         })
         .or_else(|| head.header(buf, "x-api-key").map(<[u8]>::trim_ascii))
+        // Gemini's SDKs: a header, or `key=` in the query.
+        .or_else(|| head.header(buf, "x-goog-api-key").map(<[u8]>::trim_ascii))
+        .or_else(|| {
+            head.query(buf)?
+                .split(|&b| b == b'&')
+                .find_map(|kv| kv.strip_prefix(b"key="))
+        })
         .filter(|k| !k.is_empty());
     let Some(key) = key else {
         return Err(GatewayError::new(
             ErrorKind::MissingKey,
-            "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or \
-             `x-api-key: <key>`.",
+            "You didn't provide an API key. Send it as `Authorization: Bearer <key>`, \
+             `x-api-key: <key>` or `x-goog-api-key: <key>`.",
         ));
     };
     let digest = ring::digest::digest(&ring::digest::SHA256, key);

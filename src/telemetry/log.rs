@@ -181,6 +181,7 @@ impl Route {
         match self {
             Route::ChatCompletions | Route::Messages | Route::Responses => Some("chat"),
             Route::Completions => Some("text_completion"),
+            Route::GenerateContent | Route::StreamGenerateContent => Some("generate_content"),
             Route::Embeddings => Some("embeddings"),
             _ => None,
         }

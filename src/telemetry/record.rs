@@ -16,6 +16,11 @@ pub enum Route {
     Messages,
     /// OpenAI's Responses API (`POST /v1/responses`).
     Responses,
+    /// Gemini's `POST /v1beta/models/{model}:generateContent`.
+    GenerateContent,
+    /// Gemini's `POST /v1beta/models/{model}:streamGenerateContent` (`?alt=sse`: SSE; else a
+    /// JSON array).
+    StreamGenerateContent,
     Embeddings,
     Models,
     Health,
@@ -24,6 +29,11 @@ pub enum Route {
 }
 
 impl Route {
+    /// A Gemini client's route (the model is in its path).
+    pub fn is_gemini(self) -> bool {
+        matches!(self, Route::GenerateContent | Route::StreamGenerateContent)
+    }
+
     /// The path the route serves (`http.route`).
     pub fn path(self) -> &'static str {
         match self {
@@ -31,6 +41,8 @@ impl Route {
             Route::Completions => "/v1/completions",
             Route::Messages => "/v1/messages",
             Route::Responses => "/v1/responses",
+            Route::GenerateContent => "/v1beta/models/{model}:generateContent",
+            Route::StreamGenerateContent => "/v1beta/models/{model}:streamGenerateContent",
             Route::Embeddings => "/v1/embeddings",
             Route::Models => "/v1/models",
             Route::Health => "/healthz",

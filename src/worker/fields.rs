@@ -16,7 +16,9 @@ pub(super) fn parse_fields(
     let body = &c.buf[c.body.clone()];
     let invalid = |msg: String| GatewayError::new(ErrorKind::InvalidBody, msg);
     let mut guard = w.scratch.borrow_mut();
-    let read = if body.len() > FULL_PARSE_MAX_BYTES {
+    let read = if ctx.route.is_gemini() {
+        gemini_request(c.head.path(&c.buf), body)?
+    } else if body.len() > FULL_PARSE_MAX_BYTES {
         match scan_request(body)? {
             Some(r) => r,
             None => read_request(body, &mut guard)?,
@@ -77,6 +79,40 @@ pub(super) fn parse_fields(
         max_tokens: max_tokens.or(default_max_tokens),
         default_max_tokens,
         session,
+    })
+}
+
+/// A Gemini client's request: the model and the streaming choice are in its path; the output
+/// cap is `generationConfig.maxOutputTokens`. The body must be a JSON object (its members are
+/// the provider's to judge: it is forwarded byte for byte).
+fn gemini_request<'a>(path: &'a [u8], body: &'a [u8]) -> Result<ReadFields<'a>, GatewayError> {
+    let Some((model, stream)) = crate::dialect::gemini::client_call(path) else {
+        return Err(GatewayError::new(
+            ErrorKind::NotFound,
+            "no model in the path",
+        ));
+    };
+    let mut max_tokens = None;
+    for m in Members::new(body) {
+        let m = m.map_err(|()| {
+            GatewayError::new(
+                ErrorKind::InvalidBody,
+                "We could not parse the JSON body of your request. The body must be a JSON object.",
+            )
+        })?;
+        if &body[m.key.clone()] == b"generationConfig" {
+            let config = &body[m.value.clone()];
+            max_tokens = crate::json::scan::member(config, b"maxOutputTokens")
+                .and_then(|r| crate::json::scan::uint_at(config, r.start));
+        }
+    }
+    Ok(ReadFields {
+        model: std::borrow::Cow::Borrowed(model),
+        model_span: 0..0,
+        stream,
+        include_usage: false,
+        max_tokens: max_tokens.map(|m| m.min(u64::from(u32::MAX)) as u32),
+        session: None,
     })
 }
 

@@ -604,6 +604,11 @@ fn call_of(c: &Conn, ctx: &RequestCtx, f: &Fields) -> Call {
             Route::Completions => crate::mock::Api::Completions,
             Route::Messages => crate::mock::Api::Messages,
             Route::Responses => crate::mock::Api::Responses,
+            Route::GenerateContent | Route::StreamGenerateContent => crate::mock::Api::Gemini {
+                model: String::new(),
+                stream: f.stream,
+                sse: crate::dialect::gemini::wants_sse(c.head.query(&c.buf)),
+            },
             Route::Embeddings => crate::mock::Api::Embeddings,
             _ => crate::mock::Api::Chat,
         },

@@ -59,6 +59,10 @@ pub(super) fn plan(
                         "OpenAI's Responses API (OpenAI providers answer it; it is not \
                          translated for other providers yet)"
                     }
+                    Route::GenerateContent | Route::StreamGenerateContent => {
+                        "Gemini's generateContent (Gemini providers answer it; it is not \
+                         translated for other providers yet)"
+                    }
                     _ => "this endpoint (Anthropic and Gemini providers answer chat completions only)",
                 }
             ),
@@ -146,6 +150,7 @@ fn speaks(snap: &Snapshot, route: Route, d: DeploymentId) -> bool {
             let client = super::client_dialect(route);
             provider == client || crate::translate::Pair::between(client, provider).is_some()
         }
+        Route::GenerateContent | Route::StreamGenerateContent => provider == Dialect::Gemini,
         _ => provider == Dialect::OpenAi,
     }
 }

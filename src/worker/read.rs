@@ -66,15 +66,19 @@ pub(super) fn route(method: Method, path: &[u8]) -> Result<Route, GatewayError> 
         b"/v1/models" => (Route::Models, Method::Get),
         b"/healthz" => (Route::Health, Method::Get),
         b"/readyz" => (Route::Ready, Method::Get),
-        _ => {
-            return Err(GatewayError::new(
-                ErrorKind::NotFound,
-                format!(
-                    "Unknown request URL: {}. Please check the URL for typos.",
-                    String::from_utf8_lossy(path)
-                ),
-            ));
-        }
+        p => match crate::dialect::gemini::client_call(p) {
+            Some((_, false)) => (Route::GenerateContent, Method::Post),
+            Some((_, true)) => (Route::StreamGenerateContent, Method::Post),
+            None => {
+                return Err(GatewayError::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "Unknown request URL: {}. Please check the URL for typos.",
+                        String::from_utf8_lossy(path)
+                    ),
+                ));
+            }
+        },
     };
     if method != want {
         return Err(GatewayError::new(

@@ -412,6 +412,11 @@ async fn end_with_error(
         match ctx.route {
             Route::Messages => e.write_anthropic_sse_event(&mut event),
             Route::Responses => e.write_responses_sse_event(&mut event),
+            Route::GenerateContent | Route::StreamGenerateContent => {
+                event.extend_from_slice(b"data: ");
+                crate::dialect::gemini::write_error(&mut event, e.status(), e.message.as_bytes());
+                event.extend_from_slice(b"\n\n");
+            }
             _ => e.write_sse_event(&mut event),
         }
         write::chunk(&mut c.out, &event);

@@ -47,9 +47,13 @@ pub(super) async fn respond_error(
     c.out.clear();
     let mut id = Vec::with_capacity(32);
     crate::telemetry::log::request_id(&mut id, ctx_worker(ctx), ctx.serial & SERIAL_MASK);
-    // A Messages API client gets Anthropic's error shape.
-    let anthropic = ctx.route == Route::Messages;
-    e.write_response_as(&mut c.out, !ctx.keep_alive, &id, &ctx.extra_head, anthropic);
+    // A Messages API client gets Anthropic's error shape, a Gemini client Google's.
+    let shape = match ctx.route {
+        Route::Messages => crate::error::ErrorShape::Anthropic,
+        r if r.is_gemini() => crate::error::ErrorShape::Gemini,
+        _ => crate::error::ErrorShape::OpenAi,
+    };
+    e.write_response_as(&mut c.out, !ctx.keep_alive, &id, &ctx.extra_head, shape);
     let _ = send(io, c, ctx).await;
 }
 

@@ -11,6 +11,7 @@ pub(super) const NOT_FORWARDED: &[&str] = &[
     "host",
     "authorization",
     "x-api-key",
+    "x-goog-api-key",
     "content-length",
     "transfer-encoding",
     "connection",
@@ -74,6 +75,32 @@ pub(super) fn translate(
         ctx.attempt.upstream_body_bytes = body.len() as u64;
         return Ok(());
     };
+    if ctx.route.is_gemini() {
+        // The model and the call are in the path; the body goes as it came.
+        let sse = gemini::wants_sse(c.head.query(&c.buf));
+        ctx.attempt.upstream_body_bytes = body.len() as u64;
+        let out = &mut c.ex.ureq;
+        out.clear();
+        out.extend_from_slice(b"POST ");
+        out.extend_from_slice(ep.base_path.as_bytes());
+        out.extend_from_slice(b"/models/");
+        out.extend_from_slice(dep.upstream_model.as_bytes());
+        out.extend_from_slice(match (f.stream, sse) {
+            (false, _) => b":generateContent".as_slice(),
+            (true, false) => b":streamGenerateContent",
+            (true, true) => b":streamGenerateContent?alt=sse",
+        });
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        upstream_headers(out, snap, &c.head, &c.buf, d, false);
+        write::header_u64(out, "content-length", body.len() as u64);
+        write::end_head(out);
+        if body.len() >= ZERO_COPY_TAIL_BYTES {
+            c.ex.ureq_tail = Some(c.body.clone());
+        } else {
+            out.extend_from_slice(body);
+        }
+        return Ok(());
+    }
     // The JSON literal replaces the quotes too.
     let model = f.model_span.start - 1..f.model_span.end + 1;
     let mut max_tokens = Vec::new();
@@ -185,6 +212,7 @@ pub(super) fn client_dialect(route: Route) -> Dialect {
     match route {
         Route::Messages => Dialect::Anthropic,
         Route::Responses => Dialect::Responses,
+        Route::GenerateContent | Route::StreamGenerateContent => Dialect::Gemini,
         _ => Dialect::OpenAi,
     }
 }

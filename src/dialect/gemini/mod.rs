@@ -98,6 +98,27 @@ pub fn write_path(out: &mut Vec<u8>, model: &[u8], stream: bool) {
     });
 }
 
+/// A Gemini client's call: `/v1beta/models/{model}:generateContent` (or `/v1/models/…`, or
+/// `:streamGenerateContent`) → the model and whether it streams. `None` for any other path.
+pub fn client_call(path: &[u8]) -> Option<(&[u8], bool)> {
+    let rest = path
+        .strip_prefix(b"/v1beta/models/")
+        .or_else(|| path.strip_prefix(b"/v1/models/"))?;
+    let colon = memchr::memrchr(b':', rest)?;
+    let (model, method) = (&rest[..colon], &rest[colon + 1..]);
+    let stream = match method {
+        b"generateContent" => false,
+        b"streamGenerateContent" => true,
+        _ => return None,
+    };
+    (!model.is_empty() && !model.contains(&b'/')).then_some((model, stream))
+}
+
+/// True when a query string asks for SSE framing (`alt=sse`).
+pub fn wants_sse(query: Option<&[u8]>) -> bool {
+    query.is_some_and(|q| q.split(|&b| b == b'&').any(|kv| kv == b"alt=sse"))
+}
+
 /// The `status` name Google's APIs use for an HTTP status.
 pub fn status_name(status: u16) -> &'static [u8] {
     match status {

@@ -1,0 +1,174 @@
+//! Gemini-native clients (`POST /v1beta/models/{model}:generateContent` and
+//! `:streamGenerateContent`, SSE and JSON-array forms), with the virtual key in
+//! `x-goog-api-key` or `?key=`, served by a Gemini provider: the captures reach the client
+//! byte for byte, the provider gets its own key and the deployment's model in the path and
+//! never the client's key, usage is metered as the MANIFEST says, errors are Google-shaped.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+mod support;
+
+use support::*;
+
+fn config(upstream: std::net::SocketAddr, audit: &std::path::Path) -> String {
+    config_text(
+        None,
+        1,
+        &format!(
+            "[[providers]]\nname = \"google\"\nkind = \"gemini\"\n\
+             base_url = \"http://{upstream}/v1beta\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n\
+             [[providers]]\nname = \"oai\"\nkind = \"openai\"\n\
+             base_url = \"http://{upstream}/v1\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n\
+             [[models]]\nname = \"gem-x\"\n[[models.deployments]]\nprovider = \"google\"\n\
+             model = \"gem-upstream\"\nprice = {{ input = 0.3, output = 2.5 }}\n\
+             [[models]]\nname = \"gpt-x\"\n[[models.deployments]]\nprovider = \"oai\"\n\
+             price = {{ input = 1.0, output = 2.0 }}\n{}",
+            audit_to(audit)
+        ),
+    )
+}
+
+const BODY: &[u8] = br#"{"contents":[{"role":"user","parts":[{"text":"hello there"}]}],"generationConfig":{"maxOutputTokens":64}}"#;
+
+#[test]
+fn gemini_captures_pass_through_byte_for_byte_and_are_metered() {
+    let manifest = manifest_json();
+    let replay = start_replay();
+    let dir = test_dir("gemini-clients");
+    let audit = dir.join("audit.jsonl");
+    let gw = start(&config(replay.addr, &audit));
+    let mut c = Client::connect(gw.local_addr());
+    let mut expected = Vec::new();
+    for f in manifest["file"].as_array().unwrap() {
+        let path = f["path"].as_str().unwrap();
+        if !path.starts_with("gemini/") {
+            continue;
+        }
+        let stream = path.ends_with(".sse");
+        // The key in the header for JSON, in the query for streams (both SDK styles).
+        let req = if stream {
+            post_with(
+                &format!("/v1beta/models/gem-x:streamGenerateContent?alt=sse&key={KEY}"),
+                &[("x-replay", path), ("x-replay-chunk", "7")],
+                BODY,
+            )
+        } else {
+            post_with(
+                "/v1beta/models/gem-x:generateContent",
+                &[("x-goog-api-key", KEY), ("x-replay", path)],
+                BODY,
+            )
+        };
+        c.send(&req);
+        let r = c.response();
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(
+            sha256_hex(&r.body),
+            f["expected"]["file_sha256"].as_str().unwrap(),
+            "{path}: byte for byte"
+        );
+        expected.push((stream, f["expected"].clone()));
+    }
+    drop(c);
+    gw.shutdown();
+    assert_eq!(expected.len(), 3, "the Gemini captures");
+    let heads = replay.heads.lock().unwrap().clone();
+    for (head, (stream, _)) in heads.iter().zip(&expected) {
+        let line = head.lines().next().unwrap();
+        let want = if *stream {
+            "post /v1beta/models/gem-upstream:streamgeneratecontent?alt=sse http/1.1"
+        } else {
+            "post /v1beta/models/gem-upstream:generatecontent http/1.1"
+        };
+        assert_eq!(line, want);
+        assert!(
+            head.contains(&format!("x-goog-api-key: {UPSTREAM_KEY}")),
+            "{head}"
+        );
+        assert_eq!(head.matches("x-goog-api-key").count(), 1, "{head}");
+        assert!(
+            !head.contains(&KEY.to_lowercase()),
+            "the client's key went upstream: {head}"
+        );
+    }
+    let records = audit_records(&audit);
+    assert_eq!(records.len(), 3);
+    for (r, (stream, e)) in records.iter().zip(&expected) {
+        let route = if *stream {
+            "/v1beta/models/{model}:streamGenerateContent"
+        } else {
+            "/v1beta/models/{model}:generateContent"
+        };
+        assert_eq!(r["http.route"], route, "{r}");
+        assert_eq!(r["gen_ai.operation.name"], "generate_content");
+        assert_eq!(r["gen_ai.usage.input_tokens"], e["input_tokens"], "{r}");
+        // Normalised output includes thoughts; Gemini reports them beside it.
+        let output =
+            e["output_tokens"].as_u64().unwrap() + e["reasoning_tokens"].as_u64().unwrap_or(0);
+        assert_eq!(r["gen_ai.usage.output_tokens"], output, "{r}");
+        assert_eq!(
+            r["gen_ai.response.finish_reasons"][0], e["finish_reason"],
+            "{r}"
+        );
+        assert_eq!(r["usage_estimated"], false, "{r}");
+    }
+}
+
+#[test]
+fn gemini_clients_get_google_errors_and_the_array_form_from_the_mock() {
+    let dir = test_dir("gemini-clients-mock");
+    let audit = dir.join("audit.jsonl");
+    let mock = start_mock(|m| m.api_keys = vec![UPSTREAM_KEY.into()]);
+    let gw = start(&config(mock.addr, &audit));
+    let a = gw.local_addr();
+    let call =
+        |path: &str, key: &str| roundtrip(a, &post_with(path, &[("x-goog-api-key", key)], BODY));
+    // Without alt=sse a stream is one JSON array, relayed as it came and metered.
+    let r = call("/v1beta/models/gem-x:streamGenerateContent", KEY);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let chunks = r.json();
+    let chunks = chunks.as_array().unwrap();
+    assert_eq!(chunks.len(), 64, "one element per token");
+    let last = &chunks.last().unwrap()["usageMetadata"];
+    // Google's error shape for a Gemini client.
+    let r = call("/v1beta/models/gem-x:generateContent", "sk-wrong");
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.json()["error"]["status"],
+        "UNAUTHENTICATED",
+        "{}",
+        r.text()
+    );
+    let r = call("/v1beta/models/nope:generateContent", KEY);
+    assert_eq!(
+        (r.status, r.json()["error"]["status"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
+    // A model no Gemini provider serves: not translated (yet), and said so.
+    let r = call("/v1beta/models/gpt-x:generateContent", KEY);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("generateContent"), "{}", r.text());
+    gw.shutdown();
+    let ledger = mock.ledger();
+    assert_eq!(ledger.rejected, 0, "the provider got its own key");
+    assert_eq!(ledger.total.requests, 1);
+    let records = audit_records(&audit);
+    let served = &records[0];
+    assert_eq!(
+        served["gen_ai.usage.input_tokens"], last["promptTokenCount"],
+        "{served}"
+    );
+    assert_eq!(served["gen_ai.usage.output_tokens"], 64, "{served}");
+    assert_eq!(
+        (ledger.total.prompt_tokens, ledger.total.completion_tokens),
+        (
+            served["gen_ai.usage.input_tokens"].as_u64().unwrap(),
+            served["gen_ai.usage.output_tokens"].as_u64().unwrap()
+        )
+    );
+}
