@@ -12,11 +12,15 @@ import sys
 
 import anthropic
 import openai
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types as genai_types
 
 BASE = os.environ["TOLLGATE_URL"]
 KEY = os.environ["TOLLGATE_KEY"]
 oai = openai.OpenAI(base_url=BASE + "/v1", api_key=KEY, max_retries=0)
 ant = anthropic.Anthropic(base_url=BASE, api_key=KEY, max_retries=0)
+gem = genai.Client(api_key=KEY, http_options=genai_types.HttpOptions(base_url=BASE))
 
 OAI_TOOLS = [
     {
@@ -134,6 +138,23 @@ def check_responses(model, translated_model):
         assert "Responses API" in str(e), e
 
 
+def check_gemini(model):
+    """google-genai against the Gemini-native endpoints (key in x-goog-api-key)."""
+    config = genai_types.GenerateContentConfig(max_output_tokens=8)
+    r = gem.models.generate_content(model=model, contents="hello", config=config)
+    assert r.text, r
+    assert r.usage_metadata.candidates_token_count == 8, r.usage_metadata
+    chunks = list(gem.models.generate_content_stream(model=model, contents="hello", config=config))
+    assert "".join(c.text or "" for c in chunks) == r.text, chunks
+    assert chunks[-1].usage_metadata.candidates_token_count == 8, chunks[-1]
+    bad = genai.Client(api_key="sk-wrong", http_options=genai_types.HttpOptions(base_url=BASE))
+    try:
+        bad.models.generate_content(model=model, contents="hello", config=config)
+        raise AssertionError("a wrong key was served")
+    except genai_errors.ClientError as e:
+        assert e.code == 401, e
+
+
 def check_anthropic(model):
     listed = ant.models.list()
     assert model in [m.id for m in listed.data] and listed.has_more is False, listed
@@ -193,6 +214,9 @@ def main():
     check_openai_refusal(args[:split][-1])
     check_responses(args[0], args[split + 1])
     print(f"openai sdk {openai.__version__}: responses via {args[0]} ok")
+    gemini_model = next(m for m in args[:split] if "gemini" in m)
+    check_gemini(gemini_model)
+    print(f"google-genai {genai.__version__}: {gemini_model} ok")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 //! The official OpenAI and Anthropic SDKs (Python, pinned in sdk/requirements.txt) against the
 //! gateway, unchanged: chat, streaming through each SDK's accumulating stream helper, tool
-//! calls and tool results, the Responses API (create, stream, function calls), and errors as
-//! the SDKs' exception classes — on the same-dialect
+//! calls and tool results, the Responses API (create, stream, function calls), Google's
+//! google-genai against the Gemini-native endpoints, and errors as the SDKs' exception
+//! classes — on the same-dialect
 //! route and on every translated one (the mock provider speaking OpenAI, Anthropic and
 //! Gemini). The checks are in sdk/check.py; the README's test command installs the SDKs.
 
@@ -63,7 +64,7 @@ fn the_official_sdks_work_unchanged() {
     );
     assert_eq!(
         stdout.lines().filter(|l| l.ends_with(" ok")).count(),
-        6,
+        7,
         "{stdout}"
     );
     assert_eq!(mock.ledger().rejected, 0);
