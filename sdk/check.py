@@ -147,6 +147,8 @@ def check_gemini(model):
     chunks = list(gem.models.generate_content_stream(model=model, contents="hello", config=config))
     assert "".join(c.text or "" for c in chunks) == r.text, chunks
     assert chunks[-1].usage_metadata.candidates_token_count == 8, chunks[-1]
+    names = [m.name for m in gem.models.list()]
+    assert f"models/{model}" in names, names
     bad = genai.Client(api_key="sk-wrong", http_options=genai_types.HttpOptions(base_url=BASE))
     try:
         bad.models.generate_content(model=model, contents="hello", config=config)

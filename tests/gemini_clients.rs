@@ -149,6 +149,30 @@ fn gemini_clients_get_google_errors_and_the_array_form_from_the_mock() {
         (r.status, r.json()["error"]["status"].as_str()),
         (404, Some("NOT_FOUND"))
     );
+    // Google's model list, on Google's path.
+    let r = roundtrip(
+        a,
+        format!(
+            "GET /v1beta/models?pageSize=50 HTTP/1.1\r\nhost: gw\r\nx-goog-api-key: {KEY}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let names: Vec<String> = r.json()["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.contains(&"models/gem-x".to_owned()), "{names:?}");
+    let r = roundtrip(
+        a,
+        b"GET /v1beta/models HTTP/1.1\r\nhost: gw\r\nx-goog-api-key: sk-wrong\r\n\r\n",
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["status"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
     // A model no Gemini provider serves: not translated (yet), and said so.
     let r = call("/v1beta/models/gpt-x:generateContent", KEY);
     assert_eq!(r.status, 400, "{}", r.text());

@@ -67,6 +67,9 @@ pub struct ModelLists {
     /// `{"data":[{"type":"model","id","display_name","created_at"}],"has_more":false,
     /// "first_id","last_id"}`
     pub anthropic: Vec<u8>,
+    /// `GET /v1beta/models`: `{"models":[{"name":"models/…","displayName",
+    /// "supportedGenerationMethods"}]}`
+    pub gemini: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

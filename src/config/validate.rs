@@ -760,11 +760,22 @@ fn parse_instant(s: &str) -> Option<u64> {
 fn render_models(models: &[&Model]) -> ModelLists {
     let mut openai = b"{\"object\":\"list\",\"data\":[".to_vec();
     let mut anthropic = b"{\"data\":[".to_vec();
+    let mut gemini = b"{\"models\":[".to_vec();
     for (i, m) in models.iter().enumerate() {
         if i > 0 {
             openai.push(b',');
             anthropic.push(b',');
+            gemini.push(b',');
         }
+        let mut name = b"models/".to_vec();
+        name.extend_from_slice(m.name.as_bytes());
+        gemini.extend_from_slice(b"{\"name\":");
+        crate::json::string(&mut gemini, &name);
+        gemini.extend_from_slice(b",\"displayName\":");
+        crate::json::string(&mut gemini, m.name.as_bytes());
+        gemini.extend_from_slice(
+            b",\"supportedGenerationMethods\":[\"generateContent\",\"streamGenerateContent\"]}",
+        );
         openai.extend_from_slice(b"{\"id\":");
         crate::json::string(&mut openai, m.name.as_bytes());
         openai.extend_from_slice(b",\"object\":\"model\",\"created\":0,\"owned_by\":\"tollgate\"}");
@@ -784,7 +795,12 @@ fn render_models(models: &[&Model]) -> ModelLists {
     anthropic.extend_from_slice(b",\"last_id\":");
     id(&mut anthropic, models.last());
     anthropic.push(b'}');
-    ModelLists { openai, anthropic }
+    gemini.extend_from_slice(b"]}");
+    ModelLists {
+        openai,
+        anthropic,
+        gemini,
+    }
 }
 
 #[cfg(test)]

@@ -109,10 +109,15 @@ async fn serve_request(
     if ctx.route == Route::Models {
         let k = &snap.keys[key.0 as usize];
         let lists = k.models_json.as_ref().unwrap_or(&snap.models_json);
-        // The Anthropic SDK always sends its API version; it gets its own shape.
-        let body = match c.head.header(&c.buf, "anthropic-version") {
-            Some(_) => &lists.anthropic,
-            None => &lists.openai,
+        // Gemini's path, or a key sent Google's way, gets Google's shape (google-genai lists
+        // on `/v1/models` too); the Anthropic SDK always sends its API version and gets
+        // Anthropic's.
+        let body = if super::respond::google_style(c) {
+            &lists.gemini
+        } else if c.head.header(&c.buf, "anthropic-version").is_some() {
+            &lists.anthropic
+        } else {
+            &lists.openai
         };
         return respond_json(io, c, ctx, 200, body).await;
     }

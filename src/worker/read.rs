@@ -63,7 +63,7 @@ pub(super) fn route(method: Method, path: &[u8]) -> Result<Route, GatewayError> 
         b"/v1/messages" => (Route::Messages, Method::Post),
         b"/v1/responses" => (Route::Responses, Method::Post),
         b"/v1/embeddings" => (Route::Embeddings, Method::Post),
-        b"/v1/models" => (Route::Models, Method::Get),
+        b"/v1/models" | b"/v1beta/models" => (Route::Models, Method::Get),
         b"/healthz" => (Route::Health, Method::Get),
         b"/readyz" => (Route::Ready, Method::Get),
         p => match crate::dialect::gemini::client_call(p) {

@@ -51,10 +51,21 @@ pub(super) async fn respond_error(
     let shape = match ctx.route {
         Route::Messages => crate::error::ErrorShape::Anthropic,
         r if r.is_gemini() => crate::error::ErrorShape::Gemini,
+        Route::Models if google_style(c) => crate::error::ErrorShape::Gemini,
         _ => crate::error::ErrorShape::OpenAi,
     };
     e.write_response_as(&mut c.out, !ctx.keep_alive, &id, &ctx.extra_head, shape);
     let _ = send(io, c, ctx).await;
+}
+
+/// A model-list request from a Gemini client: Gemini's path, or the key sent Google's way
+/// (`x-goog-api-key`, `?key=`).
+pub(super) fn google_style(c: &Conn) -> bool {
+    c.head.path(&c.buf) == b"/v1beta/models"
+        || c.head.header(&c.buf, "x-goog-api-key").is_some()
+        || c.head
+            .query(&c.buf)
+            .is_some_and(|q| q.split(|&b| b == b'&').any(|kv| kv.starts_with(b"key=")))
 }
 
 /// The one way response bytes reach the client: writes all of `c.out` (leaving it empty for
