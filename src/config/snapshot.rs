@@ -72,6 +72,57 @@ pub struct ModelLists {
     pub gemini: Vec<u8>,
 }
 
+impl ModelLists {
+    /// The list in each shape, for these models.
+    pub fn render(models: &[&Model]) -> ModelLists {
+        let mut openai = b"{\"object\":\"list\",\"data\":[".to_vec();
+        let mut anthropic = b"{\"data\":[".to_vec();
+        let mut gemini = b"{\"models\":[".to_vec();
+        for (i, m) in models.iter().enumerate() {
+            if i > 0 {
+                openai.push(b',');
+                anthropic.push(b',');
+                gemini.push(b',');
+            }
+            let mut name = b"models/".to_vec();
+            name.extend_from_slice(m.name.as_bytes());
+            gemini.extend_from_slice(b"{\"name\":");
+            crate::json::string(&mut gemini, &name);
+            gemini.extend_from_slice(b",\"displayName\":");
+            crate::json::string(&mut gemini, m.name.as_bytes());
+            gemini.extend_from_slice(
+                b",\"supportedGenerationMethods\":[\"generateContent\",\"streamGenerateContent\"]}",
+            );
+            openai.extend_from_slice(b"{\"id\":");
+            crate::json::string(&mut openai, m.name.as_bytes());
+            openai.extend_from_slice(
+                b",\"object\":\"model\",\"created\":0,\"owned_by\":\"tollgate\"}",
+            );
+            anthropic.extend_from_slice(b"{\"type\":\"model\",\"id\":");
+            crate::json::string(&mut anthropic, m.name.as_bytes());
+            anthropic.extend_from_slice(b",\"display_name\":");
+            crate::json::string(&mut anthropic, m.name.as_bytes());
+            anthropic.extend_from_slice(b",\"created_at\":\"1970-01-01T00:00:00Z\"}");
+        }
+        openai.extend_from_slice(b"]}");
+        anthropic.extend_from_slice(b"],\"has_more\":false,\"first_id\":");
+        let id = |out: &mut Vec<u8>, m: Option<&&Model>| match m {
+            Some(m) => crate::json::string(out, m.name.as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        };
+        id(&mut anthropic, models.first());
+        anthropic.extend_from_slice(b",\"last_id\":");
+        id(&mut anthropic, models.last());
+        anthropic.push(b'}');
+        gemini.extend_from_slice(b"]}");
+        ModelLists {
+            openai,
+            anthropic,
+            gemini,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     MicroUsd,
