@@ -187,3 +187,78 @@ fn a_responses_stream_the_provider_breaks_ends_with_its_error_event_and_is_estim
         assert!(r["cost_micro_usd"].as_u64().unwrap() > 0, "{r}");
     }
 }
+
+/// The real captures through the gateway: byte for byte to the client, the provider gets its
+/// own key and the deployment's model, and the audit record says what the MANIFEST says.
+#[test]
+fn responses_captures_pass_through_byte_for_byte_and_are_metered_as_the_manifest_says() {
+    let manifest = manifest_json();
+    let replay = start_replay();
+    let dir = test_dir("responses-corpus");
+    let audit = dir.join("audit.jsonl");
+    let gw = start(&config(replay.addr, &audit));
+    let mut c = Client::connect(gw.local_addr());
+    let mut expected = Vec::new();
+    for f in manifest["file"].as_array().unwrap() {
+        let path = f["path"].as_str().unwrap();
+        if !path.starts_with("openai/responses") {
+            continue;
+        }
+        let stream = path.ends_with(".sse");
+        c.send(&post_with(
+            "/v1/responses",
+            &[
+                ("authorization", &format!("Bearer {KEY}")),
+                ("x-replay", path),
+                ("x-replay-chunk", "7"),
+            ],
+            format!(r#"{{"model":"gpt-x","input":"hello","stream":{stream}}}"#).as_bytes(),
+        ));
+        let r = c.response();
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(
+            sha256_hex(&r.body),
+            f["expected"]["file_sha256"].as_str().unwrap(),
+            "{path}: byte for byte"
+        );
+        expected.push(f["expected"].clone());
+    }
+    drop(c);
+    gw.shutdown();
+    assert_eq!(expected.len(), 3, "the Responses captures");
+    let bodies = replay.bodies.lock().unwrap().clone();
+    let heads = replay.heads.lock().unwrap().clone();
+    for (head, body) in heads.iter().zip(&bodies) {
+        assert!(head.starts_with("post /v1/responses http/1.1"), "{head}");
+        assert!(
+            head.contains(&format!("authorization: bearer {UPSTREAM_KEY}")),
+            "{head}"
+        );
+        assert!(!head.contains(&KEY.to_lowercase()), "{head}");
+        let sent: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(sent["model"], "gpt-upstream");
+        assert!(
+            sent.get("stream_options").is_none(),
+            "nothing spliced in: {sent}"
+        );
+    }
+    let records = audit_records(&audit);
+    assert_eq!(records.len(), 3);
+    for (r, e) in records.iter().zip(&expected) {
+        assert_eq!(r["gen_ai.usage.input_tokens"], e["input_tokens"], "{r}");
+        assert_eq!(r["gen_ai.usage.output_tokens"], e["output_tokens"], "{r}");
+        assert_eq!(
+            r["gen_ai.usage.reasoning.output_tokens"], e["reasoning_tokens"],
+            "{r}"
+        );
+        assert_eq!(
+            r["gen_ai.usage.cache_read.input_tokens"], e["cached_input_tokens"],
+            "{r}"
+        );
+        assert_eq!(
+            r["gen_ai.response.finish_reasons"][0], e["finish_reason"],
+            "{r}"
+        );
+        assert_eq!(r["usage_estimated"], false, "{r}");
+    }
+}
