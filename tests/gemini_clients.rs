@@ -196,3 +196,29 @@ fn gemini_clients_get_google_errors_and_the_array_form_from_the_mock() {
         )
     );
 }
+
+#[test]
+fn a_keys_default_output_cap_reaches_a_gemini_provider() {
+    let dir = test_dir("gemini-clients-cap");
+    let mock = start_mock(|_| {});
+    let text = config(mock.addr, &dir.join("audit.jsonl"))
+        + &key_entry("capped", "sk-capped", "default_max_tokens = 5");
+    let gw = start(&text);
+    let a = gw.local_addr();
+    for body in [
+        &br#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#[..],
+        br#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"temperature":0.2}}"#,
+    ] {
+        let r = roundtrip(
+            a,
+            &post_with(
+                "/v1beta/models/gem-x:generateContent",
+                &[("x-goog-api-key", "sk-capped")],
+                body,
+            ),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["usageMetadata"]["candidatesTokenCount"], 5, "{}", r.text());
+    }
+    gw.shutdown();
+}

@@ -76,9 +76,15 @@ pub(super) fn translate(
         return Ok(());
     };
     if ctx.route.is_gemini() {
-        // The model and the call are in the path; the body goes as it came.
+        // The model and the call are in the path; the body goes as it came, but for the key's
+        // default output cap when the request sets none.
         let sse = gemini::wants_sse(c.head.query(&c.buf));
-        ctx.attempt.upstream_body_bytes = body.len() as u64;
+        let (cap_at, cap) = match f.default_max_tokens {
+            Some(n) => gemini_max_tokens(body, n),
+            None => (body.len(), Vec::new()),
+        };
+        let len = body.len() + cap.len();
+        ctx.attempt.upstream_body_bytes = len as u64;
         let out = &mut c.ex.ureq;
         out.clear();
         out.extend_from_slice(b"POST ");
@@ -92,12 +98,14 @@ pub(super) fn translate(
         });
         out.extend_from_slice(b" HTTP/1.1\r\n");
         upstream_headers(out, snap, &c.head, &c.buf, d, false);
-        write::header_u64(out, "content-length", body.len() as u64);
+        write::header_u64(out, "content-length", len as u64);
         write::end_head(out);
-        if body.len() >= ZERO_COPY_TAIL_BYTES {
-            c.ex.ureq_tail = Some(c.body.clone());
+        out.extend_from_slice(&body[..cap_at]);
+        out.extend_from_slice(&cap);
+        if body.len() - cap_at >= ZERO_COPY_TAIL_BYTES {
+            c.ex.ureq_tail = Some(c.body.start + cap_at..c.body.end);
         } else {
-            out.extend_from_slice(body);
+            out.extend_from_slice(&body[cap_at..]);
         }
         return Ok(());
     }
@@ -154,6 +162,37 @@ pub(super) fn translate(
         out.extend_from_slice(&body[at..]);
     }
     Ok(())
+}
+
+/// Where to insert a Gemini request's output cap `n` (the request sets none), and what:
+/// `"maxOutputTokens":n,` as the first member of its `generationConfig`, or a whole
+/// `"generationConfig":{…},` as the body's first member when it has none.
+fn gemini_max_tokens(body: &[u8], n: u32) -> (usize, Vec<u8>) {
+    let mut cap = b"\"maxOutputTokens\":".to_vec();
+    crate::json::uint(&mut cap, u64::from(n));
+    let config = crate::json::scan::member(body, b"generationConfig")
+        .filter(|r| body[r.start] == b'{')
+        .map(|r| r.start + 1);
+    match (config, Members::open(body)) {
+        (Some(at), _) => {
+            let empty = body.get(crate::json::scan::skip_ws(body, at)) == Some(&b'}');
+            if !empty {
+                cap.push(b',');
+            }
+            (at, cap)
+        }
+        (None, Some(at)) => {
+            let empty = body.get(crate::json::scan::skip_ws(body, at)) == Some(&b'}');
+            let mut member = b"\"generationConfig\":{".to_vec();
+            member.extend_from_slice(&cap);
+            member.push(b'}');
+            if !empty {
+                member.push(b',');
+            }
+            (at, member)
+        }
+        (None, None) => (body.len(), Vec::new()),
+    }
 }
 
 /// The head lines after the request line: host, the provider's credential, the client's
