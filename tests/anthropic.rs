@@ -113,21 +113,19 @@ fn messages_clients_get_anthropic_errors() {
 /// MANIFEST says (input normalised: uncached + cache read + cache creation) and the stop reason.
 #[test]
 fn anthropic_captures_pass_through_byte_for_byte_and_are_metered_as_the_manifest_says() {
-    let manifest = manifest_json();
     let replay = start_replay();
     let dir = test_dir("anthropic-corpus");
     let log = dir.join("audit.jsonl");
     let gw = start(&config(replay.addr, &log));
-    let mut c = Client::connect(gw.local_addr());
-    let mut expected = Vec::new();
-    for f in manifest["file"].as_array().unwrap() {
-        let path = f["path"].as_str().unwrap();
-        let format = f["format"].as_str().unwrap();
-        if !format.starts_with("anthropic.messages") || f["expected"].get("error_type").is_some() {
-            continue;
-        }
-        let stream = format.ends_with("stream");
-        let req = post_with(
+    let messages = |f: &serde_json::Value| {
+        f["format"]
+            .as_str()
+            .unwrap()
+            .starts_with("anthropic.messages")
+            && f["expected"].get("error_type").is_none()
+    };
+    let expected = replay_captures(gw.local_addr(), "anthropic/", messages, |path, stream| {
+        post_with(
             "/v1/messages",
             &[
                 ("x-api-key", KEY),
@@ -136,18 +134,8 @@ fn anthropic_captures_pass_through_byte_for_byte_and_are_metered_as_the_manifest
             ],
             format!(r#"{{"model":"claude-x","max_tokens":64,"stream":{stream},"messages":[]}}"#)
                 .as_bytes(),
-        );
-        c.send(&req);
-        let r = c.response();
-        assert_eq!(r.status, 200, "{path}: {}", r.text());
-        assert_eq!(
-            sha256_hex(&r.body),
-            f["expected"]["file_sha256"].as_str().unwrap(),
-            "{path}: byte for byte"
-        );
-        expected.push((path.to_owned(), f["expected"].clone()));
-    }
-    drop(c);
+        )
+    });
     gw.shutdown();
     // What the provider received: its own key in x-api-key, an API version, and neither the
     // client's key nor an Authorization header.

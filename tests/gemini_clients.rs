@@ -37,50 +37,37 @@ const BODY: &[u8] = br#"{"contents":[{"role":"user","parts":[{"text":"hello ther
 
 #[test]
 fn gemini_captures_pass_through_byte_for_byte_and_are_metered() {
-    let manifest = manifest_json();
     let replay = start_replay();
     let dir = test_dir("gemini-clients");
     let audit = dir.join("audit.jsonl");
     let gw = start(&config(replay.addr, &audit));
-    let mut c = Client::connect(gw.local_addr());
-    let mut expected = Vec::new();
-    for f in manifest["file"].as_array().unwrap() {
-        let path = f["path"].as_str().unwrap();
-        if !path.starts_with("gemini/") {
-            continue;
-        }
-        let stream = path.ends_with(".sse");
-        // The key in the header for JSON, in the query for streams (both SDK styles).
-        let req = if stream {
-            post_with(
-                &format!("/v1beta/models/gem-x:streamGenerateContent?alt=sse&key={KEY}"),
-                &[("x-replay", path), ("x-replay-chunk", "7")],
-                BODY,
-            )
-        } else {
-            post_with(
-                "/v1beta/models/gem-x:generateContent",
-                &[("x-goog-api-key", KEY), ("x-replay", path)],
-                BODY,
-            )
-        };
-        c.send(&req);
-        let r = c.response();
-        assert_eq!(r.status, 200, "{path}: {}", r.text());
-        assert_eq!(
-            sha256_hex(&r.body),
-            f["expected"]["file_sha256"].as_str().unwrap(),
-            "{path}: byte for byte"
-        );
-        expected.push((stream, f["expected"].clone()));
-    }
-    drop(c);
+    // The key in the header for JSON, in the query for streams (both SDK styles).
+    let expected = replay_captures(
+        gw.local_addr(),
+        "gemini/",
+        |_| true,
+        |path, stream| {
+            if stream {
+                post_with(
+                    &format!("/v1beta/models/gem-x:streamGenerateContent?alt=sse&key={KEY}"),
+                    &[("x-replay", path), ("x-replay-chunk", "7")],
+                    BODY,
+                )
+            } else {
+                post_with(
+                    "/v1beta/models/gem-x:generateContent",
+                    &[("x-goog-api-key", KEY), ("x-replay", path)],
+                    BODY,
+                )
+            }
+        },
+    );
     gw.shutdown();
     assert_eq!(expected.len(), 3, "the Gemini captures");
     let heads = replay.heads.lock().unwrap().clone();
-    for (head, (stream, _)) in heads.iter().zip(&expected) {
+    for (head, (path, _)) in heads.iter().zip(&expected) {
         let line = head.lines().next().unwrap();
-        let want = if *stream {
+        let want = if path.ends_with(".sse") {
             "post /v1beta/models/gem-upstream:streamgeneratecontent?alt=sse http/1.1"
         } else {
             "post /v1beta/models/gem-upstream:generatecontent http/1.1"
@@ -98,8 +85,8 @@ fn gemini_captures_pass_through_byte_for_byte_and_are_metered() {
     }
     let records = audit_records(&audit);
     assert_eq!(records.len(), 3);
-    for (r, (stream, e)) in records.iter().zip(&expected) {
-        let route = if *stream {
+    for (r, (path, e)) in records.iter().zip(&expected) {
+        let route = if path.ends_with(".sse") {
             "/v1beta/models/{model}:streamGenerateContent"
         } else {
             "/v1beta/models/{model}:generateContent"

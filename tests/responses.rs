@@ -192,38 +192,26 @@ fn a_responses_stream_the_provider_breaks_ends_with_its_error_event_and_is_estim
 /// own key and the deployment's model, and the audit record says what the MANIFEST says.
 #[test]
 fn responses_captures_pass_through_byte_for_byte_and_are_metered_as_the_manifest_says() {
-    let manifest = manifest_json();
     let replay = start_replay();
     let dir = test_dir("responses-corpus");
     let audit = dir.join("audit.jsonl");
     let gw = start(&config(replay.addr, &audit));
-    let mut c = Client::connect(gw.local_addr());
-    let mut expected = Vec::new();
-    for f in manifest["file"].as_array().unwrap() {
-        let path = f["path"].as_str().unwrap();
-        if !path.starts_with("openai/responses") {
-            continue;
-        }
-        let stream = path.ends_with(".sse");
-        c.send(&post_with(
-            "/v1/responses",
-            &[
-                ("authorization", &format!("Bearer {KEY}")),
-                ("x-replay", path),
-                ("x-replay-chunk", "7"),
-            ],
-            format!(r#"{{"model":"gpt-x","input":"hello","stream":{stream}}}"#).as_bytes(),
-        ));
-        let r = c.response();
-        assert_eq!(r.status, 200, "{path}: {}", r.text());
-        assert_eq!(
-            sha256_hex(&r.body),
-            f["expected"]["file_sha256"].as_str().unwrap(),
-            "{path}: byte for byte"
-        );
-        expected.push(f["expected"].clone());
-    }
-    drop(c);
+    let expected = replay_captures(
+        gw.local_addr(),
+        "openai/responses",
+        |_| true,
+        |path, stream| {
+            post_with(
+                "/v1/responses",
+                &[
+                    ("authorization", &format!("Bearer {KEY}")),
+                    ("x-replay", path),
+                    ("x-replay-chunk", "7"),
+                ],
+                format!(r#"{{"model":"gpt-x","input":"hello","stream":{stream}}}"#).as_bytes(),
+            )
+        },
+    );
     gw.shutdown();
     assert_eq!(expected.len(), 3, "the Responses captures");
     let bodies = replay.bodies.lock().unwrap().clone();
@@ -244,7 +232,7 @@ fn responses_captures_pass_through_byte_for_byte_and_are_metered_as_the_manifest
     }
     let records = audit_records(&audit);
     assert_eq!(records.len(), 3);
-    for (r, e) in records.iter().zip(&expected) {
+    for (r, (_, e)) in records.iter().zip(&expected) {
         assert_eq!(r["gen_ai.usage.input_tokens"], e["input_tokens"], "{r}");
         assert_eq!(r["gen_ai.usage.output_tokens"], e["output_tokens"], "{r}");
         assert_eq!(

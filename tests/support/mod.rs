@@ -437,6 +437,39 @@ fn replay_conn(
     }
 }
 
+/// Sends every MANIFEST capture whose path starts with `prefix` (and which `take` accepts)
+/// through the gateway at `gw`, one connection, with the upstream a [`Replay`]:
+/// `request(path, stream)` builds the client's request (it must carry `x-replay: path`). Checks
+/// each answer is 200 and the capture byte for byte; returns `(path, expected)` per capture,
+/// in order.
+pub fn replay_captures(
+    gw: SocketAddr,
+    prefix: &str,
+    take: impl Fn(&serde_json::Value) -> bool,
+    request: impl Fn(&str, bool) -> Vec<u8>,
+) -> Vec<(String, serde_json::Value)> {
+    let manifest = manifest_json();
+    let mut c = Client::connect(gw);
+    let mut expected = Vec::new();
+    for f in manifest["file"].as_array().unwrap() {
+        let path = f["path"].as_str().unwrap();
+        if !path.starts_with(prefix) || !take(f) {
+            continue;
+        }
+        let stream = path.ends_with(".sse");
+        c.send(&request(path, stream));
+        let r = c.response();
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(
+            sha256_hex(&r.body),
+            f["expected"]["file_sha256"].as_str().unwrap(),
+            "{path}: byte for byte"
+        );
+        expected.push((path.to_owned(), f["expected"].clone()));
+    }
+    expected
+}
+
 /// What a client that did not ask for usage should get of an OpenAI stream the gateway asked
 /// usage for: the stream without its usage-only events (`choices` empty, `usage` an object)
 /// and without the `"usage":null` member include_usage adds to the others — read
