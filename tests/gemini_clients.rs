@@ -160,6 +160,24 @@ fn gemini_clients_get_google_errors_and_the_array_form_from_the_mock() {
         (r.status, r.json()["error"]["status"].as_str()),
         (401, Some("UNAUTHENTICATED"))
     );
+    // A body that is not a JSON object: a Google-shaped 400, nothing sent upstream.
+    for bad in [&b"[1,2]"[..], b"{\"contents\": [", b"not json"] {
+        let r = roundtrip(
+            a,
+            &post_with(
+                "/v1beta/models/gem-x:generateContent",
+                &[("x-goog-api-key", KEY)],
+                bad,
+            ),
+        );
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert_eq!(
+            r.json()["error"]["status"],
+            "INVALID_ARGUMENT",
+            "{}",
+            r.text()
+        );
+    }
     // A model no Gemini provider serves: not translated (yet), and said so.
     let r = call("/v1beta/models/gpt-x:generateContent", KEY);
     assert_eq!(r.status, 400, "{}", r.text());
