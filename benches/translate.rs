@@ -24,25 +24,29 @@ fn streams_and_bodies(c: &mut Criterion) {
     for (file, pair, sse) in [
         (
             "anthropic/stream_tool_use.sse",
-            Pair::OpenAiToAnthropic,
+            Pair::OPENAI_TO_ANTHROPIC,
             true,
         ),
-        ("anthropic/stream_text.sse", Pair::OpenAiToAnthropic, true),
+        ("anthropic/stream_text.sse", Pair::OPENAI_TO_ANTHROPIC, true),
         (
             "gemini/stream_generate_content.sse",
-            Pair::OpenAiToGemini,
+            Pair::OPENAI_TO_GEMINI,
             true,
         ),
         (
             "openai/chat_completion_stream_parallel_tool_calls.sse",
-            Pair::AnthropicToOpenAi,
+            Pair::ANTHROPIC_TO_OPENAI,
             true,
         ),
-        ("anthropic/message.json", Pair::OpenAiToAnthropic, false),
-        ("gemini/generate_content.json", Pair::OpenAiToGemini, false),
+        ("anthropic/message.json", Pair::OPENAI_TO_ANTHROPIC, false),
+        (
+            "gemini/generate_content.json",
+            Pair::OPENAI_TO_GEMINI,
+            false,
+        ),
         (
             "openai/chat_completion.json",
-            Pair::AnthropicToOpenAi,
+            Pair::ANTHROPIC_TO_OPENAI,
             false,
         ),
     ] {
@@ -60,7 +64,7 @@ fn streams_and_bodies(c: &mut Criterion) {
                     out.clear();
                     m.start(pair.provider(), sse, false, false);
                     if translated {
-                        m.translate(pair, true, 1_700_000_000);
+                        m.translate(pair, true, false, 1_700_000_000);
                     }
                     for p in black_box(&bytes).chunks(1460) {
                         m.pass(p, &mut out, &mut scratch);
@@ -82,6 +86,7 @@ fn requests(c: &mut Criterion) {
         model_json: b"\"upstream-model\"",
         default_max_tokens: 1024,
         compatible: false,
+        stream: false,
     };
     let chat = |turns: usize| {
         let mut m =
@@ -105,7 +110,7 @@ fn requests(c: &mut Criterion) {
     for turns in [1, 30] {
         let body = chat(turns);
         g.throughput(Throughput::Bytes(body.len() as u64));
-        for pair in [Pair::OpenAiToAnthropic, Pair::OpenAiToGemini] {
+        for pair in [Pair::OPENAI_TO_ANTHROPIC, Pair::OPENAI_TO_GEMINI] {
             g.bench_function(format!("{pair:?}/{}_bytes", body.len()), |b| {
                 b.iter(|| {
                     translate(
@@ -122,7 +127,7 @@ fn requests(c: &mut Criterion) {
         }
         // The Anthropic request of the same conversation, back to OpenAI.
         translate(
-            Pair::OpenAiToAnthropic,
+            Pair::OPENAI_TO_ANTHROPIC,
             body.as_bytes(),
             &target,
             &mut scratch,
@@ -135,7 +140,7 @@ fn requests(c: &mut Criterion) {
             |b| {
                 b.iter(|| {
                     translate(
-                        Pair::AnthropicToOpenAi,
+                        Pair::ANTHROPIC_TO_OPENAI,
                         black_box(&anthropic),
                         &target,
                         &mut scratch,

@@ -1,5 +1,7 @@
-"""The official OpenAI and Anthropic Python SDKs, unchanged, against a running tollgate: chat,
-streaming (through each SDK's own accumulating stream helper), tool calls and errors.
+"""The official OpenAI, Anthropic and Google Gen AI Python SDKs, unchanged, against a running
+tollgate: chat, the Responses API, Messages and generateContent, each served by every provider
+(the same dialect passed through, the others translated), streaming (through each SDK's own
+accumulating stream helper), tool calls and their results, and errors.
 
 Run by tests/sdk.rs, which starts the gateway and the mock provider:
     TOLLGATE_URL=http://127.0.0.1:PORT TOLLGATE_KEY=sk-... python3 sdk/check.py OPENAI_MODELS -- ANTHROPIC_MODELS
@@ -112,8 +114,8 @@ def check_openai_refusal(model):
         assert e.param == "n", e.body
 
 
-def check_responses(model, translated_model):
-    """The Responses API: passed through to an OpenAI provider; refused where none serves it."""
+def check_responses(model):
+    """The Responses API: passed through to an OpenAI provider, translated for the others."""
     r = oai.responses.create(model=model, input="hello", max_output_tokens=8)
     assert r.object == "response" and r.status == "completed", r
     assert r.output_text, r
@@ -130,12 +132,29 @@ def check_responses(model, translated_model):
     call = [o for o in r.output if o.type == "function_call"]
     assert len(call) == 1 and call[0].name == "get_weather", r
     assert isinstance(json.loads(call[0].arguments), dict), call[0].arguments
+    with oai.responses.stream(model=model, input="weather?", max_output_tokens=8, tools=tools) as s:
+        final = s.get_final_response()
+    streamed = [o for o in final.output if o.type == "function_call"]
+    assert [(c.name, c.arguments) for c in streamed] == [(c.name, c.arguments) for c in call], final
 
-    try:
-        oai.responses.create(model=translated_model, input="hello")
-        raise AssertionError("a Responses request went to a provider that does not speak it")
-    except openai.BadRequestError as e:
-        assert "Responses API" in str(e), e
+    # The call's result goes back; the model answers in text.
+    follow = [
+        {"role": "user", "content": "weather?"},
+        {"type": "function_call", "call_id": call[0].call_id, "name": call[0].name, "arguments": call[0].arguments},
+        {"type": "function_call_output", "call_id": call[0].call_id, "output": "18C"},
+    ]
+    r = oai.responses.create(model=model, input=follow, max_output_tokens=8, tools=tools, tool_choice="none")
+    assert r.output_text and not [o for o in r.output if o.type == "function_call"], r
+
+
+def check_responses_refusals(translated_model):
+    """What only OpenAI runs is refused by name on a translated route."""
+    for tool in [{"type": "web_search"}, {"type": "code_interpreter", "container": {"type": "auto"}}]:
+        try:
+            oai.responses.create(model=translated_model, input="hello", tools=[tool])
+            raise AssertionError(f"{tool} went to a provider that cannot run it")
+        except openai.BadRequestError as e:
+            assert tool["type"] in str(e), e
 
 
 def check_gemini(model):
@@ -149,6 +168,45 @@ def check_gemini(model):
     assert chunks[-1].usage_metadata.candidates_token_count == 8, chunks[-1]
     names = [m.name for m in gem.models.list()]
     assert f"models/{model}" in names, names
+
+    # Function calling (the SDK's automatic calling off: the test plays the function).
+    tool = genai_types.Tool(
+        function_declarations=[
+            genai_types.FunctionDeclaration(
+                name="get_weather",
+                description="Current weather in a city",
+                parameters_json_schema=OAI_TOOLS[0]["function"]["parameters"],
+            )
+        ]
+    )
+    with_tools = genai_types.GenerateContentConfig(
+        max_output_tokens=8,
+        tools=[tool],
+        automatic_function_calling=genai_types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    r = gem.models.generate_content(model=model, contents="weather?", config=with_tools)
+    assert len(r.function_calls) == 1 and r.function_calls[0].name == "get_weather", r
+    assert isinstance(r.function_calls[0].args, dict), r.function_calls[0]
+    chunks = list(gem.models.generate_content_stream(model=model, contents="weather?", config=with_tools))
+    calls = [fc for c in chunks for fc in (c.function_calls or [])]
+    assert [c.name for c in calls] == ["get_weather"], chunks
+    answer = genai_types.Part.from_function_response(name="get_weather", response={"content": "18C"})
+    contents = [
+        genai_types.Content(role="user", parts=[genai_types.Part.from_text(text="weather?")]),
+        r.candidates[0].content,
+        genai_types.Content(role="user", parts=[answer]),
+    ]
+    no_calls = genai_types.GenerateContentConfig(
+        max_output_tokens=8,
+        tools=[tool],
+        tool_config=genai_types.ToolConfig(
+            function_calling_config=genai_types.FunctionCallingConfig(mode="NONE")
+        ),
+        automatic_function_calling=genai_types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    r = gem.models.generate_content(model=model, contents=contents, config=no_calls)
+    assert r.text and not r.function_calls, r
+
     bad = genai.Client(api_key="sk-wrong", http_options=genai_types.HttpOptions(base_url=BASE))
     try:
         bad.models.generate_content(model=model, contents="hello", config=config)
@@ -214,11 +272,15 @@ def main():
         check_anthropic(model)
         print(f"anthropic sdk {anthropic.__version__}: {model} ok")
     check_openai_refusal(args[:split][-1])
-    check_responses(args[0], args[split + 1])
-    print(f"openai sdk {openai.__version__}: responses via {args[0]} ok")
-    gemini_model = next(m for m in args[:split] if "gemini" in m)
-    check_gemini(gemini_model)
-    print(f"google-genai {genai.__version__}: {gemini_model} ok")
+    # The Responses API and Gemini's own API, from each provider: the same dialect (passed
+    # through) and the others (translated).
+    for model in args[:split]:
+        check_responses(model)
+        print(f"openai sdk {openai.__version__}: responses via {model} ok")
+    check_responses_refusals(args[split + 1])
+    for model in args[:split]:
+        check_gemini(model)
+        print(f"google-genai {genai.__version__}: {model} ok")
 
 
 if __name__ == "__main__":

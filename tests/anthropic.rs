@@ -104,7 +104,11 @@ fn messages_clients_get_anthropic_errors() {
     );
     assert_eq!(r.status, 400);
     assert_eq!(r.error_code(), "invalid_request_body");
-    assert!(r.text().contains("chat completions only"), "{}", r.text());
+    assert!(
+        r.text().contains("only OpenAI Chat Completions providers"),
+        "{}",
+        r.text()
+    );
     gw.shutdown();
 }
 

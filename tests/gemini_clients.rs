@@ -178,14 +178,23 @@ fn gemini_clients_get_google_errors_and_the_array_form_from_the_mock() {
             r.text()
         );
     }
-    // A model no Gemini provider serves: not translated (yet), and said so.
+    // A model only an OpenAI provider serves: translated, answered in Google's shape.
     let r = call("/v1beta/models/gpt-x:generateContent", KEY);
-    assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.text().contains("generateContent"), "{}", r.text());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert!(
+        !v["candidates"][0]["content"]["parts"][0]["text"]
+            .as_str()
+            .unwrap()
+            .is_empty(),
+        "{v}"
+    );
+    assert_eq!(v["candidates"][0]["content"]["role"], "model", "{v}");
+    assert!(v["usageMetadata"]["candidatesTokenCount"].as_u64().unwrap() > 0);
     gw.shutdown();
     let ledger = mock.ledger();
     assert_eq!(ledger.rejected, 0, "the provider got its own key");
-    assert_eq!(ledger.total.requests, 1);
+    assert_eq!(ledger.total.requests, 2);
     let records = audit_records(&audit);
     let served = &records[0];
     assert_eq!(
@@ -193,12 +202,15 @@ fn gemini_clients_get_google_errors_and_the_array_form_from_the_mock() {
         "{served}"
     );
     assert_eq!(served["gen_ai.usage.output_tokens"], 64, "{served}");
+    let metered = records.iter().fold((0, 0), |(i, o), r| {
+        (
+            i + r["gen_ai.usage.input_tokens"].as_u64().unwrap_or(0),
+            o + r["gen_ai.usage.output_tokens"].as_u64().unwrap_or(0),
+        )
+    });
     assert_eq!(
         (ledger.total.prompt_tokens, ledger.total.completion_tokens),
-        (
-            served["gen_ai.usage.input_tokens"].as_u64().unwrap(),
-            served["gen_ai.usage.output_tokens"].as_u64().unwrap()
-        )
+        metered
     );
 }
 

@@ -1,6 +1,7 @@
 //! OpenAI's Responses API (`POST /v1/responses`) through the gateway to an OpenAI provider (the
 //! real mock, over a socket): passed through byte for byte, metered exactly — JSON, streams,
-//! function calls — and refused with a clear 400 where no deployment speaks it.
+//! function calls — and translated for other providers, where what only OpenAI can do is
+//! refused with a clear 400.
 
 #![allow(
     clippy::unwrap_used,
@@ -133,15 +134,43 @@ fn responses_pass_through_to_an_openai_provider_and_are_metered() {
 }
 
 #[test]
-fn responses_for_a_model_no_openai_provider_serves_are_refused_clearly() {
-    let dir = test_dir("responses-refused");
+fn responses_for_an_anthropic_model_are_translated_and_openai_only_features_refused_by_name() {
+    let dir = test_dir("responses-translated");
     let mock = start_mock(|_| {});
     let gw = start(&config(mock.addr, &dir.join("audit.log")));
-    let r = roundtrip(gw.local_addr(), &responses("claude-x", false, ""));
+    let a = gw.local_addr();
+    let r = roundtrip(a, &responses("claude-x", false, ""));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["object"], "response", "{v}");
+    assert_eq!(v["status"], "completed", "{v}");
+    let text = v["output"][0]["content"][0]["text"].as_str().unwrap();
+    assert!(!text.is_empty(), "{v}");
+    assert_eq!(v["usage"]["output_tokens"], 9, "{v}");
+    // What only OpenAI can do is a 400 that names it, and nothing goes upstream.
+    for (extra, named) in [
+        (r#","tools":[{"type":"web_search"}]"#, "`web_search`"),
+        (
+            r#","tools":[{"type":"file_search","vector_store_ids":["v"]}]"#,
+            "`file_search`",
+        ),
+        (
+            r#","previous_response_id":"resp_1""#,
+            "previous_response_id",
+        ),
+        (r#","background":true"#, "background"),
+    ] {
+        let r = roundtrip(a, &responses("claude-x", false, extra));
+        assert_eq!(r.status, 400, "{extra}: {}", r.text());
+        assert!(r.text().contains(named), "{extra}: {}", r.text());
+        assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    }
     gw.shutdown();
-    assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.text().contains("Responses API"), "{}", r.text());
-    assert_eq!(mock.ledger().total.requests, 0, "nothing went upstream");
+    assert_eq!(
+        mock.ledger().total.requests,
+        1,
+        "only the first went upstream"
+    );
 }
 
 #[test]

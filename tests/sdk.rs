@@ -64,7 +64,7 @@ fn the_official_sdks_work_unchanged() {
     );
     assert_eq!(
         stdout.lines().filter(|l| l.ends_with(" ok")).count(),
-        7,
+        11,
         "{stdout}"
     );
     assert_eq!(mock.ledger().rejected, 0);

@@ -68,11 +68,11 @@ fn manifest() -> Vec<Entry> {
 /// The translation a capture goes through, by the dialect it is in.
 fn pair_for(entry: &Entry) -> Option<Pair> {
     match entry.format.as_str() {
-        "anthropic.messages.json" | "anthropic.messages.stream" => Some(Pair::OpenAiToAnthropic),
+        "anthropic.messages.json" | "anthropic.messages.stream" => Some(Pair::OPENAI_TO_ANTHROPIC),
         "gemini.generate_content.json" | "gemini.generate_content.stream" => {
-            Some(Pair::OpenAiToGemini)
+            Some(Pair::OPENAI_TO_GEMINI)
         }
-        "openai.chat.json" | "openai.chat.stream" => Some(Pair::AnthropicToOpenAi),
+        "openai.chat.json" | "openai.chat.stream" => Some(Pair::ANTHROPIC_TO_OPENAI),
         _ => None,
     }
 }
@@ -448,7 +448,7 @@ fn translate(pair: Pair, sse: bool, client_usage: bool, pieces: &[&[u8]]) -> Vec
     let mut m = Meter::default();
     let mut scratch = Scratch::default();
     m.start(pair.provider(), sse, false, false);
-    m.translate(pair, client_usage, 1_700_000_000);
+    m.translate(pair, client_usage, false, 1_700_000_000);
     let mut out = Vec::new();
     for p in pieces {
         m.pass(p, &mut out, &mut scratch);
@@ -507,7 +507,7 @@ fn error_bodies_are_translated_into_the_clients_shape() {
     let mut scratch = Scratch::default();
     let anthropic = capture("anthropic/error_529_overloaded.json");
     let mut m = Meter::default();
-    m.translate_error(Pair::OpenAiToAnthropic, 529, false);
+    m.translate_error(Pair::OPENAI_TO_ANTHROPIC, 529, false);
     let mut out = Vec::new();
     m.pass(&anthropic, &mut out, &mut scratch);
     m.end(Some(&mut out), &mut scratch);
@@ -524,7 +524,7 @@ fn error_bodies_are_translated_into_the_clients_shape() {
     ] {
         let body = capture(file);
         let want: Value = serde_json::from_slice(&body).unwrap();
-        m.translate_error(Pair::AnthropicToOpenAi, status, false);
+        m.translate_error(Pair::ANTHROPIC_TO_OPENAI, status, false);
         let mut out = Vec::new();
         m.pass(&body, &mut out, &mut scratch);
         m.end(Some(&mut out), &mut scratch);
@@ -608,9 +608,12 @@ fn captures_replayed_by_a_provider_reach_clients_of_the_other_dialect() {
         let sse = entry.kind == "stream";
         for chunk in [7, 64, 100_000] {
             let req = match pair {
-                Pair::OpenAiToAnthropic => openai_request("to-anthropic", &entry.path, chunk, sse),
-                Pair::OpenAiToGemini => openai_request("to-gemini", &entry.path, chunk, sse),
-                Pair::AnthropicToOpenAi => anthropic_request(&entry.path, chunk, sse),
+                Pair::OPENAI_TO_ANTHROPIC => {
+                    openai_request("to-anthropic", &entry.path, chunk, sse)
+                }
+                Pair::OPENAI_TO_GEMINI => openai_request("to-gemini", &entry.path, chunk, sse),
+                Pair::ANTHROPIC_TO_OPENAI => anthropic_request(&entry.path, chunk, sse),
+                other => unreachable!("{other:?}"),
             };
             let r = roundtrip(a, &req);
             assert_eq!(r.status, 200, "{}: {}", entry.path, r.text());
@@ -644,12 +647,13 @@ fn captures_replayed_by_a_provider_reach_clients_of_the_other_dialect() {
             head.contains(&format!(
                 "\r\n{}",
                 match pair_for(entry).unwrap() {
-                    Pair::OpenAiToAnthropic =>
+                    Pair::OPENAI_TO_ANTHROPIC =>
                         format!("x-api-key: {}", UPSTREAM_KEY.to_lowercase()),
-                    Pair::OpenAiToGemini =>
+                    Pair::OPENAI_TO_GEMINI =>
                         format!("x-goog-api-key: {}", UPSTREAM_KEY.to_lowercase()),
-                    Pair::AnthropicToOpenAi =>
+                    Pair::ANTHROPIC_TO_OPENAI =>
                         format!("authorization: bearer {}", UPSTREAM_KEY.to_lowercase()),
+                    other => unreachable!("{other:?}"),
                 }
             )),
             "the provider's own credential, in its scheme: {head}"
@@ -660,7 +664,7 @@ fn captures_replayed_by_a_provider_reach_clients_of_the_other_dialect() {
         );
         let sse = entry.kind == "stream";
         match pair_for(entry).unwrap() {
-            Pair::OpenAiToAnthropic => {
+            Pair::OPENAI_TO_ANTHROPIC => {
                 assert_eq!(line, "post /v1/messages http/1.1");
                 assert!(head.contains("\r\nanthropic-version: 2023-06-01"));
                 assert_eq!(body["model"], "claude-up");
@@ -676,7 +680,7 @@ fn captures_replayed_by_a_provider_reach_clients_of_the_other_dialect() {
                 assert_eq!(body["tools"][0]["name"], "get_weather");
                 assert_eq!(body.get("stream").is_some(), sse);
             }
-            Pair::OpenAiToGemini => {
+            Pair::OPENAI_TO_GEMINI => {
                 let want = if sse {
                     "post /v1beta/models/gemini-up:streamgeneratecontent?alt=sse http/1.1"
                 } else {
@@ -696,7 +700,7 @@ fn captures_replayed_by_a_provider_reach_clients_of_the_other_dialect() {
                     "get_weather"
                 );
             }
-            Pair::AnthropicToOpenAi => {
+            Pair::ANTHROPIC_TO_OPENAI => {
                 assert_eq!(line, "post /v1/chat/completions http/1.1");
                 assert!(!head.contains("anthropic-version"), "{head}");
                 assert_eq!(body["model"], "gpt-up");
@@ -709,6 +713,7 @@ fn captures_replayed_by_a_provider_reach_clients_of_the_other_dialect() {
                     assert_eq!(body["stream_options"], json!({"include_usage": true}));
                 }
             }
+            other => unreachable!("{other:?}"),
         }
     }
 
@@ -953,7 +958,7 @@ fn hostile_provider_bodies_are_refused_not_passed_through() {
     let mut scratch = Scratch::default();
     let mut m = Meter::default();
     m.start(Dialect::Anthropic, false, false, false);
-    m.translate(Pair::OpenAiToAnthropic, false, 1);
+    m.translate(Pair::OPENAI_TO_ANTHROPIC, false, false, 1);
     let mut out = Vec::new();
     m.pass(
         br#"{"id":"msg_1","content":[{"type":"text","text":"cut"#,
@@ -968,7 +973,7 @@ fn hostile_provider_bodies_are_refused_not_passed_through() {
     big.resize(big.len() + 2 * 1024 * 1024, b'a');
     big.extend_from_slice(b"\"}}\n\n");
     m.start(Dialect::Anthropic, true, false, false);
-    m.translate(Pair::OpenAiToAnthropic, false, 1);
+    m.translate(Pair::OPENAI_TO_ANTHROPIC, false, false, 1);
     let mut out = Vec::new();
     for piece in big.chunks(64 * 1024) {
         m.pass(piece, &mut out, &mut scratch);

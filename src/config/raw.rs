@@ -237,6 +237,18 @@ pub struct RawDeployment {
     /// Output tokens asked for when a request translated for Anthropic names none and its
     /// key has no `default_max_tokens` (Anthropic requires a number). Default 4096.
     pub default_max_tokens: Option<u32>,
+    /// Which of an OpenAI provider's APIs serves this deployment: by default both (each
+    /// client's call goes to its own API); `chat` (Chat Completions only: a server without
+    /// the Responses API) or `responses` (some models answer only the Responses API), and
+    /// clients of the other API are translated.
+    pub api: Option<RawApi>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawApi {
+    Chat,
+    Responses,
 }
 
 /// `price = "gpt-4o"` (a price-table entry, or `"free"`), or a table of fields:

@@ -307,6 +307,26 @@ pub struct Deployment {
     pub name: String,
     /// Share of traffic under the `weighted` strategy.
     pub weight: u32,
+    /// The wire dialect the deployment is called in (`None`: the built-in mock, which answers
+    /// in the client's): its provider's, or OpenAI's Responses API for `api = "responses"`.
+    pub dialect: Option<crate::dialect::Dialect>,
+    /// An OpenAI deployment that answers both of OpenAI's APIs (no `api` set): Responses
+    /// clients go to it as they came.
+    pub both_openai_apis: bool,
+}
+
+impl Deployment {
+    /// The dialect this deployment is called in for a client of `client`'s (`None`: the
+    /// built-in mock).
+    pub fn dialect_for(&self, client: crate::dialect::Dialect) -> Option<crate::dialect::Dialect> {
+        use crate::dialect::Dialect;
+        match self.dialect {
+            Some(Dialect::OpenAi) if client == Dialect::Responses && self.both_openai_apis => {
+                Some(Dialect::Responses)
+            }
+            d => d,
+        }
+    }
 }
 
 #[derive(Debug)]

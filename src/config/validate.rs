@@ -8,9 +8,11 @@ use std::time::Duration;
 use super::money::{ScopeLimits, price, price_table, scope_quotas};
 use super::provider::provider;
 use super::raw::{
-    RawAdmin, RawAudit, RawConfig, RawLimits, RawRouting, RawStrategy, RawUpstream, RawWorkers,
+    RawAdmin, RawApi, RawAudit, RawConfig, RawLimits, RawRouting, RawStrategy, RawUpstream,
+    RawWorkers,
 };
 use super::snapshot::*;
+use crate::dialect::Dialect;
 use crate::http1;
 
 /// The bundled price table: list prices of well-known models (USD per million tokens), with
@@ -273,6 +275,18 @@ pub fn compile(
                     ),
                 );
             }
+            let kind = providers[pid.0 as usize].kind;
+            let dialect = match rd.api {
+                Some(RawApi::Responses) if kind == ProviderKind::OpenAi => Some(Dialect::Responses),
+                Some(RawApi::Responses) => {
+                    p.add(
+                        format!("{dpath}.api"),
+                        "`responses` needs an `openai` provider",
+                    );
+                    kind.dialect()
+                }
+                _ => kind.dialect(),
+            };
             if rd.default_max_tokens == Some(0) {
                 p.add(format!("{dpath}.default_max_tokens"), "must be at least 1");
             }
@@ -287,6 +301,8 @@ pub fn compile(
                 price,
                 price_source,
                 quotas: dquotas,
+                dialect,
+                both_openai_apis: kind == ProviderKind::OpenAi && rd.api.is_none(),
             });
         }
         if ids.is_empty() {

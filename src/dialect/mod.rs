@@ -10,6 +10,7 @@ pub mod anthropic;
 pub mod gemini;
 pub mod norm;
 pub mod openai;
+pub mod responses;
 
 use crate::json::Scratch;
 use crate::sse::SseEvent;
@@ -39,7 +40,7 @@ impl Dialect {
                     || non_empty_after(e.data, b"\"arguments\":\"")
             }
             Dialect::Anthropic => e.event == b"content_block_delta",
-            Dialect::Responses => openai::responses::is_content(e.data),
+            Dialect::Responses => responses::is_content(e.data),
             Dialect::Gemini => {
                 non_empty_after(e.data, b"\"text\": \"")
                     || has(b"\"functionCall\"")
@@ -63,7 +64,7 @@ impl Dialect {
                 false
             }
             Dialect::Responses => {
-                openai::responses::observe_event(e.data, o);
+                responses::observe_event(e.data, o);
                 false
             }
         }
@@ -82,7 +83,7 @@ impl Dialect {
                 o.finished = true;
             }
             Dialect::Responses => {
-                openai::responses::observe_body(body, o);
+                responses::observe_body(body, o);
                 o.finished = true;
             }
         }
@@ -94,7 +95,7 @@ impl Dialect {
             Dialect::OpenAi => e.data == b"[DONE]",
             Dialect::Anthropic => e.event == b"message_stop",
             Dialect::Gemini => memchr::memmem::find(e.data, b"\"finishReason\"").is_some(),
-            Dialect::Responses => openai::responses::is_end(e.data),
+            Dialect::Responses => responses::is_end(e.data),
         }
     }
 }

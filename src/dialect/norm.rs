@@ -11,6 +11,7 @@
 
 use simd_json::prelude::*;
 use simd_json::tape::Value;
+use std::borrow::Cow;
 
 /// A request member the provider's dialect cannot express faithfully.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,12 +40,17 @@ pub struct Target<'a> {
     /// The provider is `openai_compatible` (vLLM, Ollama, …): `max_tokens`, not
     /// `max_completion_tokens`.
     pub compatible: bool,
+    /// The client asked for a stream (in the body, or — Gemini — in the path).
+    pub stream: bool,
 }
 
 /// Where a member sits in the client's request: `messages[i].<list>[j].<tail>`, each part
-/// optional. Rendered into a path only when something is refused.
+/// optional (the list of messages is `input` in the Responses API, `contents` in Gemini's).
+/// Rendered into a path only when something is refused.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Loc {
+    /// The name of the list of messages when not `messages`.
+    pub root: Option<&'static str>,
     /// The message (turn) index, when inside `messages`.
     pub message: Option<u32>,
     /// A list inside the message (`content`, `tool_calls`) or at the top (`tools`), and the
@@ -58,6 +64,7 @@ impl Loc {
     /// A top-level member.
     pub const fn top(name: &'static str) -> Loc {
         Loc {
+            root: None,
             message: None,
             list: None,
             tail: name,
@@ -67,6 +74,7 @@ impl Loc {
     /// Member `tail` of message `i`.
     pub fn message(i: usize, tail: &'static str) -> Loc {
         Loc {
+            root: None,
             message: Some(i as u32),
             list: None,
             tail,
@@ -76,6 +84,7 @@ impl Loc {
     /// Member `tail` of element `j` of list `list` in message `i`.
     pub fn item(i: usize, list: &'static str, j: usize, tail: &'static str) -> Loc {
         Loc {
+            root: None,
             message: Some(i as u32),
             list: Some((list, j as u32)),
             tail,
@@ -85,6 +94,7 @@ impl Loc {
     /// Member `tail` of element `j` of the top-level list `list`.
     pub fn listed(list: &'static str, j: usize, tail: &'static str) -> Loc {
         Loc {
+            root: None,
             message: None,
             list: Some((list, j as u32)),
             tail,
@@ -92,6 +102,14 @@ impl Loc {
     }
 
     /// The same place, another member.
+    /// The same place in a list of messages named `root` (`input`, `contents`).
+    pub fn in_list(self, root: &'static str) -> Loc {
+        Loc {
+            root: Some(root),
+            ..self
+        }
+    }
+
     pub fn with(self, tail: &'static str) -> Loc {
         Loc { tail, ..self }
     }
@@ -101,7 +119,7 @@ impl Loc {
         use std::fmt::Write as _;
         let mut s = String::new();
         if let Some(i) = self.message {
-            let _ = write!(s, "messages[{i}]");
+            let _ = write!(s, "{}[{i}]", self.root.unwrap_or("messages"));
         }
         if let Some((list, j)) = self.list {
             if !s.is_empty() {
@@ -217,14 +235,18 @@ pub enum Part<'v, 'a> {
         loc: Loc,
     },
     ToolCall {
-        id: &'v str,
+        /// The call's id (made up by the reader when its dialect has none: Gemini's).
+        id: Cow<'v, str>,
         name: &'v str,
         args: Args<'v, 'a>,
         loc: Loc,
     },
     ToolResult {
-        id: &'v str,
+        id: Cow<'v, str>,
         content: Texts<'v>,
+        /// A result that is a JSON object (Gemini's `functionResponse.response`), in place of
+        /// `content`: written as its text where results are text.
+        json: Option<Value<'v, 'a>>,
         loc: Loc,
     },
 }
@@ -305,6 +327,9 @@ pub struct Request<'v, 'a> {
     pub frequency_penalty: Option<Number<'v, 'a>>,
     pub response_format: Option<ResponseFormat<'v, 'a>>,
     pub top_k: Option<Number<'v, 'a>>,
+    /// OpenAI's reasoning effort (`minimal` … `high`): a hint, carried to OpenAI-dialect
+    /// providers and not carried elsewhere (see each writer's table).
+    pub reasoning_effort: Option<&'v str>,
 }
 
 impl<'v, 'a> Request<'v, 'a> {

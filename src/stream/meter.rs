@@ -166,11 +166,17 @@ impl Meter {
 
     /// Translates the body (started with the provider's dialect) for a client of the other
     /// dialect of `pair`. `client_usage`: an OpenAI client asked for the usage chunk;
+    /// `gemini_array`: a Gemini client asked for a stream as one JSON array (no `alt=sse`);
     /// `created`: Unix time for OpenAI's `created`.
-    pub fn translate(&mut self, pair: Pair, client_usage: bool, created: u64) {
+    pub fn translate(&mut self, pair: Pair, client_usage: bool, gemini_array: bool, created: u64) {
         match self.mode {
             Mode::Sse => {
-                self.translator = Some(StreamTranslator::new(pair, client_usage, created));
+                self.translator = Some(StreamTranslator::new(
+                    pair,
+                    client_usage,
+                    gemini_array,
+                    created,
+                ));
                 self.strip_usage = false;
             }
             Mode::Json => self.json_pair = Some((pair, created, 0)),

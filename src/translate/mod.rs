@@ -1,5 +1,6 @@
 //! Translation between provider dialects, for a client whose dialect the chosen provider does
-//! not speak: OpenAI Chat Completions ⇄ Anthropic Messages, and OpenAI → Gemini.
+//! not speak: any two of OpenAI Chat Completions, OpenAI Responses, Anthropic Messages and
+//! Gemini `generateContent`.
 //!
 //! Sans-IO, in three parts, each driven by the worker:
 //! - [`request`]: the client's request body → the provider's (a DOM of the request is built
@@ -18,43 +19,37 @@ pub mod stream;
 
 use crate::dialect::Dialect;
 
-/// A client dialect served by a provider that speaks another. (The Responses API is served
-/// only by OpenAI providers, as it is: no pair names it.)
+/// A client dialect served by a provider that speaks another: the client dialect's readers
+/// and the provider dialect's writers on the way up, the reverse on the way down. Every
+/// dialect has all six (request, answer and stream; reader and writer), so every pair of
+/// distinct dialects translates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pair {
-    /// An OpenAI Chat Completions client, an Anthropic Messages provider.
-    OpenAiToAnthropic,
-    /// An Anthropic Messages client, an OpenAI-dialect provider.
-    AnthropicToOpenAi,
-    /// An OpenAI Chat Completions client, a Gemini `generateContent` provider.
-    OpenAiToGemini,
+pub struct Pair {
+    client: Dialect,
+    provider: Dialect,
 }
 
 impl Pair {
+    pub const OPENAI_TO_ANTHROPIC: Pair = Pair::of(Dialect::OpenAi, Dialect::Anthropic);
+    pub const ANTHROPIC_TO_OPENAI: Pair = Pair::of(Dialect::Anthropic, Dialect::OpenAi);
+    pub const OPENAI_TO_GEMINI: Pair = Pair::of(Dialect::OpenAi, Dialect::Gemini);
+
+    const fn of(client: Dialect, provider: Dialect) -> Pair {
+        Pair { client, provider }
+    }
+
     /// The translation that serves `client` from `provider`; `None` when they are the same
-    /// dialect or no translation exists between them.
+    /// dialect (served byte for byte, never through the hub).
     pub fn between(client: Dialect, provider: Dialect) -> Option<Pair> {
-        match (client, provider) {
-            (Dialect::OpenAi, Dialect::Anthropic) => Some(Pair::OpenAiToAnthropic),
-            (Dialect::Anthropic, Dialect::OpenAi) => Some(Pair::AnthropicToOpenAi),
-            (Dialect::OpenAi, Dialect::Gemini) => Some(Pair::OpenAiToGemini),
-            _ => None,
-        }
+        (client != provider).then_some(Pair { client, provider })
     }
 
     pub fn client(self) -> Dialect {
-        match self {
-            Pair::OpenAiToAnthropic | Pair::OpenAiToGemini => Dialect::OpenAi,
-            Pair::AnthropicToOpenAi => Dialect::Anthropic,
-        }
+        self.client
     }
 
     pub fn provider(self) -> Dialect {
-        match self {
-            Pair::OpenAiToAnthropic => Dialect::Anthropic,
-            Pair::AnthropicToOpenAi => Dialect::OpenAi,
-            Pair::OpenAiToGemini => Dialect::Gemini,
-        }
+        self.provider
     }
 }
 

@@ -7,7 +7,7 @@
 //! refused with [`Untranslatable`], naming the member.
 
 use super::Pair;
-use crate::dialect::{Dialect, anthropic, gemini, openai};
+use crate::dialect::{Dialect, anthropic, gemini, openai, responses};
 use crate::json::Scratch;
 
 pub use crate::dialect::norm::{Target, Untranslatable};
@@ -43,22 +43,22 @@ fn translate_tape(
         Dialect::OpenAi => openai::request::TARGET,
         Dialect::Anthropic => anthropic::request::TARGET,
         Dialect::Gemini => gemini::request::TARGET,
-        Dialect::Responses => unreachable!("no translation pair names the Responses API"),
+        Dialect::Responses => responses::request::TARGET,
     };
     let request = match pair.client() {
         Dialect::OpenAi => openai::request::read(v, name)?,
         Dialect::Anthropic => anthropic::request::read(v, name)?,
-        Dialect::Gemini => {
-            return Err(Untranslatable::new("", "Gemini clients are not translated"));
-        }
-        Dialect::Responses => unreachable!("no translation pair names the Responses API"),
+        Dialect::Responses => responses::request::read(v, name)?,
+        Dialect::Gemini => gemini::request::read(v, name)?,
     };
+    let mut request = request;
+    request.stream |= target.stream;
     out.clear();
     match pair.provider() {
         Dialect::OpenAi => openai::request::write(&request, target, out),
         Dialect::Anthropic => anthropic::request::write(&request, target, out),
         Dialect::Gemini => gemini::request::write(&request, target, out),
-        Dialect::Responses => unreachable!("no translation pair names the Responses API"),
+        Dialect::Responses => responses::request::write(&request, target, out),
     }
 }
 
@@ -72,6 +72,7 @@ mod tests {
             model_json: b"\"up-model\"",
             default_max_tokens: 4096,
             compatible: false,
+            stream: false,
         };
         let mut out = Vec::new();
         let bytes = serde_json::to_vec(&body).unwrap();
@@ -120,7 +121,7 @@ mod tests {
 
     #[test]
     fn openai_to_anthropic_maps_every_part() {
-        let got = run(Pair::OpenAiToAnthropic, chat_with_tools()).unwrap();
+        let got = run(Pair::OPENAI_TO_ANTHROPIC, chat_with_tools()).unwrap();
         assert_eq!(
             got,
             json!({
@@ -160,13 +161,13 @@ mod tests {
     fn tool_choice_none_stays_none_and_required_is_any() {
         for (from, to) in [("none", "none"), ("required", "any"), ("auto", "auto")] {
             let got = run(
-                Pair::OpenAiToAnthropic,
+                Pair::OPENAI_TO_ANTHROPIC,
                 json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tool_choice": from}),
             )
             .unwrap();
             assert_eq!(got["tool_choice"], json!({"type": to}), "{from}");
             let got = run(
-                Pair::OpenAiToGemini,
+                Pair::OPENAI_TO_GEMINI,
                 json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tool_choice": from}),
             )
             .unwrap();
@@ -181,7 +182,7 @@ mod tests {
     #[test]
     fn the_default_max_tokens_fills_in_for_anthropic() {
         let got = run(
-            Pair::OpenAiToAnthropic,
+            Pair::OPENAI_TO_ANTHROPIC,
             json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
         )
         .unwrap();
@@ -194,32 +195,32 @@ mod tests {
         let base = || json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
         let cases: Vec<(Pair, Edit, &str)> = vec![
             (
-                Pair::OpenAiToAnthropic,
+                Pair::OPENAI_TO_ANTHROPIC,
                 Box::new(|b| b["n"] = json!(2)),
                 "n",
             ),
             (
-                Pair::OpenAiToAnthropic,
+                Pair::OPENAI_TO_ANTHROPIC,
                 Box::new(|b| b["temperature"] = json!(1.5)),
                 "temperature",
             ),
             (
-                Pair::OpenAiToAnthropic,
+                Pair::OPENAI_TO_ANTHROPIC,
                 Box::new(|b| b["logit_bias"] = json!({"1": 2})),
                 "logit_bias",
             ),
             (
-                Pair::OpenAiToAnthropic,
+                Pair::OPENAI_TO_ANTHROPIC,
                 Box::new(|b| b["seed"] = json!(3)),
                 "seed",
             ),
             (
-                Pair::OpenAiToAnthropic,
+                Pair::OPENAI_TO_ANTHROPIC,
                 Box::new(|b| b["response_format"] = json!({"type": "json_object"})),
                 "response_format",
             ),
             (
-                Pair::OpenAiToAnthropic,
+                Pair::OPENAI_TO_ANTHROPIC,
                 Box::new(|b| {
                     b["messages"][0]["content"] =
                         json!([{"type": "input_audio", "input_audio": {}}])
@@ -227,19 +228,19 @@ mod tests {
                 "messages[0].content[0].type",
             ),
             (
-                Pair::OpenAiToAnthropic,
+                Pair::OPENAI_TO_ANTHROPIC,
                 Box::new(|b| b["messages"][0]["name"] = json!("bob")),
                 "messages[0].name",
             ),
             (
-                Pair::OpenAiToAnthropic,
+                Pair::OPENAI_TO_ANTHROPIC,
                 Box::new(|b| {
                     b["messages"].as_array_mut().unwrap().push(json!({"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]}))
                 }),
                 "messages[1].tool_calls[0].function.arguments",
             ),
             (
-                Pair::OpenAiToGemini,
+                Pair::OPENAI_TO_GEMINI,
                 Box::new(|b| {
                     b["messages"][0]["content"] =
                         json!([{"type": "image_url", "image_url": {"url": "https://x/y.png"}}])
@@ -247,12 +248,12 @@ mod tests {
                 "messages[0].content[0].image_url.url",
             ),
             (
-                Pair::OpenAiToGemini,
+                Pair::OPENAI_TO_GEMINI,
                 Box::new(|b| b["parallel_tool_calls"] = json!(false)),
                 "parallel_tool_calls",
             ),
             (
-                Pair::OpenAiToGemini,
+                Pair::OPENAI_TO_GEMINI,
                 Box::new(|b| {
                     b["messages"]
                         .as_array_mut()
@@ -296,7 +297,7 @@ mod tests {
         ] {
             let mut b = anthropic();
             edit(&mut b);
-            let e = run(Pair::AnthropicToOpenAi, b).unwrap_err();
+            let e = run(Pair::ANTHROPIC_TO_OPENAI, b).unwrap_err();
             assert_eq!(e.param, param, "{}", e.message);
         }
     }
@@ -328,7 +329,7 @@ mod tests {
             "tool_choice": {"type": "any", "disable_parallel_tool_use": true},
             "metadata": {"user_id": "u-7"}
         });
-        let got = run(Pair::AnthropicToOpenAi, body).unwrap();
+        let got = run(Pair::ANTHROPIC_TO_OPENAI, body).unwrap();
         assert_eq!(
             got,
             json!({
@@ -365,7 +366,7 @@ mod tests {
         body["messages"][1]["content"].as_array_mut().unwrap().pop();
         body["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}}});
         body["seed"] = json!(7);
-        let got = run(Pair::OpenAiToGemini, body).unwrap();
+        let got = run(Pair::OPENAI_TO_GEMINI, body).unwrap();
         assert_eq!(
             got,
             json!({
@@ -402,8 +403,8 @@ mod tests {
     #[test]
     fn a_round_trip_preserves_meaning() {
         let original = chat_with_tools();
-        let there = run(Pair::OpenAiToAnthropic, original.clone()).unwrap();
-        let back = run(Pair::AnthropicToOpenAi, there).unwrap();
+        let there = run(Pair::OPENAI_TO_ANTHROPIC, original.clone()).unwrap();
+        let back = run(Pair::ANTHROPIC_TO_OPENAI, there).unwrap();
         let o = &original;
         assert_eq!(
             back["messages"][0],

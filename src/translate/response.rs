@@ -16,7 +16,7 @@
 //! vocabulary. A body that is not the expected JSON becomes an error naming the problem.
 
 use super::Pair;
-use crate::dialect::{Dialect, anthropic, gemini, openai};
+use crate::dialect::{Dialect, anthropic, gemini, openai, responses};
 use crate::json::Scratch;
 use crate::usage::Observed;
 
@@ -39,12 +39,13 @@ pub fn translate(
         Dialect::Anthropic => anthropic::answer::read(v),
         Dialect::Gemini => gemini::answer::read(v),
         Dialect::OpenAi => openai::answer::read(v),
-        Dialect::Responses => unreachable!("no translation pair names the Responses API"),
+        Dialect::Responses => responses::answer::read(v),
     };
     let result = answer.map(|a| match pair.client() {
         Dialect::Anthropic => anthropic::answer::write(&a, o, out),
-        Dialect::OpenAi | Dialect::Gemini => openai::answer::write(&a, o, created, out),
-        Dialect::Responses => unreachable!("no translation pair names the Responses API"),
+        Dialect::OpenAi => openai::answer::write(&a, o, created, out),
+        Dialect::Responses => responses::answer::write(&a, o, created, out),
+        Dialect::Gemini => gemini::answer::write(&a, o, out),
     });
     let empty: simd_json::Tape<'static> = tape.reset();
     scratch.keep_tape(empty);
@@ -68,7 +69,8 @@ pub fn error(pair: Pair, status: u16, body: &[u8], scratch: &mut Scratch, out: &
             };
             anthropic::write_error(out, kind.as_bytes(), message.as_bytes());
         }
-        _ => {
+        Dialect::Gemini => gemini::write_error(out, status, message.as_bytes()),
+        Dialect::OpenAi | Dialect::Responses => {
             let (kind, code): (&str, Option<&str>) = match (status, kind.as_deref()) {
                 (_, Some("overloaded_error")) => ("server_error", Some("overloaded")),
                 (429, _) => ("rate_limit_error", Some("rate_limit_exceeded")),

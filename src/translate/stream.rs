@@ -11,7 +11,7 @@
 //! A new client dialect is one writer; a new provider dialect, one reader.
 
 use super::Pair;
-use crate::dialect::{Dialect, anthropic, gemini, norm::Event, openai};
+use crate::dialect::{Dialect, anthropic, gemini, norm::Event, openai, responses};
 use crate::sse::SseEvent;
 use crate::usage::Observed;
 
@@ -28,6 +28,7 @@ enum Reader {
     OpenAi(openai::stream::Reader),
     Anthropic(anthropic::stream::Reader),
     Gemini(gemini::stream::Reader),
+    Responses(responses::stream::Reader),
 }
 
 /// The client dialect's writer.
@@ -35,6 +36,8 @@ enum Reader {
 enum Writer {
     OpenAi(openai::stream::Writer),
     Anthropic(anthropic::stream::Writer),
+    Responses(responses::stream::Writer),
+    Gemini(gemini::stream::Writer),
 }
 
 impl Writer {
@@ -42,6 +45,8 @@ impl Writer {
         match self {
             Writer::OpenAi(w) => w.write(e, o, out),
             Writer::Anthropic(w) => w.write(e, o, out),
+            Writer::Responses(w) => w.write(e, o, out),
+            Writer::Gemini(w) => w.write(e, o, out),
         }
     }
 
@@ -49,6 +54,8 @@ impl Writer {
         match self {
             Writer::OpenAi(w) => w.finished(),
             Writer::Anthropic(w) => w.finished(),
+            Writer::Responses(w) => w.finished(),
+            Writer::Gemini(w) => w.finished(),
         }
     }
 
@@ -56,6 +63,8 @@ impl Writer {
         match self {
             Writer::OpenAi(w) => w.end(o, out),
             Writer::Anthropic(w) => w.end(o, out),
+            Writer::Responses(w) => w.end(o, out),
+            Writer::Gemini(w) => w.end(o, out),
         }
     }
 }
@@ -63,19 +72,18 @@ impl Writer {
 impl StreamTranslator {
     /// `client_usage`: an OpenAI client asked for a usage chunk; `created`: the response's
     /// Unix time for OpenAI chunks.
-    pub fn new(pair: Pair, client_usage: bool, created: u64) -> Self {
+    pub fn new(pair: Pair, client_usage: bool, gemini_array: bool, created: u64) -> Self {
         let reader = match pair.provider() {
             Dialect::OpenAi => Reader::OpenAi(openai::stream::Reader::default()),
             Dialect::Anthropic => Reader::Anthropic(anthropic::stream::Reader::default()),
             Dialect::Gemini => Reader::Gemini(gemini::stream::Reader::default()),
-            Dialect::Responses => unreachable!("no translation pair names the Responses API"),
+            Dialect::Responses => Reader::Responses(responses::stream::Reader::default()),
         };
         let writer = match pair.client() {
             Dialect::Anthropic => Writer::Anthropic(anthropic::stream::Writer::default()),
-            Dialect::OpenAi | Dialect::Gemini => {
-                Writer::OpenAi(openai::stream::Writer::new(client_usage, created))
-            }
-            Dialect::Responses => unreachable!("no translation pair names the Responses API"),
+            Dialect::OpenAi => Writer::OpenAi(openai::stream::Writer::new(client_usage, created)),
+            Dialect::Responses => Writer::Responses(responses::stream::Writer::new(created)),
+            Dialect::Gemini => Writer::Gemini(gemini::stream::Writer::new(gemini_array)),
         };
         StreamTranslator { reader, writer }
     }
@@ -88,6 +96,7 @@ impl StreamTranslator {
             Reader::OpenAi(r) => r.read(e.data, &mut emit),
             Reader::Anthropic(r) => r.read(e, &mut emit),
             Reader::Gemini(r) => r.read(e.data, &mut emit),
+            Reader::Responses(r) => r.read(e, &mut emit),
         }
     }
 

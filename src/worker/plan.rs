@@ -49,22 +49,7 @@ pub(super) fn plan(
             ErrorKind::InvalidBody,
             format!(
                 "The model `{}` is not served by a provider that can answer {}.",
-                model.name,
-                match ctx.route {
-                    Route::Messages => {
-                        "Anthropic's Messages API (Anthropic and Gemini providers answer chat \
-                         completions only)"
-                    }
-                    Route::Responses => {
-                        "OpenAI's Responses API (OpenAI providers answer it; it is not \
-                         translated for other providers yet)"
-                    }
-                    Route::GenerateContent | Route::StreamGenerateContent => {
-                        "Gemini's generateContent (Gemini providers answer it; it is not \
-                         translated for other providers yet)"
-                    }
-                    _ => "this endpoint (Anthropic and Gemini providers answer chat completions only)",
-                }
+                model.name, "this endpoint (only OpenAI Chat Completions providers answer it)"
             ),
         )
         .param("model"));
@@ -138,19 +123,23 @@ fn push_model(
     );
 }
 
-/// Whether deployment `d`'s provider can answer `route`: in the client's own dialect, or
-/// through a translation (Chat Completions ⇄ Messages, Chat Completions → Gemini). The
-/// built-in mock speaks every dialect.
+/// Whether deployment `d` can answer `route`: the model APIs (Chat Completions, Responses,
+/// Messages, generateContent) in the client's own dialect or through a translation; the
+/// others (legacy completions, embeddings) only an OpenAI Chat deployment. The built-in mock
+/// speaks every dialect.
 fn speaks(snap: &Snapshot, route: Route, d: DeploymentId) -> bool {
-    let Some(provider) = snap.provider(snap.deployment(d).provider).kind.dialect() else {
+    let Some(provider) = snap.deployment(d).dialect_for(super::client_dialect(route)) else {
         return true;
     };
     match route {
-        Route::Messages | Route::ChatCompletions => {
+        Route::Messages
+        | Route::ChatCompletions
+        | Route::Responses
+        | Route::GenerateContent
+        | Route::StreamGenerateContent => {
             let client = super::client_dialect(route);
             provider == client || crate::translate::Pair::between(client, provider).is_some()
         }
-        Route::GenerateContent | Route::StreamGenerateContent => provider == Dialect::Gemini,
         _ => provider == Dialect::OpenAi,
     }
 }

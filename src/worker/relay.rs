@@ -77,6 +77,11 @@ pub(super) async fn relay(
     let sse = uh
         .header(&c.ex.ubuf, "content-type")
         .is_some_and(|t| t.starts_with(b"text/event-stream"));
+    // A Gemini client served by another dialect's stream, without `alt=sse`, gets Gemini's
+    // other framing: one JSON array.
+    let gemini_array = sse
+        && pair.is_some_and(|p| p.client() == Dialect::Gemini)
+        && !crate::dialect::gemini::wants_sse(c.head.query(&c.buf));
     ctx.status = uh.status;
     if (200..300).contains(&uh.status) {
         // Read in the provider's dialect; relayed in the client's (translated when they
@@ -86,8 +91,12 @@ pub(super) async fn relay(
         let strip = ctx.attempt.inject_usage && framing != Framing::Length;
         c.meter.start(dialect, sse, strip, ctx.log_hashes);
         if let Some(p) = pair {
-            c.meter
-                .translate(p, ctx.attempt.client_usage, ctx.start_unix_us / 1_000_000);
+            c.meter.translate(
+                p,
+                ctx.attempt.client_usage,
+                gemini_array,
+                ctx.start_unix_us / 1_000_000,
+            );
         }
         // Ending a stream early needs the gateway to frame it.
         if let Some(t) = ctx.attempt.output_allowed
@@ -110,6 +119,7 @@ pub(super) async fn relay(
         if NOT_RELAYED
             .iter()
             .any(|h| n.eq_ignore_ascii_case(h.as_bytes()))
+            || (gemini_array && n.eq_ignore_ascii_case(b"content-type"))
         {
             continue;
         }
@@ -123,6 +133,9 @@ pub(super) async fn relay(
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.get(&c.ex.ubuf));
         out.extend_from_slice(b"\r\n");
+    }
+    if gemini_array {
+        write::header(out, "content-type", b"application/json; charset=UTF-8");
     }
     request_id_header(out, ctx);
     match (framing, uh.body) {

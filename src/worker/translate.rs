@@ -51,10 +51,10 @@ pub(super) fn translate(
     let dep = snap.deployment(d);
     let provider = snap.provider(dep.provider);
     c.ex.ureq_tail = None;
-    c.ex.pair = provider
-        .kind
-        .dialect()
-        .and_then(|p| Pair::between(client_dialect(ctx.route), p));
+    let client = client_dialect(ctx.route);
+    c.ex.pair = dep
+        .dialect_for(client)
+        .and_then(|p| Pair::between(client, p));
     if let Some(pair) = c.ex.pair {
         return translate_across(w, snap, c, ctx, f, (d, pair));
     }
@@ -275,6 +275,7 @@ pub(super) fn translate_across(
         model_json: &dep.upstream_model_json,
         default_max_tokens: f.max_tokens.unwrap_or(dep.default_max_tokens),
         compatible: provider.compatible,
+        stream: f.stream,
     };
     let mut body = std::mem::take(&mut c.ex.ubuf);
     let r = request::translate(
@@ -291,7 +292,7 @@ pub(super) fn translate_across(
             Dialect::Anthropic => "Anthropic",
             Dialect::Gemini => "Gemini",
             Dialect::OpenAi => "an OpenAI-dialect provider",
-            Dialect::Responses => unreachable!("no translation pair names the Responses API"),
+            Dialect::Responses => "OpenAI's Responses API",
         };
         return Err(GatewayError::new(
             ErrorKind::InvalidBody,
@@ -317,9 +318,9 @@ pub(super) fn translate_across(
         Dialect::Anthropic => out.extend_from_slice(anthropic::MESSAGES_PATH),
         Dialect::OpenAi => out.extend_from_slice(openai::CHAT_PATH),
         Dialect::Gemini => gemini::write_path(out, dep.upstream_model.as_bytes(), f.stream),
-        Dialect::Responses => unreachable!("no translation pair names the Responses API"),
+        Dialect::Responses => out.extend_from_slice(openai::RESPONSES_PATH),
     }
-    if pair.provider() == Dialect::OpenAi {
+    if matches!(pair.provider(), Dialect::OpenAi | Dialect::Responses) {
         out.extend_from_slice(provider.query.as_bytes());
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");

@@ -51,13 +51,17 @@ pub fn write(a: &Answer<'_, '_>, o: &Observed, out: &mut Vec<u8>) {
         out.push(b'}');
         n += 1;
     }
-    for call in &a.calls {
+    for (j, call) in a.calls.iter().enumerate() {
         if n > 0 {
             out.push(b',');
         }
         n += 1;
         out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
-        json::string(out, call.id.unwrap_or("").as_bytes());
+        match call.id.filter(|i| !i.is_empty()) {
+            Some(id) => json::string(out, id.as_bytes()),
+            // A provider without call ids (Gemini): one made up, for the result.
+            None => json::string(out, format!("toolu_{j}").as_bytes()),
+        }
         out.extend_from_slice(b",\"name\":");
         json::string(out, call.name.as_bytes());
         out.extend_from_slice(b",\"input\":");

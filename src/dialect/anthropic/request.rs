@@ -20,14 +20,16 @@
 //! blocks (the arguments string parsed: it must hold a JSON object), and always sends
 //! `max_tokens` (the key's default, else the deployment's). It refuses what Messages cannot
 //! say: a temperature above 1, `n` other than 1, penalties other than 0, `seed`,
-//! `logprobs`, `store`, a JSON `response_format`.
+//! `logprobs`, `store`, a JSON `response_format`. An OpenAI reasoning effort is not carried:
+//! it is a hint, and extended thinking needs a token budget and rules (no temperature, a
+//! larger `max_tokens`) the client did not ask for; the model answers without thinking.
 
 use simd_json::prelude::*;
 use simd_json::tape::Value;
 
 use crate::dialect::norm::{
     Args, Image, Loc, Part, Request, ResponseFormat, Role, Target, Texts, Tool, ToolChoice, Turn,
-    Untranslatable, get, number, only, refuse_extra, refuse_unless_neutral, string,
+    Untranslatable, get, json_as_string, number, only, refuse_extra, refuse_unless_neutral, string,
     write_arguments, write_tool_name, write_value,
 };
 use crate::json;
@@ -262,7 +264,12 @@ fn read_block<'v, 'a>(
                 // A block inside the result is named by the result's `content` member.
                 Some(c) => texts(c, bat.with("content"), |_| bat.with("content"), target)?,
             };
-            Ok(Part::ToolResult { id, content, loc })
+            Ok(Part::ToolResult {
+                id: id.into(),
+                content,
+                json: None,
+                loc,
+            })
         }
         (Some("image"), Role::User) => {
             m.only(bat, &["source"], target)?;
@@ -292,7 +299,7 @@ fn read_block<'v, 'a>(
         (Some("tool_use"), Role::Assistant) => {
             m.only(bat, &["id", "name", "input"], target)?;
             Ok(Part::ToolCall {
-                id: opt_str(m.id, bat.with("id"))?.unwrap_or_default(),
+                id: opt_str(m.id, bat.with("id"))?.unwrap_or_default().into(),
                 name: opt_str(m.name, bat.with("name"))?.unwrap_or_default(),
                 args: Args::Json(m.input),
                 loc: bat.with("input"),
@@ -591,11 +598,15 @@ fn block(p: &Part<'_, '_>, out: &mut Vec<u8>) -> Result<(), Untranslatable> {
             write_arguments(args, *loc, out)?;
             out.push(b'}');
         }
-        Part::ToolResult { id, content, .. } => {
+        Part::ToolResult {
+            id, content, json, ..
+        } => {
             out.extend_from_slice(b"{\"type\":\"tool_result\",\"tool_use_id\":");
             json::string(out, id.as_bytes());
             out.extend_from_slice(b",\"content\":");
-            if content.is_plain() {
+            if json.is_some() {
+                json_as_string(out, *json);
+            } else if content.is_plain() {
                 json::string(out, content.joined().as_bytes());
             } else {
                 out.push(b'[');

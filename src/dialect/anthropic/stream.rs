@@ -238,7 +238,14 @@ impl Writer {
                 self.ensure_started(out);
                 let b = self.open_block(out, false, |out| {
                     out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":\"");
-                    out.extend_from_slice(id.unwrap_or_default());
+                    // A provider without call ids (Gemini): one made up, for the result.
+                    match id.filter(|i| !i.is_empty()) {
+                        Some(id) => out.extend_from_slice(id),
+                        None => {
+                            out.extend_from_slice(b"toolu_");
+                            crate::json::uint(out, index);
+                        }
+                    }
                     out.extend_from_slice(b"\",\"name\":\"");
                     out.extend_from_slice(name);
                     out.extend_from_slice(b"\",\"input\":{}}");

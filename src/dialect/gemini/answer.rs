@@ -5,7 +5,9 @@ use simd_json::prelude::*;
 use simd_json::tape::Value;
 
 use super::stream::finish_from;
-use crate::dialect::norm::{Answer, AnswerCall, Args, str_of};
+use crate::dialect::norm::{Answer, AnswerCall, Args, Finish, Loc, str_of, write_arguments};
+use crate::json;
+use crate::usage::{Observed, Usage};
 
 /// Reads a `generateContent` response.
 pub fn read<'v, 'a>(v: Value<'v, 'a>) -> Result<Answer<'v, 'a>, String> {
@@ -45,4 +47,87 @@ pub fn read<'v, 'a>(v: Value<'v, 'a>) -> Result<Answer<'v, 'a>, String> {
         .unwrap_or("STOP");
     answer.finish = finish_from(reason.as_bytes(), !answer.calls.is_empty());
     Ok(answer)
+}
+
+/// `finishReason` for a normalised finish.
+pub fn finish_name(f: Finish) -> &'static [u8] {
+    match f {
+        Finish::Stop | Finish::ToolCalls => b"STOP",
+        Finish::Length => b"MAX_TOKENS",
+        Finish::ContentFilter => b"SAFETY",
+    }
+}
+
+/// `"usageMetadata":{…}` (prompt includes cached tokens; candidates exclude thoughts).
+pub fn write_usage(out: &mut Vec<u8>, u: &Usage) {
+    out.extend_from_slice(b"\"usageMetadata\":{\"promptTokenCount\":");
+    json::uint(out, u.input_tokens);
+    out.extend_from_slice(b",\"candidatesTokenCount\":");
+    json::uint(out, u.output_tokens.saturating_sub(u.reasoning_tokens));
+    out.extend_from_slice(b",\"totalTokenCount\":");
+    json::uint(out, u.input_tokens + u.output_tokens);
+    if u.cache_read_tokens > 0 {
+        out.extend_from_slice(b",\"cachedContentTokenCount\":");
+        json::uint(out, u.cache_read_tokens);
+    }
+    if u.reasoning_tokens > 0 {
+        out.extend_from_slice(b",\"thoughtsTokenCount\":");
+        json::uint(out, u.reasoning_tokens);
+    }
+    out.push(b'}');
+}
+
+/// A `functionCall` part; `args` is the arguments object's JSON.
+pub fn write_call(out: &mut Vec<u8>, id: &[u8], name: &[u8], args: &[u8]) {
+    out.extend_from_slice(b"{\"functionCall\":{\"id\":");
+    json::string(out, id);
+    out.extend_from_slice(b",\"name\":");
+    json::string(out, name);
+    out.extend_from_slice(b",\"args\":");
+    out.extend_from_slice(args);
+    out.extend_from_slice(b"}}");
+}
+
+/// Writes `a` as a `generateContent` response. Arguments that are not a JSON object (Gemini's
+/// `args` must be one) are kept as text: `{"arguments": "…"}`, as for Anthropic clients.
+pub fn write(a: &Answer<'_, '_>, o: &Observed, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"candidates\":[{\"content\":{\"parts\":[");
+    let text = a.text.concat();
+    let mut first = true;
+    if !text.is_empty() || a.calls.is_empty() {
+        first = false;
+        out.extend_from_slice(b"{\"text\":");
+        json::string(out, text.as_bytes());
+        out.push(b'}');
+    }
+    let mut args = Vec::new();
+    for (n, call) in a.calls.iter().enumerate() {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        args.clear();
+        if write_arguments(&call.args, Loc::top("arguments"), &mut args).is_err() {
+            args.clear();
+            args.extend_from_slice(b"{\"arguments\":");
+            match call.args {
+                Args::Text(t) => json::string(&mut args, t.as_bytes()),
+                Args::Json(_) => args.extend_from_slice(b"\"\""),
+            }
+            args.push(b'}');
+        }
+        let id = match call.id.filter(|i| !i.is_empty()) {
+            Some(i) => i.to_owned(),
+            None => format!("call_{n}"),
+        };
+        write_call(out, id.as_bytes(), call.name.as_bytes(), &args);
+    }
+    out.extend_from_slice(b"],\"role\":\"model\"},\"finishReason\":\"");
+    out.extend_from_slice(finish_name(a.finish));
+    out.extend_from_slice(b"\",\"index\":0}],");
+    write_usage(out, &o.usage);
+    out.extend_from_slice(b",\"modelVersion\":");
+    json::string(out, a.model.as_bytes());
+    out.extend_from_slice(b",\"responseId\":");
+    json::string(out, a.id.as_bytes());
+    out.push(b'}');
 }

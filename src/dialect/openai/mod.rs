@@ -17,7 +17,6 @@
 
 pub mod answer;
 pub mod request;
-pub mod responses;
 pub mod stream;
 
 use crate::json::scan::{Members, is_empty_array, string_at, uint_at, value_end, visit_keys};
@@ -54,7 +53,7 @@ fn read_usage(data: &[u8], at: usize) -> Option<RawUsage> {
 }
 
 /// A count: `Some(None)` for `null`, `None` when it is not a count at all.
-pub(super) fn count(v: &[u8]) -> Option<Option<u64>> {
+pub(crate) fn count(v: &[u8]) -> Option<Option<u64>> {
     if v == b"null" {
         return Some(None);
     }
@@ -64,7 +63,7 @@ pub(super) fn count(v: &[u8]) -> Option<Option<u64>> {
 }
 
 /// The count `key` of a details object (`null` or absent: none).
-pub(super) fn detail(v: &[u8], key: &[u8]) -> Option<Option<u64>> {
+pub(crate) fn detail(v: &[u8], key: &[u8]) -> Option<Option<u64>> {
     if v == b"null" {
         return Some(None);
     }

@@ -9,14 +9,15 @@
 //! | `max_completion_tokens`, else `max_tokens` | max tokens |
 //! | `stop` (a string or a list) | stop sequences |
 //! | `tool_choice` auto / none / required / named, `parallel_tool_calls` | tool choice, parallel calls |
-//! | `user`, `n`, `store`, `logprobs`, `seed`, penalties, `response_format` | kept for the writer to pass or refuse |
+//! | `user`, `n`, `store`, `logprobs`, `seed`, penalties, `response_format`, `reasoning_effort` | kept for the writer to pass or refuse |
 //!
 //! Accepted and not carried: `stream_options` (the gateway asks for usage itself),
 //! `prompt_cache_key` (the gateway's sticky-routing key), an image's `detail`, a tool's
 //! `strict` flag (the schema still goes). Anything else is refused by name.
 //!
 //! The writer (an OpenAI-dialect provider serving another dialect's client) writes the same
-//! members back; a streamed request asks for `stream_options.include_usage`.
+//! members back (a JSON schema under the name `response`); a streamed request asks for
+//! `stream_options.include_usage`.
 
 use simd_json::prelude::*;
 use simd_json::tape::Value;
@@ -51,6 +52,7 @@ const KNOWN: &[&str] = &[
     "presence_penalty",
     "frequency_penalty",
     "logprobs",
+    "reasoning_effort",
 ];
 
 /// Text content: a string, or text parts only.
@@ -196,7 +198,12 @@ fn read_message<'v, 'a>(
                 None => Texts::plain(""),
                 Some(c) => texts(c, at.with("content"))?,
             };
-            r.parts.push(Part::ToolResult { id, content, loc });
+            r.parts.push(Part::ToolResult {
+                id: id.into(),
+                content,
+                json: None,
+                loc,
+            });
             // A run of tool messages is one turn of tool results.
             if let Some(last) = r.turns.last_mut()
                 && last.role == Role::User
@@ -386,7 +393,8 @@ fn read_tool_call<'v, 'a>(
         id: id
             .map(|x| str_or_refuse(x, "id"))
             .transpose()?
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into(),
         name: name.ok_or_else(|| at.with("function.name").refuse("is required"))?,
         args: Args::Text(args.unwrap_or_default()),
         loc: at.with("function.arguments"),
@@ -440,6 +448,7 @@ fn read_settings<'v, 'a>(
         );
     }
     r.user = string(v, "user", Loc::top("user"))?;
+    r.reasoning_effort = string(v, "reasoning_effort", Loc::top("reasoning_effort"))?;
     r.n = get(v, "n").map(|x| x.as_u64().unwrap_or(u64::MAX));
     // A non-boolean reads as `true`: not neutral, so a writer that cannot carry it refuses.
     r.store = get(v, "store").map(|x| x.as_bool() != Some(false));
@@ -546,12 +555,18 @@ pub fn write(r: &Request<'_, '_>, t: &Target<'_>, out: &mut Vec<u8>) -> Result<(
                 // Tool results answer the previous assistant turn: they go first, one message
                 // each.
                 for p in parts {
-                    if let Part::ToolResult { id, content, .. } = p {
+                    if let Part::ToolResult {
+                        id, content, json, ..
+                    } = p
+                    {
                         open(out);
                         out.extend_from_slice(b"{\"role\":\"tool\",\"tool_call_id\":");
                         json::string(out, id.as_bytes());
                         out.extend_from_slice(b",\"content\":");
-                        text_content(content, out);
+                        match json {
+                            Some(_) => json_as_string(out, *json),
+                            None => text_content(content, out),
+                        }
                         out.push(b'}');
                     }
                 }
@@ -594,14 +609,7 @@ pub fn write(r: &Request<'_, '_>, t: &Target<'_>, out: &mut Vec<u8>) -> Result<(
         out.extend_from_slice(b"\":");
         json::uint(out, n);
     }
-    for (k, x) in [("temperature", r.temperature), ("top_p", r.top_p)] {
-        if let Some(x) = x {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"\":");
-            write_value(out, x.raw);
-        }
-    }
+    write_sampling(r, out);
     if let Some(stop) = r.stop {
         out.extend_from_slice(b",\"stop\":");
         write_value(out, stop);
@@ -638,6 +646,42 @@ pub fn write(r: &Request<'_, '_>, t: &Target<'_>, out: &mut Vec<u8>) -> Result<(
             }
         }
     }
+    write_tail(r, out);
+    if let Some(effort) = r.reasoning_effort {
+        out.extend_from_slice(b",\"reasoning_effort\":");
+        json::string(out, effort.as_bytes());
+    }
+    match r.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => {
+            out.extend_from_slice(b",\"response_format\":{\"type\":\"json_object\"}");
+        }
+        Some(ResponseFormat::JsonSchema(schema)) => {
+            out.extend_from_slice(
+                b",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"response\",\"schema\":",
+            );
+            write_value(out, schema);
+            out.extend_from_slice(b"}}");
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// `temperature` and `top_p`, as both of OpenAI's APIs name them.
+pub(crate) fn write_sampling(r: &Request<'_, '_>, out: &mut Vec<u8>) {
+    for (k, x) in [("temperature", r.temperature), ("top_p", r.top_p)] {
+        if let Some(x) = x {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
+            write_value(out, x.raw);
+        }
+    }
+}
+
+/// `parallel_tool_calls` (when off) and `user`, as both of OpenAI's APIs name them.
+pub(crate) fn write_tail(r: &Request<'_, '_>, out: &mut Vec<u8>) {
     if r.parallel_tool_calls == Some(false) {
         out.extend_from_slice(b",\"parallel_tool_calls\":false");
     }
@@ -645,8 +689,6 @@ pub fn write(r: &Request<'_, '_>, t: &Target<'_>, out: &mut Vec<u8>) -> Result<(
         out.extend_from_slice(b",\"user\":");
         json::string(out, user.as_bytes());
     }
-    out.push(b'}');
-    Ok(())
 }
 
 /// Text content as OpenAI writes it: a string, or text parts.
