@@ -1,6 +1,6 @@
-//! The translation conformance suite. Every model-response capture in the corpus is
-//! translated into the other client dialect — Anthropic and Gemini answers for an OpenAI
-//! client, OpenAI (and OpenAI-compatible) answers for an Anthropic client — by the relay's tap,
+//! The translation conformance suite. Every model-response capture in the corpus (OpenAI Chat
+//! and OpenAI-compatible, OpenAI Responses, Anthropic, Gemini) is translated into each of the
+//! three other client dialects by the relay's tap,
 //! whole and split at every byte offset (the output must not depend on where reads end), and
 //! what a client of that dialect assembles from it (read here with serde_json, independently
 //! of the gateway) must match the MANIFEST: text, tool-call ids, names and arguments, the
@@ -65,7 +65,26 @@ fn manifest() -> Vec<Entry> {
     toml::from_str::<Manifest>(&manifest_text()).unwrap().file
 }
 
-/// The translation a capture goes through, by the dialect it is in.
+/// The dialect a capture is in (as a provider's answer).
+fn provider_of(entry: &Entry) -> Option<Dialect> {
+    match entry.format.as_str() {
+        "anthropic.messages.json" | "anthropic.messages.stream" => Some(Dialect::Anthropic),
+        "gemini.generate_content.json" | "gemini.generate_content.stream" => Some(Dialect::Gemini),
+        "openai.chat.json" | "openai.chat.stream" => Some(Dialect::OpenAi),
+        "openai.responses.json" | "openai.responses.stream" => Some(Dialect::Responses),
+        _ => None,
+    }
+}
+
+const DIALECTS: [Dialect; 4] = [
+    Dialect::OpenAi,
+    Dialect::Responses,
+    Dialect::Anthropic,
+    Dialect::Gemini,
+];
+
+/// The translation a capture goes through when a provider replays it to the gateway (one
+/// client dialect per provider dialect).
 fn pair_for(entry: &Entry) -> Option<Pair> {
     match entry.format.as_str() {
         "anthropic.messages.json" | "anthropic.messages.stream" => Some(Pair::OPENAI_TO_ANTHROPIC),
@@ -322,50 +341,199 @@ fn anthropic_json(v: &Value) -> Assembled {
     a
 }
 
+/// A Responses API stream, as the OpenAI SDK's `responses.stream` accumulates it: text
+/// deltas, function calls by output index, the terminal event's response (whose output must
+/// agree with the deltas), `sequence_number` counting from 0.
+fn responses_stream(text: &str) -> Assembled {
+    let mut a = Assembled::default();
+    let mut calls: Vec<(u64, Call)> = Vec::new();
+    for (n, (event, data)) in data_events(text).into_iter().enumerate() {
+        assert!(!a.ended, "nothing after the terminal event: {data}");
+        let v: Value = serde_json::from_str(&data).unwrap();
+        let ty = v["type"].as_str().unwrap();
+        assert_eq!(event.as_deref(), Some(ty), "{data}");
+        assert_eq!(v["sequence_number"], n as u64, "{data}");
+        match ty {
+            "response.output_text.delta" => a.text.push_str(v["delta"].as_str().unwrap()),
+            "response.output_item.added" if v["item"]["type"] == "function_call" => {
+                calls.push((
+                    v["output_index"].as_u64().unwrap(),
+                    Call {
+                        id: v["item"]["call_id"].as_str().unwrap().to_owned(),
+                        name: v["item"]["name"].as_str().unwrap().to_owned(),
+                        arguments: String::new(),
+                    },
+                ));
+            }
+            "response.function_call_arguments.delta" => {
+                let i = v["output_index"].as_u64().unwrap();
+                let c = calls.iter_mut().find(|(o, _)| *o == i).unwrap();
+                c.1.arguments.push_str(v["delta"].as_str().unwrap());
+            }
+            "response.completed" | "response.incomplete" => {
+                let whole = responses_json(&v["response"]);
+                assert_eq!(whole.text, a.text, "the final output repeats the deltas");
+                a.finish = whole.finish;
+                a.usage = whole.usage;
+                a.ended = true;
+            }
+            "error" => a.error = v["message"].as_str().map(str::to_owned),
+            _ => {}
+        }
+    }
+    a.calls = calls.into_iter().map(|(_, c)| c).collect();
+    a
+}
+
+fn responses_json(v: &Value) -> Assembled {
+    assert_eq!(v["object"], "response", "{v}");
+    let mut a = Assembled {
+        ended: true,
+        ..Assembled::default()
+    };
+    for item in v["output"].as_array().unwrap() {
+        match item["type"].as_str().unwrap() {
+            "message" => {
+                for p in item["content"].as_array().unwrap() {
+                    a.text.push_str(p["text"].as_str().unwrap());
+                }
+            }
+            "function_call" => a.calls.push(Call {
+                id: item["call_id"].as_str().unwrap().to_owned(),
+                name: item["name"].as_str().unwrap().to_owned(),
+                arguments: item["arguments"].as_str().unwrap().to_owned(),
+            }),
+            other => panic!("{other}: {v}"),
+        }
+    }
+    a.finish = v["status"].as_str().map(str::to_owned);
+    let u = &v["usage"];
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    assert_eq!(
+        n(&u["total_tokens"]),
+        n(&u["input_tokens"]) + n(&u["output_tokens"])
+    );
+    a.usage = Some((
+        n(&u["input_tokens"]),
+        n(&u["output_tokens"]),
+        n(&u["input_tokens_details"]["cached_tokens"]),
+        0,
+        n(&u["output_tokens_details"]["reasoning_tokens"]),
+    ));
+    a
+}
+
+/// A Gemini answer: one `generateContent` response, or the chunks of a stream (SSE), parts
+/// appended, the last `usageMetadata` and `finishReason` winning. Output is normalised to
+/// include thoughts, as the other dialects count it.
+fn gemini_chunks(chunks: &[Value]) -> Assembled {
+    let mut a = Assembled::default();
+    for v in chunks {
+        if let Some(e) = v.get("error") {
+            a.error = e["message"].as_str().map(str::to_owned);
+            continue;
+        }
+        let c = &v["candidates"][0];
+        for p in c["content"]["parts"].as_array().into_iter().flatten() {
+            if let Some(t) = p["text"].as_str() {
+                a.text.push_str(t);
+            }
+            if let Some(fc) = p.get("functionCall") {
+                assert!(fc["args"].is_object(), "{v}");
+                a.calls.push(Call {
+                    id: fc["id"].as_str().unwrap().to_owned(),
+                    name: fc["name"].as_str().unwrap().to_owned(),
+                    arguments: fc["args"].to_string(),
+                });
+            }
+        }
+        if let Some(f) = c["finishReason"].as_str() {
+            a.finish = Some(f.to_owned());
+            a.ended = true;
+        }
+        let u = &v["usageMetadata"];
+        if u.is_object() {
+            let n = |v: &Value| v.as_u64().unwrap_or(0);
+            let thoughts = n(&u["thoughtsTokenCount"]);
+            a.usage = Some((
+                n(&u["promptTokenCount"]),
+                n(&u["candidatesTokenCount"]) + thoughts,
+                n(&u["cachedContentTokenCount"]),
+                0,
+                thoughts,
+            ));
+        }
+    }
+    a
+}
+
 fn assemble(client: Dialect, sse: bool, bytes: &[u8]) -> Assembled {
     let text = std::str::from_utf8(bytes).unwrap();
     match (client, sse) {
         (Dialect::OpenAi, true) => openai_stream(text),
         (Dialect::OpenAi, false) => openai_json(&serde_json::from_str(text).unwrap()),
-        (_, true) => anthropic_stream(text),
-        (_, false) => anthropic_json(&serde_json::from_str(text).unwrap()),
+        (Dialect::Responses, true) => responses_stream(text),
+        (Dialect::Responses, false) => responses_json(&serde_json::from_str(text).unwrap()),
+        (Dialect::Gemini, true) => {
+            let chunks: Vec<Value> = data_events(&text.replace("\r\n", "\n"))
+                .into_iter()
+                .map(|(event, data)| {
+                    assert_eq!(event, None, "{data}");
+                    serde_json::from_str(&data).unwrap()
+                })
+                .collect();
+            gemini_chunks(&chunks)
+        }
+        (Dialect::Gemini, false) => gemini_chunks(&[serde_json::from_str(text).unwrap()]),
+        (Dialect::Anthropic, true) => anthropic_stream(text),
+        (Dialect::Anthropic, false) => anthropic_json(&serde_json::from_str(text).unwrap()),
     }
+}
+
+/// How an answer ended, in no dialect's words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Stop,
+    Length,
+    Tool,
+    Filter,
 }
 
 /// The MANIFEST's finish reason in the client's words.
 fn expected_finish(entry: &Entry, client: Dialect) -> Option<String> {
     let e = &entry.expected;
     let has_calls = e.tool_calls.as_ref().is_some_and(|c| !c.is_empty());
-    match client {
-        Dialect::OpenAi => {
-            if let Some(s) = &e.stop_reason {
-                return Some(
-                    match s.as_str() {
-                        "max_tokens" => "length",
-                        "tool_use" => "tool_calls",
-                        _ => "stop",
-                    }
-                    .to_owned(),
-                );
-            }
-            e.finish_reason.as_ref().map(|f| {
-                match (f.as_str(), has_calls) {
-                    ("MAX_TOKENS", _) => "length",
-                    ("STOP", true) => "tool_calls",
-                    _ => "stop",
-                }
-                .to_owned()
-            })
-        }
-        _ => e.finish_reason.as_ref().map(|f| {
-            match f.as_str() {
-                "length" => "max_tokens",
-                "tool_calls" => "tool_use",
-                _ => "end_turn",
-            }
-            .to_owned()
-        }),
-    }
+    let end = match (&e.stop_reason, &e.finish_reason) {
+        (Some(s), _) => match s.as_str() {
+            "max_tokens" => End::Length,
+            "tool_use" => End::Tool,
+            "refusal" => End::Filter,
+            _ => End::Stop,
+        },
+        (None, Some(f)) => match f.as_str() {
+            "length" | "MAX_TOKENS" | "incomplete" => End::Length,
+            "content_filter" | "SAFETY" => End::Filter,
+            "tool_calls" => End::Tool,
+            _ if has_calls => End::Tool,
+            _ => End::Stop,
+        },
+        (None, None) => return None,
+    };
+    let word = match (client, end) {
+        (Dialect::OpenAi, End::Stop) => "stop",
+        (Dialect::OpenAi, End::Length) => "length",
+        (Dialect::OpenAi, End::Tool) => "tool_calls",
+        (Dialect::OpenAi, End::Filter) => "content_filter",
+        (Dialect::Anthropic, End::Stop | End::Filter) => "end_turn",
+        (Dialect::Anthropic, End::Length) => "max_tokens",
+        (Dialect::Anthropic, End::Tool) => "tool_use",
+        (Dialect::Responses, End::Stop | End::Tool) => "completed",
+        (Dialect::Responses, End::Length | End::Filter) => "incomplete",
+        (Dialect::Gemini, End::Stop | End::Tool) => "STOP",
+        (Dialect::Gemini, End::Length) => "MAX_TOKENS",
+        (Dialect::Gemini, End::Filter) => "SAFETY",
+    };
+    Some(word.to_owned())
 }
 
 /// Checks what a client assembled against the MANIFEST.
@@ -383,7 +551,7 @@ fn check(entry: &Entry, client: Dialect, a: &Assembled, what: &str) {
     for (got, want) in a.calls.iter().zip(&want_calls) {
         assert_eq!(got.id, want.id, "{p}: {what}");
         assert_eq!(got.name, want.name, "{p}: {what}");
-        if entry.kind == "json" || p.starts_with("gemini/") {
+        if entry.kind == "json" || p.starts_with("gemini/") || client == Dialect::Gemini {
             // Re-serialised arguments: the same JSON value.
             let g: Value = serde_json::from_str(&got.arguments).unwrap();
             let w: Value = serde_json::from_str(&want.arguments).unwrap();
@@ -462,44 +630,53 @@ fn translate(pair: Pair, sse: bool, client_usage: bool, pieces: &[&[u8]]) -> Vec
 fn every_capture_translates_as_the_manifest_says_at_every_split() {
     let mut checked = 0;
     for entry in manifest() {
-        let Some(pair) = pair_for(&entry) else {
+        let Some(provider) = provider_of(&entry) else {
             continue;
         };
         let bytes = capture(&entry.path);
         let sse = entry.kind == "stream";
-        let whole = translate(pair, sse, true, &[&bytes]);
-        let a = assemble(pair.client(), sse, &whole);
-        check(&entry, pair.client(), &a, "whole");
-        for cut in 0..=bytes.len() {
-            let out = translate(pair, sse, true, &[&bytes[..cut], &bytes[cut..]]);
+        for client in DIALECTS {
+            let Some(pair) = Pair::between(client, provider) else {
+                continue;
+            };
+            let what = format!("{} for a {client:?} client", entry.path);
+            let whole = translate(pair, sse, true, &[&bytes]);
+            let a = assemble(client, sse, &whole);
+            check(&entry, client, &a, &format!("{client:?} client, whole"));
+            for cut in 0..=bytes.len() {
+                let out = translate(pair, sse, true, &[&bytes[..cut], &bytes[cut..]]);
+                assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    String::from_utf8_lossy(&whole),
+                    "{what} split at {cut}"
+                );
+            }
+            let pieces: Vec<&[u8]> = bytes.chunks(1).collect();
             assert_eq!(
-                String::from_utf8_lossy(&out),
-                String::from_utf8_lossy(&whole),
-                "{} split at {cut}",
-                entry.path
+                translate(pair, sse, true, &pieces),
+                whole,
+                "{what} byte by byte"
             );
+            if sse && client == Dialect::OpenAi {
+                // No usage chunk unless the client asked for one; the rest is the same.
+                let quiet = openai_stream(
+                    std::str::from_utf8(&translate(pair, sse, false, &[&bytes])).unwrap(),
+                );
+                assert_eq!(quiet.usage, None, "{what}");
+                assert_eq!(
+                    (quiet.text, quiet.calls, quiet.finish),
+                    (a.text, a.calls, a.finish)
+                );
+            }
+            checked += 1;
         }
-        let pieces: Vec<&[u8]> = bytes.chunks(1).collect();
-        assert_eq!(
-            translate(pair, sse, true, &pieces),
-            whole,
-            "{} byte by byte",
-            entry.path
-        );
-        if sse && pair.client() == Dialect::OpenAi {
-            // No usage chunk unless the client asked for one; the rest is the same.
-            let quiet = openai_stream(
-                std::str::from_utf8(&translate(pair, sse, false, &[&bytes])).unwrap(),
-            );
-            assert_eq!(quiet.usage, None, "{}", entry.path);
-            assert_eq!(
-                (quiet.text, quiet.calls, quiet.finish),
-                (a.text, a.calls, a.finish)
-            );
-        }
-        checked += 1;
     }
-    assert_eq!(checked, 19, "every chat capture of the three dialects");
+    assert_eq!(
+        checked,
+        22 * 3,
+        "every model-answer capture of the four dialects, for each of the three other client \
+         dialects"
+    );
 }
 
 #[test]
@@ -984,4 +1161,49 @@ fn hostile_provider_bodies_are_refused_not_passed_through() {
         "no Anthropic bytes reach an OpenAI client"
     );
     assert!(m.translation_failed().unwrap().contains("too large"));
+
+    // The same for every pair: a provider body cut short, and an event over the bound.
+    let json_of = |d: Dialect| match d {
+        Dialect::OpenAi => "openai/chat_completion.json",
+        Dialect::Responses => "openai/responses.json",
+        Dialect::Anthropic => "anthropic/message.json",
+        Dialect::Gemini => "gemini/generate_content.json",
+    };
+    let mut pairs = 0;
+    for provider in DIALECTS {
+        for client in DIALECTS {
+            let Some(pair) = Pair::between(client, provider) else {
+                continue;
+            };
+            let body = capture(json_of(provider));
+            m.start(provider, false, false, false);
+            m.translate(pair, false, false, 1);
+            let mut out = Vec::new();
+            m.pass(&body[..body.len() / 2], &mut out, &mut scratch);
+            m.end(Some(&mut out), &mut scratch);
+            assert!(out.is_empty(), "{pair:?}: nothing of a cut body went out");
+            assert!(m.translation_failed().is_some(), "{pair:?}");
+
+            let mut big = b"data: {\"type\":\"x\",\"delta\":\"".to_vec();
+            big.resize(big.len() + 2 * 1024 * 1024, b'a');
+            big.extend_from_slice(b"\"}\n\n");
+            m.start(provider, true, false, false);
+            m.translate(pair, false, false, 1);
+            let mut out = Vec::new();
+            for piece in big.chunks(64 * 1024) {
+                m.pass(piece, &mut out, &mut scratch);
+            }
+            m.end(Some(&mut out), &mut scratch);
+            assert!(
+                !out.windows(64).any(|w| w.iter().all(|&b| b == b'a')),
+                "{pair:?}: none of the provider's bytes went out"
+            );
+            assert!(
+                m.translation_failed().unwrap().contains("too large"),
+                "{pair:?}"
+            );
+            pairs += 1;
+        }
+    }
+    assert_eq!(pairs, 12);
 }

@@ -466,4 +466,247 @@ mod tests {
         );
         assert_eq!(back["stream"], true);
     }
+
+    fn pair(client: Dialect, provider: Dialect) -> Pair {
+        Pair::between(client, provider).unwrap()
+    }
+
+    #[test]
+    fn a_responses_request_maps_item_by_item() {
+        let body = json!({
+            "model": "m",
+            "instructions": "Be brief.",
+            "input": [
+                {"role": "developer", "content": "Use metric."},
+                {"role": "user", "content": [
+                    {"type": "input_text", "text": "Weather in Paris?"},
+                    {"type": "input_image", "image_url": "data:image/png;base64,iVBOR", "detail": "auto"}
+                ]},
+                {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAA"},
+                {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
+                 "content": [{"type": "output_text", "text": "Checking.", "annotations": []}]},
+                {"type": "function_call", "call_id": "call_1", "name": "get_weather",
+                 "arguments": "{\"city\":\"Paris\"}", "id": "fc_1", "status": "completed"},
+                {"type": "function_call_output", "call_id": "call_1", "output": "18C"},
+                {"role": "user", "content": "Thanks"}
+            ],
+            "tools": [{"type": "function", "name": "get_weather", "description": "d",
+                       "parameters": {"type": "object"}, "strict": true}],
+            "tool_choice": {"type": "function", "name": "get_weather"},
+            "max_output_tokens": 300,
+            "temperature": 0.5,
+            "reasoning": {"effort": "low", "summary": "auto"},
+            "text": {"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}}},
+            "include": ["reasoning.encrypted_content"],
+            "metadata": {"k": "v"},
+            "stream": true
+        });
+        let got = run(pair(Dialect::Responses, Dialect::OpenAi), body.clone()).unwrap();
+        assert_eq!(
+            got,
+            json!({
+                "model": "up-model",
+                "messages": [
+                    {"role": "system", "content": [
+                        {"type": "text", "text": "Be brief."}, {"type": "text", "text": "Use metric."}]},
+                    {"role": "user", "content": [
+                        {"type": "text", "text": "Weather in Paris?"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBOR"}}]},
+                    {"role": "assistant", "content": "Checking.", "tool_calls": [
+                        {"id": "call_1", "type": "function",
+                         "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                    {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+                    {"role": "user", "content": "Thanks"}
+                ],
+                "max_completion_tokens": 300,
+                "temperature": 0.5,
+                "stream": true,
+                "stream_options": {"include_usage": true},
+                "tools": [{"type": "function", "function": {"name": "get_weather", "description": "d",
+                           "parameters": {"type": "object"}}}],
+                "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+                "reasoning_effort": "low",
+                "response_format": {"type": "json_schema",
+                                    "json_schema": {"name": "response", "schema": {"type": "object"}}}
+            })
+        );
+        // And to Anthropic: the call and its result become tool_use / tool_result blocks.
+        let mut to_claude = body;
+        to_claude.as_object_mut().unwrap().remove("text");
+        let got = run(pair(Dialect::Responses, Dialect::Anthropic), to_claude).unwrap();
+        assert_eq!(
+            got["messages"][1],
+            json!({"role": "assistant", "content": [
+                {"type": "text", "text": "Checking."},
+                {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}}]})
+        );
+        assert_eq!(
+            got["messages"][2],
+            json!({"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "call_1", "content": "18C"}]})
+        );
+    }
+
+    #[test]
+    fn a_chat_request_for_a_responses_deployment_maps_member_by_member() {
+        let mut body = chat_with_tools();
+        body.as_object_mut().unwrap().remove("stop");
+        let got = run(pair(Dialect::OpenAi, Dialect::Responses), body).unwrap();
+        assert_eq!(
+            got,
+            json!({
+                "model": "up-model",
+                "instructions": "Be brief.",
+                "input": [
+                    {"role": "user", "content": [
+                        {"type": "input_text", "text": "Weather in Paris? \"quoted\""},
+                        {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0K"},
+                        {"type": "input_image", "image_url": "https://example.com/a.jpg"}]},
+                    {"type": "function_call", "call_id": "call_1", "name": "get_weather",
+                     "arguments": "{\"city\":\"Paris\"}"},
+                    {"type": "function_call", "call_id": "call_2", "name": "get_time", "arguments": ""},
+                    {"type": "function_call_output", "call_id": "call_1", "output": "18C"},
+                    {"type": "function_call_output", "call_id": "call_2", "output": "noon"},
+                    {"role": "user", "content": "Thanks"}
+                ],
+                "max_output_tokens": 300,
+                "temperature": 0.5,
+                "stream": true,
+                "tools": [
+                    {"type": "function", "name": "get_weather", "description": "d",
+                     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                     "strict": false},
+                    {"type": "function", "name": "get_time", "strict": false}
+                ],
+                "tool_choice": {"type": "function", "name": "get_weather"},
+                "parallel_tool_calls": false,
+                "user": "u-7",
+                "store": false
+            })
+        );
+    }
+
+    #[test]
+    fn a_gemini_request_maps_part_by_part() {
+        let body = json!({
+            "system_instruction": {"parts": [{"text": "Be brief."}]},
+            "contents": [
+                {"role": "user", "parts": [
+                    {"text": "Weather in Paris and Rome?"},
+                    {"inline_data": {"mime_type": "image/png", "data": "iVBOR"}}]},
+                {"role": "model", "parts": [
+                    {"text": "thinking", "thought": true},
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                     "thoughtSignature": "c2ln"},
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}}]},
+                {"role": "user", "parts": [
+                    {"functionResponse": {"name": "get_weather", "response": {"content": "18C"}}},
+                    {"functionResponse": {"name": "get_weather", "response": {"temp": 21}}}]}
+            ],
+            "generationConfig": {"maxOutputTokens": 50, "temperature": 0.2,
+                                 "stopSequences": ["END"], "thinkingConfig": {"thinkingBudget": 0}},
+            "tools": [{"functionDeclarations": [
+                {"name": "get_weather", "parameters_json_schema": {"type": "object"}}]}],
+            "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}}
+        });
+        let got = run(pair(Dialect::Gemini, Dialect::Anthropic), body).unwrap();
+        assert_eq!(
+            got,
+            json!({
+                "model": "up-model",
+                "max_tokens": 50,
+                "system": [{"type": "text", "text": "Be brief."}],
+                "messages": [
+                    {"role": "user", "content": [
+                        {"type": "text", "text": "Weather in Paris and Rome?"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}}]},
+                    {"role": "assistant", "content": [
+                        {"type": "tool_use", "id": "call_1_1", "name": "get_weather", "input": {"city": "Paris"}},
+                        {"type": "tool_use", "id": "call_1_2", "name": "get_weather", "input": {"city": "Rome"}}]},
+                    {"role": "user", "content": [
+                        {"type": "tool_result", "tool_use_id": "call_1_1", "content": "18C"},
+                        {"type": "tool_result", "tool_use_id": "call_1_2", "content": "{\"temp\":21}"}]}
+                ],
+                "temperature": 0.2,
+                "stop_sequences": ["END"],
+                "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+                "tool_choice": {"type": "tool", "name": "get_weather"}
+            })
+        );
+    }
+
+    #[test]
+    fn what_only_one_provider_can_do_is_refused_by_name_on_a_translated_route() {
+        let responses = |extra: J| {
+            let mut b = json!({"model": "m", "input": "hi"});
+            b.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            b
+        };
+        let gemini = |extra: J| {
+            let mut b = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+            b.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            b
+        };
+        let cases: Vec<(Pair, J, &str)> = vec![
+            (
+                pair(Dialect::Responses, Dialect::Anthropic),
+                responses(json!({"tools": [{"type": "web_search_preview"}]})),
+                "`web_search_preview`",
+            ),
+            (
+                pair(Dialect::Responses, Dialect::Gemini),
+                responses(json!({"tools": [{"type": "computer_use_preview"}]})),
+                "`computer_use_preview`",
+            ),
+            (
+                pair(Dialect::Responses, Dialect::OpenAi),
+                responses(json!({"previous_response_id": "resp_1"})),
+                "previous_response_id",
+            ),
+            (
+                pair(Dialect::Responses, Dialect::Anthropic),
+                json!({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}),
+                "input[0]",
+            ),
+            (
+                pair(Dialect::Responses, Dialect::Anthropic),
+                responses(json!({"tool_choice": {"type": "file_search"}})),
+                "`file_search`",
+            ),
+            (
+                pair(Dialect::Gemini, Dialect::OpenAi),
+                gemini(json!({"tools": [{"googleSearch": {}}]})),
+                "`googleSearch`",
+            ),
+            (
+                pair(Dialect::Gemini, Dialect::OpenAi),
+                gemini(json!({"safetySettings": [{"category": "x", "threshold": "y"}]})),
+                "safetySettings",
+            ),
+            (
+                pair(Dialect::Gemini, Dialect::Anthropic),
+                gemini(json!({"generationConfig": {"responseSchema": {"type": "OBJECT"}}})),
+                "responseSchema",
+            ),
+            (
+                pair(Dialect::Gemini, Dialect::OpenAi),
+                json!({"contents": [{"role": "user", "parts": [
+                    {"inlineData": {"mimeType": "application/pdf", "data": "JVBER"}}]}]}),
+                "application/pdf",
+            ),
+            (
+                pair(Dialect::OpenAi, Dialect::Responses),
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": "END"}),
+                "stop",
+            ),
+        ];
+        for (p, body, named) in cases {
+            let e = run(p, body.clone()).unwrap_err();
+            assert!(e.message.contains(named), "{p:?} {body}: {}", e.message);
+        }
+    }
 }
