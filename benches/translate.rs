@@ -6,10 +6,15 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
+use tollgate::dialect::Dialect;
 use tollgate::json::Scratch;
 use tollgate::stream::Meter;
 use tollgate::translate::Pair;
 use tollgate::translate::request::{Target, translate};
+
+fn pair(client: Dialect, provider: Dialect) -> Pair {
+    Pair::between(client, provider).unwrap()
+}
 
 fn events(bytes: &[u8]) -> u64 {
     memchr::memmem::find_iter(bytes, b"data:").count() as u64
@@ -49,6 +54,37 @@ fn streams_and_bodies(c: &mut Criterion) {
             Pair::ANTHROPIC_TO_OPENAI,
             false,
         ),
+        // The Responses API and Gemini on both sides.
+        (
+            "openai/responses_stream_function_call.sse",
+            pair(Dialect::OpenAi, Dialect::Responses),
+            true,
+        ),
+        (
+            "anthropic/stream_text.sse",
+            pair(Dialect::Responses, Dialect::Anthropic),
+            true,
+        ),
+        (
+            "anthropic/stream_tool_use.sse",
+            pair(Dialect::Gemini, Dialect::Anthropic),
+            true,
+        ),
+        (
+            "openai/responses.json",
+            pair(Dialect::Anthropic, Dialect::Responses),
+            false,
+        ),
+        (
+            "anthropic/message.json",
+            pair(Dialect::Responses, Dialect::Anthropic),
+            false,
+        ),
+        (
+            "anthropic/message.json",
+            pair(Dialect::Gemini, Dialect::Anthropic),
+            false,
+        ),
     ] {
         let bytes = std::fs::read(format!("{dir}{file}")).unwrap();
         // Per provider event for streams, per body otherwise.
@@ -59,7 +95,8 @@ fn streams_and_bodies(c: &mut Criterion) {
             } else {
                 "same_dialect"
             };
-            g.bench_function(format!("{file}/{label}"), |b| {
+            let to = format!("{:?}", pair.client());
+            g.bench_function(format!("{file}/{label}/{to}"), |b| {
                 b.iter(|| {
                     out.clear();
                     m.start(pair.provider(), sse, false, false);
@@ -110,8 +147,13 @@ fn requests(c: &mut Criterion) {
     for turns in [1, 30] {
         let body = chat(turns);
         g.throughput(Throughput::Bytes(body.len() as u64));
-        for pair in [Pair::OPENAI_TO_ANTHROPIC, Pair::OPENAI_TO_GEMINI] {
-            g.bench_function(format!("{pair:?}/{}_bytes", body.len()), |b| {
+        for pair in [
+            Pair::OPENAI_TO_ANTHROPIC,
+            Pair::OPENAI_TO_GEMINI,
+            pair(Dialect::OpenAi, Dialect::Responses),
+        ] {
+            let name = format!("{:?}To{:?}", pair.client(), pair.provider());
+            g.bench_function(format!("{name}/{}_bytes", body.len()), |b| {
                 b.iter(|| {
                     translate(
                         pair,
@@ -151,6 +193,29 @@ fn requests(c: &mut Criterion) {
                 })
             },
         );
+        // The same conversation in the Responses API's and Gemini's words, to Anthropic: their
+        // readers.
+        for client in [Dialect::Responses, Dialect::Gemini] {
+            translate(
+                pair(Dialect::OpenAi, client),
+                body.as_bytes(),
+                &target,
+                &mut scratch,
+                &mut out,
+            )
+            .unwrap();
+            let theirs = out.clone();
+            let p = pair(client, Dialect::Anthropic);
+            g.bench_function(
+                format!("{client:?}ToAnthropic/{}_bytes", theirs.len()),
+                |b| {
+                    b.iter(|| {
+                        translate(p, black_box(&theirs), &target, &mut scratch, &mut out).unwrap();
+                        out.len()
+                    })
+                },
+            );
+        }
         // The parse alone, both ways simd-json offers: what a request translation starts with.
         let mut bytes = Vec::with_capacity(body.len());
         let mut buffers = simd_json::Buffers::new(body.len());
