@@ -250,6 +250,11 @@ impl GatewayError {
                 self.status(),
                 self.message.as_bytes(),
             ),
+            ErrorShape::Bedrock => crate::dialect::bedrock::write_error(
+                &mut body,
+                self.status(),
+                self.message.as_bytes(),
+            ),
         }
         write::status_line(out, self.status());
         write::header(out, "content-type", b"application/json");
@@ -313,6 +318,8 @@ pub enum ErrorShape {
     Anthropic,
     /// `{"error":{"code","message","status"}}`.
     Gemini,
+    /// `{"__type","message"}` (AWS's JSON protocols).
+    Bedrock,
 }
 
 impl std::fmt::Display for GatewayError {

@@ -23,6 +23,8 @@
 //! a stream that lost its last blank line is still seen. A leading byte-order mark is not
 //! stripped (no provider sends one).
 
+pub mod eventstream;
+
 /// Default bound on the bytes of one event (its data plus any partial line being built).
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 
@@ -46,6 +48,9 @@ pub struct SseEvent<'a> {
 pub enum SseError {
     #[error("server-sent event larger than {0} bytes")]
     EventTooLarge(usize),
+    /// A binary event-stream message that fails its checks ([`eventstream`]).
+    #[error("event-stream message refused: {0}")]
+    Corrupt(&'static str),
 }
 
 /// Where the current line lives.
@@ -76,6 +81,9 @@ pub struct SseScanner {
     skip_lf: bool,
     max_event_bytes: usize,
     events: u64,
+    /// The stream is AWS's binary event stream, not SSE: fed to `decoder`.
+    binary: bool,
+    decoder: eventstream::EventStreamDecoder,
 }
 
 impl Default for SseScanner {
@@ -99,11 +107,21 @@ impl SseScanner {
             skip_lf: false,
             max_event_bytes,
             events: 0,
+            binary: false,
+            decoder: eventstream::EventStreamDecoder::new(max_event_bytes),
         }
+    }
+
+    /// Reads the stream as AWS's binary event stream (Bedrock) instead of SSE, until `reset`:
+    /// each message is handed out as an event named by its type.
+    pub fn set_binary(&mut self) {
+        self.binary = true;
     }
 
     /// Forget all state (keeps buffer capacity) to scan a new stream.
     pub fn reset(&mut self) {
+        self.binary = false;
+        self.decoder.reset();
         self.partial.clear();
         self.clear_event();
         self.skip_lf = false;
@@ -112,11 +130,17 @@ impl SseScanner {
 
     /// Events dispatched so far.
     pub fn events(&self) -> u64 {
+        if self.binary {
+            return self.decoder.messages();
+        }
         self.events
     }
 
     /// True when bytes of an undispatched event are pending.
     pub fn has_pending(&self) -> bool {
+        if self.binary {
+            return self.decoder.has_pending();
+        }
         self.has_field || !self.partial.is_empty()
     }
 
@@ -125,6 +149,9 @@ impl SseScanner {
     where
         F: FnMut(&SseEvent<'_>),
     {
+        if self.binary {
+            return self.decoder.feed(chunk, on_event);
+        }
         let mut pos = 0;
         if self.skip_lf && !chunk.is_empty() {
             self.skip_lf = false;
@@ -176,6 +203,10 @@ impl SseScanner {
     where
         F: FnMut(&SseEvent<'_>),
     {
+        if self.binary {
+            // An incomplete binary message is nothing: it cannot be read.
+            return false;
+        }
         if !self.partial.is_empty() {
             // Cannot fail: the partial line was size-checked as it grew.
             let _ = self.line(&[], Line::Carried, 0, &mut on_event);

@@ -17,7 +17,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The ground floor: codecs and arithmetic, sans-IO, depending on nothing.
     ("calendar", &[]),
     ("json", &[]),
-    ("http1", &[]),
+    ("http1", &["calendar"]),
     ("sse", &[]),
     ("tls", &[]),
     ("usage", &["json"]),
@@ -26,7 +26,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("dialect", &["json", "sse", "usage", "http1"]),
     ("error", &["dialect", "http1", "json"]),
     ("translate", &["dialect", "json", "sse", "usage"]),
-    ("mock", &["dialect", "http1", "json", "usage"]),
+    ("mock", &["dialect", "http1", "json", "sse", "usage"]),
     // The compiled configuration: knows wire formats and TLS settings, nothing of threads,
     // sockets, connections, rings or the ledger.
     (

@@ -229,6 +229,39 @@ fn the_default_config_answers_with_the_built_in_mock() {
     assert_eq!(events.last(), Some(&"message_stop"), "{text}");
     let deltas = events.iter().filter(|e| **e == "content_block_delta");
     assert_eq!(deltas.count(), 5, "{text}");
+    // The other client APIs too, each answered in its own shape.
+    let body = br#"{"model":"gpt-4o-mini","input":"hi","max_output_tokens":4}"#;
+    let r = roundtrip(gw.local_addr(), &post_with("/v1/responses", &auth, body));
+    assert_eq!(r.json()["object"], "response", "{}", r.text());
+    let body = br#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#;
+    let r = roundtrip(
+        gw.local_addr(),
+        &post_with("/v1beta/models/gpt-4o-mini:generateContent", &auth, body),
+    );
+    assert!(
+        r.json()["candidates"][0]["content"]["parts"].is_array(),
+        "{}",
+        r.text()
+    );
+    let body = br#"{"messages":[{"role":"user","content":[{"text":"hi"}]}],"inferenceConfig":{"maxTokens":3}}"#;
+    let r = roundtrip(
+        gw.local_addr(),
+        &post_with("/model/gpt-4o-mini/converse-stream", &auth, body),
+    );
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.amazon.eventstream")
+    );
+    let events: Vec<String> = eventstream_frames(&r.body)
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
+    assert_eq!(events.first().map(String::as_str), Some("messageStart"));
+    assert_eq!(events.last().map(String::as_str), Some("metadata"));
+    assert_eq!(
+        events.iter().filter(|e| *e == "contentBlockDelta").count(),
+        3
+    );
     // Only models that can serve are listed: the real providers have no API key here.
     let r = roundtrip(
         gw.local_addr(),

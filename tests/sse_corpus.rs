@@ -63,7 +63,12 @@ fn scan(pieces: &[&[u8]]) -> Vec<Ev> {
 fn every_stream_capture_scans_as_the_manifest_says_at_every_split() {
     let manifest: Manifest = toml::from_str(&manifest_text()).unwrap();
     let mut checked = 0;
-    for entry in manifest.file.iter().filter(|e| e.kind == "stream") {
+    // Bedrock's streams are binary frames, not SSE (`src/sse/eventstream.rs` has their tests).
+    for entry in manifest
+        .file
+        .iter()
+        .filter(|e| e.kind == "stream" && !e.path.starts_with("bedrock/"))
+    {
         let bytes = capture(&entry.path);
         let whole = scan(&[&bytes]);
         let want = &entry.expected;

@@ -72,15 +72,17 @@ fn provider_of(entry: &Entry) -> Option<Dialect> {
         "gemini.generate_content.json" | "gemini.generate_content.stream" => Some(Dialect::Gemini),
         "openai.chat.json" | "openai.chat.stream" => Some(Dialect::OpenAi),
         "openai.responses.json" | "openai.responses.stream" => Some(Dialect::Responses),
+        "bedrock.converse.json" | "bedrock.converse.stream" => Some(Dialect::Bedrock),
         _ => None,
     }
 }
 
-const DIALECTS: [Dialect; 4] = [
+const DIALECTS: [Dialect; 5] = [
     Dialect::OpenAi,
     Dialect::Responses,
     Dialect::Anthropic,
     Dialect::Gemini,
+    Dialect::Bedrock,
 ];
 
 /// The translation a capture goes through when a provider replays it to the gateway (one
@@ -467,8 +469,84 @@ fn gemini_chunks(chunks: &[Value]) -> Assembled {
     a
 }
 
+/// A Bedrock answer: a `converse` body, or the binary stream's messages (frames checked),
+/// as boto3 assembles them. Input is normalised to include the cache parts.
+fn bedrock(sse: bool, bytes: &[u8]) -> Assembled {
+    let mut a = Assembled::default();
+    let usage = |u: &Value| {
+        let n = |v: &Value| v.as_u64().unwrap_or(0);
+        let (read, write) = (
+            n(&u["cacheReadInputTokens"]),
+            n(&u["cacheWriteInputTokens"]),
+        );
+        (
+            n(&u["inputTokens"]) + read + write,
+            n(&u["outputTokens"]),
+            read,
+            write,
+            0,
+        )
+    };
+    if !sse {
+        let v: Value = serde_json::from_slice(bytes).unwrap();
+        for b in v["output"]["message"]["content"].as_array().unwrap() {
+            if let Some(t) = b["text"].as_str() {
+                a.text.push_str(t);
+            }
+            if let Some(t) = b.get("toolUse") {
+                a.calls.push(Call {
+                    id: t["toolUseId"].as_str().unwrap().to_owned(),
+                    name: t["name"].as_str().unwrap().to_owned(),
+                    arguments: t["input"].to_string(),
+                });
+            }
+        }
+        a.finish = v["stopReason"].as_str().map(str::to_owned);
+        a.usage = Some(usage(&v["usage"]));
+        a.ended = true;
+        return a;
+    }
+    let mut blocks: Vec<(u64, usize)> = Vec::new();
+    for (event, v) in eventstream_frames(bytes) {
+        assert!(!a.ended, "nothing after metadata: {v}");
+        match event.as_str() {
+            "contentBlockStart" => {
+                let t = &v["start"]["toolUse"];
+                a.calls.push(Call {
+                    id: t["toolUseId"].as_str().unwrap().to_owned(),
+                    name: t["name"].as_str().unwrap().to_owned(),
+                    arguments: String::new(),
+                });
+                blocks.push((v["contentBlockIndex"].as_u64().unwrap(), a.calls.len() - 1));
+            }
+            "contentBlockDelta" => {
+                let d = &v["delta"];
+                if let Some(t) = d["text"].as_str() {
+                    a.text.push_str(t);
+                } else if let Some(i) = d["toolUse"]["input"].as_str() {
+                    let b = v["contentBlockIndex"].as_u64().unwrap();
+                    let (_, c) = blocks.iter().find(|(x, _)| *x == b).unwrap();
+                    a.calls[*c].arguments.push_str(i);
+                }
+            }
+            "messageStop" => a.finish = v["stopReason"].as_str().map(str::to_owned),
+            "metadata" => {
+                a.usage = Some(usage(&v["usage"]));
+                a.ended = true;
+            }
+            e if e.ends_with("Exception") => a.error = v["message"].as_str().map(str::to_owned),
+            _ => {}
+        }
+    }
+    a
+}
+
 fn assemble(client: Dialect, sse: bool, bytes: &[u8]) -> Assembled {
+    if client == Dialect::Bedrock {
+        return bedrock(sse, bytes);
+    }
     let text = std::str::from_utf8(bytes).unwrap();
+
     match (client, sse) {
         (Dialect::OpenAi, true) => openai_stream(text),
         (Dialect::OpenAi, false) => openai_json(&serde_json::from_str(text).unwrap()),
@@ -487,6 +565,7 @@ fn assemble(client: Dialect, sse: bool, bytes: &[u8]) -> Assembled {
         (Dialect::Gemini, false) => gemini_chunks(&[serde_json::from_str(text).unwrap()]),
         (Dialect::Anthropic, true) => anthropic_stream(text),
         (Dialect::Anthropic, false) => anthropic_json(&serde_json::from_str(text).unwrap()),
+        (Dialect::Bedrock, _) => unreachable!("assembled above"),
     }
 }
 
@@ -532,6 +611,10 @@ fn expected_finish(entry: &Entry, client: Dialect) -> Option<String> {
         (Dialect::Gemini, End::Stop | End::Tool) => "STOP",
         (Dialect::Gemini, End::Length) => "MAX_TOKENS",
         (Dialect::Gemini, End::Filter) => "SAFETY",
+        (Dialect::Bedrock, End::Stop) => "end_turn",
+        (Dialect::Bedrock, End::Length) => "max_tokens",
+        (Dialect::Bedrock, End::Tool) => "tool_use",
+        (Dialect::Bedrock, End::Filter) => "content_filtered",
     };
     Some(word.to_owned())
 }
@@ -587,7 +670,7 @@ fn check(entry: &Entry, client: Dialect, a: &Assembled, what: &str) {
     let cached = e.cached_input_tokens.unwrap_or(0);
     let written = e.cache_creation_input_tokens.unwrap_or(0);
     // Anthropic's input_tokens is the uncached part; the others count all input.
-    let all_input = if p.starts_with("anthropic/") {
+    let all_input = if p.starts_with("anthropic/") || p.starts_with("bedrock/") {
         e.input_tokens.unwrap() + cached + written
     } else {
         e.input_tokens.unwrap()
@@ -603,7 +686,7 @@ fn check(entry: &Entry, client: Dialect, a: &Assembled, what: &str) {
     assert_eq!(u.0, all_input, "{p}: {what}: input");
     assert_eq!(u.1, output, "{p}: {what}: output");
     assert_eq!(u.2, cached, "{p}: {what}: cache read");
-    if client == Dialect::Anthropic {
+    if matches!(client, Dialect::Anthropic | Dialect::Bedrock) {
         assert_eq!(u.3, written, "{p}: {what}: cache written");
     } else if p.starts_with("gemini/") {
         assert_eq!(u.4, reasoning, "{p}: {what}: reasoning");
@@ -673,7 +756,7 @@ fn every_capture_translates_as_the_manifest_says_at_every_split() {
     }
     assert_eq!(
         checked,
-        22 * 3,
+        28 * 4,
         "every model-answer capture of the four dialects, for each of the three other client \
          dialects"
     );
@@ -1168,6 +1251,7 @@ fn hostile_provider_bodies_are_refused_not_passed_through() {
         Dialect::Responses => "openai/responses.json",
         Dialect::Anthropic => "anthropic/message.json",
         Dialect::Gemini => "gemini/generate_content.json",
+        Dialect::Bedrock => "bedrock/converse.json",
     };
     let mut pairs = 0;
     for provider in DIALECTS {
@@ -1205,5 +1289,5 @@ fn hostile_provider_bodies_are_refused_not_passed_through() {
             pairs += 1;
         }
     }
-    assert_eq!(pairs, 12);
+    assert_eq!(pairs, 20);
 }

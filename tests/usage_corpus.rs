@@ -55,6 +55,8 @@ fn dialect(path: &str) -> Dialect {
         Dialect::Anthropic
     } else if path.starts_with("gemini/") {
         Dialect::Gemini
+    } else if path.starts_with("bedrock/") {
+        Dialect::Bedrock
     } else {
         Dialect::OpenAi
     }
@@ -86,8 +88,9 @@ fn check(entry: &Entry, o: &Observed, what: &str) {
         .unwrap_or(want.input_tokens.is_some() || want.output_tokens.is_some());
     assert_eq!(o.input_reported, present, "{p}: {what}: input reported");
     if let Some(n) = want.input_tokens {
-        // Normalised input includes both cache parts; Anthropic reports them beside it.
-        let reported = if dialect(p) == Dialect::Anthropic {
+        // Normalised input includes both cache parts; Anthropic and Bedrock report them
+        // beside it.
+        let reported = if matches!(dialect(p), Dialect::Anthropic | Dialect::Bedrock) {
             u.input_tokens - u.cache_read_tokens - u.cache_creation_tokens
         } else {
             u.input_tokens
@@ -190,5 +193,5 @@ fn every_capture_meters_as_the_manifest_says_at_every_split() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 26, "every metered capture in the manifest");
+    assert_eq!(checked, 32, "every metered capture in the manifest");
 }

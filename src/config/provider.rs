@@ -20,6 +20,7 @@ pub(super) fn provider(
         compatible: r.kind == "openai_compatible",
         query: String::new(),
         tls: None,
+        aws: None,
     };
     match r.kind.as_str() {
         "mock" => {
@@ -42,27 +43,67 @@ pub(super) fn provider(
         "openai" | "openai_compatible" => out.kind = ProviderKind::OpenAi,
         "anthropic" => out.kind = ProviderKind::Anthropic,
         "gemini" => out.kind = ProviderKind::Gemini,
+        "bedrock" => out.kind = ProviderKind::Bedrock,
         other => {
             p.add(
                 format!("{path}.kind"),
                 format!(
                     "unknown provider kind `{other}`; expected `mock`, `openai`, \
-                     `openai_compatible`, `anthropic` or `gemini`{}",
+                     `openai_compatible`, `anthropic`, `gemini` or `bedrock`{}",
                     suggest(
                         other,
-                        &["mock", "openai", "openai_compatible", "anthropic", "gemini"]
+                        &[
+                            "mock",
+                            "openai",
+                            "openai_compatible",
+                            "anthropic",
+                            "gemini",
+                            "bedrock"
+                        ]
                     )
                 ),
             );
             return (out, None);
         }
     }
+    let bedrock_url = r
+        .region
+        .as_ref()
+        .map(|region| format!("https://bedrock-runtime.{region}.amazonaws.com"));
     let default_url = match r.kind.as_str() {
         "openai" => Some("https://api.openai.com/v1"),
         "anthropic" => Some("https://api.anthropic.com/v1"),
         "gemini" => Some("https://generativelanguage.googleapis.com/v1beta"),
+        "bedrock" => bedrock_url.as_deref(),
         _ => None,
     };
+    let aws_fields = [
+        ("region", r.region.is_some()),
+        ("aws_access_key_env", r.aws_access_key_env.is_some()),
+        ("aws_secret_key_env", r.aws_secret_key_env.is_some()),
+        ("aws_session_token_env", r.aws_session_token_env.is_some()),
+    ];
+    if out.kind == ProviderKind::Bedrock {
+        let region_ok = r.region.as_deref().is_some_and(|g| {
+            !g.is_empty() && g.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+        if !region_ok {
+            p.add(
+                format!("{path}.region"),
+                "a Bedrock provider needs its AWS region, e.g. \"us-east-1\"",
+            );
+            return (out, None);
+        }
+    } else {
+        for (field, set) in aws_fields {
+            if set {
+                p.add(
+                    format!("{path}.{field}"),
+                    "only `bedrock` providers take this key",
+                );
+            }
+        }
+    }
     if let Some(v) = &r.api_version {
         if out.kind != ProviderKind::OpenAi {
             p.add(
@@ -118,6 +159,41 @@ pub(super) fn provider(
         }
     };
     let mut inactive = None;
+    if out.kind == ProviderKind::Bedrock && r.api_key_env.is_none() {
+        // SigV4 from the named (or the standard) variables.
+        let var = |v: &Option<String>, default: &str| v.clone().unwrap_or(default.to_owned());
+        let id_var = var(&r.aws_access_key_env, "AWS_ACCESS_KEY_ID");
+        let secret_var = var(&r.aws_secret_key_env, "AWS_SECRET_ACCESS_KEY");
+        let token_var = var(&r.aws_session_token_env, "AWS_SESSION_TOKEN");
+        let get = |v: &str| {
+            env(v)
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        };
+        match (get(&id_var), get(&secret_var)) {
+            (Some(access_key_id), Some(secret_access_key)) => {
+                let session_token = get(&token_var);
+                if session_token
+                    .as_ref()
+                    .is_some_and(|t| t.bytes().any(|b| b < 0x20))
+                {
+                    p.add(
+                        format!("{path}.aws_session_token_env"),
+                        format!("${token_var} contains a control character"),
+                    );
+                }
+                out.aws = Some(AwsSigning {
+                    region: r.region.clone().unwrap_or_default(),
+                    credentials: crate::http1::sigv4::Credentials {
+                        access_key_id,
+                        secret_access_key,
+                        session_token,
+                    },
+                });
+            }
+            _ => inactive = Some(format!("${id_var} or ${secret_var} is not set")),
+        }
+    }
     if let Some(var) = &r.api_key_env {
         match env(var) {
             Some(v) if !v.is_empty() => {

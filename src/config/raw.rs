@@ -182,6 +182,15 @@ pub struct RawProvider {
     pub ca_file: Option<String>,
     /// Azure OpenAI: the `api-version` query parameter sent with every request.
     pub api_version: Option<String>,
+    /// Bedrock: the AWS region (`us-east-1`); the default base URL is its runtime endpoint.
+    pub region: Option<String>,
+    /// Bedrock, signing with SigV4: the variables holding the access key id, the secret and
+    /// (optional) the session token. Defaults: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`. With `api_key_env` set instead, a Bedrock API key is sent as a
+    /// bearer token.
+    pub aws_access_key_env: Option<String>,
+    pub aws_secret_key_env: Option<String>,
+    pub aws_session_token_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

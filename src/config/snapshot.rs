@@ -239,6 +239,8 @@ pub enum ProviderKind {
     Anthropic,
     /// Google's Gemini API (`x-goog-api-key`; `…/models/{model}:generateContent`).
     Gemini,
+    /// AWS Bedrock's Converse API (SigV4, or a Bedrock API key as a bearer token).
+    Bedrock,
 }
 
 impl ProviderKind {
@@ -251,6 +253,7 @@ impl ProviderKind {
             ProviderKind::OpenAi => Some(Dialect::OpenAi),
             ProviderKind::Anthropic => Some(Dialect::Anthropic),
             ProviderKind::Gemini => Some(Dialect::Gemini),
+            ProviderKind::Bedrock => Some(Dialect::Bedrock),
         }
     }
 }
@@ -274,6 +277,15 @@ pub struct Provider {
     /// For an https endpoint: the TLS client config (shared by every worker) and its trust
     /// profile (part of the connection pool's key).
     pub tls: Option<(std::sync::Arc<rustls::ClientConfig>, crate::tls::Profile)>,
+    /// Bedrock signing with SigV4 (`None`: a bearer API key in `credential`).
+    pub aws: Option<AwsSigning>,
+}
+
+/// What a Bedrock provider signs its requests with.
+#[derive(Debug)]
+pub struct AwsSigning {
+    pub region: String,
+    pub credentials: crate::http1::sigv4::Credentials,
 }
 
 /// An upstream origin plus the path prefix requests go under.

@@ -7,6 +7,7 @@
 //! (simd-json, on a scratch copy); everything else is found by [`crate::json::scan`].
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod norm;
 pub mod openai;
@@ -26,6 +27,8 @@ pub enum Dialect {
     Gemini,
     /// OpenAI's Responses API (`/v1/responses`): OpenAI providers, its own event stream.
     Responses,
+    /// AWS Bedrock's Converse API: binary event stream (`sse::eventstream`).
+    Bedrock,
 }
 
 impl Dialect {
@@ -41,6 +44,7 @@ impl Dialect {
             }
             Dialect::Anthropic => e.event == b"content_block_delta",
             Dialect::Responses => responses::is_content(e.data),
+            Dialect::Bedrock => bedrock::is_content(e.event),
             Dialect::Gemini => {
                 non_empty_after(e.data, b"\"text\": \"")
                     || has(b"\"functionCall\"")
@@ -67,6 +71,10 @@ impl Dialect {
                 responses::observe_event(e.data, o);
                 false
             }
+            Dialect::Bedrock => {
+                bedrock::observe_event(e.event, e.data, o);
+                false
+            }
         }
     }
 
@@ -86,6 +94,7 @@ impl Dialect {
                 responses::observe_body(body, o);
                 o.finished = true;
             }
+            Dialect::Bedrock => bedrock::observe_body(body, o),
         }
     }
 
@@ -96,6 +105,7 @@ impl Dialect {
             Dialect::Anthropic => e.event == b"message_stop",
             Dialect::Gemini => memchr::memmem::find(e.data, b"\"finishReason\"").is_some(),
             Dialect::Responses => responses::is_end(e.data),
+            Dialect::Bedrock => e.event == b"metadata",
         }
     }
 }

@@ -579,6 +579,23 @@ pub fn write_arguments(
 
 /// Appends a tool's `"name":…` and, when it has one, `,"description":…` — the start every
 /// dialect's tool declaration shares (the schema's member name differs).
+/// A call's arguments as a JSON object, for a dialect whose calls carry one (Anthropic's
+/// `input`, Gemini's `args`, Bedrock's `input`): the object they hold; arguments that are
+/// not a JSON object are kept as text, `{"arguments": "…"}`, never dropped.
+pub fn write_args_object(out: &mut Vec<u8>, args: &Args<'_, '_>) {
+    let at = out.len();
+    if write_arguments(args, Loc::top("arguments"), out).is_ok() {
+        return;
+    }
+    out.truncate(at);
+    out.extend_from_slice(b"{\"arguments\":");
+    match args {
+        Args::Text(t) => crate::json::string(out, t.as_bytes()),
+        Args::Json(_) => out.extend_from_slice(b"\"\""),
+    }
+    out.push(b'}');
+}
+
 pub fn write_tool_name(out: &mut Vec<u8>, tool: &Tool<'_, '_>) {
     out.extend_from_slice(b"\"name\":");
     crate::json::string(out, tool.name.as_bytes());

@@ -19,6 +19,7 @@
 
 pub mod body;
 pub mod head;
+pub mod sigv4;
 pub mod write;
 
 pub use body::{BodyDecoder, BodyError, BodyKind, Step};

@@ -3,6 +3,7 @@
 //! with timing shapes and faults) and by the gateway's built-in `mock` provider kind, so the
 //! default config answers real requests with no API keys and no other process.
 
+mod bedrock;
 pub mod render;
 mod responses;
 
@@ -25,6 +26,11 @@ pub enum Api {
         stream: bool,
         sse: bool,
     },
+    /// Bedrock's `…/model/{modelId}/converse` or `/converse-stream` (AWS's event stream).
+    Bedrock {
+        model: String,
+        stream: bool,
+    },
     Stats,
     Reset,
     Health,
@@ -36,6 +42,7 @@ impl Api {
             Api::Messages => Dialect::Anthropic,
             Api::Responses => Dialect::Responses,
             Api::Gemini { .. } => Dialect::Gemini,
+            Api::Bedrock { .. } => Dialect::Bedrock,
             _ => Dialect::OpenAi,
         }
     }
@@ -50,6 +57,7 @@ impl Api {
                 | Api::Messages
                 | Api::Responses
                 | Api::Gemini { .. }
+                | Api::Bedrock { .. }
         )
     }
 }
@@ -115,12 +123,17 @@ pub fn respond(ask: &Ask<'_>, out: &mut Vec<u8>) {
     let streams = match ask.api {
         Api::Chat | Api::Completions | Api::Messages | Api::Responses => ask.stream,
         Api::Gemini { stream, sse, .. } => *stream && *sse,
+        Api::Bedrock { stream, .. } => *stream,
         _ => false,
     };
     if streams {
         let mut ev = render::Events::default();
         render::stream_events(&plan, &mut ev);
-        write::header(out, "content-type", b"text/event-stream");
+        let content_type: &[u8] = match ask.api {
+            Api::Bedrock { .. } => crate::dialect::bedrock::STREAM_CONTENT_TYPE,
+            _ => b"text/event-stream",
+        };
+        write::header(out, "content-type", content_type);
         write::header(out, "cache-control", b"no-cache");
         write::header(out, "transfer-encoding", b"chunked");
         write::end_head(out);

@@ -160,6 +160,7 @@ pub fn json_body(plan: &Plan<'_>, out: &mut Vec<u8>) {
         Api::Messages => anthropic_json(plan, out),
         Api::Responses => super::responses::json(plan, out),
         Api::Gemini { .. } => gemini_json(plan, out, true),
+        Api::Bedrock { .. } => super::bedrock::json(plan, out),
         Api::Models | Api::Stats | Api::Reset | Api::Health => {}
     }
 }
@@ -171,6 +172,7 @@ pub fn stream_events(plan: &Plan<'_>, ev: &mut Events) {
         Api::Messages => anthropic_stream(plan, ev),
         Api::Responses => super::responses::stream(plan, ev),
         Api::Gemini { .. } => gemini_stream(plan, ev),
+        Api::Bedrock { .. } => super::bedrock::stream(plan, ev),
         Api::Embeddings | Api::Models | Api::Stats | Api::Reset | Api::Health => {}
     }
 }
@@ -715,6 +717,9 @@ pub fn error_body_coded(
             anthropic::write_error(out, anthropic::error_type(status), message.as_bytes());
         }
         Dialect::Gemini => gemini::write_error(out, status, message.as_bytes()),
+        Dialect::Bedrock => {
+            crate::dialect::bedrock::write_error(out, status, message.as_bytes());
+        }
     }
 }
 

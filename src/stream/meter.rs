@@ -158,6 +158,9 @@ impl Meter {
         self.reset();
         self.dialect = dialect;
         self.mode = if sse { Mode::Sse } else { Mode::Json };
+        if sse && dialect == Dialect::Bedrock {
+            self.scanner.set_binary();
+        }
         self.strip_usage = sse && strip_usage;
         if hash {
             self.hash = Some(ring::digest::Context::new(&ring::digest::SHA256));

@@ -179,7 +179,11 @@ impl Route {
     /// OpenTelemetry's `gen_ai.operation.name`, for the model APIs.
     pub fn operation(self) -> Option<&'static str> {
         match self {
-            Route::ChatCompletions | Route::Messages | Route::Responses => Some("chat"),
+            Route::ChatCompletions
+            | Route::Messages
+            | Route::Responses
+            | Route::Converse
+            | Route::ConverseStream => Some("chat"),
             Route::Completions => Some("text_completion"),
             Route::GenerateContent | Route::StreamGenerateContent => Some("generate_content"),
             Route::Embeddings => Some("embeddings"),

@@ -21,6 +21,10 @@ pub enum Route {
     /// Gemini's `POST /v1beta/models/{model}:streamGenerateContent` (`?alt=sse`: SSE; else a
     /// JSON array).
     StreamGenerateContent,
+    /// Bedrock's `POST /model/{modelId}/converse`.
+    Converse,
+    /// Bedrock's `POST /model/{modelId}/converse-stream` (AWS's binary event stream).
+    ConverseStream,
     Embeddings,
     Models,
     Health,
@@ -34,6 +38,11 @@ impl Route {
         matches!(self, Route::GenerateContent | Route::StreamGenerateContent)
     }
 
+    /// A Bedrock client's route (the model is in its path).
+    pub fn is_bedrock(self) -> bool {
+        matches!(self, Route::Converse | Route::ConverseStream)
+    }
+
     /// The path the route serves (`http.route`).
     pub fn path(self) -> &'static str {
         match self {
@@ -43,6 +52,8 @@ impl Route {
             Route::Responses => "/v1/responses",
             Route::GenerateContent => "/v1beta/models/{model}:generateContent",
             Route::StreamGenerateContent => "/v1beta/models/{model}:streamGenerateContent",
+            Route::Converse => "/model/{modelId}/converse",
+            Route::ConverseStream => "/model/{modelId}/converse-stream",
             Route::Embeddings => "/v1/embeddings",
             Route::Models => "/v1/models",
             Route::Health => "/healthz",

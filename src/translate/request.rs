@@ -7,7 +7,7 @@
 //! refused with [`Untranslatable`], naming the member.
 
 use super::Pair;
-use crate::dialect::{Dialect, anthropic, gemini, openai, responses};
+use crate::dialect::{Dialect, anthropic, bedrock, gemini, openai, responses};
 use crate::json::Scratch;
 
 pub use crate::dialect::norm::{Target, Untranslatable};
@@ -44,12 +44,14 @@ fn translate_tape(
         Dialect::Anthropic => anthropic::request::TARGET,
         Dialect::Gemini => gemini::request::TARGET,
         Dialect::Responses => responses::request::TARGET,
+        Dialect::Bedrock => bedrock::request::TARGET,
     };
     let request = match pair.client() {
         Dialect::OpenAi => openai::request::read(v, name)?,
         Dialect::Anthropic => anthropic::request::read(v, name)?,
         Dialect::Responses => responses::request::read(v, name)?,
         Dialect::Gemini => gemini::request::read(v, name)?,
+        Dialect::Bedrock => bedrock::request::read(v, name)?,
     };
     let mut request = request;
     request.stream |= target.stream;
@@ -59,6 +61,7 @@ fn translate_tape(
         Dialect::Anthropic => anthropic::request::write(&request, target, out),
         Dialect::Gemini => gemini::request::write(&request, target, out),
         Dialect::Responses => responses::request::write(&request, target, out),
+        Dialect::Bedrock => bedrock::request::write(&request, target, out),
     }
 }
 

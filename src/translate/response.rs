@@ -16,7 +16,7 @@
 //! vocabulary. A body that is not the expected JSON becomes an error naming the problem.
 
 use super::Pair;
-use crate::dialect::{Dialect, anthropic, gemini, openai, responses};
+use crate::dialect::{Dialect, anthropic, bedrock, gemini, openai, responses};
 use crate::json::Scratch;
 use crate::usage::Observed;
 
@@ -40,12 +40,14 @@ pub fn translate(
         Dialect::Gemini => gemini::answer::read(v),
         Dialect::OpenAi => openai::answer::read(v),
         Dialect::Responses => responses::answer::read(v),
+        Dialect::Bedrock => bedrock::answer::read(v),
     };
     let result = answer.map(|a| match pair.client() {
         Dialect::Anthropic => anthropic::answer::write(&a, o, out),
         Dialect::OpenAi => openai::answer::write(&a, o, created, out),
         Dialect::Responses => responses::answer::write(&a, o, created, out),
         Dialect::Gemini => gemini::answer::write(&a, o, out),
+        Dialect::Bedrock => bedrock::answer::write(&a, o, out),
     });
     let empty: simd_json::Tape<'static> = tape.reset();
     scratch.keep_tape(empty);
@@ -70,6 +72,7 @@ pub fn error(pair: Pair, status: u16, body: &[u8], scratch: &mut Scratch, out: &
             anthropic::write_error(out, kind.as_bytes(), message.as_bytes());
         }
         Dialect::Gemini => gemini::write_error(out, status, message.as_bytes()),
+        Dialect::Bedrock => bedrock::write_error(out, status, message.as_bytes()),
         Dialect::OpenAi | Dialect::Responses => {
             let (kind, code): (&str, Option<&str>) = match (status, kind.as_deref()) {
                 (_, Some("overloaded_error")) => ("server_error", Some("overloaded")),

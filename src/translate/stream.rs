@@ -11,7 +11,7 @@
 //! A new client dialect is one writer; a new provider dialect, one reader.
 
 use super::Pair;
-use crate::dialect::{Dialect, anthropic, gemini, norm::Event, openai, responses};
+use crate::dialect::{Dialect, anthropic, bedrock, gemini, norm::Event, openai, responses};
 use crate::sse::SseEvent;
 use crate::usage::Observed;
 
@@ -29,6 +29,7 @@ enum Reader {
     Anthropic(anthropic::stream::Reader),
     Gemini(gemini::stream::Reader),
     Responses(responses::stream::Reader),
+    Bedrock(bedrock::stream::Reader),
 }
 
 /// The client dialect's writer.
@@ -38,6 +39,7 @@ enum Writer {
     Anthropic(anthropic::stream::Writer),
     Responses(responses::stream::Writer),
     Gemini(gemini::stream::Writer),
+    Bedrock(bedrock::stream::Writer),
 }
 
 impl Writer {
@@ -47,6 +49,7 @@ impl Writer {
             Writer::Anthropic(w) => w.write(e, o, out),
             Writer::Responses(w) => w.write(e, o, out),
             Writer::Gemini(w) => w.write(e, o, out),
+            Writer::Bedrock(w) => w.write(e, o, out),
         }
     }
 
@@ -56,6 +59,7 @@ impl Writer {
             Writer::Anthropic(w) => w.finished(),
             Writer::Responses(w) => w.finished(),
             Writer::Gemini(w) => w.finished(),
+            Writer::Bedrock(w) => w.finished(),
         }
     }
 
@@ -65,6 +69,7 @@ impl Writer {
             Writer::Anthropic(w) => w.end(o, out),
             Writer::Responses(w) => w.end(o, out),
             Writer::Gemini(w) => w.end(o, out),
+            Writer::Bedrock(w) => w.end(o, out),
         }
     }
 }
@@ -78,12 +83,14 @@ impl StreamTranslator {
             Dialect::Anthropic => Reader::Anthropic(anthropic::stream::Reader::default()),
             Dialect::Gemini => Reader::Gemini(gemini::stream::Reader::default()),
             Dialect::Responses => Reader::Responses(responses::stream::Reader::default()),
+            Dialect::Bedrock => Reader::Bedrock(bedrock::stream::Reader::default()),
         };
         let writer = match pair.client() {
             Dialect::Anthropic => Writer::Anthropic(anthropic::stream::Writer::default()),
             Dialect::OpenAi => Writer::OpenAi(openai::stream::Writer::new(client_usage, created)),
             Dialect::Responses => Writer::Responses(responses::stream::Writer::new(created)),
             Dialect::Gemini => Writer::Gemini(gemini::stream::Writer::new(gemini_array)),
+            Dialect::Bedrock => Writer::Bedrock(bedrock::stream::Writer::default()),
         };
         StreamTranslator { reader, writer }
     }
@@ -97,6 +104,7 @@ impl StreamTranslator {
             Reader::Anthropic(r) => r.read(e, &mut emit),
             Reader::Gemini(r) => r.read(e.data, &mut emit),
             Reader::Responses(r) => r.read(e, &mut emit),
+            Reader::Bedrock(r) => r.read(e, &mut emit),
         }
     }
 

@@ -18,6 +18,8 @@ pub(super) fn parse_fields(
     let mut guard = w.scratch.borrow_mut();
     let read = if ctx.route.is_gemini() {
         gemini_request(c.head.path(&c.buf), body)?
+    } else if ctx.route.is_bedrock() {
+        bedrock_request(c.head.path(&c.buf), body)?
     } else if body.len() > FULL_PARSE_MAX_BYTES {
         match scan_request(body)? {
             Some(r) => r,
@@ -108,6 +110,40 @@ fn gemini_request<'a>(path: &'a [u8], body: &'a [u8]) -> Result<ReadFields<'a>, 
     }
     Ok(ReadFields {
         model: std::borrow::Cow::Borrowed(model),
+        model_span: 0..0,
+        stream,
+        include_usage: false,
+        max_tokens: max_tokens.map(|m| m.min(u64::from(u32::MAX)) as u32),
+        session: None,
+    })
+}
+
+/// A Bedrock client's request: the model (percent-decoded) and the streaming choice are in
+/// its path; the output cap is `inferenceConfig.maxTokens`.
+fn bedrock_request<'a>(path: &'a [u8], body: &'a [u8]) -> Result<ReadFields<'a>, GatewayError> {
+    let bad = |m: &str| GatewayError::new(ErrorKind::InvalidBody, m.to_owned());
+    let (raw, stream) =
+        crate::dialect::bedrock::client_call(path).ok_or_else(|| bad("no model in the path"))?;
+    let model = match memchr::memchr(b'%', raw) {
+        None => std::borrow::Cow::Borrowed(raw),
+        Some(_) => std::borrow::Cow::Owned(
+            crate::dialect::bedrock::percent_decode(raw)
+                .ok_or_else(|| bad("The model id in the path is not validly percent-encoded."))?,
+        ),
+    };
+    let mut max_tokens = None;
+    for m in Members::new(body) {
+        let m = m.map_err(|()| {
+            bad("We could not parse the JSON body of your request. The body must be a JSON object.")
+        })?;
+        if &body[m.key.clone()] == b"inferenceConfig" {
+            let config = &body[m.value.clone()];
+            max_tokens = crate::json::scan::member(config, b"maxTokens")
+                .and_then(|r| crate::json::scan::uint_at(config, r.start));
+        }
+    }
+    Ok(ReadFields {
+        model,
         model_span: 0..0,
         stream,
         include_usage: false,

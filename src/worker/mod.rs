@@ -609,6 +609,10 @@ fn call_of(c: &Conn, ctx: &RequestCtx, f: &Fields) -> Call {
                 stream: f.stream,
                 sse: crate::dialect::gemini::wants_sse(c.head.query(&c.buf)),
             },
+            Route::Converse | Route::ConverseStream => crate::mock::Api::Bedrock {
+                model: String::new(),
+                stream: f.stream,
+            },
             Route::Embeddings => crate::mock::Api::Embeddings,
             _ => crate::mock::Api::Chat,
         },

@@ -136,7 +136,9 @@ fn speaks(snap: &Snapshot, route: Route, d: DeploymentId) -> bool {
         | Route::ChatCompletions
         | Route::Responses
         | Route::GenerateContent
-        | Route::StreamGenerateContent => {
+        | Route::StreamGenerateContent
+        | Route::Converse
+        | Route::ConverseStream => {
             let client = super::client_dialect(route);
             provider == client || crate::translate::Pair::between(client, provider).is_some()
         }

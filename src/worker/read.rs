@@ -66,10 +66,15 @@ pub(super) fn route(method: Method, path: &[u8]) -> Result<Route, GatewayError> 
         b"/v1/models" | b"/v1beta/models" => (Route::Models, Method::Get),
         b"/healthz" => (Route::Health, Method::Get),
         b"/readyz" => (Route::Ready, Method::Get),
-        p => match crate::dialect::gemini::client_call(p) {
-            Some((_, false)) => (Route::GenerateContent, Method::Post),
-            Some((_, true)) => (Route::StreamGenerateContent, Method::Post),
-            None => {
+        p => match (
+            crate::dialect::gemini::client_call(p),
+            crate::dialect::bedrock::client_call(p),
+        ) {
+            (Some((_, false)), _) => (Route::GenerateContent, Method::Post),
+            (Some((_, true)), _) => (Route::StreamGenerateContent, Method::Post),
+            (_, Some((_, false))) => (Route::Converse, Method::Post),
+            (_, Some((_, true))) => (Route::ConverseStream, Method::Post),
+            (None, None) => {
                 return Err(GatewayError::new(
                     ErrorKind::NotFound,
                     format!(

@@ -74,14 +74,26 @@ pub(super) async fn relay(
         ctx.keep_alive = false;
     }
     let upstream_keep_alive = uh.keep_alive;
-    let sse = uh
-        .header(&c.ex.ubuf, "content-type")
-        .is_some_and(|t| t.starts_with(b"text/event-stream"));
+    // An event stream: SSE, or AWS's binary one (Bedrock).
+    let sse = uh.header(&c.ex.ubuf, "content-type").is_some_and(|t| {
+        t.starts_with(b"text/event-stream")
+            || t.starts_with(crate::dialect::bedrock::STREAM_CONTENT_TYPE)
+    });
     // A Gemini client served by another dialect's stream, without `alt=sse`, gets Gemini's
     // other framing: one JSON array.
     let gemini_array = sse
         && pair.is_some_and(|p| p.client() == Dialect::Gemini)
         && !crate::dialect::gemini::wants_sse(c.head.query(&c.buf));
+    // A translated stream whose framing differs from the provider's: the client's type.
+    let client_type: Option<&[u8]> = match pair {
+        Some(p) if sse => match (p.client(), p.provider()) {
+            (Dialect::Gemini, _) if gemini_array => Some(b"application/json; charset=UTF-8"),
+            (Dialect::Bedrock, _) => Some(crate::dialect::bedrock::STREAM_CONTENT_TYPE),
+            (_, Dialect::Bedrock) => Some(b"text/event-stream"),
+            _ => None,
+        },
+        _ => None,
+    };
     ctx.status = uh.status;
     if (200..300).contains(&uh.status) {
         // Read in the provider's dialect; relayed in the client's (translated when they
@@ -119,7 +131,7 @@ pub(super) async fn relay(
         if NOT_RELAYED
             .iter()
             .any(|h| n.eq_ignore_ascii_case(h.as_bytes()))
-            || (gemini_array && n.eq_ignore_ascii_case(b"content-type"))
+            || (client_type.is_some() && n.eq_ignore_ascii_case(b"content-type"))
         {
             continue;
         }
@@ -134,8 +146,8 @@ pub(super) async fn relay(
         out.extend_from_slice(value.get(&c.ex.ubuf));
         out.extend_from_slice(b"\r\n");
     }
-    if gemini_array {
-        write::header(out, "content-type", b"application/json; charset=UTF-8");
+    if let Some(t) = client_type {
+        write::header(out, "content-type", t);
     }
     request_id_header(out, ctx);
     match (framing, uh.body) {
@@ -429,6 +441,17 @@ async fn end_with_error(
                 event.extend_from_slice(b"data: ");
                 crate::dialect::gemini::write_error(&mut event, e.status(), e.message.as_bytes());
                 event.extend_from_slice(b"\n\n");
+            }
+            Route::Converse | Route::ConverseStream => {
+                let mut payload = Vec::with_capacity(e.message.len() + 16);
+                payload.extend_from_slice(b"{\"message\":");
+                crate::json::string(&mut payload, e.message.as_bytes());
+                payload.push(b'}');
+                crate::sse::eventstream::encode_exception(
+                    &mut event,
+                    b"modelStreamErrorException",
+                    &payload,
+                );
             }
             _ => e.write_sse_event(&mut event),
         }

@@ -51,6 +51,7 @@ pub(super) async fn respond_error(
     let shape = match ctx.route {
         Route::Messages => crate::error::ErrorShape::Anthropic,
         r if r.is_gemini() => crate::error::ErrorShape::Gemini,
+        r if r.is_bedrock() => crate::error::ErrorShape::Bedrock,
         Route::Models if google_style(c) => crate::error::ErrorShape::Gemini,
         _ => crate::error::ErrorShape::OpenAi,
     };

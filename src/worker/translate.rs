@@ -3,7 +3,7 @@
 //! [`crate::translate`].
 
 use super::*;
-use crate::dialect::{anthropic, gemini, openai};
+use crate::dialect::{anthropic, bedrock, gemini, openai};
 
 /// Headers never forwarded upstream: hop-by-hop (RFC 9110 §7.6.1), framing the gateway
 /// redoes, and the client's credentials.
@@ -20,6 +20,9 @@ pub(super) const NOT_FORWARDED: &[&str] = &[
     "proxy-authorization",
     "te",
     "trailer",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
     "upgrade",
     "expect",
 ];
@@ -75,6 +78,24 @@ pub(super) fn translate(
         ctx.attempt.upstream_body_bytes = body.len() as u64;
         return Ok(());
     };
+    if ctx.route.is_bedrock() {
+        // The model and the call are in the path; the body goes as it came, signed for the
+        // provider.
+        let mut path = ep.base_path.as_bytes().to_vec();
+        bedrock::write_path(&mut path, dep.upstream_model.as_bytes(), f.stream);
+        ctx.attempt.upstream_body_bytes = body.len() as u64;
+        let out = &mut c.ex.ureq;
+        out.clear();
+        out.extend_from_slice(b"POST ");
+        out.extend_from_slice(&path);
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        upstream_headers(out, snap, &c.head, &c.buf, d, false);
+        write::header_u64(out, "content-length", body.len() as u64);
+        sign_aws(out, provider, &path, body, ctx.start_unix_us / 1_000_000);
+        write::end_head(out);
+        out.extend_from_slice(body);
+        return Ok(());
+    }
     if ctx.route.is_gemini() {
         // The model and the call are in the path; the body goes as it came, but for the key's
         // default output cap when the request sets none.
@@ -252,6 +273,7 @@ pub(super) fn client_dialect(route: Route) -> Dialect {
         Route::Messages => Dialect::Anthropic,
         Route::Responses => Dialect::Responses,
         Route::GenerateContent | Route::StreamGenerateContent => Dialect::Gemini,
+        Route::Converse | Route::ConverseStream => Dialect::Bedrock,
         _ => Dialect::OpenAi,
     }
 }
@@ -293,6 +315,7 @@ pub(super) fn translate_across(
             Dialect::Gemini => "Gemini",
             Dialect::OpenAi => "an OpenAI-dialect provider",
             Dialect::Responses => "OpenAI's Responses API",
+            Dialect::Bedrock => "Bedrock",
         };
         return Err(GatewayError::new(
             ErrorKind::InvalidBody,
@@ -313,24 +336,61 @@ pub(super) fn translate_across(
     let out = &mut c.ex.ureq;
     out.clear();
     out.extend_from_slice(b"POST ");
+    let path_at = out.len();
     out.extend_from_slice(ep.base_path.as_bytes());
     match pair.provider() {
         Dialect::Anthropic => out.extend_from_slice(anthropic::MESSAGES_PATH),
         Dialect::OpenAi => out.extend_from_slice(openai::CHAT_PATH),
         Dialect::Gemini => gemini::write_path(out, dep.upstream_model.as_bytes(), f.stream),
         Dialect::Responses => out.extend_from_slice(openai::RESPONSES_PATH),
+        Dialect::Bedrock => bedrock::write_path(out, dep.upstream_model.as_bytes(), f.stream),
     }
     if matches!(pair.provider(), Dialect::OpenAi | Dialect::Responses) {
         out.extend_from_slice(provider.query.as_bytes());
     }
+    let path = out[path_at..].to_vec();
     out.extend_from_slice(b" HTTP/1.1\r\n");
     upstream_headers(out, snap, &c.head, &c.buf, d, true);
     write::header_u64(out, "content-length", body.len() as u64);
+    sign_aws(out, provider, &path, &body, ctx.start_unix_us / 1_000_000);
     write::end_head(out);
     out.extend_from_slice(&body);
     body.clear();
     c.ex.ubuf = body;
     Ok(())
+}
+
+/// For a Bedrock provider that signs with SigV4: the `x-amz-date`, session-token and
+/// `authorization` lines for a POST of `body` to `path` (as sent), at `unix_secs`.
+fn sign_aws(
+    out: &mut Vec<u8>,
+    provider: &crate::config::Provider,
+    path: &[u8],
+    body: &[u8],
+    unix_secs: u64,
+) {
+    use crate::http1::sigv4;
+    let (Some(aws), Some(ep)) = (&provider.aws, &provider.endpoint) else {
+        return;
+    };
+    let date = sigv4::amz_date(unix_secs);
+    let headers: [(&[u8], &[u8]); 1] = [(b"host", ep.authority.as_bytes())];
+    sigv4::write_headers(
+        out,
+        &aws.credentials,
+        &sigv4::Scope {
+            region: &aws.region,
+            service: "bedrock",
+            amz_date: &date,
+        },
+        &sigv4::Request {
+            method: b"POST",
+            path,
+            query: b"",
+            headers: &headers,
+            payload: body,
+        },
+    );
 }
 
 /// A request body tail at least this long is written upstream straight from the read buffer

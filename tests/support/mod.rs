@@ -86,8 +86,11 @@ pub fn config_text(upstream: Option<SocketAddr>, workers: usize, extra: &str) ->
 pub const UPSTREAM_KEY: &str = "sk-upstream-secret";
 
 pub fn snapshot(text: &str) -> config::Snapshot {
-    config::parse(text, "test", &|v| {
-        (v == "TEST_UPSTREAM_KEY").then(|| UPSTREAM_KEY.to_string())
+    config::parse(text, "test", &|v| match v {
+        "TEST_UPSTREAM_KEY" => Some(UPSTREAM_KEY.to_string()),
+        // A Bedrock provider's SigV4 secret: the one the mock checks signatures with.
+        "TEST_AWS_SECRET" => Some(mock::DEFAULT_AWS_SECRET.to_string()),
+        _ => None,
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -508,4 +511,39 @@ pub fn ledger_when(
         }
         std::thread::park_timeout(std::time::Duration::from_millis(2));
     }
+}
+
+/// AWS's binary event stream, decoded here on its own terms (lengths and both CRCs checked):
+/// `(event type, payload)` per message.
+pub fn eventstream_frames(mut b: &[u8]) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let be = |at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+        let (total, headers) = (be(0), be(4));
+        assert_eq!(crc32fast::hash(&b[..8]) as usize, be(8), "prelude CRC");
+        assert_eq!(
+            crc32fast::hash(&b[..total - 4]) as usize,
+            be(total - 4),
+            "message CRC"
+        );
+        let mut h = &b[12..12 + headers];
+        let mut event = String::new();
+        while !h.is_empty() {
+            let n = h[0] as usize;
+            let name = std::str::from_utf8(&h[1..1 + n]).unwrap().to_owned();
+            assert_eq!(h[1 + n], 7, "string headers only");
+            let len = u16::from_be_bytes([h[2 + n], h[3 + n]]) as usize;
+            let value = std::str::from_utf8(&h[4 + n..4 + n + len])
+                .unwrap()
+                .to_owned();
+            if name == ":event-type" || name == ":exception-type" {
+                event = value;
+            }
+            h = &h[4 + n + len..];
+        }
+        let payload = &b[12 + headers..total - 4];
+        out.push((event, serde_json::from_slice(payload).unwrap()));
+        b = &b[total..];
+    }
+    out
 }

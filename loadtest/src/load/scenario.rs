@@ -188,7 +188,7 @@ impl RequestSpec {
         }
         if let Some(k) = key {
             match self.dialect {
-                Dialect::OpenAi | Dialect::Responses => {
+                Dialect::OpenAi | Dialect::Responses | Dialect::Bedrock => {
                     write::header(&mut out, "authorization", format!("Bearer {k}").as_bytes())
                 }
                 Dialect::Anthropic => write::header(&mut out, "x-api-key", k.as_bytes()),
@@ -238,6 +238,7 @@ pub fn generated_body(
         Dialect::OpenAi | Dialect::Responses => "gpt-4o-mini",
         Dialect::Anthropic => "claude-sonnet-4-5",
         Dialect::Gemini => "gemini-2.5-flash",
+        Dialect::Bedrock => "anthropic.claude-sonnet-4-5",
     });
     match dialect {
         Dialect::OpenAi | Dialect::Anthropic => {
@@ -275,6 +276,17 @@ pub fn generated_body(
             out.extend_from_slice(b"}]}]");
             if let Some(m) = max_tokens {
                 out.extend_from_slice(b",\"generationConfig\":{\"maxOutputTokens\":");
+                crate::json::uint(&mut out, u64::from(m));
+                out.push(b'}');
+            }
+            out.push(b'}');
+        }
+        Dialect::Bedrock => {
+            out.extend_from_slice(b"{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":");
+            crate::json::string(&mut out, &text);
+            out.extend_from_slice(b"}]}]");
+            if let Some(m) = max_tokens {
+                out.extend_from_slice(b",\"inferenceConfig\":{\"maxTokens\":");
                 crate::json::uint(&mut out, u64::from(m));
                 out.push(b'}');
             }

@@ -71,6 +71,10 @@ pub struct MockConfig {
     /// Accept only these API keys (repeatable); others get 401. Default: any key or none.
     #[arg(long = "api-key", value_name = "KEY")]
     pub api_keys: Vec<String>,
+    /// The secret of every AWS access key id the mock accepts: a SigV4-signed request
+    /// (Bedrock) is checked against it, and refused with 403 when its signature is wrong.
+    #[arg(long, default_value = DEFAULT_AWS_SECRET)]
+    pub aws_secret_key: String,
     /// Models listed at GET /v1/models.
     #[arg(long, value_delimiter = ',', default_value = DEFAULT_MODELS)]
     pub models: Vec<String>,
@@ -88,6 +92,9 @@ pub struct MockConfig {
     pub tls_key: Option<PathBuf>,
 }
 
+/// The AWS secret access key the mock checks SigV4 signatures with, unless told another.
+pub const DEFAULT_AWS_SECRET: &str = "tollgate-mock-aws-secret";
+
 impl Default for MockConfig {
     fn default() -> Self {
         MockConfig {
@@ -101,6 +108,7 @@ impl Default for MockConfig {
             faults: Vec::new(),
             seed: 1,
             api_keys: Vec::new(),
+            aws_secret_key: DEFAULT_AWS_SECRET.to_owned(),
             models: DEFAULT_MODELS.split(',').map(str::to_owned).collect(),
             embedding_dims: 8,
             max_body_bytes: 32 << 20,

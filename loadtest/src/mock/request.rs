@@ -49,6 +49,23 @@ pub fn route(method: Method, path: &[u8], query: Option<&[u8]>) -> Result<Api, (
         let model = String::from_utf8_lossy(model).into_owned();
         return post(Api::Gemini { model, stream, sse });
     }
+    if let Some(rest) = path
+        .strip_prefix(b"/model/")
+        .or_else(|| memchr::memmem::find(path, b"/model/").map(|i| &path[i + 7..]))
+        && let Some(slash) = memchr::memrchr(b'/', rest)
+    {
+        let (model, call) = (&rest[..slash], &rest[slash + 1..]);
+        let stream = match call {
+            b"converse" => false,
+            b"converse-stream" => true,
+            _ => return Err(not_found(path)),
+        };
+        let model = tollgate::dialect::bedrock::percent_decode(model)
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| not_found(path))?;
+        let model = String::from_utf8_lossy(&model).into_owned();
+        return post(Api::Bedrock { model, stream });
+    }
     if path.ends_with(b"/chat/completions") {
         post(Api::Chat)
     } else if path.ends_with(b"/completions") {
@@ -127,6 +144,8 @@ impl Default for Shape {
 #[derive(Clone, Debug)]
 pub struct HeadInfo {
     pub api: Api,
+    /// A SigV4 signature to check once the body is read.
+    pub sigv4: Option<SigCheck>,
     /// The caller's API key (Authorization Bearer, x-api-key, x-goog-api-key or `key=`).
     pub key: Option<String>,
     pub shape: Shape,
@@ -160,9 +179,99 @@ fn number<T: std::str::FromStr>(name: &str, v: &[u8]) -> Result<T, String> {
         })
 }
 
+/// What a SigV4-signed request claims, to check against the body once it is read.
+#[derive(Clone, Debug)]
+pub struct SigCheck {
+    pub authorization: Vec<u8>,
+    pub method: Vec<u8>,
+    pub path: Vec<u8>,
+    pub query: Vec<u8>,
+    /// The signed headers but `x-amz-date` and the token.
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub amz_date: [u8; 16],
+    pub token: Option<String>,
+    pub access_key_id: String,
+    pub region: String,
+    pub service: String,
+}
+
+impl SigCheck {
+    /// True when the signature is the one `secret` gives for `body`.
+    pub fn holds(&self, secret: &str, body: &[u8]) -> bool {
+        use tollgate::http1::sigv4;
+        let headers: Vec<(&[u8], &[u8])> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_slice(), v.as_slice()))
+            .collect();
+        let creds = sigv4::Credentials {
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: secret.to_owned(),
+            session_token: self.token.clone(),
+        };
+        let scope = sigv4::Scope {
+            region: &self.region,
+            service: &self.service,
+            amz_date: &self.amz_date,
+        };
+        let r = sigv4::Request {
+            method: &self.method,
+            path: &self.path,
+            query: &self.query,
+            headers: &headers,
+            payload: body,
+        };
+        sigv4::authorization(&creds, &scope, &r) == self.authorization
+    }
+}
+
+/// Reads a SigV4 `Authorization` header's claims. `None` when the request is not SigV4.
+fn sig_check(head: &RequestHead, buf: &[u8]) -> Option<SigCheck> {
+    let auth = head.header(buf, "authorization")?;
+    let rest = std::str::from_utf8(auth.strip_prefix(b"AWS4-HMAC-SHA256 ")?).ok()?;
+    let field = |name: &str| {
+        rest.split(", ")
+            .find_map(|f| f.trim().strip_prefix(name))
+            .map(str::to_owned)
+    };
+    let credential = field("Credential=")?;
+    let mut scope = credential.split('/');
+    let access_key_id = scope.next()?.to_owned();
+    let _day = scope.next()?;
+    let region = scope.next()?.to_owned();
+    let service = scope.next()?.to_owned();
+    let mut headers = Vec::new();
+    let mut amz_date = [0u8; 16];
+    let mut token = None;
+    for name in field("SignedHeaders=")?.split(';') {
+        let value = head.header(buf, name).unwrap_or_default();
+        match name {
+            "x-amz-date" => amz_date.copy_from_slice(value.get(..16)?),
+            "x-amz-security-token" => token = Some(String::from_utf8_lossy(value).into_owned()),
+            _ => headers.push((name.as_bytes().to_vec(), value.to_vec())),
+        }
+    }
+    Some(SigCheck {
+        authorization: auth.to_vec(),
+        method: head.method_span.get(buf).to_vec(),
+        path: head.path(buf).to_vec(),
+        query: head.query(buf).unwrap_or_default().to_vec(),
+        headers,
+        amz_date,
+        token,
+        access_key_id,
+        region,
+        service,
+    })
+}
+
 fn api_key(head: &RequestHead, buf: &[u8]) -> Option<String> {
     let lossy = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
     if let Some(v) = head.header(buf, "authorization") {
+        if v.starts_with(b"AWS4-HMAC-SHA256 ") {
+            // SigV4: the key is the access key id (the signature is checked later).
+            return sig_check(head, buf).map(|s| s.access_key_id);
+        }
         let v = v
             .strip_prefix(b"Bearer ")
             .or_else(|| v.strip_prefix(b"bearer "))
@@ -243,6 +352,7 @@ pub fn read_head(
     }
     Ok(HeadInfo {
         api,
+        sigv4: sig_check(head, buf),
         key: api_key(head, buf),
         shape,
         fault,
@@ -380,6 +490,37 @@ pub fn read_fields(api: &Api, body: &mut [u8]) -> Result<Fields, String> {
                 None => return Err("`input` is required".into()),
             };
             f.dimensions = u32_at(&v, "dimensions");
+        }
+        Api::Bedrock { model, stream } => {
+            f.model = model.clone();
+            f.stream = *stream;
+            let config = v.get("toolConfig");
+            f.max_tokens = v
+                .get("inferenceConfig")
+                .and_then(|g| u32_at(g, "maxTokens"));
+            let choice = config.and_then(|c| c.get("toolChoice"));
+            let named = choice
+                .and_then(|c| c.get("tool"))
+                .and_then(|t| str_at(t, "name"));
+            let forced = named.is_some() || choice.and_then(|c| c.get("any")).is_some();
+            // Bedrock has no `none`: after a tool's result, the model answers in text (as
+            // real models do) unless a call is forced.
+            let answered = v
+                .get("messages")
+                .and_then(|m| m.as_array())
+                .and_then(|m| m.last())
+                .and_then(|m| m.get("content"))
+                .and_then(|c| c.as_array())
+                .is_some_and(|c| c.iter().any(|b| b.get("toolResult").is_some()));
+            let first = config
+                .and_then(|c| c.get("tools"))
+                .and_then(|t| t.as_array())
+                .and_then(|t| t.first())
+                .and_then(|t| t.get("toolSpec"))
+                .and_then(|s| str_at(s, "name"));
+            if forced || !answered {
+                f.tool = named.or(first);
+            }
         }
         Api::Models | Api::Stats | Api::Reset | Api::Health => {}
     }

@@ -444,6 +444,7 @@ where
 {
     let HeadInfo {
         api,
+        sigv4,
         key,
         shape,
         fault,
@@ -484,6 +485,25 @@ where
             &mut c.out,
             dialect,
             401,
+            msg,
+            Extra {
+                close,
+                ..Extra::default()
+            },
+        )
+        .await;
+    }
+    if let Some(sig) = &sigv4
+        && !sig.holds(&w.shared.cfg.aws_secret_key, &c.body)
+    {
+        w.with_ledger(|l| l.rejected += 1);
+        let msg = "The request signature we calculated does not match the signature you \
+                   provided. (tollgate-mock)";
+        return send_error(
+            io,
+            &mut c.out,
+            dialect,
+            403,
             msg,
             Extra {
                 close,
@@ -587,6 +607,7 @@ where
     };
     let sse = match &api {
         Api::Gemini { stream, sse, .. } => *stream && *sse,
+        Api::Bedrock { stream, .. } => *stream,
         _ => fields.stream && !is_embeddings,
     };
     let start = Instant::now();
@@ -732,10 +753,10 @@ where
     render::stream_events(plan, ev);
     let close = close || shape.framing == Framing::Close;
     let chunked = shape.framing != Framing::Close;
-    let content_type: &[u8] = if matches!(plan.api, Api::Gemini { .. }) {
-        b"text/event-stream"
-    } else {
-        b"text/event-stream; charset=utf-8"
+    let content_type: &[u8] = match plan.api {
+        Api::Gemini { .. } => b"text/event-stream",
+        Api::Bedrock { .. } => tollgate::dialect::bedrock::STREAM_CONTENT_TYPE,
+        _ => b"text/event-stream; charset=utf-8",
     };
     head_common(&mut c.out, 200, content_type, Some(plan.id), close);
     http1::write::header(&mut c.out, "cache-control", b"no-cache");

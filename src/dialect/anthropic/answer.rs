@@ -5,7 +5,7 @@
 use simd_json::tape::Value;
 
 use super::stream::{finish_from, stop_reason, write_usage};
-use crate::dialect::norm::{Answer, AnswerCall, Args, str_of, write_value};
+use crate::dialect::norm::{Answer, AnswerCall, Args, str_of, write_args_object};
 use crate::json;
 use crate::usage::Observed;
 
@@ -65,7 +65,7 @@ pub fn write(a: &Answer<'_, '_>, o: &Observed, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"name\":");
         json::string(out, call.name.as_bytes());
         out.extend_from_slice(b",\"input\":");
-        input(&call.args, out);
+        write_args_object(out, &call.args);
         out.push(b'}');
     }
     out.extend_from_slice(b"],\"stop_reason\":\"");
@@ -73,25 +73,4 @@ pub fn write(a: &Answer<'_, '_>, o: &Observed, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\",\"stop_sequence\":null,");
     write_usage(out, &o.usage);
     out.push(b'}');
-}
-
-/// A call's arguments as `input`: the object they hold; arguments that are not a JSON object
-/// cannot be an input, and are kept as text (`{"arguments": "…"}`).
-fn input(args: &Args<'_, '_>, out: &mut Vec<u8>) {
-    match args {
-        Args::Json(Some(v)) => write_value(out, *v),
-        Args::Json(None) => out.extend_from_slice(b"{}"),
-        Args::Text(text) if text.trim().is_empty() => out.extend_from_slice(b"{}"),
-        Args::Text(text) => {
-            let mut copy = text.as_bytes().to_vec();
-            match simd_json::to_tape(&mut copy) {
-                Ok(t) if t.as_value().as_object().is_some() => write_value(out, t.as_value()),
-                _ => {
-                    out.extend_from_slice(b"{\"arguments\":");
-                    json::string(out, text.as_bytes());
-                    out.push(b'}');
-                }
-            }
-        }
-    }
 }

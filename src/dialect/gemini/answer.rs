@@ -5,7 +5,7 @@ use simd_json::prelude::*;
 use simd_json::tape::Value;
 
 use super::stream::finish_from;
-use crate::dialect::norm::{Answer, AnswerCall, Args, Finish, Loc, str_of, write_arguments};
+use crate::dialect::norm::{Answer, AnswerCall, Args, Finish, str_of, write_args_object};
 use crate::json;
 use crate::usage::{Observed, Usage};
 
@@ -106,15 +106,7 @@ pub fn write(a: &Answer<'_, '_>, o: &Observed, out: &mut Vec<u8>) {
             out.push(b',');
         }
         args.clear();
-        if write_arguments(&call.args, Loc::top("arguments"), &mut args).is_err() {
-            args.clear();
-            args.extend_from_slice(b"{\"arguments\":");
-            match call.args {
-                Args::Text(t) => json::string(&mut args, t.as_bytes()),
-                Args::Json(_) => args.extend_from_slice(b"\"\""),
-            }
-            args.push(b'}');
-        }
+        write_args_object(&mut args, &call.args);
         let id = match call.id.filter(|i| !i.is_empty()) {
             Some(i) => i.to_owned(),
             None => format!("call_{n}"),
