@@ -1,4 +1,4 @@
-"""The official OpenAI, Anthropic and Google Gen AI Python SDKs, unchanged, against a running
+"""The official OpenAI, Anthropic, Google Gen AI and AWS (boto3) Python SDKs, unchanged, against a running
 tollgate: chat, the Responses API, Messages and generateContent, each served by every provider
 (the same dialect passed through, the others translated), streaming (through each SDK's own
 accumulating stream helper), tool calls and their results, and errors.
@@ -13,6 +13,9 @@ import os
 import sys
 
 import anthropic
+import boto3
+import botocore.config
+import botocore.exceptions
 import openai
 from google import genai
 from google.genai import errors as genai_errors
@@ -23,6 +26,23 @@ KEY = os.environ["TOLLGATE_KEY"]
 oai = openai.OpenAI(base_url=BASE + "/v1", api_key=KEY, max_retries=0)
 ant = anthropic.Anthropic(base_url=BASE, api_key=KEY, max_retries=0)
 gem = genai.Client(api_key=KEY, http_options=genai_types.HttpOptions(base_url=BASE))
+
+
+def bedrock_client():
+    """boto3's bedrock-runtime pointed at tollgate, the virtual key as a Bedrock API key:
+    botocore sends $AWS_BEARER_TOKEN_BEDROCK as a bearer token instead of signing, and only
+    over https (TOLLGATE_TLS_URL, its CA in TOLLGATE_CA)."""
+    return boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url=os.environ["TOLLGATE_TLS_URL"],
+        verify=os.environ["TOLLGATE_CA"],
+        config=botocore.config.Config(retries={"max_attempts": 1}),
+    )
+
+
+os.environ["AWS_BEARER_TOKEN_BEDROCK"] = KEY
+brt = bedrock_client()
 
 OAI_TOOLS = [
     {
@@ -262,6 +282,70 @@ def check_anthropic(model):
         pass
 
 
+def check_bedrock(model):
+    """boto3's converse and converse_stream (its own event-stream parser) against tollgate."""
+    msgs = [{"role": "user", "content": [{"text": "hello"}]}]
+    r = brt.converse(modelId=model, messages=msgs, inferenceConfig={"maxTokens": 8})
+    text = r["output"]["message"]["content"][0]["text"]
+    assert text and r["stopReason"] == "end_turn", r
+    assert r["usage"]["outputTokens"] == 8 and r["usage"]["inputTokens"] > 0, r["usage"]
+
+    s = brt.converse_stream(modelId=model, messages=msgs, inferenceConfig={"maxTokens": 8})
+    events = list(s["stream"])
+    deltas = "".join(e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e)
+    assert deltas == text, (deltas, text)
+    assert events[-1]["metadata"]["usage"]["outputTokens"] == 8, events[-1]
+    assert [e for e in events if "messageStop" in e][0]["messageStop"]["stopReason"] == "end_turn"
+
+    tools = {
+        "tools": [
+            {
+                "toolSpec": {
+                    "name": "get_weather",
+                    "description": "Current weather in a city",
+                    "inputSchema": {"json": OAI_TOOLS[0]["function"]["parameters"]},
+                }
+            }
+        ],
+        "toolChoice": {"any": {}},
+    }
+    ask = [{"role": "user", "content": [{"text": "weather?"}]}]
+    r = brt.converse(modelId=model, messages=ask, inferenceConfig={"maxTokens": 8}, toolConfig=tools)
+    use = [b["toolUse"] for b in r["output"]["message"]["content"] if "toolUse" in b]
+    assert len(use) == 1 and use[0]["name"] == "get_weather" and isinstance(use[0]["input"], dict), r
+    assert r["stopReason"] == "tool_use", r
+    s = brt.converse_stream(modelId=model, messages=ask, inferenceConfig={"maxTokens": 8}, toolConfig=tools)
+    events = list(s["stream"])
+    starts = [e["contentBlockStart"]["start"]["toolUse"] for e in events if "contentBlockStart" in e]
+    fragments = "".join(
+        e["contentBlockDelta"]["delta"]["toolUse"]["input"]
+        for e in events
+        if "contentBlockDelta" in e and "toolUse" in e["contentBlockDelta"]["delta"]
+    )
+    assert [t["name"] for t in starts] == ["get_weather"], events
+    assert isinstance(json.loads(fragments), dict), fragments
+
+    # The result goes back; the model answers.
+    follow = ask + [
+        {"role": "assistant", "content": [{"toolUse": use[0]}]},
+        {"role": "user", "content": [{"toolResult": {"toolUseId": use[0]["toolUseId"], "content": [{"text": "18C"}]}}]},
+    ]
+    r = brt.converse(
+        modelId=model, messages=follow, inferenceConfig={"maxTokens": 8}, toolConfig={"tools": tools["tools"]}
+    )
+    assert r["output"]["message"]["content"], r
+
+    os.environ["AWS_BEARER_TOKEN_BEDROCK"] = "sk-wrong"
+    try:
+        bedrock_client().converse(modelId=model, messages=msgs)
+        raise AssertionError("a wrong key was served")
+    except botocore.exceptions.ClientError as e:
+        assert e.response["Error"]["Code"] == "AccessDeniedException", e.response
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 401, e.response
+    finally:
+        os.environ["AWS_BEARER_TOKEN_BEDROCK"] = KEY
+
+
 def main():
     args = sys.argv[1:]
     split = args.index("--")
@@ -281,6 +365,11 @@ def main():
     for model in args[:split]:
         check_gemini(model)
         print(f"google-genai {genai.__version__}: {model} ok")
+    # boto3 against the Bedrock ingress: every provider, and a Bedrock-style model id (its `:`
+    # goes percent-encoded in the path).
+    for model in args[:split] + ["anthropic.claude-like-v1:0"]:
+        check_bedrock(model)
+        print(f"boto3 {boto3.__version__}: {model} ok")
 
 
 if __name__ == "__main__":

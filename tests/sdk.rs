@@ -15,13 +15,34 @@
 
 mod support;
 
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use support::*;
+
+/// A fresh CA (`ca.pem`) and a certificate for 127.0.0.1 it signed (`cert.pem`, `key.pem`).
+fn pki(dir: &std::path::Path) {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: OpenSSL (Python's ssl) takes a leaf named like its issuer for a
+    // self-signed certificate.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "tollgate test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "tollgate test gateway");
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+}
 
 #[test]
 fn the_official_sdks_work_unchanged() {
     let mock = start_mock(|m| m.api_keys = vec![UPSTREAM_KEY.into()]);
     let m = mock.addr;
-    let gw = start(&config_text(
+    let text = config_text(
         None,
         2,
         &format!(
@@ -36,25 +57,52 @@ fn the_official_sdks_work_unchanged() {
              [[models]]\nname = \"via-anthropic\"\n[[models.deployments]]\nprovider = \"claude\"\n\
              price = {{ input = 1.0, output = 2.0 }}\n\
              [[models]]\nname = \"via-gemini\"\n[[models.deployments]]\nprovider = \"google\"\n\
-             price = {{ input = 1.0, output = 2.0 }}\n"
+             price = {{ input = 1.0, output = 2.0 }}\n\
+             [[providers]]\nname = \"aws\"\nkind = \"bedrock\"\nregion = \"us-east-1\"\n\
+             base_url = \"http://{m}\"\naws_access_key_env = \"TEST_UPSTREAM_KEY\"\n\
+             aws_secret_key_env = \"TEST_AWS_SECRET\"\naws_session_token_env = \"UNSET\"\n\
+             [[models]]\nname = \"via-bedrock\"\n[[models.deployments]]\nprovider = \"aws\"\n\
+             model = \"anthropic.claude-3-5-sonnet-20240620-v1:0\"\n\
+             price = {{ input = 1.0, output = 2.0 }}\n\
+             [[models]]\nname = \"anthropic.claude-like-v1:0\"\n[[models.deployments]]\n\
+             provider = \"claude\"\nprice = {{ input = 1.0, output = 2.0 }}\n"
         ),
+    );
+    let gw = start(&text);
+    // botocore sends a Bedrock API key (bearer) only over https: a second gateway on the same
+    // config terminates TLS with a certificate from a CA the script is told to trust.
+    let dir = test_dir("sdk-tls");
+    pki(&dir);
+    let tls = start(&text.replacen(
+        "[server]\n",
+        &format!(
+            "[server]\ntls_cert = {:?}\ntls_key = {:?}\n",
+            dir.join("cert.pem").to_str().unwrap(),
+            dir.join("key.pem").to_str().unwrap()
+        ),
+        1,
     ));
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk/check.py");
     let out = std::process::Command::new("python3")
         .arg(&script)
         .args([
             "via-openai",
+            "via-bedrock",
             "via-anthropic",
             "via-gemini",
             "--",
             "via-anthropic",
             "via-openai",
+            "via-bedrock",
         ])
         .env("TOLLGATE_URL", format!("http://{}", gw.local_addr()))
         .env("TOLLGATE_KEY", KEY)
+        .env("TOLLGATE_TLS_URL", format!("https://{}", tls.local_addr()))
+        .env("TOLLGATE_CA", dir.join("ca.pem"))
         .output()
         .expect("python3 (the SDK checks need it: pip install -r sdk/requirements.txt)");
     gw.shutdown();
+    tls.shutdown();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -64,7 +112,7 @@ fn the_official_sdks_work_unchanged() {
     );
     assert_eq!(
         stdout.lines().filter(|l| l.ends_with(" ok")).count(),
-        11,
+        4 + 3 + 4 + 4 + 5,
         "{stdout}"
     );
     assert_eq!(mock.ledger().rejected, 0);
