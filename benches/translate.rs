@@ -17,6 +17,16 @@ fn pair(client: Dialect, provider: Dialect) -> Pair {
 }
 
 fn events(bytes: &[u8]) -> u64 {
+    if !bytes.starts_with(b"event:") && !bytes.starts_with(b"data:") {
+        // AWS's binary event stream: count its messages by their length prefixes.
+        let (mut n, mut at) = (0, 0);
+        while at + 4 <= bytes.len() {
+            at += u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+                as usize;
+            n += 1;
+        }
+        return n;
+    }
     memchr::memmem::find_iter(bytes, b"data:").count() as u64
 }
 
@@ -83,6 +93,22 @@ fn streams_and_bodies(c: &mut Criterion) {
         (
             "anthropic/message.json",
             pair(Dialect::Gemini, Dialect::Anthropic),
+            false,
+        ),
+        // Bedrock's binary stream read (for an OpenAI client) and written (for a Bedrock one).
+        (
+            "bedrock/converse_stream_tool.bin",
+            pair(Dialect::OpenAi, Dialect::Bedrock),
+            true,
+        ),
+        (
+            "anthropic/stream_tool_use.sse",
+            pair(Dialect::Bedrock, Dialect::Anthropic),
+            true,
+        ),
+        (
+            "bedrock/converse_tool.json",
+            pair(Dialect::OpenAi, Dialect::Bedrock),
             false,
         ),
     ] {
@@ -195,7 +221,7 @@ fn requests(c: &mut Criterion) {
         );
         // The same conversation in the Responses API's and Gemini's words, to Anthropic: their
         // readers.
-        for client in [Dialect::Responses, Dialect::Gemini] {
+        for client in [Dialect::Responses, Dialect::Gemini, Dialect::Bedrock] {
             translate(
                 pair(Dialect::OpenAi, client),
                 body.as_bytes(),
