@@ -636,3 +636,86 @@ fn responses_json_and_streams_match_the_captures() {
     );
     assert_eq!(item["name"], "get_weather");
 }
+
+/// Bedrock's binary stream: `(event type, payload)` per message, CRCs checked by the decoder.
+fn frames(bytes: &[u8]) -> Vec<(String, Value)> {
+    let mut d = tollgate::sse::eventstream::EventStreamDecoder::new(1 << 20);
+    let mut out = Vec::new();
+    d.feed(bytes, |e| {
+        out.push((
+            String::from_utf8_lossy(e.event).into_owned(),
+            json(e.data),
+        ))
+    })
+    .unwrap();
+    assert!(!d.has_pending(), "whole messages only");
+    out
+}
+
+#[test]
+fn bedrock_converse_json_and_binary_stream_match_the_captures() {
+    let mock = MockProc::spawn(&[]);
+    let body = br#"{"messages":[{"role":"user","content":[{"text":"a long cached prompt .............................."}]}],"inferenceConfig":{"maxTokens":4}}"#;
+    let req = post(
+        "/model/anthropic.claude-x-v1%3A0/converse",
+        &[("x-mock-cached-tokens", "10")],
+        body,
+    );
+    let (r, cap) = run(send(mock.addr, req, Dialect::Bedrock));
+    assert_eq!(r.unwrap().status, 200);
+    let v = json(&cap.body);
+    let real = json(&corpus("bedrock/converse_cache_read.json"));
+    assert_shape(
+        &v,
+        &real,
+        &["output", "stopReason", "usage", "metrics"],
+        "converse",
+    );
+    assert_shape(
+        &v["usage"],
+        &real["usage"],
+        &["inputTokens", "outputTokens", "totalTokens"],
+        "usage",
+    );
+    assert_eq!(
+        v["usage"]["inputTokens"],
+        prompt_tokens(body) - 10,
+        "inputTokens excludes cache reads"
+    );
+    assert_eq!(v["usage"]["cacheReadInputTokens"], 10);
+    assert_eq!(v["usage"]["outputTokens"], 4);
+    assert_eq!(v["stopReason"], "end_turn");
+
+    // The stream: the capture's message sequence (no start for a text block), each payload
+    // with the capture's members for its type, `p` padding included.
+    let req = post("/model/m/converse-stream", &[], body);
+    let (r, cap) = run(send(mock.addr, req, Dialect::Bedrock));
+    assert_eq!(r.unwrap().status, 200);
+    let head = String::from_utf8_lossy(&cap.head).to_lowercase();
+    assert!(
+        head.contains("content-type: application/vnd.amazon.eventstream"),
+        "{head}"
+    );
+    let mock_frames = frames(&cap.body);
+    let real_frames = frames(&corpus("bedrock/converse_stream_text.bin"));
+    let names: Vec<&str> = mock_frames.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "messageStart",
+            "contentBlockDelta",
+            "contentBlockDelta",
+            "contentBlockDelta",
+            "contentBlockDelta",
+            "contentBlockStop",
+            "messageStop",
+            "metadata"
+        ]
+    );
+    for (event, payload) in &mock_frames {
+        let (_, real) = real_frames.iter().find(|(e, _)| e == event).unwrap();
+        assert_shape(payload, real, &["p"], event);
+    }
+    let usage = &mock_frames.last().unwrap().1["usage"];
+    assert_eq!(usage["outputTokens"], 4);
+}
