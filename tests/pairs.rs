@@ -668,3 +668,45 @@ fn every_client_dialect_is_served_by_every_provider_dialect() {
         "what the audit says was used is what the provider billed"
     );
 }
+
+/// A Bedrock provider's stream with a message whose CRC does not match (the mock's
+/// `malformed` fault): for a client of another dialect it is refused, never relayed
+/// untranslated — an error in the client's dialect naming why; a Bedrock client gets the
+/// bytes as they came (its SDK checks the CRC itself), and that call is settled from an
+/// estimate.
+#[test]
+fn a_corrupt_bedrock_frame_is_refused_with_a_reason() {
+    let dir = test_dir("pairs-corrupt");
+    let audit = dir.join("audit.log");
+    let mock = start_mock(|m| m.api_keys = vec![UPSTREAM_KEY.into()]);
+    let gw = start(&config(mock.addr, &audit));
+    let a = gw.local_addr();
+    let fault = [("x-mock-fault", "malformed".to_string())];
+    let send = |client: Client| {
+        let (path, mut headers, body) = body(client, "p-bedrock", true, None);
+        headers.extend(fault.iter().cloned());
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        roundtrip(a, &post_with(&path, &headers, body.to_string().as_bytes()))
+    };
+    // The corrupt message arrives with the first ones, before anything reached the client: a
+    // 502 in the client's shape, naming why.
+    let r = send(Client::Chat);
+    assert_eq!(r.status, 502, "{}", r.text());
+    let e = r.json();
+    assert_eq!(e["error"]["code"], "upstream_protocol_error", "{e}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains("CRC does not match"), "{message}");
+    let r = send(Client::Bedrock);
+    assert_eq!(r.status, 200);
+    let bad = std::panic::catch_unwind(|| eventstream_frames(&r.body));
+    assert!(
+        bad.is_err(),
+        "the corrupt message reached the Bedrock client as it came"
+    );
+    gw.shutdown();
+    let records = audit_records(&audit);
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["http.response.status_code"], 502);
+    assert_eq!(records[1]["usage_estimated"], true, "{}", records[1]);
+    assert!(records[1]["gen_ai.usage.output_tokens"].as_u64().unwrap() > 0);
+}

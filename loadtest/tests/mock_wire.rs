@@ -642,10 +642,7 @@ fn frames(bytes: &[u8]) -> Vec<(String, Value)> {
     let mut d = tollgate::sse::eventstream::EventStreamDecoder::new(1 << 20);
     let mut out = Vec::new();
     d.feed(bytes, |e| {
-        out.push((
-            String::from_utf8_lossy(e.event).into_owned(),
-            json(e.data),
-        ))
+        out.push((String::from_utf8_lossy(e.event).into_owned(), json(e.data)))
     })
     .unwrap();
     assert!(!d.has_pending(), "whole messages only");

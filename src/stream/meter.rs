@@ -291,12 +291,16 @@ impl Meter {
             held.clear();
             from = e.end;
         });
-        if r.is_err() && self.translator.is_some() {
+        if let (Err(e), Some(_)) = (r, &self.translator) {
             // Bytes of the provider's dialect cannot go to this client.
             self.failed = true;
             self.held.clear();
-            self.translation_failed =
-                Some("the provider sent an event too large to translate".to_owned());
+            self.translation_failed = Some(match e {
+                crate::sse::SseError::EventTooLarge(_) => {
+                    "the provider sent an event too large to translate".to_owned()
+                }
+                crate::sse::SseError::Corrupt(why) => format!("the provider sent {why}"),
+            });
             return;
         }
         if r.is_err() {
