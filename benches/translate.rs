@@ -150,6 +150,7 @@ fn requests(c: &mut Criterion) {
         default_max_tokens: 1024,
         compatible: false,
         stream: false,
+        vertex: false,
     };
     let chat = |turns: usize| {
         let mut m =

@@ -39,16 +39,43 @@ const CLIENTS: [Client; 5] = [
     Client::Bedrock,
 ];
 
-/// Public model → the provider dialect behind it.
-const PROVIDERS: [(&str, &str); 5] = [
+/// Public model → the provider dialect behind it (Vertex AI serves two of the dialects again,
+/// with its own paths and OAuth2 tokens).
+const PROVIDERS: [(&str, &str); 7] = [
     ("p-chat", "openai chat"),
     ("p-responses", "openai responses"),
     ("p-anthropic", "anthropic"),
     ("p-gemini", "gemini"),
     ("p-bedrock", "bedrock"),
+    ("p-vertex-gemini", "vertex gemini"),
+    ("p-vertex-claude", "vertex anthropic"),
 ];
 
+/// A mock that also answers Vertex AI's token endpoint, checking the service account's
+/// signature with the fixture's public key.
+fn mock() -> tollgate_loadtest::mock::MockHandle {
+    start_mock(|m| {
+        m.api_keys = vec![UPSTREAM_KEY.into()];
+        m.vertex_public_key = Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/vertex/public.der"),
+        );
+    })
+}
+
+/// The fixture service account, its token endpoint pointed at the mock.
+fn service_account(mock: std::net::SocketAddr, dir: &std::path::Path) -> std::path::PathBuf {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/vertex/service-account.json");
+    let mut sa: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    sa["token_uri"] = json!(format!("http://{mock}/token"));
+    let path = dir.join("service-account.json");
+    std::fs::write(&path, sa.to_string()).unwrap();
+    path
+}
+
 fn config(mock: std::net::SocketAddr, audit: &std::path::Path) -> String {
+    let sa = service_account(mock, audit.parent().unwrap());
     let provider = |name: &str, kind: &str, path: &str| {
         format!(
             "[[providers]]\nname = \"{name}\"\nkind = \"{kind}\"\n\
@@ -58,7 +85,12 @@ fn config(mock: std::net::SocketAddr, audit: &std::path::Path) -> String {
     let model = |name: &str, provider: &str, api: &str| {
         format!(
             "[[models]]\nname = \"{name}\"\n[[models.deployments]]\nprovider = \"{provider}\"\n\
-             model = \"up-{name}\"\nprice = {{ input = 1.0, output = 2.0 }}\n{api}"
+             model = \"{}\"\nprice = {{ input = 1.0, output = 2.0 }}\n{api}",
+            match name {
+                "p-vertex-gemini" => "gemini-2.5-flash".to_owned(),
+                "p-vertex-claude" => "claude-sonnet-4-5@20250929".to_owned(),
+                n => format!("up-{n}"),
+            }
         )
     };
     config_text(
@@ -79,6 +111,14 @@ fn config(mock: std::net::SocketAddr, audit: &std::path::Path) -> String {
             model("p-anthropic", "claude", ""),
             model("p-gemini", "google", ""),
             model("p-bedrock", "aws", ""),
+            format!(
+                "[[providers]]\nname = \"gcp\"\nkind = \"vertex\"\nproject = \"tollgate-test\"\n\
+                 region = \"us-east5\"\nbase_url = \"http://{mock}\"\n\
+                 service_account_file = {:?}\n",
+                sa.to_str().unwrap()
+            ),
+            model("p-vertex-gemini", "gcp", ""),
+            model("p-vertex-claude", "gcp", ""),
             audit_to(audit),
         ]
         .concat(),
@@ -575,7 +615,7 @@ fn finishes(client: Client) -> (&'static str, &'static [&'static str]) {
 fn every_client_dialect_is_served_by_every_provider_dialect() {
     let dir = test_dir("pairs");
     let audit = dir.join("audit.log");
-    let mock = start_mock(|m| m.api_keys = vec![UPSTREAM_KEY.into()]);
+    let mock = mock();
     let gw = start(&config(mock.addr, &audit));
     let a = gw.local_addr();
     let mut matrix = Vec::new();
@@ -646,9 +686,13 @@ fn every_client_dialect_is_served_by_every_provider_dialect() {
         }
     }
     gw.shutdown();
-    eprintln!("pairs served: {}/25\n{}", matrix.len(), matrix.join("\n"));
-    assert_eq!(matrix.len(), 25);
+    eprintln!("pairs served: {}/35\n{}", matrix.len(), matrix.join("\n"));
+    assert_eq!(matrix.len(), 35);
     let ledger = mock.ledger();
+    assert_eq!(
+        ledger.tokens_issued, 1,
+        "one Vertex access token, fetched by the coordinator, served every call"
+    );
     assert_eq!(
         ledger.rejected, 0,
         "each provider got its own key, in its scheme"
@@ -678,7 +722,7 @@ fn every_client_dialect_is_served_by_every_provider_dialect() {
 fn a_corrupt_bedrock_frame_is_refused_with_a_reason() {
     let dir = test_dir("pairs-corrupt");
     let audit = dir.join("audit.log");
-    let mock = start_mock(|m| m.api_keys = vec![UPSTREAM_KEY.into()]);
+    let mock = mock();
     let gw = start(&config(mock.addr, &audit));
     let a = gw.local_addr();
     let fault = [("x-mock-fault", "malformed".to_string())];
@@ -709,4 +753,42 @@ fn a_corrupt_bedrock_frame_is_refused_with_a_reason() {
     assert_eq!(records[0]["http.response.status_code"], 502);
     assert_eq!(records[1]["usage_estimated"], true, "{}", records[1]);
     assert!(records[1]["gen_ai.usage.output_tokens"].as_u64().unwrap() > 0);
+}
+
+/// A Vertex service account whose token cannot be fetched (its token endpoint refuses the
+/// connection): the gateway starts, says why in its log, and calls to its deployments fail
+/// clearly and at once — no request waits on the token endpoint — while every other provider
+/// serves.
+#[test]
+fn a_vertex_provider_without_a_token_fails_clearly_and_alone() {
+    let dir = test_dir("pairs-no-token");
+    let audit = dir.join("audit.log");
+    let mock = mock();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap();
+    drop(closed);
+    let text = config(mock.addr, &audit);
+    // The token endpoint lives in the service-account file: point it at the closed port.
+    let sa = dir.join("service-account.json");
+    let json = std::fs::read_to_string(&sa).unwrap().replace(
+        &format!("http://{}/token", mock.addr),
+        &format!("http://{dead}/token"),
+    );
+    std::fs::write(&sa, json).unwrap();
+    let gw = start(&text);
+    let a = gw.local_addr();
+    let r = roundtrip(
+        a,
+        &request(Client::Chat, "p-vertex-gemini", false, Round::Plain),
+    );
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(
+        r.text().contains("no Vertex AI access token"),
+        "{}",
+        r.text()
+    );
+    let r = roundtrip(a, &request(Client::Chat, "p-gemini", false, Round::Plain));
+    assert_eq!(r.status, 200, "{}", r.text());
+    gw.shutdown();
+    assert_eq!(mock.ledger().tokens_issued, 0);
 }

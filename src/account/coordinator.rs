@@ -160,6 +160,8 @@ pub struct Coordinator {
     totals: Counters,
     cut: u64,
     next_dns: Instant,
+    /// Vertex AI access tokens.
+    tokens: super::tokens::TokenKeeper,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -248,7 +250,11 @@ impl Coordinator {
             swaps: Vec::new(),
             totals: Counters::default(),
             cut: 0,
+            tokens: super::tokens::TokenKeeper::default(),
         };
+        // Before any worker serves a request: Vertex AI access tokens (a blocking fetch, like
+        // the first DNS resolution).
+        c.refresh_tokens();
         // Before any worker serves a request: which keys an admin disabled.
         let d = c.disabled_keys();
         c.broadcast(|| Control::Disabled(d.clone()));
@@ -308,6 +314,9 @@ impl Coordinator {
             if Instant::now() >= self.next_dns {
                 self.refresh_dns();
             }
+            if self.tokens.due(Instant::now()) {
+                self.refresh_tokens();
+            }
             if self.stopped.iter().all(|&s| s) {
                 self.drain_rings();
                 break;
@@ -352,6 +361,8 @@ impl Coordinator {
                     let a = self.addrs.clone();
                     self.broadcast(|| Control::Addrs(a.clone()));
                 }
+                // A service account this gateway has no token for yet: fetched next tick.
+                self.tokens.want(&snap);
                 if snap.audit != self.snapshot.audit {
                     self.audit.configure(&snap.audit);
                 }
@@ -670,6 +681,13 @@ impl Coordinator {
             );
             self.reported_drops = dropped;
             self.next_drop_report = now + DROP_REPORT_INTERVAL;
+        }
+    }
+
+    /// Vertex AI tokens that are due, fetched; the workers get the new set when it changed.
+    fn refresh_tokens(&mut self) {
+        if let Some(t) = self.tokens.refresh(&self.snapshot, self.clock.now()) {
+            self.broadcast(|| Control::Tokens(t.clone()));
         }
     }
 

@@ -12,6 +12,7 @@
 
 pub mod coordinator;
 pub mod ledger;
+mod tokens;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -243,6 +244,8 @@ pub enum Control {
     },
     /// Keys disabled at runtime (admin API), by id under snapshot `generation`.
     Disabled(Arc<DisabledKeys>),
+    /// Vertex AI access tokens (fetched and refreshed by the coordinator).
+    Tokens(Arc<crate::upstream::gcp::Tokens>),
     /// What another worker learnt of a deployment's health.
     Breaker {
         generation: u64,

@@ -16,9 +16,11 @@ mod provider;
 pub mod raw;
 pub mod snapshot;
 pub mod validate;
+pub mod vertex;
 
 use std::path::Path;
 
+pub use provider::parse_base_url;
 pub use snapshot::*;
 pub use validate::Problem;
 

@@ -21,6 +21,7 @@ pub(super) fn provider(
         query: String::new(),
         tls: None,
         aws: None,
+        vertex: None,
     };
     match r.kind.as_str() {
         "mock" => {
@@ -44,12 +45,13 @@ pub(super) fn provider(
         "anthropic" => out.kind = ProviderKind::Anthropic,
         "gemini" => out.kind = ProviderKind::Gemini,
         "bedrock" => out.kind = ProviderKind::Bedrock,
+        "vertex" => out.kind = ProviderKind::Vertex,
         other => {
             p.add(
                 format!("{path}.kind"),
                 format!(
                     "unknown provider kind `{other}`; expected `mock`, `openai`, \
-                     `openai_compatible`, `anthropic`, `gemini` or `bedrock`{}",
+                     `openai_compatible`, `anthropic`, `gemini`, `bedrock` or `vertex`{}",
                     suggest(
                         other,
                         &[
@@ -58,7 +60,8 @@ pub(super) fn provider(
                             "openai_compatible",
                             "anthropic",
                             "gemini",
-                            "bedrock"
+                            "bedrock",
+                            "vertex"
                         ]
                     )
                 ),
@@ -70,11 +73,16 @@ pub(super) fn provider(
         .region
         .as_ref()
         .map(|region| format!("https://bedrock-runtime.{region}.amazonaws.com"));
+    let vertex_url = r.region.as_ref().map(|region| match region.as_str() {
+        "global" => "https://aiplatform.googleapis.com".to_owned(),
+        r => format!("https://{r}-aiplatform.googleapis.com"),
+    });
     let default_url = match r.kind.as_str() {
         "openai" => Some("https://api.openai.com/v1"),
         "anthropic" => Some("https://api.anthropic.com/v1"),
         "gemini" => Some("https://generativelanguage.googleapis.com/v1beta"),
         "bedrock" => bedrock_url.as_deref(),
+        "vertex" => vertex_url.as_deref(),
         _ => None,
     };
     let aws_fields = [
@@ -83,14 +91,17 @@ pub(super) fn provider(
         ("aws_secret_key_env", r.aws_secret_key_env.is_some()),
         ("aws_session_token_env", r.aws_session_token_env.is_some()),
     ];
-    if out.kind == ProviderKind::Bedrock {
+    if out.kind == ProviderKind::Vertex && !vertex(p, path, r, &mut out) {
+        return (out, None);
+    }
+    if matches!(out.kind, ProviderKind::Bedrock | ProviderKind::Vertex) {
         let region_ok = r.region.as_deref().is_some_and(|g| {
             !g.is_empty() && g.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
         if !region_ok {
             p.add(
                 format!("{path}.region"),
-                "a Bedrock provider needs its AWS region, e.g. \"us-east-1\"",
+                "a Bedrock or Vertex provider needs its region, e.g. \"us-east-1\"",
             );
             return (out, None);
         }
@@ -131,7 +142,18 @@ pub(super) fn provider(
         return (out, None);
     };
     match parse_base_url(url) {
-        Ok(e) => out.endpoint = Some(e),
+        Ok(mut e) => {
+            if let (Some(project), Some(region)) = (&r.project, &r.region)
+                && out.kind == ProviderKind::Vertex
+            {
+                // Calls go to …/publishers/{google|anthropic}/models/{model}:{method}.
+                e.base_path = format!(
+                    "{}/v1/projects/{project}/locations/{region}/publishers",
+                    e.base_path
+                );
+            }
+            out.endpoint = Some(e);
+        }
         Err(why) => {
             p.add(format!("{path}.base_url"), why);
             return (out, None);
@@ -241,6 +263,43 @@ pub(super) fn provider(
         }
     }
     (out, inactive)
+}
+
+/// A Vertex AI provider's project and service account; false (with the problem added) when
+/// they are missing or unreadable.
+fn vertex(p: &mut Problems, path: &str, r: &RawProvider, out: &mut Provider) -> bool {
+    let project_ok = r.project.as_deref().is_some_and(|g| {
+        !g.is_empty() && g.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    if !project_ok {
+        p.add(
+            format!("{path}.project"),
+            "a Vertex provider needs its Google Cloud project id (letters, digits, `-`)",
+        );
+        return false;
+    }
+    let Some(file) = &r.service_account_file else {
+        p.add(
+            format!("{path}.service_account_file"),
+            "a Vertex provider needs a service account's JSON key file",
+        );
+        return false;
+    };
+    let account = std::fs::read(file)
+        .map_err(|e| format!("cannot read `{file}`: {e}"))
+        .and_then(|text| {
+            super::vertex::ServiceAccount::from_json(&text).map_err(|e| format!("`{file}` {e}"))
+        });
+    match account {
+        Ok(a) => {
+            out.vertex = Some(std::sync::Arc::new(a));
+            true
+        }
+        Err(e) => {
+            p.add(format!("{path}.service_account_file"), e);
+            false
+        }
+    }
 }
 
 /// `http[s]://host[:port][/path]` → [`Endpoint`].

@@ -182,8 +182,14 @@ pub struct RawProvider {
     pub ca_file: Option<String>,
     /// Azure OpenAI: the `api-version` query parameter sent with every request.
     pub api_version: Option<String>,
-    /// Bedrock: the AWS region (`us-east-1`); the default base URL is its runtime endpoint.
+    /// Bedrock: the AWS region (`us-east-1`); Vertex AI: the location (`us-east5`,
+    /// `global`). The default base URL is the region's endpoint.
     pub region: Option<String>,
+    /// Vertex AI: the Google Cloud project id.
+    pub project: Option<String>,
+    /// Vertex AI: the service account's JSON key file; access tokens are minted from it and
+    /// refreshed before they expire.
+    pub service_account_file: Option<String>,
     /// Bedrock, signing with SigV4: the variables holding the access key id, the secret and
     /// (optional) the session token. Defaults: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
     /// `AWS_SESSION_TOKEN`. With `api_key_env` set instead, a Bedrock API key is sent as a

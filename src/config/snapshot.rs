@@ -241,6 +241,9 @@ pub enum ProviderKind {
     Gemini,
     /// AWS Bedrock's Converse API (SigV4, or a Bedrock API key as a bearer token).
     Bedrock,
+    /// Google Cloud Vertex AI: Gemini models (`publishers/google`) and Anthropic's
+    /// (`publishers/anthropic`, `rawPredict`), with OAuth2 tokens from a service account.
+    Vertex,
 }
 
 impl ProviderKind {
@@ -254,6 +257,8 @@ impl ProviderKind {
             ProviderKind::Anthropic => Some(Dialect::Anthropic),
             ProviderKind::Gemini => Some(Dialect::Gemini),
             ProviderKind::Bedrock => Some(Dialect::Bedrock),
+            // Gemini's, or Anthropic's for a `claude…` model: see `Deployment::dialect`.
+            ProviderKind::Vertex => Some(Dialect::Gemini),
         }
     }
 }
@@ -279,6 +284,8 @@ pub struct Provider {
     pub tls: Option<(std::sync::Arc<rustls::ClientConfig>, crate::tls::Profile)>,
     /// Bedrock signing with SigV4 (`None`: a bearer API key in `credential`).
     pub aws: Option<AwsSigning>,
+    /// Vertex AI's service account, whose access token the coordinator keeps fresh.
+    pub vertex: Option<std::sync::Arc<super::vertex::ServiceAccount>>,
 }
 
 /// What a Bedrock provider signs its requests with.

@@ -262,16 +262,18 @@ pub fn compile(
                     "0 would never be chosen; remove the deployment instead",
                 );
             }
-            if providers[pid.0 as usize].kind == ProviderKind::Gemini
-                && !upstream_model
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+            if matches!(
+                providers[pid.0 as usize].kind,
+                ProviderKind::Gemini | ProviderKind::Vertex
+            ) && !upstream_model
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'@'))
             {
                 p.add(
                     format!("{dpath}.model"),
                     format!(
-                        "`{upstream_model}` goes in a Gemini URL path: letters, digits, `.`, `-` \
-                         and `_` only"
+                        "`{upstream_model}` goes in a URL path: letters, digits, `.`, `-`, `_` \
+                         and `@` only"
                     ),
                 );
             }
@@ -284,6 +286,10 @@ pub fn compile(
                         "`responses` needs an `openai` provider",
                     );
                     kind.dialect()
+                }
+                // Vertex serves Anthropic's models in Anthropic's dialect, the rest in Gemini's.
+                _ if kind == ProviderKind::Vertex && upstream_model.starts_with("claude") => {
+                    Some(Dialect::Anthropic)
                 }
                 _ => kind.dialect(),
             };

@@ -42,6 +42,9 @@ pub struct Target<'a> {
     pub compatible: bool,
     /// The client asked for a stream (in the body, or — Gemini — in the path).
     pub stream: bool,
+    /// The provider is Vertex AI (Anthropic's models: no `model` in the body, an
+    /// `anthropic_version` instead).
+    pub vertex: bool,
 }
 
 /// Where a member sits in the client's request: `messages[i].<list>[j].<tail>`, each part

@@ -31,6 +31,14 @@ pub enum Api {
         model: String,
         stream: bool,
     },
+    /// Anthropic's models on Vertex AI: `…/publishers/anthropic/models/{model}:rawPredict` or
+    /// `:streamRawPredict` (Messages bodies, the model in the path).
+    VertexMessages {
+        model: String,
+        stream: bool,
+    },
+    /// An OAuth2 token endpoint (`…/token`): a service account's JWT for an access token.
+    Token,
     Stats,
     Reset,
     Health,
@@ -39,7 +47,7 @@ pub enum Api {
 impl Api {
     pub fn dialect(&self) -> Dialect {
         match self {
-            Api::Messages => Dialect::Anthropic,
+            Api::Messages | Api::VertexMessages { .. } => Dialect::Anthropic,
             Api::Responses => Dialect::Responses,
             Api::Gemini { .. } => Dialect::Gemini,
             Api::Bedrock { .. } => Dialect::Bedrock,
@@ -58,6 +66,7 @@ impl Api {
                 | Api::Responses
                 | Api::Gemini { .. }
                 | Api::Bedrock { .. }
+                | Api::VertexMessages { .. }
         )
     }
 }
@@ -122,6 +131,7 @@ pub fn respond(ask: &Ask<'_>, out: &mut Vec<u8>) {
     // SSE (`streamGenerateContent?alt=sse`; without `alt=sse` Gemini streams a JSON array).
     let streams = match ask.api {
         Api::Chat | Api::Completions | Api::Messages | Api::Responses => ask.stream,
+        Api::VertexMessages { stream, .. } => *stream,
         Api::Gemini { stream, sse, .. } => *stream && *sse,
         Api::Bedrock { stream, .. } => *stream,
         _ => false,

@@ -157,11 +157,11 @@ pub fn json_body(plan: &Plan<'_>, out: &mut Vec<u8>) {
         Api::Chat => openai_chat_json(plan, out),
         Api::Completions => openai_completion_json(plan, out),
         Api::Embeddings => openai_embeddings_json(plan, out),
-        Api::Messages => anthropic_json(plan, out),
+        Api::Messages | Api::VertexMessages { .. } => anthropic_json(plan, out),
         Api::Responses => super::responses::json(plan, out),
         Api::Gemini { .. } => gemini_json(plan, out, true),
         Api::Bedrock { .. } => super::bedrock::json(plan, out),
-        Api::Models | Api::Stats | Api::Reset | Api::Health => {}
+        Api::Models | Api::Stats | Api::Reset | Api::Health | Api::Token => {}
     }
 }
 
@@ -169,11 +169,11 @@ pub fn json_body(plan: &Plan<'_>, out: &mut Vec<u8>) {
 pub fn stream_events(plan: &Plan<'_>, ev: &mut Events) {
     match plan.api {
         Api::Chat | Api::Completions => openai_stream(plan, ev),
-        Api::Messages => anthropic_stream(plan, ev),
+        Api::Messages | Api::VertexMessages { .. } => anthropic_stream(plan, ev),
         Api::Responses => super::responses::stream(plan, ev),
         Api::Gemini { .. } => gemini_stream(plan, ev),
         Api::Bedrock { .. } => super::bedrock::stream(plan, ev),
-        Api::Embeddings | Api::Models | Api::Stats | Api::Reset | Api::Health => {}
+        Api::Embeddings | Api::Models | Api::Stats | Api::Reset | Api::Health | Api::Token => {}
     }
 }
 

@@ -76,6 +76,7 @@ mod tests {
             default_max_tokens: 4096,
             compatible: false,
             stream: false,
+            vertex: false,
         };
         let mut out = Vec::new();
         let bytes = serde_json::to_vec(&body).unwrap();

@@ -8,6 +8,7 @@
 
 pub mod dns;
 pub mod forward;
+pub mod gcp;
 pub mod pool;
 
 use std::io;

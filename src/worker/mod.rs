@@ -106,6 +106,8 @@ pub struct Worker {
         reason = "one Rc per address refresh, so that requests count in worker-local memory"
     )]
     addrs: RefCell<Rc<Arc<AddrTable>>>,
+    /// Vertex AI access tokens, from the coordinator.
+    tokens: RefCell<Arc<crate::upstream::gcp::Tokens>>,
     pool: Rc<RefCell<Pool>>,
     outbox: RefCell<Outbox>,
     /// This worker's audit lines, on their way to the writer thread.
@@ -171,6 +173,7 @@ impl Worker {
             id,
             snapshot: RefCell::new(Rc::new(snapshot)),
             addrs: RefCell::new(Rc::new(addrs)),
+            tokens: RefCell::default(),
             pool: Rc::new(RefCell::new(pool)),
             outbox: RefCell::new(Outbox::new(rings.events)),
             audit: RefCell::new(AuditBatch::new(rings.audit)),
@@ -229,6 +232,7 @@ impl Worker {
                 });
             }
             Control::Addrs(a) => *self.addrs.borrow_mut() = Rc::new(a),
+            Control::Tokens(t) => *self.tokens.borrow_mut() = t,
             Control::Breaker {
                 generation,
                 deployment,

@@ -110,6 +110,9 @@ pub(super) fn translate(
         out.clear();
         out.extend_from_slice(b"POST ");
         out.extend_from_slice(ep.base_path.as_bytes());
+        if provider.kind == ProviderKind::Vertex {
+            out.extend_from_slice(b"/google");
+        }
         out.extend_from_slice(b"/models/");
         out.extend_from_slice(dep.upstream_model.as_bytes());
         out.extend_from_slice(match (f.stream, sse) {
@@ -119,6 +122,7 @@ pub(super) fn translate(
         });
         out.extend_from_slice(b" HTTP/1.1\r\n");
         upstream_headers(out, snap, &c.head, &c.buf, d, false);
+        vertex_auth(w, provider, out)?;
         write::header_u64(out, "content-length", len as u64);
         write::end_head(out);
         out.extend_from_slice(&body[..cap_at]);
@@ -130,8 +134,19 @@ pub(super) fn translate(
         }
         return Ok(());
     }
-    // The JSON literal replaces the quotes too.
-    let model = f.model_span.start - 1..f.model_span.end + 1;
+    // The JSON literal replaces the quotes too; on Vertex AI the whole `model` member gives
+    // way to the body's API version (the model is in the path).
+    let vertex = provider.kind == ProviderKind::Vertex;
+    let (model, model_with): (Range<usize>, &[u8]) = if vertex {
+        let key = memchr::memmem::rfind(&body[..f.model_span.start], b"\"model\"")
+            .unwrap_or(f.model_span.start - 1);
+        (key..f.model_span.end + 1, VERTEX_ANTHROPIC_VERSION_MEMBER)
+    } else {
+        (
+            f.model_span.start - 1..f.model_span.end + 1,
+            &dep.upstream_model_json,
+        )
+    };
     let mut max_tokens = Vec::new();
     let mut max_tokens_at = body.len()..body.len();
     if let (Some(n), Some(at)) = (f.default_max_tokens, Members::open(body)) {
@@ -149,7 +164,7 @@ pub(super) fn translate(
         max_tokens_at = at..at;
     }
     let mut splices: [(Range<usize>, &[u8]); 3] = [
-        (model, &dep.upstream_model_json),
+        (model, model_with),
         usage_splice.unwrap_or((body.len()..body.len(), b"")),
         (max_tokens_at, &max_tokens),
     ];
@@ -164,10 +179,15 @@ pub(super) fn translate(
     out.clear();
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(ep.base_path.as_bytes());
-    out.extend_from_slice(api_suffix(ctx.route));
+    if vertex {
+        vertex_anthropic_path(out, dep.upstream_model.as_bytes(), f.stream);
+    } else {
+        out.extend_from_slice(api_suffix(ctx.route));
+    }
     out.extend_from_slice(provider.query.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     upstream_headers(out, snap, head, &c.buf, d, false);
+    vertex_auth(w, provider, out)?;
     write::header_u64(out, "content-length", len as u64);
     write::end_head(out);
     let mut at = 0;
@@ -298,6 +318,7 @@ pub(super) fn translate_across(
         default_max_tokens: f.max_tokens.unwrap_or(dep.default_max_tokens),
         compatible: provider.compatible,
         stream: f.stream,
+        vertex: provider.kind == ProviderKind::Vertex,
     };
     let mut body = std::mem::take(&mut c.ex.ubuf);
     let r = request::translate(
@@ -338,10 +359,19 @@ pub(super) fn translate_across(
     out.extend_from_slice(b"POST ");
     let path_at = out.len();
     out.extend_from_slice(ep.base_path.as_bytes());
+    let vertex = provider.kind == ProviderKind::Vertex;
     match pair.provider() {
+        Dialect::Anthropic if vertex => {
+            vertex_anthropic_path(out, dep.upstream_model.as_bytes(), f.stream);
+        }
         Dialect::Anthropic => out.extend_from_slice(anthropic::MESSAGES_PATH),
         Dialect::OpenAi => out.extend_from_slice(openai::CHAT_PATH),
-        Dialect::Gemini => gemini::write_path(out, dep.upstream_model.as_bytes(), f.stream),
+        Dialect::Gemini => {
+            if vertex {
+                out.extend_from_slice(b"/google");
+            }
+            gemini::write_path(out, dep.upstream_model.as_bytes(), f.stream);
+        }
         Dialect::Responses => out.extend_from_slice(openai::RESPONSES_PATH),
         Dialect::Bedrock => bedrock::write_path(out, dep.upstream_model.as_bytes(), f.stream),
     }
@@ -351,6 +381,11 @@ pub(super) fn translate_across(
     let path = out[path_at..].to_vec();
     out.extend_from_slice(b" HTTP/1.1\r\n");
     upstream_headers(out, snap, &c.head, &c.buf, d, true);
+    if let Err(e) = vertex_auth(w, provider, out) {
+        body.clear();
+        c.ex.ubuf = body;
+        return Err(e);
+    }
     write::header_u64(out, "content-length", body.len() as u64);
     sign_aws(out, provider, &path, &body, ctx.start_unix_us / 1_000_000);
     write::end_head(out);
@@ -358,6 +393,48 @@ pub(super) fn translate_across(
     body.clear();
     c.ex.ubuf = body;
     Ok(())
+}
+
+/// The body member that takes `model`'s place for Anthropic's models on Vertex AI.
+const VERTEX_ANTHROPIC_VERSION_MEMBER: &[u8] = b"\"anthropic_version\":\"vertex-2023-10-16\"";
+
+/// `/anthropic/models/{model}:rawPredict` (`:streamRawPredict` for a stream), under a Vertex
+/// provider's `…/publishers` base path.
+fn vertex_anthropic_path(out: &mut Vec<u8>, model: &[u8], stream: bool) {
+    out.extend_from_slice(b"/anthropic/models/");
+    out.extend_from_slice(model);
+    out.extend_from_slice(if stream {
+        b":streamRawPredict".as_slice()
+    } else {
+        b":rawPredict"
+    });
+}
+
+/// For a Vertex AI provider: its service account's current access token, as the
+/// `authorization` line. Before the coordinator has fetched one, the deployment cannot be
+/// called (a retryable 502 `upstream_connect_failed`: another deployment may serve).
+fn vertex_auth(
+    w: &Worker,
+    provider: &crate::config::Provider,
+    out: &mut Vec<u8>,
+) -> Result<(), GatewayError> {
+    let Some(sa) = &provider.vertex else {
+        return Ok(());
+    };
+    match w.tokens.borrow().line(&sa.client_email) {
+        Some(line) => {
+            out.extend_from_slice(line);
+            Ok(())
+        }
+        None => Err(GatewayError::new(
+            ErrorKind::UpstreamConnect,
+            format!(
+                "Provider `{}` has no Vertex AI access token yet (see the gateway's log).",
+                provider.name
+            ),
+        )
+        .retryable(true)),
+    }
 }
 
 /// For a Bedrock provider that signs with SigV4: the `x-amz-date`, session-token and

@@ -86,6 +86,8 @@ pub struct Ledger {
     /// Requests refused before routing (bad HTTP, bad JSON, unknown path, bad key).
     pub rejected: u64,
     pub connections: u64,
+    /// Access tokens the token endpoint issued.
+    pub tokens_issued: u64,
 }
 
 impl Ledger {
@@ -113,6 +115,7 @@ impl Ledger {
         }
         self.rejected += o.rejected;
         self.connections += o.connections;
+        self.tokens_issued += o.tokens_issued;
     }
 }
 

@@ -75,6 +75,10 @@ pub struct MockConfig {
     /// (Bedrock) is checked against it, and refused with 403 when its signature is wrong.
     #[arg(long, default_value = DEFAULT_AWS_SECRET)]
     pub aws_secret_key: String,
+    /// The RSA public key (PKCS#1 DER) of the Google service account whose JWTs the token
+    /// endpoint (`POST …/token`) accepts; without it, any well-formed assertion gets a token.
+    #[arg(long)]
+    pub vertex_public_key: Option<PathBuf>,
     /// Models listed at GET /v1/models.
     #[arg(long, value_delimiter = ',', default_value = DEFAULT_MODELS)]
     pub models: Vec<String>,
@@ -109,6 +113,7 @@ impl Default for MockConfig {
             seed: 1,
             api_keys: Vec::new(),
             aws_secret_key: DEFAULT_AWS_SECRET.to_owned(),
+            vertex_public_key: None,
             models: DEFAULT_MODELS.split(',').map(str::to_owned).collect(),
             embedding_dims: 8,
             max_body_bytes: 32 << 20,

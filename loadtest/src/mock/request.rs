@@ -34,8 +34,23 @@ pub fn route(method: Method, path: &[u8], query: Option<&[u8]>) -> Result<Api, (
         b"/healthz" => return get(Api::Health),
         _ => {}
     }
+    if path.ends_with(b"/token") {
+        return post(Api::Token);
+    }
     if let Some(colon) = memchr::memrchr(b':', path) {
         let (before, verb) = (&path[..colon], &path[colon + 1..]);
+        if let b"rawPredict" | b"streamRawPredict" = verb {
+            // Anthropic's models on Vertex AI.
+            let model = before.rsplit(|&b| b == b'/').next().unwrap_or_default();
+            if !before.ends_with(&[b"/publishers/anthropic/models/", model].concat())
+                || model.is_empty()
+            {
+                return Err(not_found(path));
+            }
+            let model = String::from_utf8_lossy(model).into_owned();
+            let stream = verb == b"streamRawPredict";
+            return post(Api::VertexMessages { model, stream });
+        }
         let stream = match verb {
             b"generateContent" => false,
             b"streamGenerateContent" => true,
@@ -522,7 +537,29 @@ pub fn read_fields(api: &Api, body: &mut [u8]) -> Result<Fields, String> {
                 f.tool = named.or(first);
             }
         }
-        Api::Models | Api::Stats | Api::Reset | Api::Health => {}
+        Api::VertexMessages { model, stream } => {
+            f.model = model.clone();
+            f.stream = *stream;
+            // Vertex takes the model in the path and the API version in the body.
+            if v.get("anthropic_version").and_then(|x| x.as_str()) != Some("vertex-2023-10-16") {
+                return Err("`anthropic_version` must be \"vertex-2023-10-16\"".into());
+            }
+            if v.get("model").is_some() {
+                return Err("`model`: Extra inputs are not permitted".into());
+            }
+            f.max_tokens = u32_at(&v, "max_tokens");
+            let choice = v.get("tool_choice");
+            let kind = choice.and_then(|c| str_at(c, "type"));
+            let first = v
+                .get("tools")
+                .and_then(|t| t.as_array())
+                .and_then(|t| t.first())
+                .and_then(|t| str_at(t, "name"));
+            if kind.as_deref() != Some("none") {
+                f.tool = first;
+            }
+        }
+        Api::Models | Api::Stats | Api::Reset | Api::Health | Api::Token => {}
     }
     if f.model.is_empty() && api.generates() {
         return Err("`model` is required".into());

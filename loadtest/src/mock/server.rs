@@ -26,6 +26,12 @@ use crate::io::{Abortable, read_more};
 const MAX_TOKENS: u32 = 1_000_000;
 const READ_SPARE_BYTES: usize = 8 * 1024;
 
+#[allow(
+    clippy::disallowed_types,
+    reason = "the mock's bookkeeping, not the gateway's request path"
+)]
+type IssuedTokens = std::sync::Mutex<std::collections::HashSet<String>>;
+
 /// State shared (read-only) by all workers.
 pub(super) struct Shared {
     cfg: MockConfig,
@@ -34,6 +40,10 @@ pub(super) struct Shared {
     tls: Option<monoio_rustls::TlsAcceptor>,
     models_json: Vec<u8>,
     limits: Limits,
+    /// Access tokens issued by the token endpoint: accepted like `--api-key`s.
+    issued: IssuedTokens,
+    /// `--vertex-public-key`, read.
+    vertex_key: Option<Vec<u8>>,
 }
 
 impl Shared {
@@ -54,7 +64,15 @@ impl Shared {
             );
         }
         models_json.extend_from_slice(b"]}");
+        let vertex_key = match &cfg.vertex_public_key {
+            Some(p) => Some(anyhow::Context::with_context(std::fs::read(p), || {
+                p.display().to_string()
+            })?),
+            None => None,
+        };
         Ok(Shared {
+            issued: IssuedTokens::default(),
+            vertex_key,
             defaults: cfg.shape()?,
             cfg,
             ledgers,
@@ -471,12 +489,31 @@ where
         }
         _ => {}
     }
+    if api == Api::Token {
+        let (status, body) = issue_token(w, &c.body);
+        if status == 200 {
+            w.with_ledger(|l| l.tokens_issued += 1);
+        } else {
+            w.with_ledger(|l| l.rejected += 1);
+        }
+        c.out.clear();
+        head_common(&mut c.out, status, b"application/json", None, close);
+        http1::write::header_u64(&mut c.out, "content-length", body.len() as u64);
+        http1::write::end_head(&mut c.out);
+        c.out.extend_from_slice(&body);
+        return if write_out(io, &mut c.out).await && !close {
+            After::Keep
+        } else {
+            After::Close
+        };
+    }
     let dialect = api.dialect();
     let key_label = key.as_deref().unwrap_or("(none)");
+    let issued = |k: &String| w.shared.issued.lock().is_ok_and(|s| s.contains(k));
     if !w.shared.cfg.api_keys.is_empty()
         && !key
             .as_ref()
-            .is_some_and(|k| w.shared.cfg.api_keys.contains(k))
+            .is_some_and(|k| w.shared.cfg.api_keys.contains(k) || issued(k))
     {
         w.with_ledger(|l| l.rejected += 1);
         let msg = "Incorrect API key provided (tollgate-mock).";
@@ -838,4 +875,99 @@ where
         i += 1;
     }
     if close { After::Close } else { After::Keep }
+}
+
+/// The token endpoint: a form with `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`
+/// and an RS256 `assertion` (checked against `--vertex-public-key` when given, and for its
+/// claims: the cloud-platform scope, an expiry in the future) → `(status, JSON body)`.
+fn issue_token(w: &Worker, form: &[u8]) -> (u16, Vec<u8>) {
+    let refuse = |why: &str| {
+        let mut b = b"{\"error\":\"invalid_grant\",\"error_description\":".to_vec();
+        crate::json::string(&mut b, why.as_bytes());
+        b.push(b'}');
+        (400, b)
+    };
+    let field = |name: &[u8]| {
+        form.split(|&b| b == b'&').find_map(|kv| {
+            kv.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(b"="))
+        })
+    };
+    if field(b"grant_type") != Some(b"urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer") {
+        return refuse("grant_type must be the JWT bearer grant");
+    }
+    let Some(jwt) = field(b"assertion").and_then(|a| std::str::from_utf8(a).ok()) else {
+        return refuse("no assertion");
+    };
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [header, claims, sig] = parts[..] else {
+        return refuse("the assertion is not a JWT");
+    };
+    let (Some(header_json), Some(claims_json), Some(sig)) = (
+        base64url_decode(header),
+        base64url_decode(claims),
+        base64url_decode(sig),
+    ) else {
+        return refuse("the assertion is not base64url");
+    };
+    let (Ok(h), Ok(c)) = (
+        serde_json::from_slice::<serde_json::Value>(&header_json),
+        serde_json::from_slice::<serde_json::Value>(&claims_json),
+    ) else {
+        return refuse("the assertion's parts are not JSON");
+    };
+    if h["alg"] != "RS256" {
+        return refuse("alg must be RS256");
+    }
+    if let Some(key) = &w.shared.vertex_key {
+        let signed = &jwt[..header.len() + 1 + claims.len()];
+        let verified = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            key,
+        )
+        .verify(signed.as_bytes(), &sig);
+        if verified.is_err() {
+            return refuse("Invalid JWT Signature.");
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if !c["scope"]
+        .as_str()
+        .is_some_and(|s| s.contains("https://www.googleapis.com/auth/cloud-platform"))
+        || c["exp"].as_u64().is_none_or(|e| e <= now)
+        || c["iss"].as_str().is_none()
+    {
+        return refuse("the claims need iss, the cloud-platform scope and a future exp");
+    }
+    let token = format!("ya29.mock-{}", w.next_id());
+    if let Ok(mut s) = w.shared.issued.lock() {
+        s.insert(token.clone());
+    }
+    let body =
+        format!("{{\"access_token\":\"{token}\",\"expires_in\":3599,\"token_type\":\"Bearer\"}}");
+    (200, body.into_bytes())
+}
+
+fn base64url_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        acc = acc << 6 | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
 }

@@ -152,6 +152,8 @@ pub const MAX_TOKENS_MEMBER: &[u8] = b"max_tokens";
 
 /// The API version sent when the client names none (`anthropic-version`).
 pub const VERSION: &[u8] = b"2023-06-01";
+/// The API version Anthropic's models on Vertex AI take, in the body (`anthropic_version`).
+pub const VERTEX_VERSION: &[u8] = b"vertex-2023-10-16";
 
 /// Whether `name` is one of this dialect's own headers (`anthropic-*`), which do not go to a
 /// provider of another dialect.

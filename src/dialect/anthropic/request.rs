@@ -414,8 +414,15 @@ pub fn write(r: &Request<'_, '_>, t: &Target<'_>, out: &mut Vec<u8>) -> Result<(
         matches!(f, ResponseFormat::Text)
     })?;
 
-    out.extend_from_slice(b"{\"model\":");
-    out.extend_from_slice(t.model_json);
+    if t.vertex {
+        // Vertex AI names the model in the path and the API version in the body.
+        out.extend_from_slice(b"{\"anthropic_version\":\"");
+        out.extend_from_slice(super::VERTEX_VERSION);
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(b"{\"model\":");
+        out.extend_from_slice(t.model_json);
+    }
     out.extend_from_slice(b",\"max_tokens\":");
     json::uint(out, r.max_tokens.unwrap_or(u64::from(t.default_max_tokens)));
     if !r.system.is_empty() {
