@@ -792,3 +792,37 @@ fn a_vertex_provider_without_a_token_fails_clearly_and_alone() {
     gw.shutdown();
     assert_eq!(mock.ledger().tokens_issued, 0);
 }
+
+/// A Bedrock stream cut before `messageStop` (the connection reset after 2, 4 or 6 messages):
+/// a client of another dialect never sees a clean end — an error before the first byte, or an
+/// error event after it, never `[DONE]` — and the call settles from an estimate.
+#[test]
+fn a_bedrock_stream_cut_short_never_ends_cleanly() {
+    let dir = test_dir("pairs-cut");
+    let audit = dir.join("audit.log");
+    let mock = mock();
+    let gw = start(&config(mock.addr, &audit));
+    let a = gw.local_addr();
+    for cut in [2, 4, 6] {
+        let (path, mut headers, body) = body(Client::Chat, "p-bedrock", true, None);
+        headers.push(("x-mock-fault", format!("reset-after={cut}")));
+        headers.push(("x-mock-itl-ms", "1".to_string()));
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = roundtrip(a, &post_with(&path, &headers, body.to_string().as_bytes()));
+        let text = r.text();
+        assert!(
+            r.status == 502 || (text.contains("event: error") && !text.contains("[DONE]")),
+            "cut at {cut}: {} {text}",
+            r.status
+        );
+    }
+    gw.shutdown();
+    let records = audit_records(&audit);
+    assert_eq!(records.len(), 3);
+    for r in records
+        .iter()
+        .filter(|r| r["http.response.status_code"] == 200)
+    {
+        assert_eq!(r["usage_estimated"], true, "{r}");
+    }
+}

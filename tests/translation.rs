@@ -1290,4 +1290,21 @@ fn hostile_provider_bodies_are_refused_not_passed_through() {
         }
     }
     assert_eq!(pairs, 20);
+
+    // A Bedrock stream whose bytes stop inside a message, before `messageStop`: the partial
+    // message is never read, and no client is told the answer ended.
+    let stream = capture("bedrock/converse_stream_tool.bin");
+    let cut = &stream[..stream.len() / 2 + 7];
+    for client in [
+        Dialect::OpenAi,
+        Dialect::Responses,
+        Dialect::Anthropic,
+        Dialect::Gemini,
+    ] {
+        let pair = Pair::between(client, Dialect::Bedrock).unwrap();
+        let out = translate(pair, true, true, &[cut]);
+        let a = assemble(client, true, &out);
+        assert!(!a.ended, "{client:?}: {}", String::from_utf8_lossy(&out));
+        assert_eq!(a.finish, None, "{client:?}");
+    }
 }
