@@ -1308,3 +1308,30 @@ fn hostile_provider_bodies_are_refused_not_passed_through() {
         assert_eq!(a.finish, None, "{client:?}");
     }
 }
+
+/// A Bedrock stream cut after `messageStop` but before `metadata` (which carries the usage)
+/// is not whole: no client is told it ended.
+#[test]
+fn a_bedrock_stream_without_its_usage_message_does_not_end_cleanly() {
+    let stream = capture("bedrock/converse_stream_text.bin");
+    // Drop the last message (metadata): its length is the first 4 bytes of its prelude.
+    let mut at = 0;
+    let mut starts = Vec::new();
+    while at < stream.len() {
+        starts.push(at);
+        at += u32::from_be_bytes(stream[at..at + 4].try_into().unwrap()) as usize;
+    }
+    let cut = &stream[..*starts.last().unwrap()];
+    for client in [
+        Dialect::OpenAi,
+        Dialect::Responses,
+        Dialect::Anthropic,
+        Dialect::Gemini,
+    ] {
+        let pair = Pair::between(client, Dialect::Bedrock).unwrap();
+        let a = assemble(client, true, &translate(pair, true, true, &[cut]));
+        assert!(!a.ended, "{client:?}");
+        let whole = assemble(client, true, &translate(pair, true, true, &[&stream]));
+        assert!(whole.ended, "{client:?}");
+    }
+}

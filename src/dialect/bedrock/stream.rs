@@ -6,9 +6,12 @@
 //! | `messageStart` | start (Bedrock streams carry no id or model) |
 //! | `contentBlockStart` with `start.toolUse` (`toolUseId`, `name`) | a tool call (numbered in order) |
 //! | `contentBlockDelta`: `delta.text` / `delta.toolUse.input` | text / tool arguments |
-//! | `messageStop` (`stopReason`) | finish |
+//! | `messageStop` (`stopReason`) | finish, said with the end (below) |
 //! | `metadata` (`usage`) | end |
 //! | an exception message (`throttlingException`, `modelStreamErrorException`, …) | error |
+//!
+//! The finish is held until `metadata`: a stream cut between the two lost its usage, and a
+//! client must not be told it ended whole.
 //!
 //! The writer writes the same messages, binary-framed, text blocks without a
 //! `contentBlockStart` (as Bedrock does), each block closed by `contentBlockStop`, usage in
@@ -27,6 +30,9 @@ use crate::usage::Observed;
 pub struct Reader {
     /// `contentBlockIndex` of each tool call read so far (its place is its index).
     calls: Vec<u64>,
+    /// `messageStop`'s reason, said with the end: the stream is whole only once its
+    /// `metadata` (the usage) arrived.
+    stop: Option<Finish>,
 }
 
 impl Reader {
@@ -71,10 +77,17 @@ impl Reader {
                 id: b"",
                 model: b"",
             }),
-            b"messageStop" => emit(Event::Finish(finish_from(
-                str_member(data, b"stopReason").unwrap_or(b"end_turn"),
-            ))),
-            b"metadata" => emit(Event::End),
+            b"messageStop" => {
+                self.stop = Some(finish_from(
+                    str_member(data, b"stopReason").unwrap_or(b"end_turn"),
+                ));
+            }
+            b"metadata" => {
+                if let Some(f) = self.stop.take() {
+                    emit(Event::Finish(f));
+                }
+                emit(Event::End);
+            }
             ev if is_error_message(ev) => emit(Event::Error {
                 message: str_member(data, b"message")
                     .or_else(|| str_member(data, b"Message"))
