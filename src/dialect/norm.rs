@@ -272,6 +272,9 @@ pub struct Tool<'v, 'a> {
     pub description: Option<&'v str>,
     /// The JSON schema of the arguments.
     pub parameters: Option<Value<'v, 'a>>,
+    /// The schema is in Google's OpenAPI dialect (Gemini's `parameters`: `"type": "OBJECT"`),
+    /// written as JSON Schema by [`write_schema`].
+    pub openapi: bool,
 }
 
 /// Which tools the model may or must call.
@@ -597,6 +600,44 @@ pub fn write_args_object(out: &mut Vec<u8>, args: &Args<'_, '_>) {
         Args::Json(_) => out.extend_from_slice(b"\"\""),
     }
     out.push(b'}');
+}
+
+/// A tool's parameter schema as JSON Schema: as it came, or — from Google's OpenAPI dialect —
+/// with every `type` name lower-cased (`OBJECT` → `object`), the one spelling in which the two
+/// differ for the schemas tools declare.
+pub fn write_schema(out: &mut Vec<u8>, v: Value<'_, '_>, openapi: bool) {
+    if !openapi {
+        write_value(out, v);
+        return;
+    }
+    if let Some(obj) = v.as_object() {
+        out.push(b'{');
+        for (i, (k, x)) in obj.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            crate::json::string(out, k.as_bytes());
+            out.push(b':');
+            match x.into_string() {
+                Some(t) if k == "type" => {
+                    crate::json::string(out, t.to_ascii_lowercase().as_bytes());
+                }
+                _ => write_schema(out, x, true),
+            }
+        }
+        out.push(b'}');
+    } else if let Some(arr) = v.as_array() {
+        out.push(b'[');
+        for (i, x) in arr.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_schema(out, x, true);
+        }
+        out.push(b']');
+    } else {
+        write_value(out, v);
+    }
 }
 
 pub fn write_tool_name(out: &mut Vec<u8>, tool: &Tool<'_, '_>) {

@@ -713,4 +713,27 @@ mod tests {
             assert!(e.message.contains(named), "{p:?} {body}: {}", e.message);
         }
     }
+
+    #[test]
+    fn a_gemini_openapi_schema_goes_out_as_json_schema() {
+        let body = json!({
+            "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "tools": [{"functionDeclarations": [
+                {"name": "get_weather", "parameters": {"type": "OBJECT", "properties": {
+                    "city": {"type": "STRING"}, "days": {"type": "ARRAY", "items": {"type": "INTEGER"}}},
+                    "required": ["city"]}},
+                {"name": "as_is", "parametersJsonSchema": {"type": "object", "title": "TYPE"}}
+            ]}]
+        });
+        let got = run(pair(Dialect::Gemini, Dialect::OpenAi), body).unwrap();
+        assert_eq!(
+            got["tools"][0]["function"]["parameters"],
+            json!({"type": "object", "properties": {"city": {"type": "string"},
+                "days": {"type": "array", "items": {"type": "integer"}}}, "required": ["city"]})
+        );
+        assert_eq!(
+            got["tools"][1]["function"]["parameters"],
+            json!({"type": "object", "title": "TYPE"})
+        );
+    }
 }

@@ -361,6 +361,7 @@ fn read_settings<'v, 'a>(
                     .ok_or_else(|| at.with("name").refuse("is required"))?,
                 description: string(tool, "description", at.with("description"))?,
                 parameters: get(tool, "input_schema"),
+                openapi: false,
             });
         }
     }
@@ -485,7 +486,7 @@ pub fn write(r: &Request<'_, '_>, t: &Target<'_>, out: &mut Vec<u8>) -> Result<(
             write_tool_name(out, tool);
             out.extend_from_slice(b",\"input_schema\":");
             match tool.parameters {
-                Some(p) => write_value(out, p),
+                Some(p) => crate::dialect::norm::write_schema(out, p, tool.openapi),
                 None => out.extend_from_slice(b"{\"type\":\"object\",\"properties\":{}}"),
             }
             out.push(b'}');

@@ -274,6 +274,7 @@ fn read_tools<'v, 'a>(
                 .ok_or_else(|| tat.with("toolSpec.name").refuse("is required"))?,
             description: string(spec, "description", tat.with("toolSpec.description"))?,
             parameters: get(spec, "inputSchema").and_then(|s| get(s, "json")),
+            openapi: false,
         });
     }
     if let Some(choice) = get(tc, "toolChoice") {
@@ -417,7 +418,7 @@ pub fn write(
             }
             out.extend_from_slice(b",\"inputSchema\":{\"json\":");
             match tool.parameters {
-                Some(p) => write_value(out, p),
+                Some(p) => crate::dialect::norm::write_schema(out, p, tool.openapi),
                 None => out.extend_from_slice(b"{\"type\":\"object\",\"properties\":{}}"),
             }
             out.extend_from_slice(b"}}}");

@@ -9,7 +9,8 @@
 //! that is `{"content": <string>}` is that text, any other is carried as JSON.
 //! `generationConfig` (max output tokens, temperature, topP, topK, stop sequences, seed,
 //! penalties, `candidateCount`, `responseMimeType` + `responseJsonSchema`),
-//! `tools[].functionDeclarations` (`parametersJsonSchema` or `parameters`) and
+//! `tools[].functionDeclarations` (`parametersJsonSchema`, or `parameters` in Google's OpenAPI
+//! dialect, whose upper-case type names go out lower-cased as JSON Schema has them) and
 //! `toolConfig.functionCallingConfig` (AUTO / NONE / ANY, one allowed name) are read.
 //! Accepted and not carried: `thinkingConfig` (a hint; the model thinks at its default),
 //! `responseModalities: ["TEXT"]`, a part's `thoughtSignature` (Gemini's own state).
@@ -128,7 +129,7 @@ pub fn write(
             write_tool_name(out, tool);
             if let Some(p) = tool.parameters {
                 out.extend_from_slice(b",\"parametersJsonSchema\":");
-                write_value(out, p);
+                crate::dialect::norm::write_schema(out, p, tool.openapi);
             }
             out.push(b'}');
         }
@@ -684,6 +685,7 @@ fn read_config<'v, 'a>(
                         name: string(d, "name", dat)?.ok_or_else(|| dat.refuse("needs a name"))?,
                         description: string(d, "description", dat)?,
                         parameters: get(d, "parametersJsonSchema").or_else(|| get(d, "parameters")),
+                        openapi: get(d, "parametersJsonSchema").is_none(),
                     });
                 }
             }

@@ -501,6 +501,7 @@ fn read_tool<'v, 'a>(
             .ok_or_else(|| at.with("function.name").refuse("is required"))?,
         description: string(f, "description", at.with("function.description"))?,
         parameters: get(f, "parameters"),
+        openapi: false,
     })
 }
 
@@ -627,7 +628,7 @@ pub fn write(r: &Request<'_, '_>, t: &Target<'_>, out: &mut Vec<u8>) -> Result<(
             write_tool_name(out, tool);
             if let Some(s) = tool.parameters {
                 out.extend_from_slice(b",\"parameters\":");
-                write_value(out, s);
+                crate::dialect::norm::write_schema(out, s, tool.openapi);
             }
             out.extend_from_slice(b"}}");
         }
