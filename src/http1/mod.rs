@@ -19,6 +19,7 @@
 
 pub mod body;
 pub mod head;
+pub mod percent;
 pub mod sigv4;
 pub mod write;
 

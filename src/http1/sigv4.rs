@@ -10,6 +10,8 @@
 
 use ring::{digest, hmac};
 
+use super::percent;
+
 /// Long-term or temporary AWS credentials.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -81,21 +83,6 @@ fn hex(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// Percent-encodes all but the unreserved characters (and `/` when `keep_slash`).
-fn uri_encode(out: &mut Vec<u8>, s: &[u8], keep_slash: bool) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s {
-        if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'.' | b'_' | b'~')
-            || (keep_slash && b == b'/')
-        {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-    }
-}
-
 /// The query's `name=value` pairs, each side encoded, sorted.
 fn canonical_query(out: &mut Vec<u8>, query: &[u8]) {
     let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = query
@@ -107,8 +94,10 @@ fn canonical_query(out: &mut Vec<u8>, query: &[u8]) {
                 None => (p, &b""[..]),
             };
             let (mut ek, mut ev) = (Vec::new(), Vec::new());
-            uri_encode(&mut ek, &percent_decoded(k), false);
-            uri_encode(&mut ev, &percent_decoded(v), false);
+            // A malformed escape is kept as it is.
+            let decoded = |x: &[u8]| percent::decode(x).unwrap_or_else(|| x.to_vec());
+            percent::encode(&mut ek, &decoded(k), false);
+            percent::encode(&mut ev, &decoded(v), false);
             (ek, ev)
         })
         .collect();
@@ -121,28 +110,6 @@ fn canonical_query(out: &mut Vec<u8>, query: &[u8]) {
         out.push(b'=');
         out.extend_from_slice(v);
     }
-}
-
-/// `%XX` decoded (a malformed escape is kept as it is).
-fn percent_decoded(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if s[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                s.get(i + 1).copied().and_then(hex),
-                s.get(i + 2).copied().and_then(hex),
-            )
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(s[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 /// A header value with leading and trailing space removed and inner runs of spaces as one.
@@ -169,7 +136,7 @@ fn canonical_request(r: &Request<'_>, extra: &[(&[u8], &[u8])]) -> (Vec<u8>, Vec
     if r.path.is_empty() {
         c.push(b'/');
     } else {
-        uri_encode(&mut c, r.path, true);
+        percent::encode(&mut c, r.path, true);
     }
     c.push(b'\n');
     canonical_query(&mut c, r.query);
@@ -306,7 +273,7 @@ mod tests {
     #[test]
     fn the_path_is_encoded_again_as_the_sdks_sign_it() {
         let mut c = Vec::new();
-        uri_encode(&mut c, b"/model/anthropic.claude-v2%3A1/converse", true);
+        percent::encode(&mut c, b"/model/anthropic.claude-v2%3A1/converse", true);
         assert_eq!(c, b"/model/anthropic.claude-v2%253A1/converse");
     }
 }

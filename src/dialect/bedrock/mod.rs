@@ -38,44 +38,19 @@ pub fn client_call(path: &[u8]) -> Option<(&[u8], bool)> {
 /// `%XX` escapes decoded (a model id such as `…-v1:0` comes as `…-v1%3A0`); `None` when an
 /// escape is malformed or the result is not UTF-8.
 pub fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            let v = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(v, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(s[i]);
-            i += 1;
-        }
-    }
-    std::str::from_utf8(&out).is_ok().then_some(out)
+    crate::http1::percent::decode(s).filter(|d| std::str::from_utf8(d).is_ok())
 }
 
 /// The path of a call under a provider's base URL: `/model/{id}/converse[-stream]`, the id
 /// percent-encoded (RFC 3986 unreserved characters stay as they are).
 pub fn write_path(out: &mut Vec<u8>, model: &[u8], stream: bool) {
     out.extend_from_slice(b"/model/");
-    percent_encode(out, model);
+    crate::http1::percent::encode(out, model, false);
     out.extend_from_slice(if stream {
         b"/converse-stream".as_slice()
     } else {
         b"/converse"
     });
-}
-
-/// Percent-encodes all but RFC 3986's unreserved characters.
-pub fn percent_encode(out: &mut Vec<u8>, s: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-    }
 }
 
 /// The content type of Bedrock's event stream.
