@@ -167,6 +167,23 @@ def check_responses(model):
     assert r.output_text and not [o for o in r.output if o.type == "function_call"], r
 
 
+def check_stored(model):
+    """Stored responses (retrieve, input items, delete) pass through to the OpenAI provider
+    that holds them; `x-tollgate-model` names whose."""
+    r = oai.responses.create(model=model, input="hello", max_output_tokens=8)
+    h = {"x-tollgate-model": model}
+    got = oai.responses.retrieve(r.id, extra_headers=h)
+    assert got.id == r.id and got.status == "completed", got
+    items = oai.responses.input_items.list(r.id, extra_headers=h)
+    assert items.data and items.data[0].type == "message", items
+    oai.responses.delete(r.id, extra_headers=h)
+    try:
+        oai.responses.retrieve("resp_nowhere", extra_headers=h)
+        raise AssertionError("an unknown response was found")
+    except openai.NotFoundError:
+        pass
+
+
 def check_responses_refusals(translated_model):
     """What only OpenAI runs is refused by name on a translated route."""
     for tool in [{"type": "web_search"}, {"type": "code_interpreter", "container": {"type": "auto"}}]:
@@ -362,6 +379,8 @@ def main():
         check_responses(model)
         print(f"openai sdk {openai.__version__}: responses via {model} ok")
     check_responses_refusals(args[split + 1])
+    check_stored(args[0])
+    print(f"openai sdk {openai.__version__}: stored responses via {args[0]} ok")
     for model in args[:split]:
         check_gemini(model)
         print(f"google-genai {genai.__version__}: {model} ok")

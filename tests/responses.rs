@@ -279,3 +279,172 @@ fn responses_captures_pass_through_byte_for_byte_and_are_metered_as_the_manifest
         assert_eq!(r["usage_estimated"], false, "{r}");
     }
 }
+
+/// A key for the providers' models only (not the built-in mock's `mock-chat`).
+const PROVIDERS_KEY: &str = "sk-providers-only";
+
+/// A request with no body (`GET`, `DELETE`) or an empty one (`POST`), with `PROVIDERS_KEY`.
+fn bodiless(method: &str, path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = format!(
+        "{method} {path} HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {PROVIDERS_KEY}\r\n"
+    );
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" {
+        out.push_str("content-length: 0\r\n");
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+/// The response object without its `created_at` (the mock stamps each answer's own second).
+fn timeless(mut v: serde_json::Value) -> serde_json::Value {
+    v.as_object_mut().unwrap().remove("created_at");
+    v
+}
+
+#[test]
+fn stored_responses_go_as_they_came_to_the_openai_provider_that_holds_them_unmetered() {
+    let dir = test_dir("responses-stored");
+    let audit = dir.join("audit.log");
+    // Two OpenAI organisations (each its own mock) and an Anthropic provider.
+    let first = start_mock(|m| m.api_keys = vec![UPSTREAM_KEY.into()]);
+    let second = start_mock(|m| m.api_keys = vec![UPSTREAM_KEY.into()]);
+    let only_claude = "sk-only-claude";
+    let gw = start(&config_text(
+        None,
+        1,
+        &format!(
+            "[[providers]]\nname = \"oai\"\nkind = \"openai\"\n\
+             base_url = \"http://{}/v1\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n\
+             [[providers]]\nname = \"oai-2\"\nkind = \"openai\"\n\
+             base_url = \"http://{}/v1\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n\
+             [[providers]]\nname = \"claude\"\nkind = \"anthropic\"\n\
+             base_url = \"http://{}/v1\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n\
+             [[models]]\nname = \"claude-x\"\n[[models.deployments]]\nprovider = \"claude\"\n\
+             price = {{ input = 3.0, output = 15.0 }}\n\
+             [[models]]\nname = \"gpt-x\"\n[[models.deployments]]\nprovider = \"oai\"\n\
+             model = \"gpt-upstream\"\nprice = {{ input = 1.25, output = 10.0 }}\n\
+             [[models]]\nname = \"gpt-y\"\n[[models.deployments]]\nprovider = \"oai-2\"\n\
+             model = \"gpt-upstream\"\nprice = {{ input = 1.25, output = 10.0 }}\n\
+             {}{}{}",
+            first.addr,
+            second.addr,
+            first.addr,
+            key_entry("claude-only", only_claude, "models = [\"claude-x\"]"),
+            key_entry(
+                "providers",
+                PROVIDERS_KEY,
+                "models = [\"claude-x\", \"gpt-x\", \"gpt-y\"]"
+            ),
+            audit_to(&audit)
+        ),
+    ));
+    let a = gw.local_addr();
+
+    // A response made through the gateway, then retrieved: the provider's bytes as they are
+    // (its `usage` included), from the first OpenAI provider in config order.
+    let made = roundtrip(a, &responses("gpt-x", false, "")).json();
+    let id = made["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/responses/{id}");
+    let got = roundtrip(a, &bodiless("GET", &path, &[]));
+    assert_eq!(got.status, 200, "{}", got.text());
+    let direct = {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nhost: m\r\nauthorization: Bearer {UPSTREAM_KEY}\r\n\r\n"
+        );
+        roundtrip(first.addr, req.as_bytes())
+    };
+    assert_eq!(timeless(got.json()), timeless(direct.json()));
+    assert_eq!(got.json()["id"], id.as_str());
+    assert!(got.json()["usage"]["output_tokens"].as_u64().unwrap() > 0);
+
+    let items = roundtrip(
+        a,
+        &bodiless("GET", &format!("{path}/input_items?limit=5&order=asc"), &[]),
+    );
+    assert_eq!(
+        (items.status, items.json()["object"].as_str()),
+        (200, Some("list")),
+        "{}",
+        items.text()
+    );
+    let deleted = roundtrip(a, &bodiless("DELETE", &path, &[]));
+    assert_eq!(deleted.json()["deleted"], true, "{}", deleted.text());
+    // The provider's refusal goes to the client as it came.
+    let cancel = roundtrip(a, &bodiless("POST", &format!("{path}/cancel"), &[]));
+    assert_eq!(cancel.status, 400, "{}", cancel.text());
+    assert_eq!(
+        cancel.json()["error"]["message"],
+        "Cannot cancel a synchronous response."
+    );
+    let calls = |m: &tollgate_loadtest::mock::MockHandle| m.ledger().stored_calls;
+    assert_eq!(
+        (calls(&first), calls(&second)),
+        (5, 0),
+        "the direct call and four"
+    );
+
+    // An id the first organisation does not know is asked of the second; the last 404 goes
+    // to the client.
+    let unknown = roundtrip(a, &bodiless("GET", "/v1/responses/resp_elsewhere", &[]));
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+    assert!(
+        unknown.text().contains("resp_elsewhere"),
+        "{}",
+        unknown.text()
+    );
+    assert_eq!((calls(&first), calls(&second)), (6, 1));
+    // `x-tollgate-model` names whose providers to ask.
+    let named = roundtrip(a, &bodiless("GET", &path, &[("x-tollgate-model", "gpt-y")]));
+    assert_eq!(named.status, 200, "{}", named.text());
+    assert_eq!((calls(&first), calls(&second)), (6, 2));
+
+    // Nowhere to go: a model with no OpenAI provider, or a key that reaches none.
+    let claude = roundtrip(
+        a,
+        &bodiless("GET", &path, &[("x-tollgate-model", "claude-x")]),
+    );
+    assert_eq!(claude.status, 400, "{}", claude.text());
+    assert!(
+        claude.text().contains("Stored responses live with OpenAI"),
+        "{}",
+        claude.text()
+    );
+    let req =
+        format!("GET {path} HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {only_claude}\r\n\r\n");
+    let r = roundtrip(a, req.as_bytes());
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = roundtrip(a, &bodiless("GET", &path, &[("x-tollgate-model", "nope")]));
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = roundtrip(a, &bodiless("POST", &path, &[]));
+    assert_eq!(r.status, 405, "{}", r.text());
+    let r = roundtrip(a, &bodiless("GET", "/v1/responses/resp_1/other", &[]));
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!((calls(&first), calls(&second)), (6, 2));
+    gw.shutdown();
+
+    // Nothing generated, nothing metered: the one response made is all the providers billed
+    // and all the audit trail charged.
+    assert_eq!(first.ledger().total.requests, 1);
+    assert_eq!(second.ledger().total.requests, 0);
+    let records = audit_records(&audit);
+    let stored: Vec<_> = records
+        .iter()
+        .filter(|r| r["http.route"] == "/v1/responses/{response_id}")
+        .collect();
+    // Every call that was routed (not the 405 and the unknown URL).
+    assert_eq!(stored.len(), 9, "{records:#?}");
+    for r in &stored {
+        assert!(r.get("cost_micro_usd").is_none(), "{r}");
+        assert!(r.get("gen_ai.usage.output_tokens").is_none(), "{r}");
+    }
+    assert_eq!(stored[0]["deployment"], "oai/gpt-upstream");
+    assert_eq!(stored[0]["http.response.status_code"], 200);
+    let charged: u64 = records
+        .iter()
+        .filter_map(|r| r["cost_micro_usd"].as_u64())
+        .sum();
+    assert_eq!(charged, records[0]["cost_micro_usd"].as_u64().unwrap());
+}

@@ -112,7 +112,7 @@ fn the_official_sdks_work_unchanged() {
     );
     assert_eq!(
         stdout.lines().filter(|l| l.ends_with(" ok")).count(),
-        4 + 3 + 4 + 4 + 5,
+        4 + 3 + 4 + 1 + 4 + 5,
         "{stdout}"
     );
     assert_eq!(mock.ledger().rejected, 0);

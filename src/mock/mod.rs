@@ -37,6 +37,13 @@ pub enum Api {
         model: String,
         stream: bool,
     },
+    /// A call on a stored Responses API response (`…/responses/{id}`, `/cancel`,
+    /// `/input_items`; `delete` for `DELETE …/responses/{id}`).
+    StoredResponse {
+        id: String,
+        call: crate::dialect::responses::Stored,
+        delete: bool,
+    },
     /// An OAuth2 token endpoint (`…/token`): a service account's JWT for an access token.
     Token,
     Stats,
@@ -48,7 +55,7 @@ impl Api {
     pub fn dialect(&self) -> Dialect {
         match self {
             Api::Messages | Api::VertexMessages { .. } => Dialect::Anthropic,
-            Api::Responses => Dialect::Responses,
+            Api::Responses | Api::StoredResponse { .. } => Dialect::Responses,
             Api::Gemini { .. } => Dialect::Gemini,
             Api::Bedrock { .. } => Dialect::Bedrock,
             _ => Dialect::OpenAi,
@@ -100,11 +107,34 @@ pub const BUILTIN_MAX_TOKENS: u32 = 4096;
 /// Embedding dimensions of the built-in mock.
 pub const BUILTIN_EMBEDDING_DIMS: u32 = 8;
 
+/// The body (into `out`) and status of a call on a stored Responses API response. The mock
+/// stores nothing: an id it issued (`resp_mock-…`) stands for a completed text response,
+/// rebuilt from the id; any other is 404, as OpenAI answers an unknown id.
+pub fn stored_response(
+    id: &[u8],
+    call: crate::dialect::responses::Stored,
+    delete: bool,
+    created: u64,
+    out: &mut Vec<u8>,
+) -> u16 {
+    responses::stored(id, call, delete, created, out)
+}
+
 /// Renders a complete HTTP/1.1 response (head and body) for the built-in mock provider into
 /// `out`: JSON with `Content-Length`, or SSE with one chunk per event. The gateway relays it
 /// through the same code path as a response read from a socket.
 pub fn respond(ask: &Ask<'_>, out: &mut Vec<u8>) {
     use crate::http1::write;
+    if let Api::StoredResponse { id, call, delete } = ask.api {
+        let mut body = Vec::with_capacity(1024);
+        let status = stored_response(id.as_bytes(), *call, *delete, ask.created, &mut body);
+        write::status_line(out, status);
+        write::header(out, "content-type", b"application/json");
+        write::header_u64(out, "content-length", body.len() as u64);
+        write::end_head(out);
+        out.extend_from_slice(&body);
+        return;
+    }
     let id = format!("mock-{}-{}", ask.worker, ask.serial);
     let plan = render::Plan {
         api: ask.api,

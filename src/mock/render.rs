@@ -161,7 +161,12 @@ pub fn json_body(plan: &Plan<'_>, out: &mut Vec<u8>) {
         Api::Responses => super::responses::json(plan, out),
         Api::Gemini { .. } => gemini_json(plan, out, true),
         Api::Bedrock { .. } => super::bedrock::json(plan, out),
-        Api::Models | Api::Stats | Api::Reset | Api::Health | Api::Token => {}
+        Api::Models
+        | Api::Stats
+        | Api::Reset
+        | Api::Health
+        | Api::Token
+        | Api::StoredResponse { .. } => {}
     }
 }
 
@@ -173,7 +178,13 @@ pub fn stream_events(plan: &Plan<'_>, ev: &mut Events) {
         Api::Responses => super::responses::stream(plan, ev),
         Api::Gemini { .. } => gemini_stream(plan, ev),
         Api::Bedrock { .. } => super::bedrock::stream(plan, ev),
-        Api::Embeddings | Api::Models | Api::Stats | Api::Reset | Api::Health | Api::Token => {}
+        Api::Embeddings
+        | Api::Models
+        | Api::Stats
+        | Api::Reset
+        | Api::Health
+        | Api::Token
+        | Api::StoredResponse { .. } => {}
     }
 }
 

@@ -4,6 +4,8 @@
 //! by `loadtest/tests/mock_wire.rs`.
 
 use super::render::{Events, Plan, full_text, token_text, tool_arguments, tool_fragment};
+use crate::dialect::Dialect;
+use crate::dialect::responses::Stored;
 use crate::json;
 
 /// The response object, `in_progress` (no output, `usage: null`) or complete.
@@ -214,3 +216,77 @@ pub(super) fn stream(plan: &Plan<'_>, ev: &mut Events) {
     ev.mark_usage();
     ev.end(last, n);
 }
+
+/// A call on a stored response: the mock stores nothing, but every id it issued
+/// (`resp_mock-…`) stands for a completed text response of [`super::BUILTIN_TOKENS`] tokens,
+/// rebuilt from the id. Others are 404, as OpenAI answers an unknown id. A cancel is refused:
+/// the mock makes no background responses. Returns the status; the body goes to `out`.
+pub(super) fn stored(
+    id: &[u8],
+    call: Stored,
+    delete: bool,
+    created: u64,
+    out: &mut Vec<u8>,
+) -> u16 {
+    let Some(serial) = id
+        .strip_prefix(b"resp_mock-")
+        .and_then(|s| std::str::from_utf8(s).ok())
+    else {
+        let msg = format!(
+            "Response with id '{}' not found.",
+            String::from_utf8_lossy(id)
+        );
+        super::render::error_body_coded(Dialect::Responses, 404, &msg, None, out);
+        return 404;
+    };
+    match (call, delete) {
+        (Stored::Response, false) => {
+            let plan = Plan {
+                api: &super::Api::Responses,
+                model: STORED_MODEL,
+                id: serial,
+                created,
+                prompt_tokens: 4,
+                cached_tokens: 0,
+                tokens: super::BUILTIN_TOKENS,
+                reasoning_tokens: 0,
+                token_bytes: None,
+                tool: None,
+                include_usage: true,
+                malformed: false,
+                truncate: false,
+                inputs: 1,
+                dimensions: 0,
+            };
+            responses_object(&plan, true, out);
+        }
+        (Stored::Response, true) => {
+            out.extend_from_slice(b"{\"id\":");
+            json::string(out, id);
+            out.extend_from_slice(b",\"object\":\"response\",\"deleted\":true}");
+        }
+        (Stored::InputItems, _) => {
+            let mut item = b"msg_mock-".to_vec();
+            item.extend_from_slice(serial.as_bytes());
+            item.extend_from_slice(b"-input");
+            out.extend_from_slice(b"{\"object\":\"list\",\"data\":[{\"id\":");
+            json::string(out, &item);
+            out.extend_from_slice(
+                b",\"type\":\"message\",\"status\":\"completed\",\"content\":[{\"type\":\"input_text\",\"text\":\"hello\"}],\"role\":\"user\"}],\"first_id\":",
+            );
+            json::string(out, &item);
+            out.extend_from_slice(b",\"last_id\":");
+            json::string(out, &item);
+            out.extend_from_slice(b",\"has_more\":false}");
+        }
+        (Stored::Cancel, _) => {
+            let msg = "Cannot cancel a synchronous response.";
+            super::render::error_body_coded(Dialect::Responses, 400, msg, None, out);
+            return 400;
+        }
+    }
+    200
+}
+
+/// The model a stored response of the mock's names.
+const STORED_MODEL: &str = "mock-stored";

@@ -53,6 +53,9 @@ pub fn audit_line(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
         out.extend_from_slice(op.as_bytes());
         out.push(b'"');
         model_fields(out, r, snap);
+    } else if r.route == Route::StoredResponse {
+        // Which provider holds the response (no model was asked for, nothing generated).
+        deployment_fields(out, r, snap);
     }
     out.extend_from_slice(b",\"bytes_in\":");
     json::uint(out, r.request_bytes);
@@ -70,23 +73,7 @@ fn model_fields(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
         out.extend_from_slice(b",\"gen_ai.request.model\":");
         json::string(out, m.name.as_bytes());
     }
-    let deployment = snap.and_then(|s| {
-        r.deployment
-            .and_then(|d| s.deployments.get(d.0 as usize))
-            .map(|d| (s.provider(d.provider), d))
-    });
-    if let Some((p, d)) = deployment {
-        out.extend_from_slice(b",\"gen_ai.provider.name\":");
-        json::string(out, p.name.as_bytes());
-        out.extend_from_slice(b",\"deployment\":");
-        // "provider/model": the provider's literal, its closing quote turned into the slash
-        // that the model's literal opens with.
-        json::string(out, p.name.as_bytes());
-        out.pop();
-        let slash = out.len();
-        json::string(out, d.upstream_model.as_bytes());
-        out[slash] = b'/';
-    }
+    deployment_fields(out, r, snap);
     if let Some(n) = r.max_tokens {
         out.extend_from_slice(b",\"gen_ai.request.max_tokens\":");
         json::uint(out, u64::from(n));
@@ -172,6 +159,28 @@ fn model_fields(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
             }
             out.push(b'"');
         }
+    }
+}
+
+/// `gen_ai.provider.name` and `deployment` ("provider/upstream model") of the deployment that
+/// served the request.
+fn deployment_fields(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
+    let deployment = snap.and_then(|s| {
+        r.deployment
+            .and_then(|d| s.deployments.get(d.0 as usize))
+            .map(|d| (s.provider(d.provider), d))
+    });
+    if let Some((p, d)) = deployment {
+        out.extend_from_slice(b",\"gen_ai.provider.name\":");
+        json::string(out, p.name.as_bytes());
+        out.extend_from_slice(b",\"deployment\":");
+        // "provider/model": the provider's literal, its closing quote turned into the slash
+        // that the model's literal opens with.
+        json::string(out, p.name.as_bytes());
+        out.pop();
+        let slash = out.len();
+        json::string(out, d.upstream_model.as_bytes());
+        out[slash] = b'/';
     }
 }
 

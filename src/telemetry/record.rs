@@ -16,6 +16,9 @@ pub enum Route {
     Messages,
     /// OpenAI's Responses API (`POST /v1/responses`).
     Responses,
+    /// A call on a response OpenAI stored: `GET`/`DELETE /v1/responses/{id}`,
+    /// `POST …/cancel`, `GET …/input_items`.
+    StoredResponse,
     /// Gemini's `POST /v1beta/models/{model}:generateContent`.
     GenerateContent,
     /// Gemini's `POST /v1beta/models/{model}:streamGenerateContent` (`?alt=sse`: SSE; else a
@@ -50,6 +53,7 @@ impl Route {
             Route::Completions => "/v1/completions",
             Route::Messages => "/v1/messages",
             Route::Responses => "/v1/responses",
+            Route::StoredResponse => "/v1/responses/{response_id}",
             Route::GenerateContent => "/v1beta/models/{model}:generateContent",
             Route::StreamGenerateContent => "/v1beta/models/{model}:streamGenerateContent",
             Route::Converse => "/model/{modelId}/converse",

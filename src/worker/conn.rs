@@ -121,6 +121,9 @@ async fn serve_request(
         };
         return respond_json(io, c, ctx, 200, body).await;
     }
+    if ctx.route == Route::StoredResponse {
+        return super::stored::stored_response(w, snap, io, c, ctx, key).await;
+    }
     // parse_fields
     let f = parse_fields(w, snap, c, ctx)?;
     // plan

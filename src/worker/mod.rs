@@ -79,6 +79,7 @@ mod read;
 mod relay;
 mod respond;
 mod settle;
+mod stored;
 mod translate;
 
 use crate::upstream::forward::{Call, Egress, Exchange, forward};

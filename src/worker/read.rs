@@ -57,6 +57,22 @@ pub(super) async fn read_head(
 }
 
 pub(super) fn route(method: Method, path: &[u8]) -> Result<Route, GatewayError> {
+    if path.starts_with(b"/v1/responses/") {
+        use crate::dialect::responses::{Stored, stored_call};
+        let want: &[Method] = match stored_call(path).map(|(_, call)| call) {
+            Some(Stored::Response) => &[Method::Get, Method::Delete],
+            Some(Stored::Cancel) => &[Method::Post],
+            Some(Stored::InputItems) => &[Method::Get],
+            None => return Err(unknown_url(path)),
+        };
+        if !want.contains(&method) {
+            return Err(GatewayError::new(
+                ErrorKind::MethodNotAllowed,
+                format!("{} requires {want:?}.", String::from_utf8_lossy(path)),
+            ));
+        }
+        return Ok(Route::StoredResponse);
+    }
     let (route, want) = match path {
         b"/v1/chat/completions" => (Route::ChatCompletions, Method::Post),
         b"/v1/completions" => (Route::Completions, Method::Post),
@@ -74,15 +90,7 @@ pub(super) fn route(method: Method, path: &[u8]) -> Result<Route, GatewayError> 
             (Some((_, true)), _) => (Route::StreamGenerateContent, Method::Post),
             (_, Some((_, false))) => (Route::Converse, Method::Post),
             (_, Some((_, true))) => (Route::ConverseStream, Method::Post),
-            (None, None) => {
-                return Err(GatewayError::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "Unknown request URL: {}. Please check the URL for typos.",
-                        String::from_utf8_lossy(path)
-                    ),
-                ));
-            }
+            (None, None) => return Err(unknown_url(path)),
         },
     };
     if method != want {
@@ -92,6 +100,16 @@ pub(super) fn route(method: Method, path: &[u8]) -> Result<Route, GatewayError> 
         ));
     }
     Ok(route)
+}
+
+fn unknown_url(path: &[u8]) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::NotFound,
+        format!(
+            "Unknown request URL: {}. Please check the URL for typos.",
+            String::from_utf8_lossy(path)
+        ),
+    )
 }
 
 /// Reads the request body into `c.buf` right after the head (de-chunking in place) and sets
@@ -209,5 +227,33 @@ mod tests {
             route(Method::Get, b"/nope").unwrap_err().kind,
             ErrorKind::NotFound
         );
+        for (method, path) in [
+            (Method::Get, &b"/v1/responses/resp_1"[..]),
+            (Method::Delete, b"/v1/responses/resp_1"),
+            (Method::Post, b"/v1/responses/resp_1/cancel"),
+            (Method::Get, b"/v1/responses/resp_1/input_items"),
+        ] {
+            assert_eq!(route(method, path).unwrap(), Route::StoredResponse);
+        }
+        for (method, path, kind) in [
+            (
+                Method::Post,
+                &b"/v1/responses/resp_1"[..],
+                ErrorKind::MethodNotAllowed,
+            ),
+            (
+                Method::Get,
+                b"/v1/responses/resp_1/cancel",
+                ErrorKind::MethodNotAllowed,
+            ),
+            (
+                Method::Get,
+                b"/v1/responses/resp_1/other",
+                ErrorKind::NotFound,
+            ),
+            (Method::Get, b"/v1/responses/", ErrorKind::NotFound),
+        ] {
+            assert_eq!(route(method, path).unwrap_err().kind, kind);
+        }
     }
 }

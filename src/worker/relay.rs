@@ -95,7 +95,9 @@ pub(super) async fn relay(
         _ => None,
     };
     ctx.status = uh.status;
-    if (200..300).contains(&uh.status) {
+    // A stored response's calls generate nothing: what they return (a retrieved response's
+    // usage too) is relayed, never metered.
+    if (200..300).contains(&uh.status) && ctx.route != Route::StoredResponse {
         // Read in the provider's dialect; relayed in the client's (translated when they
         // differ). Removing the usage chunk changes the length: only where the gateway frames
         // the body.

@@ -88,6 +88,8 @@ pub struct Ledger {
     pub connections: u64,
     /// Access tokens the token endpoint issued.
     pub tokens_issued: u64,
+    /// Calls on stored Responses API responses (retrieve, delete, cancel, input items).
+    pub stored_calls: u64,
 }
 
 impl Ledger {
@@ -116,6 +118,7 @@ impl Ledger {
         self.rejected += o.rejected;
         self.connections += o.connections;
         self.tokens_issued += o.tokens_issued;
+        self.stored_calls += o.stored_calls;
     }
 }
 

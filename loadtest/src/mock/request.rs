@@ -37,6 +37,23 @@ pub fn route(method: Method, path: &[u8], query: Option<&[u8]>) -> Result<Api, (
     if path.ends_with(b"/token") {
         return post(Api::Token);
     }
+    if let Some((id, call)) = tollgate::dialect::responses::stored_call(path) {
+        use tollgate::dialect::responses::Stored;
+        let id = String::from_utf8_lossy(id).into_owned();
+        return match (call, method) {
+            (Stored::Response, Method::Get | Method::Delete)
+            | (Stored::InputItems, Method::Get) => {
+                let delete = method == Method::Delete;
+                Ok(Api::StoredResponse { id, call, delete })
+            }
+            (Stored::Cancel, Method::Post) => Ok(Api::StoredResponse {
+                id,
+                call,
+                delete: false,
+            }),
+            _ => Err(wrong_method(path)),
+        };
+    }
     if let Some(colon) = memchr::memrchr(b':', path) {
         let (before, verb) = (&path[..colon], &path[colon + 1..]);
         if let b"rawPredict" | b"streamRawPredict" = verb {
@@ -559,7 +576,12 @@ pub fn read_fields(api: &Api, body: &mut [u8]) -> Result<Fields, String> {
                 f.tool = first;
             }
         }
-        Api::Models | Api::Stats | Api::Reset | Api::Health | Api::Token => {}
+        Api::Models
+        | Api::Stats
+        | Api::Reset
+        | Api::Health
+        | Api::Token
+        | Api::StoredResponse { .. } => {}
     }
     if f.model.is_empty() && api.generates() {
         return Err("`model` is required".into());

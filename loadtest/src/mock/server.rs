@@ -549,6 +549,21 @@ where
         )
         .await;
     }
+    if let Api::StoredResponse { id, call, delete } = &api {
+        w.with_ledger(|l| l.stored_calls += 1);
+        let mut body = Vec::with_capacity(1024);
+        let status =
+            tollgate::mock::stored_response(id.as_bytes(), *call, *delete, now_unix(), &mut body);
+        head_common(&mut c.out, status, b"application/json", None, close);
+        http1::write::header_u64(&mut c.out, "content-length", body.len() as u64);
+        http1::write::end_head(&mut c.out);
+        c.out.extend_from_slice(&body);
+        return if write_out(io, &mut c.out).await && !close {
+            After::Keep
+        } else {
+            After::Close
+        };
+    }
     let prompt_tokens = request::prompt_tokens(c.body.len());
     let fields = match request::read_fields(&api, &mut c.body) {
         Ok(f) => f,

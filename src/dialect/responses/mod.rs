@@ -23,6 +23,37 @@ use super::openai::{count, detail};
 use crate::json::scan::{Members, string_at, value_end, visit_keys};
 use crate::usage::Observed;
 
+/// A call on a response OpenAI stored (`store: true`, the default), by the path after
+/// `…/responses/`: `{id}` (`GET` retrieves it, `DELETE` deletes it), `{id}/cancel` (`POST`, a
+/// background response), `{id}/input_items` (`GET`, a page of its input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    Response,
+    Cancel,
+    InputItems,
+}
+
+/// Longest response id accepted (OpenAI's are `resp_` and 50 hex digits).
+const MAX_ID_BYTES: usize = 128;
+
+/// The stored-response call a path names, and the response id: the path ends in
+/// `/responses/{id}`, `/responses/{id}/cancel` or `/responses/{id}/input_items`, the id being
+/// 1..=128 bytes of letters, digits, `_` and `-`.
+pub fn stored_call(path: &[u8]) -> Option<(&[u8], Stored)> {
+    let at = memchr::memmem::find(path, b"/responses/")?;
+    let rest = &path[at + b"/responses/".len()..];
+    let (id, call) = match memchr::memchr(b'/', rest) {
+        None => (rest, Stored::Response),
+        Some(i) => match &rest[i + 1..] {
+            b"cancel" => (&rest[..i], Stored::Cancel),
+            b"input_items" => (&rest[..i], Stored::InputItems),
+            _ => return None,
+        },
+    };
+    let ok = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-';
+    (!id.is_empty() && id.len() <= MAX_ID_BYTES && id.iter().all(ok)).then_some((id, call))
+}
+
 /// The event types that end a Responses stream.
 const TERMINAL: [&[u8]; 3] = [
     b"response.completed",
@@ -179,6 +210,39 @@ fn usage(v: &[u8], o: &mut Observed) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_calls_are_named_by_their_path() {
+        let id = b"resp_68af4030592c81938ec0a5fbab4a3e9f05438e46b5f69a3b";
+        let path = |tail: &str| format!("/v1/responses/{}{tail}", String::from_utf8_lossy(id));
+        assert_eq!(
+            stored_call(path("").as_bytes()),
+            Some((&id[..], Stored::Response))
+        );
+        assert_eq!(
+            stored_call(path("/cancel").as_bytes()),
+            Some((&id[..], Stored::Cancel))
+        );
+        assert_eq!(
+            stored_call(path("/input_items").as_bytes()),
+            Some((&id[..], Stored::InputItems))
+        );
+        for bad in [
+            "/v1/responses/",
+            "/v1/responses//cancel",
+            "/v1/responses/resp_1/",
+            "/v1/responses/resp_1/other",
+            "/v1/responses/resp_1/cancel/x",
+            "/v1/responses/resp%2F1",
+            "/v1/responses/resp.1",
+            "/v1/responses/resp_1/responses/resp_2",
+            "/v1/responses",
+        ] {
+            assert_eq!(stored_call(bad.as_bytes()), None, "{bad}");
+        }
+        let long = format!("/v1/responses/{}", "a".repeat(129));
+        assert_eq!(stored_call(long.as_bytes()), None);
+    }
 
     #[test]
     fn events_are_read_by_type() {
