@@ -81,6 +81,38 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order (`ALL[k as usize] == k`: metrics count by index).
+    pub const ALL: [ErrorKind; 25] = {
+        use ErrorKind::*;
+        [
+            BadRequest,
+            InvalidBody,
+            MissingKey,
+            InvalidKey,
+            KeyDisabled,
+            KeyExpired,
+            ModelNotAllowed,
+            NotFound,
+            ModelNotFound,
+            MethodNotAllowed,
+            RequestTimeout,
+            BodyTooLarge,
+            HeadTooLarge,
+            NotImplemented,
+            Overloaded,
+            QuotaExceeded,
+            RateLimitRequests,
+            RateLimitTokens,
+            NoHealthyDeployment,
+            UpstreamConnect,
+            UpstreamTls,
+            UpstreamTimeout,
+            UpstreamProtocol,
+            Internal,
+            ClientClosed,
+        ]
+    };
+
     /// Whose fault it was: the client's, the provider's, or tollgate's own.
     pub fn side(self) -> Side {
         use ErrorKind::*;
@@ -360,6 +392,15 @@ impl From<http1::BodyError> for GatewayError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_is_listed_at_its_index() {
+        for (i, k) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i, "{k:?}");
+        }
+        // A kind added after the last would be missed: the last is the last declared.
+        assert_eq!(ErrorKind::ClientClosed as usize + 1, ErrorKind::ALL.len());
+    }
 
     #[test]
     fn openai_shape() {

@@ -23,11 +23,12 @@ use std::time::{Duration, Instant};
 use super::ledger::Ledger;
 use super::{Control, CoordinatorRings, Counters, DisabledKeys, Spend, Wake, WorkerEvent};
 use crate::calendar::WallClock;
-use crate::calendar::{Day, day_of};
-use crate::config::{Quota, Snapshot, Unit};
+use crate::calendar::day_of;
+use crate::config::Snapshot;
 use crate::policy::books::{BookView, Books};
 use crate::policy::route::HealthView;
 use crate::telemetry::audit::AuditWriter;
+use crate::telemetry::metrics::Totals;
 use crate::upstream::dns::{self, AddrTable};
 
 /// How often the coordinator drains rings when no command arrives.
@@ -59,6 +60,8 @@ pub enum AdminOp {
     SetKey(String, bool),
     /// Each deployment's health on each worker.
     Deployments,
+    /// The metrics, as a scrape's text (OpenMetrics or Prometheus' text format).
+    Metrics { openmetrics: bool },
 }
 
 /// One deployment as the admin API shows it.
@@ -79,6 +82,10 @@ pub enum AdminReply {
         spend: BTreeMap<String, Spend>,
     },
     Deployments(Vec<DeploymentView>),
+    Metrics {
+        content_type: &'static str,
+        text: String,
+    },
     Done(String),
     NotFound(String),
 }
@@ -162,6 +169,12 @@ pub struct Coordinator {
     next_dns: Instant,
     /// Vertex AI access tokens.
     tokens: super::tokens::TokenKeeper,
+    /// Workers' filled metrics buffers, and where the emptied ones go back.
+    metrics_in: Vec<rtrb::Consumer<super::MetricsBox>>,
+    metrics_back: Vec<rtrb::Producer<super::MetricsBox>>,
+    /// Every worker's metrics since start, by name.
+    metrics: Totals,
+    started: std::time::SystemTime,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -186,6 +199,8 @@ impl Coordinator {
             controls,
             wake,
             doorbells,
+            metrics: metrics_in,
+            metrics_back,
         } = rings;
         let n = events.len();
         let audit = AuditWriter::start(&snapshot.audit)?;
@@ -215,9 +230,12 @@ impl Coordinator {
         };
         let today = day_of(clock.now());
         let books = Books::new(n, &snapshot, today, Instant::now(), &|q, from| {
-            ledger.as_ref().map_or(0, |l| budget_spent(l, q, from))
+            ledger.as_ref().map_or(0, |l| l.budget_spent(q, from))
         });
-        let disabled = ledger.as_ref().map(runtime_disabled).unwrap_or_default();
+        let disabled = ledger
+            .as_ref()
+            .map(Ledger::runtime_disabled)
+            .unwrap_or_default();
         let mut c = Coordinator {
             health: vec![vec![HealthView::default(); n]; snapshot.deployments.len()],
             clock,
@@ -251,6 +269,10 @@ impl Coordinator {
             totals: Counters::default(),
             cut: 0,
             tokens: super::tokens::TokenKeeper::default(),
+            metrics_in,
+            metrics_back,
+            metrics: Totals::default(),
+            started: std::time::SystemTime::now(),
         };
         // Before any worker serves a request: Vertex AI access tokens (a blocking fetch, like
         // the first DNS resolution).
@@ -379,7 +401,7 @@ impl Coordinator {
                     &snap,
                     day_of(self.clock.now()),
                     Instant::now(),
-                    &|q, from| ledger.as_ref().map_or(0, |l| budget_spent(l, q, from)),
+                    &|q, from| ledger.as_ref().map_or(0, |l| l.budget_spent(q, from)),
                 );
                 // The disabled keys by the new ids first: no request under the new snapshot
                 // may see a stale bitmap.
@@ -420,6 +442,23 @@ impl Coordinator {
                     })
                     .collect(),
             ),
+            AdminOp::Metrics { openmetrics } => {
+                let (content_type, text) = super::scrape::render(
+                    &super::scrape::Scrape {
+                        snapshot: &self.snapshot,
+                        totals: &self.metrics,
+                        counters: &self.totals,
+                        books: self.books.views(),
+                        health: &self.health,
+                        audit_written: self.audit.stats.written.load(Ordering::Relaxed),
+                        audit_dropped: self.dropped(),
+                        cut_connections: self.cut,
+                        started: self.started,
+                    },
+                    openmetrics,
+                );
+                AdminReply::Metrics { content_type, text }
+            }
             AdminOp::State => AdminReply::State {
                 quotas: self.books.views(),
                 disabled: self.disabled.iter().cloned().collect(),
@@ -437,8 +476,10 @@ impl Coordinator {
                         .quotas
                         .iter()
                         .find(|q| q.scope == scope && q.is_budget())
-                        .map_or(0, |q| period_start(q, day_of(self.clock.now())));
-                    let net = net_spent(l, &scope, from);
+                        .map_or(0, |q| {
+                            super::ledger::period_start(q, day_of(self.clock.now()))
+                        });
+                    let net = l.net_spent(&scope, from);
                     let r = l
                         .append(self.clock.now(), &format!("credit:{scope}"), &net)
                         .and_then(|()| l.sync());
@@ -511,6 +552,7 @@ impl Coordinator {
     }
 
     fn drain_rings(&mut self) {
+        self.merge_metrics();
         for i in 0..self.events.len() {
             while let Ok(e) = self.events[i].pop() {
                 self.event(e);
@@ -653,6 +695,21 @@ impl Coordinator {
         self.audit.stats.dropped.load(Ordering::Relaxed)
     }
 
+    /// Folds the workers' filled metrics buffers into the totals (named by the snapshot they
+    /// were counted under) and sends them back emptied.
+    fn merge_metrics(&mut self) {
+        let max_keys = self.snapshot.admin.metrics_max_keys;
+        for (inbox, back) in self.metrics_in.iter_mut().zip(&mut self.metrics_back) {
+            while let Ok(mut m) = inbox.pop() {
+                let snap = self.history.iter().find(|s| s.generation == m.generation);
+                self.metrics.merge(&m, snap.map(|s| &**s), max_keys);
+                m.reset(0);
+                // A full return ring: the buffer is freed (the worker makes another).
+                let _ = back.push(m);
+            }
+        }
+    }
+
     fn publish(&mut self) {
         let dropped = self.dropped();
         if let Ok(mut p) = self.published.lock() {
@@ -714,45 +771,6 @@ fn strategy_name(s: crate::config::Strategy) -> &'static str {
         Strategy::Latency => "latency",
         Strategy::Cost => "cost",
     }
-}
-
-fn period_start(q: &Quota, today: Day) -> Day {
-    match q.window {
-        crate::config::Window::Period(p) => p.start(today),
-        crate::config::Window::Minute => today,
-    }
-}
-
-/// What `scope` spent from `from` on, less the credits of admin resets.
-fn net_spent(l: &Ledger, scope: &str, from: Day) -> Spend {
-    l.spent_since(scope, from)
-        .saturating_sub(&l.spent_since(&format!("credit:{scope}"), from))
-}
-
-/// A budget's spend in its current period, from the ledger.
-fn budget_spent(l: &Ledger, q: &Quota, from: Day) -> i64 {
-    let s = net_spent(l, &q.scope, from);
-    let v = match q.unit {
-        Unit::MicroUsd => s.cost_micro_usd,
-        Unit::Tokens => s.input_tokens + s.output_tokens,
-        Unit::Requests => s.requests,
-    };
-    v.min(i64::MAX as u64) as i64
-}
-
-/// Keys an admin disabled (and did not re-enable), from the ledger's records.
-fn runtime_disabled(l: &Ledger) -> BTreeSet<String> {
-    let totals = l.totals();
-    totals
-        .iter()
-        .filter_map(|(scope, s)| {
-            let id = scope.strip_prefix("disable:key:")?;
-            let enabled = totals
-                .get(&format!("enable:key:{id}"))
-                .map_or(0, |e| e.requests);
-            (s.requests > enabled).then(|| id.to_owned())
-        })
-        .collect()
 }
 
 /// Reaches the coordinator from another thread.

@@ -30,7 +30,7 @@
 //! (`kill_9_under_load...`): 36–128 of ≈2,000 requests lost at ≈8,000 requests/s on 2 vCPUs,
 //! i.e. 5–15 ms of traffic; the recovered spend never exceeds what the provider billed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -39,6 +39,7 @@ use serde::Deserialize;
 
 use super::Spend;
 use crate::calendar::{Day, day_of};
+use crate::config::{Quota, Unit};
 use crate::json;
 
 /// What [`Ledger::open`] found.
@@ -355,6 +356,48 @@ fn decode(line: &[u8], scratch: &mut json::Scratch) -> Option<Record> {
         return None;
     }
     scratch.parse::<Record>(payload)
+}
+
+/// The day a quota's current period began (today, for a rate limit).
+pub fn period_start(q: &Quota, today: Day) -> Day {
+    match q.window {
+        crate::config::Window::Period(p) => p.start(today),
+        crate::config::Window::Minute => today,
+    }
+}
+
+impl Ledger {
+    /// What `scope` spent from `from` on, less the credits of admin resets.
+    pub fn net_spent(&self, scope: &str, from: Day) -> Spend {
+        self.spent_since(scope, from)
+            .saturating_sub(&self.spent_since(&format!("credit:{scope}"), from))
+    }
+
+    /// A budget's spend in its current period.
+    pub fn budget_spent(&self, q: &Quota, from: Day) -> i64 {
+        let s = self.net_spent(&q.scope, from);
+        let v = match q.unit {
+            Unit::MicroUsd => s.cost_micro_usd,
+            Unit::Tokens => s.input_tokens + s.output_tokens,
+            Unit::Requests => s.requests,
+        };
+        v.min(i64::MAX as u64) as i64
+    }
+
+    /// Keys an admin disabled (and did not re-enable), from the records.
+    pub fn runtime_disabled(&self) -> BTreeSet<String> {
+        let totals = self.totals();
+        totals
+            .iter()
+            .filter_map(|(scope, s)| {
+                let id = scope.strip_prefix("disable:key:")?;
+                let enabled = totals
+                    .get(&format!("enable:key:{id}"))
+                    .map_or(0, |e| e.requests);
+                (s.requests > enabled).then(|| id.to_owned())
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 
 pub mod coordinator;
 pub mod ledger;
+mod scrape;
 mod tokens;
 
 use std::collections::VecDeque;
@@ -29,6 +30,13 @@ use crate::usage::Usage;
 pub const EVENT_RING_SLOTS: usize = 4 * 1024;
 /// Slots in each coordinator → worker ring.
 pub const CONTROL_RING_SLOTS: usize = 64;
+
+/// Slots in each worker's two metrics rings: filled buffers out, emptied ones back
+/// (`telemetry::metrics`; a worker has at most a few buffers in flight).
+pub const METRICS_RING_SLOTS: usize = 8;
+
+/// A worker's metrics buffer, as it travels between the worker and the coordinator.
+pub type MetricsBox = Box<crate::telemetry::metrics::WorkerMetrics>;
 
 /// How often workers report their deployments' health to the coordinator.
 pub const ROUTE_REPORT: std::time::Duration = std::time::Duration::from_millis(250);
@@ -279,6 +287,9 @@ pub struct Rings {
     pub doorbell: std::os::unix::net::UnixStream,
     /// Where the worker hands its formatted audit lines (not through the coordinator).
     pub audit: Option<AuditSink>,
+    /// Filled metrics buffers out, and emptied ones back.
+    pub metrics: rtrb::Producer<MetricsBox>,
+    pub metrics_back: rtrb::Consumer<MetricsBox>,
 }
 
 /// The coordinator's ends of every worker's rings (index = worker), and its doorbell.
@@ -288,6 +299,8 @@ pub struct CoordinatorRings {
     pub controls: Vec<rtrb::Producer<Control>>,
     pub wake: Arc<Wake>,
     pub doorbells: Vec<Doorbell>,
+    pub metrics: Vec<rtrb::Consumer<MetricsBox>>,
+    pub metrics_back: Vec<rtrb::Producer<MetricsBox>>,
 }
 
 /// Wakes one worker when the coordinator has pushed control messages for it (a grant a

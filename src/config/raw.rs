@@ -481,6 +481,12 @@ pub struct RawAdmin {
     pub listen: String,
     /// Hex SHA-256 of the admin key (`tollgate hash-key`). Unset: no admin API.
     pub key_sha256: Option<String>,
+    /// `GET /metrics` without the admin key (the listener then runs even with no key, serving
+    /// only that).
+    pub metrics_public: bool,
+    /// Keys with their own label in the metrics (the first, in config order); the rest are
+    /// counted as `other`.
+    pub metrics_max_keys: u64,
 }
 
 impl Default for RawAdmin {
@@ -488,6 +494,8 @@ impl Default for RawAdmin {
         RawAdmin {
             listen: "127.0.0.1:9090".into(),
             key_sha256: None,
+            metrics_public: false,
+            metrics_max_keys: 1000,
         }
     }
 }

@@ -168,9 +168,14 @@ pub struct QuotaSettings {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {
-    /// `None`: no admin API (no admin key configured).
+    /// `None`: no admin listener (no admin key, and metrics not public).
     pub listen: Option<SocketAddr>,
-    pub key_sha256: [u8; 32],
+    /// `None`: no admin API; only `/metrics`, when public.
+    pub key_sha256: Option<[u8; 32]>,
+    /// `GET /metrics` needs no key.
+    pub metrics_public: bool,
+    /// Keys with their own metrics label (config order); the rest are `other`.
+    pub metrics_max_keys: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -577,29 +577,30 @@ pub fn compile(
 }
 
 fn admin(p: &mut Problems, r: &RawAdmin) -> Admin {
-    let Some(hex) = &r.key_sha256 else {
-        return Admin {
-            listen: None,
-            key_sha256: [0; 32],
-        };
-    };
-    let key_sha256 = parse_sha256(hex).unwrap_or_else(|| {
-        p.add(
-            "admin.key_sha256",
-            "must be 64 hex digits: the SHA-256 of the admin key (`tollgate hash-key`)",
-        );
-        [0; 32]
+    let key_sha256 = r.key_sha256.as_ref().map(|hex| {
+        parse_sha256(hex).unwrap_or_else(|| {
+            p.add(
+                "admin.key_sha256",
+                "must be 64 hex digits: the SHA-256 of the admin key (`tollgate hash-key`)",
+            );
+            [0; 32]
+        })
     });
-    let listen = r.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
-        p.add(
-            "admin.listen",
-            format!("`{}` is not an IP address and port", r.listen),
-        );
-        SocketAddr::from(([127, 0, 0, 1], 0))
+    let on = key_sha256.is_some() || r.metrics_public;
+    let listen = on.then(|| {
+        r.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+            p.add(
+                "admin.listen",
+                format!("`{}` is not an IP address and port", r.listen),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
     });
     Admin {
-        listen: Some(listen),
+        listen,
         key_sha256,
+        metrics_public: r.metrics_public,
+        metrics_max_keys: usize::try_from(r.metrics_max_keys).unwrap_or(usize::MAX),
     }
 }
 

@@ -1,10 +1,14 @@
 //! The admin API: a separate listener (`[admin] listen`, localhost by default), off unless an
-//! admin key is configured, served by one plain thread — it is rare, tiny traffic, and must
+//! admin key is configured or metrics are public, served by one plain thread — it is rare, tiny traffic, and must
 //! never share a worker's core time with requests.
 //!
 //! Every request needs `Authorization: Bearer <admin key>` (compared by SHA-256 with
-//! `admin.key_sha256`). Routes:
+//! `admin.key_sha256`), but `GET /metrics` when `admin.metrics_public` is set (the listener
+//! then runs even without a key, serving only that). Routes:
 //!
+//! - `GET /metrics` — Prometheus' text format, or OpenMetrics when the scraper's `Accept`
+//!   names it: the coordinator's merged totals (`account::scrape` lists the families); a
+//!   scrape never touches a worker.
 //! - `GET /admin/quotas` — every budget and rate limit: cap, spent this period (or in the
 //!   bucket), remaining, granted to workers, reserved by calls in flight, free to grant,
 //!   consumed since start, soft threshold crossed; keys disabled at runtime; spend per key.
@@ -47,7 +51,7 @@ pub struct Admin {
 }
 
 impl Admin {
-    pub fn start(listen: SocketAddr, key: [u8; 32], handle: AdminHandle) -> std::io::Result<Self> {
+    pub fn start(listen: SocketAddr, access: Access, handle: AdminHandle) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen)?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -60,7 +64,7 @@ impl Admin {
                         return;
                     }
                     if let Ok(s) = conn {
-                        serve(s, &key, &handle);
+                        serve(s, &access, &handle);
                     }
                 }
             })?;
@@ -81,36 +85,77 @@ impl Admin {
     }
 }
 
+/// Who may ask what of the admin listener.
+#[derive(Debug, Clone, Copy)]
+pub struct Access {
+    /// The admin key's SHA-256 (`None`: only a public `/metrics` is served).
+    pub key: Option<[u8; 32]>,
+    /// `GET /metrics` needs no key.
+    pub metrics_public: bool,
+}
+
 /// One request per connection.
-fn serve(mut s: TcpStream, key: &[u8; 32], handle: &AdminHandle) {
+fn serve(mut s: TcpStream, access: &Access, handle: &AdminHandle) {
     let _ = s.set_read_timeout(Some(IO_TIMEOUT));
     let _ = s.set_write_timeout(Some(IO_TIMEOUT));
     let mut buf = Vec::with_capacity(4096);
     let mut head = RequestHead::new();
     let mut out = Vec::with_capacity(4096);
     let r = read_request(&mut s, &mut buf, &mut head).and_then(|body| {
+        let method = head.method_span.get(&buf);
+        let path = head.path(&buf);
+        let public = access.metrics_public && path == b"/metrics";
         let auth = head.header(&buf, "authorization");
-        if !authorized(auth, key) {
+        if !public && !access.key.is_some_and(|k| authorized(auth, &k)) {
             return Err(GatewayError::new(
                 ErrorKind::InvalidKey,
                 "The admin API needs Authorization: Bearer <admin key>.",
             ));
         }
-        let method = head.method_span.get(&buf);
-        route(method, head.path(&buf), &buf[body], handle)
+        if path == b"/metrics" {
+            let accept = head.header(&buf, "accept").unwrap_or_default();
+            return metrics(method, accept, handle);
+        }
+        route(method, path, &buf[body], handle).map(|(status, json)| (status, JSON, json))
     });
     match r {
-        Ok((status, json)) => {
+        Ok((status, content_type, body)) => {
             write::status_line(&mut out, status);
-            write::header(&mut out, "content-type", b"application/json");
-            write::header_u64(&mut out, "content-length", json.len() as u64);
+            write::header(&mut out, "content-type", content_type.as_bytes());
+            write::header_u64(&mut out, "content-length", body.len() as u64);
             write::header(&mut out, "connection", b"close");
             write::end_head(&mut out);
-            out.extend_from_slice(&json);
+            out.extend_from_slice(&body);
         }
         Err(e) => e.write_response(&mut out, true, b"", b""),
     }
     let _ = s.write_all(&out);
+}
+
+const JSON: &str = "application/json";
+
+/// `GET /metrics`: the coordinator's totals in the format the scraper asks for.
+fn metrics(
+    method: &[u8],
+    accept: &[u8],
+    handle: &AdminHandle,
+) -> Result<(u16, &'static str, Vec<u8>), GatewayError> {
+    if method != b"GET" {
+        return Err(GatewayError::new(
+            ErrorKind::MethodNotAllowed,
+            "GET /metrics",
+        ));
+    }
+    let openmetrics = crate::telemetry::exposition::Exposition::wants_openmetrics(accept);
+    match handle.call(AdminOp::Metrics { openmetrics }) {
+        Some(AdminReply::Metrics { content_type, text }) => {
+            Ok((200, content_type, text.into_bytes()))
+        }
+        _ => Err(GatewayError::new(
+            ErrorKind::Overloaded,
+            "the coordinator did not answer",
+        )),
+    }
 }
 
 /// Reads one request with the gateway's own HTTP/1.1 parser ([`crate::http1`]: the same
@@ -366,5 +411,7 @@ fn route(
             Ok((200, out))
         }
         AdminReply::NotFound(m) => Err(GatewayError::new(ErrorKind::NotFound, m)),
+        // Served by `metrics`, never asked for here.
+        AdminReply::Metrics { text, .. } => Ok((200, text.into_bytes())),
     }
 }

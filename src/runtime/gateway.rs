@@ -24,7 +24,8 @@ use crate::account::coordinator::{
     published_cell,
 };
 use crate::account::{
-    CONTROL_RING_SLOTS, CoordinatorRings, Doorbell, EVENT_RING_SLOTS, Rings, Wake,
+    CONTROL_RING_SLOTS, CoordinatorRings, Doorbell, EVENT_RING_SLOTS, METRICS_RING_SLOTS, Rings,
+    Wake,
 };
 use crate::calendar::WallClock;
 use crate::config::Snapshot;
@@ -108,16 +109,22 @@ impl Gateway {
         let mut events = Vec::new();
         let mut controls = Vec::new();
         let mut doorbells = Vec::new();
+        let mut metrics = Vec::new();
+        let mut metrics_back = Vec::new();
         let mut ends = Vec::new();
         for _ in 0..listeners.len() {
             let (ev_tx, ev_rx) = rtrb::RingBuffer::new(EVENT_RING_SLOTS);
             let (ctl_tx, ctl_rx) = rtrb::RingBuffer::new(CONTROL_RING_SLOTS);
+            let (m_tx, m_rx) = rtrb::RingBuffer::new(METRICS_RING_SLOTS);
+            let (back_tx, back_rx) = rtrb::RingBuffer::new(METRICS_RING_SLOTS);
             let (bell, listen) = Doorbell::pair()
                 .map_err(|e| StartError::Other(format!("creating a doorbell: {e}")))?;
             events.push(ev_rx);
             controls.push(ctl_tx);
             doorbells.push(bell);
-            ends.push((ev_tx, ctl_rx, listen));
+            metrics.push(m_rx);
+            metrics_back.push(back_tx);
+            ends.push((ev_tx, ctl_rx, listen, (m_tx, back_rx)));
         }
         // The coordinator is built first: it opens the ledger and queues what workers must
         // know before their first request (keys disabled at runtime).
@@ -128,6 +135,8 @@ impl Gateway {
                 controls,
                 wake: wake.clone(),
                 doorbells,
+                metrics,
+                metrics_back,
             },
             cmd_rx,
             snapshot.clone(),
@@ -139,7 +148,7 @@ impl Gateway {
         let mut workers = Vec::new();
         let (ready_tx, ready_rx) = mpsc::channel();
         let audit = coordinator.audit_sink();
-        for (i, (listener, (ev_tx, ctl_rx, doorbell))) in
+        for (i, (listener, (ev_tx, ctl_rx, doorbell, (m_tx, back_rx)))) in
             listeners.into_iter().zip(ends).enumerate()
         {
             let snap = snapshot.clone();
@@ -157,6 +166,8 @@ impl Gateway {
                         wake,
                         doorbell,
                         audit,
+                        metrics: m_tx,
+                        metrics_back: back_rx,
                     };
                     let seat = Seat {
                         id: i,
@@ -189,13 +200,17 @@ impl Gateway {
             None => None,
             Some(listen) => {
                 let handle = AdminHandle::new(cmd_tx.clone(), wake.clone());
+                let access = super::admin::Access {
+                    key: snapshot.admin.key_sha256,
+                    metrics_public: snapshot.admin.metrics_public,
+                };
                 Some(
-                    super::admin::Admin::start(listen, snapshot.admin.key_sha256, handle).map_err(
-                        |source| StartError::Bind {
+                    super::admin::Admin::start(listen, access, handle).map_err(|source| {
+                        StartError::Bind {
                             addr: listen,
                             source,
-                        },
-                    )?,
+                        }
+                    })?,
                 )
             }
         };

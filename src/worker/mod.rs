@@ -114,6 +114,8 @@ pub struct Worker {
     /// This worker's audit lines, on their way to the writer thread.
     audit: RefCell<AuditBatch>,
     counters: RefCell<Counters>,
+    /// Metrics counted here, on their way to the coordinator (`telemetry::metrics`).
+    metrics: RefCell<crate::telemetry::metrics::WorkerDesk>,
     /// Set when the worker starts draining: stop accepting, close idle connections.
     pub drain: Latch,
     /// Set when the last connection closes after `drain`.
@@ -179,6 +181,10 @@ impl Worker {
             outbox: RefCell::new(Outbox::new(rings.events)),
             audit: RefCell::new(AuditBatch::new(rings.audit)),
             counters: RefCell::new(Counters::default()),
+            metrics: RefCell::new(crate::telemetry::metrics::WorkerDesk::new(
+                rings.metrics,
+                rings.metrics_back,
+            )),
             drain: Latch::default(),
             idle: Latch::default(),
             conns: Cell::new(0),
@@ -399,6 +405,7 @@ impl Worker {
                     counters: c,
                 });
             }
+            self.metrics.borrow_mut().report();
         }
         if now >= self.next_route_report.get() {
             self.next_route_report.set(now + ROUTE_REPORT);

@@ -130,6 +130,10 @@ pub(super) fn finish(w: &Worker, snap: &Snapshot, ctx: &RequestCtx) {
         completion_sha256: ctx.completion_sha256,
     };
     w.audit.borrow_mut().record(&record, snap);
+    // Counted only where something can read them (the admin listener serves `/metrics`).
+    if snap.admin.listen.is_some() {
+        w.metrics.borrow_mut().record(&record);
+    }
 }
 
 /// The low 48 bits of a request serial count requests; the high 16 name the worker.
