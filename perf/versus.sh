@@ -7,6 +7,9 @@
 #   OLD=/tmp/old-target/release/tollgate RUNS=5 DUR=3s perf/versus.sh
 # KEY_EXTRA adds lines to the bench key's entry in both configs, e.g. quotas:
 #   KEY_EXTRA='budget = { usd = 1000000.0 }\nrpm = 100000000\ntpm = 100000000000' perf/versus.sh
+# OLD_EXTRA / NEW_EXTRA add config lines to one arm only: a feature off vs on, same binary:
+#   OLD=target/release/tollgate NEW_EXTRA='[admin]\nlisten = "127.0.0.1:0"\nmetrics_public = true' \
+#     perf/versus.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . perf/lib.sh
@@ -38,6 +41,8 @@ for p in $PO $PN; do
   printf "${KEY_EXTRA:-}\n" >> "$SCRATCH/$p.toml"
   printf '[audit]\noutput = "off"\n' >> "$SCRATCH/$p.toml"
 done
+printf "${OLD_EXTRA:-}\n" >> "$SCRATCH/$PO.toml"
+printf "${NEW_EXTRA:-}\n" >> "$SCRATCH/$PN.toml"
 taskset -c "$GW_CORE" "$OLD" serve --config "$SCRATCH/$PO.toml" > "$SCRATCH/old.out" 2>&1 &
 O_PID=$!
 taskset -c "$GW_CORE" "$NEW" serve --config "$SCRATCH/$PN.toml" > "$SCRATCH/new.out" 2>&1 &
@@ -70,6 +75,8 @@ med() { median ${V[$1]}; }
   echo "Same config (one worker, one deployment, the mock, audit off). Medians of $RUNS"
   echo "interleaved runs, $DUR each. Command: \`OLD=$OLD RUNS=$RUNS DUR=$DUR perf/versus.sh\`."
   [ -n "${KEY_EXTRA:-}" ] && echo "The bench key also has: \`${KEY_EXTRA}\`."
+  [ -n "${OLD_EXTRA:-}" ] && echo "Old arm's config also has: \`${OLD_EXTRA}\`."
+  [ -n "${NEW_EXTRA:-}" ] && echo "New arm's config also has: \`${NEW_EXTRA}\`."
   echo
   echo "| | old | new |"
   echo "|---|---|---|"

@@ -20,6 +20,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
+pub use super::admin_ops::{AdminHandle, AdminOp, AdminReply, DeploymentView};
 use super::ledger::Ledger;
 use super::{Control, CoordinatorRings, Counters, DisabledKeys, Spend, Wake, WorkerEvent};
 use crate::calendar::WallClock;
@@ -28,6 +29,7 @@ use crate::config::Snapshot;
 use crate::policy::books::{BookView, Books};
 use crate::policy::route::HealthView;
 use crate::telemetry::audit::AuditWriter;
+use crate::telemetry::export::TraceExporter;
 use crate::telemetry::metrics::Totals;
 use crate::upstream::dns::{self, AddrTable};
 
@@ -50,47 +52,6 @@ pub enum Command {
     Admin(AdminOp, Sender<AdminReply>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AdminOp {
-    /// Every quota's book, runtime-disabled keys and spend per key.
-    State,
-    /// The budgets of a scope (`key:<id>` or `team:<name>`) start their period over.
-    Reset(String),
-    /// Disable (`false`) or re-enable (`true`) a key at runtime.
-    SetKey(String, bool),
-    /// Each deployment's health on each worker.
-    Deployments,
-    /// The metrics, as a scrape's text (OpenMetrics or Prometheus' text format).
-    Metrics { openmetrics: bool },
-}
-
-/// One deployment as the admin API shows it.
-#[derive(Debug, Clone)]
-pub struct DeploymentView {
-    pub name: String,
-    pub provider: String,
-    pub strategy: &'static str,
-    /// Per worker, at its last report.
-    pub workers: Vec<HealthView>,
-}
-
-#[derive(Debug, Clone)]
-pub enum AdminReply {
-    State {
-        quotas: Vec<BookView>,
-        disabled: Vec<String>,
-        spend: BTreeMap<String, Spend>,
-    },
-    Deployments(Vec<DeploymentView>),
-    Metrics {
-        content_type: &'static str,
-        text: String,
-    },
-    Done(String),
-    NotFound(String),
-}
-
-/// What the coordinator publishes for the control thread (read off the hot path).
 #[derive(Debug, Default, Clone)]
 pub struct Published {
     pub totals: Counters,
@@ -175,6 +136,7 @@ pub struct Coordinator {
     /// Every worker's metrics since start, by name.
     metrics: Totals,
     started: std::time::SystemTime,
+    traces: TraceExporter,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -204,6 +166,7 @@ impl Coordinator {
         } = rings;
         let n = events.len();
         let audit = AuditWriter::start(&snapshot.audit)?;
+        let traces = TraceExporter::start(snapshot.tracing.clone())?;
         let mut spend = BTreeMap::new();
         let ledger = match &snapshot.ledger.dir {
             None => None,
@@ -273,6 +236,7 @@ impl Coordinator {
             metrics_back,
             metrics: Totals::default(),
             started: std::time::SystemTime::now(),
+            traces,
         };
         // Before any worker serves a request: Vertex AI access tokens (a blocking fetch, like
         // the first DNS resolution).
@@ -350,6 +314,8 @@ impl Coordinator {
         {
             eprintln!("tollgate: ledger: {e}; the last second of spend may not be on disk");
         }
+        // Every worker has handed over its last spans: send them.
+        self.traces.close();
         if !self.audit.close(AUDIT_CLOSE_WAIT) {
             eprintln!(
                 "tollgate: the audit output did not finish writing within {} s; {} record(s) \
@@ -363,6 +329,11 @@ impl Coordinator {
             p.quotas = self.books.views();
         }
         self.report_drops(true);
+    }
+
+    /// A worker's handle on the trace exporter.
+    pub fn trace_sink(&self) -> Option<crate::telemetry::export::TraceSink> {
+        self.traces.sink()
     }
 
     /// A worker's handle on the audit writer (each worker hands it its own formatted lines).
@@ -387,6 +358,9 @@ impl Coordinator {
                 self.tokens.want(&snap);
                 if snap.audit != self.snapshot.audit {
                     self.audit.configure(&snap.audit);
+                }
+                if snap.tracing != self.snapshot.tracing {
+                    self.traces.configure(snap.tracing.clone());
                 }
                 self.swaps.push((snap.generation, done));
                 self.history.push_back(snap.clone());
@@ -454,6 +428,7 @@ impl Coordinator {
                         audit_dropped: self.dropped(),
                         cut_connections: self.cut,
                         started: self.started,
+                        traces: &self.traces.stats,
                     },
                     openmetrics,
                 );
@@ -770,26 +745,5 @@ fn strategy_name(s: crate::config::Strategy) -> &'static str {
         Strategy::LeastInflight => "least_inflight",
         Strategy::Latency => "latency",
         Strategy::Cost => "cost",
-    }
-}
-
-/// Reaches the coordinator from another thread.
-#[derive(Debug, Clone)]
-pub struct AdminHandle {
-    commands: Sender<Command>,
-    wake: Arc<Wake>,
-}
-
-impl AdminHandle {
-    pub fn new(commands: Sender<Command>, wake: Arc<Wake>) -> Self {
-        AdminHandle { commands, wake }
-    }
-
-    /// Runs `op` on the coordinator and waits (up to 10 s) for its answer.
-    pub fn call(&self, op: AdminOp) -> Option<AdminReply> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.commands.send(Command::Admin(op, tx)).ok()?;
-        self.wake.wake();
-        rx.recv_timeout(std::time::Duration::from_secs(10)).ok()
     }
 }

@@ -10,6 +10,7 @@
 //! go out on the next tick; nothing is ever dropped. That queue grows with time, not with
 //! traffic (spend keeps coalescing in the book while the ring is backed up).
 
+mod admin_ops;
 pub mod coordinator;
 pub mod ledger;
 mod scrape;
@@ -287,6 +288,8 @@ pub struct Rings {
     pub doorbell: std::os::unix::net::UnixStream,
     /// Where the worker hands its formatted audit lines (not through the coordinator).
     pub audit: Option<AuditSink>,
+    /// Where the worker hands its encoded trace spans.
+    pub traces: Option<crate::telemetry::export::TraceSink>,
     /// Filled metrics buffers out, and emptied ones back.
     pub metrics: rtrb::Producer<MetricsBox>,
     pub metrics_back: rtrb::Consumer<MetricsBox>,

@@ -15,7 +15,7 @@
 //! | `tollgate_gateway_overhead_seconds` (histogram) | — | time to the first byte minus the provider's time to its response head |
 //! | `tollgate_quota_limit`, `_used`, `_remaining`, `_reserved` | `quota`, `scope`, `unit`, `window` | the books (`used`: this period, or in the bucket) |
 //! | `tollgate_deployment_circuit_open`, `_inflight`, `_ewma_ttft_seconds`, `_failures_total`, `_retries_total` | `model`, `deployment` | health reports (every 250 ms) |
-//! | connections, TLS handshakes failed, bytes, upstream connections, audit records written and dropped, connections cut at drain | — | counters |
+//! | connections, TLS handshakes failed, bytes, upstream connections, audit records written and dropped, connections cut at drain, trace spans exported and dropped | — | counters |
 //! | `process_resident_memory_bytes`, `process_cpu_seconds_total`, `process_open_fds`, `process_start_time_seconds` | — | `/proc/self` |
 //!
 //! USD figures are the integer micro-dollars the gateway keeps, divided by 10⁶ only here.
@@ -47,6 +47,7 @@ pub struct Scrape<'a> {
     pub audit_dropped: u64,
     pub cut_connections: u64,
     pub started: SystemTime,
+    pub traces: &'a crate::telemetry::export::TraceStats,
 }
 
 /// A health family: name, kind, help, and its value from one deployment's reports.
@@ -424,7 +425,23 @@ fn gateway(e: &mut Exposition, s: &Scrape<'_>) {
         (&t.overhead, OVERHEAD_BOUNDS_US, SECONDS),
     );
     let c = s.counters;
-    let counters: [(&str, &str, u64); 12] = [
+    let traced = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let counters: [(&str, &str, u64); 15] = [
+        (
+            "tollgate_trace_spans_exported",
+            "Spans the collector accepted.",
+            traced(&s.traces.exported),
+        ),
+        (
+            "tollgate_trace_spans_dropped",
+            "Spans lost: the exporter's queue was full, or the collector failed every retry.",
+            traced(&s.traces.dropped),
+        ),
+        (
+            "tollgate_trace_exports_failed",
+            "Export requests the collector did not accept after their retries.",
+            traced(&s.traces.failed_exports),
+        ),
         (
             "tollgate_connections_accepted",
             "Client connections accepted.",

@@ -11,6 +11,7 @@
 //! `tollgate check --config FILE` runs all three and prints [`Snapshot::summary`].
 
 mod money;
+mod operator;
 mod price_file;
 mod provider;
 pub mod raw;

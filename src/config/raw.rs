@@ -34,6 +34,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub admin: RawAdmin,
     #[serde(default)]
+    pub tracing: RawTracing,
+    #[serde(default)]
     pub routing: RawRouting,
     /// A price file over the bundled `config/prices.toml`.
     #[serde(default)]
@@ -496,6 +498,31 @@ impl Default for RawAdmin {
             key_sha256: None,
             metrics_public: false,
             metrics_max_keys: 1000,
+        }
+    }
+}
+
+/// `[tracing]`: OpenTelemetry spans over OTLP/HTTP (protobuf). Off unless `endpoint` is set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTracing {
+    /// The collector's traces URL, e.g. `http://127.0.0.1:4318/v1/traces` (`http://` only).
+    pub endpoint: Option<String>,
+    /// The share of requests traced when their caller's `traceparent` does not decide (0–1).
+    pub sample: f64,
+    /// The resource's `service.name`.
+    pub service_name: String,
+    /// Spans waiting for the exporter; past this, batches are dropped and counted.
+    pub queue_spans: u64,
+}
+
+impl Default for RawTracing {
+    fn default() -> Self {
+        RawTracing {
+            endpoint: None,
+            sample: 1.0,
+            service_name: "tollgate".into(),
+            queue_spans: 16_384,
         }
     }
 }

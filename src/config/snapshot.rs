@@ -52,6 +52,8 @@ pub struct Snapshot {
     pub quotas: Vec<Quota>,
     pub quota_settings: QuotaSettings,
     pub admin: Admin,
+    /// `None`: no tracing (nothing is done per request).
+    pub tracing: Option<Tracing>,
     pub routing: Routing,
     /// The bundled price table's version and date, e.g. `v1, taken 2025-10-01`.
     pub price_table: String,
@@ -176,6 +178,20 @@ pub struct Admin {
     pub metrics_public: bool,
     /// Keys with their own metrics label (config order); the rest are `other`.
     pub metrics_max_keys: usize,
+}
+
+/// `[tracing]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracing {
+    /// The collector: host, port, `Host:` value and path (`/v1/traces`).
+    pub host: String,
+    pub port: u16,
+    pub authority: String,
+    pub path: String,
+    /// Requests traced per million, when no caller's `traceparent` decides.
+    pub sample_per_million: u32,
+    pub service_name: String,
+    pub queue_spans: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,7 @@ use std::time::Duration;
 use super::money::{ScopeLimits, price, price_table, scope_quotas};
 use super::provider::provider;
 use super::raw::{
-    RawAdmin, RawApi, RawAudit, RawConfig, RawLimits, RawRouting, RawStrategy, RawUpstream,
-    RawWorkers,
+    RawApi, RawAudit, RawConfig, RawLimits, RawRouting, RawStrategy, RawUpstream, RawWorkers,
 };
 use super::snapshot::*;
 use crate::dialect::Dialect;
@@ -155,7 +154,8 @@ pub fn compile(
             10_000_000,
         ),
     };
-    let admin = admin(&mut p, &raw.admin);
+    let admin = super::operator::admin(&mut p, &raw.admin);
+    let tracing = super::operator::tracing(&mut p, &raw.tracing);
     let routing = routing(&mut p, &raw.routing);
     let mut quotas: Vec<Quota> = Vec::new();
 
@@ -572,36 +572,9 @@ pub fn compile(
         quota_settings,
         routing,
         admin,
+        tracing,
         price_table: table.describe.clone(),
     })
-}
-
-fn admin(p: &mut Problems, r: &RawAdmin) -> Admin {
-    let key_sha256 = r.key_sha256.as_ref().map(|hex| {
-        parse_sha256(hex).unwrap_or_else(|| {
-            p.add(
-                "admin.key_sha256",
-                "must be 64 hex digits: the SHA-256 of the admin key (`tollgate hash-key`)",
-            );
-            [0; 32]
-        })
-    });
-    let on = key_sha256.is_some() || r.metrics_public;
-    let listen = on.then(|| {
-        r.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
-            p.add(
-                "admin.listen",
-                format!("`{}` is not an IP address and port", r.listen),
-            );
-            SocketAddr::from(([127, 0, 0, 1], 0))
-        })
-    });
-    Admin {
-        listen,
-        key_sha256,
-        metrics_public: r.metrics_public,
-        metrics_max_keys: usize::try_from(r.metrics_max_keys).unwrap_or(usize::MAX),
-    }
 }
 
 fn audit(p: &mut Problems, r: &RawAudit) -> Audit {

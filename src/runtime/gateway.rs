@@ -148,6 +148,7 @@ impl Gateway {
         let mut workers = Vec::new();
         let (ready_tx, ready_rx) = mpsc::channel();
         let audit = coordinator.audit_sink();
+        let traces = coordinator.trace_sink();
         for (i, (listener, (ev_tx, ctl_rx, doorbell, (m_tx, back_rx)))) in
             listeners.into_iter().zip(ends).enumerate()
         {
@@ -156,6 +157,7 @@ impl Gateway {
             let ready = ready_tx.clone();
             let wake = wake.clone();
             let audit = audit.clone();
+            let traces = traces.clone();
             let core = (server.pin_workers && !cores.is_empty()).then(|| cores[i % cores.len()]);
             let handle = std::thread::Builder::new()
                 .name(format!("tollgate-w{i}"))
@@ -166,6 +168,7 @@ impl Gateway {
                         wake,
                         doorbell,
                         audit,
+                        traces,
                         metrics: m_tx,
                         metrics_back: back_rx,
                     };

@@ -158,14 +158,32 @@ pub const MAX_TRIES: usize = 10;
 pub struct Tries {
     pub n: u8,
     pub list: [Option<(DeploymentId, TryOutcome)>; MAX_TRIES],
+    /// When each attempt began and ended, µs after the request's start (recorded for traced
+    /// requests only; an end of 0: it ran to the request's end).
+    pub at: [(u32, u32); MAX_TRIES],
+    began: u32,
+    ended: u32,
 }
 
 impl Tries {
     pub fn push(&mut self, d: DeploymentId, o: TryOutcome) {
-        if let Some(slot) = self.list.get_mut(usize::from(self.n)) {
+        let n = usize::from(self.n);
+        if let Some(slot) = self.list.get_mut(n) {
             *slot = Some((d, o));
+            self.at[n] = (self.began, self.ended);
             self.n += 1;
         }
+    }
+
+    /// The next attempt begins `us` after the request's start.
+    pub fn begin(&mut self, us: u32) {
+        self.began = us;
+        self.ended = 0;
+    }
+
+    /// The current attempt ended `us` after the request's start.
+    pub fn end(&mut self, us: u32) {
+        self.ended = us;
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (DeploymentId, TryOutcome)> + '_ {

@@ -47,6 +47,10 @@ pub(super) async fn serve(w: &Rc<Worker>, mut io: ClientStream) {
         let snap = w.snapshot();
         let mut ctx = RequestCtx::new(w, &c);
         ctx.generation = snap.generation;
+        if let Some(t) = &snap.tracing {
+            let parent = c.head.header(&c.buf, "traceparent");
+            ctx.trace = Some(w.ids.borrow_mut().start(t, parent));
+        }
         c.meter.reset();
         let result = serve_request(w, &snap, &mut io, &mut c, &mut ctx).await;
         if let Err(e) = result {
@@ -132,6 +136,9 @@ async fn serve_request(
     let headers_before = ctx.extra_head.len();
     loop {
         let (m, d) = c.cands[failover.index()];
+        if ctx.trace.is_some() {
+            ctx.tries.begin(since_start(ctx));
+        }
         let failure = 'attempt: {
             // admit: the first attempt reserves; a later one moves the deployment's limits
             if failover.admitted_on().is_none() {
@@ -179,6 +186,9 @@ async fn serve_request(
             }
         };
         // failover: the next candidate, or this failure goes to the client
+        if ctx.trace.is_some() {
+            ctx.tries.end(since_start(ctx));
+        }
         ctx.tries.push(d, failure.how);
         let diverted = divert(w, snap, c, ctx, (m, failover.index()), failure.how);
         let failed = Failed {
@@ -215,6 +225,11 @@ async fn serve_request(
             }
         }
     }
+}
+
+/// µs since the request started (a traced attempt's start or end).
+fn since_start(ctx: &RequestCtx) -> u32 {
+    u32::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u32::MAX)
 }
 
 /// `/healthz` is always 200; `/readyz` is 503 once the worker drains.

@@ -114,6 +114,10 @@ pub struct Worker {
     /// This worker's audit lines, on their way to the writer thread.
     audit: RefCell<AuditBatch>,
     counters: RefCell<Counters>,
+    /// Spans of sampled requests, on their way to the trace exporter.
+    traces: RefCell<crate::telemetry::export::TraceBatch>,
+    /// Trace and span ids, sampling decisions.
+    ids: RefCell<crate::telemetry::trace::Ids>,
     /// Metrics counted here, on their way to the coordinator (`telemetry::metrics`).
     metrics: RefCell<crate::telemetry::metrics::WorkerDesk>,
     /// Set when the worker starts draining: stop accepting, close idle connections.
@@ -181,6 +185,10 @@ impl Worker {
             outbox: RefCell::new(Outbox::new(rings.events)),
             audit: RefCell::new(AuditBatch::new(rings.audit)),
             counters: RefCell::new(Counters::default()),
+            traces: RefCell::new(crate::telemetry::export::TraceBatch::new(rings.traces)),
+            ids: RefCell::new(crate::telemetry::trace::Ids::new(
+                wall_clock().1 ^ (u64::from(id) << 56),
+            )),
             metrics: RefCell::new(crate::telemetry::metrics::WorkerDesk::new(
                 rings.metrics,
                 rings.metrics_back,
@@ -421,8 +429,15 @@ impl Worker {
             }
         }
         self.pool.borrow_mut().evict(now);
-        let bound = self.snapshot.borrow().audit.queue_records as u64;
+        let (bound, spans) = {
+            let s = self.snapshot.borrow();
+            (
+                s.audit.queue_records as u64,
+                s.tracing.as_ref().map_or(0, |t| t.queue_spans as u64),
+            )
+        };
         self.audit.borrow_mut().flush(bound);
+        self.traces.borrow_mut().flush(spans);
         self.outbox.borrow_mut().flush()
     }
 
@@ -551,6 +566,8 @@ struct RequestCtx {
     reserved_under: Option<u64>,
     /// Each deployment tried and how it went.
     tries: Tries,
+    /// The request's trace (tracing on).
+    trace: Option<crate::telemetry::trace::TraceCtx>,
     /// The sticky-routing session (header, else the body's), hashed.
     session: Option<u64>,
     /// The current attempt's own state.

@@ -134,6 +134,9 @@ pub(super) fn finish(w: &Worker, snap: &Snapshot, ctx: &RequestCtx) {
     if snap.admin.listen.is_some() {
         w.metrics.borrow_mut().record(&record);
     }
+    if let Some(t) = ctx.trace.filter(|t| t.sampled) {
+        w.traces.borrow_mut().record(&record, &t, snap);
+    }
 }
 
 /// The low 48 bits of a request serial count requests; the high 16 name the worker.
@@ -187,6 +190,7 @@ impl RequestCtx {
             extra_head: Vec::with_capacity(512),
             reserved_under: None,
             tries: Tries::default(),
+            trace: None,
             attempt: AttemptState::default(),
             session: None,
         }

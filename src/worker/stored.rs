@@ -40,7 +40,7 @@ pub(super) async fn stored_response(
         let (m, d) = c.cands[i];
         ctx.model = Some(m);
         ctx.deployment = Some(d);
-        upstream_request(snap, c, d);
+        upstream_request(snap, c, ctx, d);
         let call = Call {
             api: api.clone(),
             stream: false,
@@ -130,7 +130,7 @@ fn targets(snap: &Snapshot, c: &mut Conn, key: KeyId) -> Result<(), GatewayError
 /// The request for deployment `d` in `c.ex.ureq`: the client's method, the call's path under
 /// the provider's base path, the provider's query then the client's, the client's headers
 /// (its credential replaced by the provider's) and body.
-fn upstream_request(snap: &Snapshot, c: &mut Conn, d: DeploymentId) {
+fn upstream_request(snap: &Snapshot, c: &mut Conn, ctx: &RequestCtx, d: DeploymentId) {
     let provider = snap.provider(snap.deployment(d).provider);
     c.ex.ureq_tail = None;
     let out = &mut c.ex.ureq;
@@ -160,6 +160,7 @@ fn upstream_request(snap: &Snapshot, c: &mut Conn, d: DeploymentId) {
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     upstream_headers(out, snap, &c.head, &c.buf, d, false);
+    trace_header(out, ctx);
     let body = &c.buf[c.body.clone()];
     if !body.is_empty() || c.head.method == Method::Post {
         write::header_u64(out, "content-length", body.len() as u64);

@@ -90,6 +90,7 @@ pub(super) fn translate(
         out.extend_from_slice(&path);
         out.extend_from_slice(b" HTTP/1.1\r\n");
         upstream_headers(out, snap, &c.head, &c.buf, d, false);
+        trace_header(out, ctx);
         write::header_u64(out, "content-length", body.len() as u64);
         sign_aws(out, provider, &path, body, ctx.start_unix_us / 1_000_000);
         write::end_head(out);
@@ -122,6 +123,7 @@ pub(super) fn translate(
         });
         out.extend_from_slice(b" HTTP/1.1\r\n");
         upstream_headers(out, snap, &c.head, &c.buf, d, false);
+        trace_header(out, ctx);
         vertex_auth(w, provider, out)?;
         write::header_u64(out, "content-length", len as u64);
         write::end_head(out);
@@ -187,6 +189,7 @@ pub(super) fn translate(
     out.extend_from_slice(provider.query.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     upstream_headers(out, snap, head, &c.buf, d, false);
+    trace_header(out, ctx);
     vertex_auth(w, provider, out)?;
     write::header_u64(out, "content-length", len as u64);
     write::end_head(out);
@@ -263,6 +266,8 @@ pub(super) fn upstream_headers(
             .iter()
             .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
             || listed_in(connection, name)
+            // Tracing on: the attempt's own `traceparent` replaces the client's.
+            || (snap.tracing.is_some() && name.eq_ignore_ascii_case(b"traceparent"))
             || (across
                 && (name.eq_ignore_ascii_case(b"content-type")
                     || anthropic::is_own_header(name)
@@ -284,6 +289,13 @@ pub(super) fn upstream_headers(
     }
     if provider.kind == ProviderKind::Anthropic && !version {
         write::header(out, "anthropic-version", anthropic::VERSION);
+    }
+}
+
+/// The attempt's own `traceparent` (tracing on): the provider's spans are its children.
+pub(super) fn trace_header(out: &mut Vec<u8>, ctx: &RequestCtx) {
+    if let Some(t) = &ctx.trace {
+        t.write_upstream_header(out, usize::from(ctx.tries.n));
     }
 }
 
@@ -381,6 +393,7 @@ pub(super) fn translate_across(
     let path = out[path_at..].to_vec();
     out.extend_from_slice(b" HTTP/1.1\r\n");
     upstream_headers(out, snap, &c.head, &c.buf, d, true);
+    trace_header(out, ctx);
     if let Err(e) = vertex_auth(w, provider, out) {
         body.clear();
         c.ex.ubuf = body;

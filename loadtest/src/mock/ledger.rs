@@ -90,7 +90,12 @@ pub struct Ledger {
     pub tokens_issued: u64,
     /// Calls on stored Responses API responses (retrieve, delete, cancel, input items).
     pub stored_calls: u64,
+    /// The W3C `traceparent` headers received, the last [`KEPT_TRACEPARENTS`].
+    pub traceparents: Vec<String>,
 }
+
+/// How many `traceparent` headers a ledger keeps.
+pub const KEPT_TRACEPARENTS: usize = 1024;
 
 impl Ledger {
     pub fn record(&mut self, model: &str, key: &str, e: &Entry) {
@@ -98,6 +103,13 @@ impl Ledger {
         self.total.add(&c);
         add_to(&mut self.models, model, &c);
         add_to(&mut self.keys, key, &c);
+    }
+
+    pub fn traceparent(&mut self, t: String) {
+        if self.traceparents.len() >= KEPT_TRACEPARENTS {
+            self.traceparents.remove(0);
+        }
+        self.traceparents.push(t);
     }
 
     pub fn fault(&mut self, label: &str) {
@@ -119,6 +131,7 @@ impl Ledger {
         self.connections += o.connections;
         self.tokens_issued += o.tokens_issued;
         self.stored_calls += o.stored_calls;
+        self.traceparents.extend(o.traceparents.iter().cloned());
     }
 }
 

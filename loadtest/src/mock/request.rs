@@ -182,6 +182,8 @@ pub struct HeadInfo {
     pub key: Option<String>,
     pub shape: Shape,
     pub fault: Option<Fault>,
+    /// The W3C `traceparent` the caller sent, if any (kept in the ledger).
+    pub traceparent: Option<String>,
 }
 
 /// Parses a millisecond value that may be fractional (`0.5`).
@@ -388,6 +390,9 @@ pub fn read_head(
         key: api_key(head, buf),
         shape,
         fault,
+        traceparent: head
+            .header(buf, "traceparent")
+            .map(|v| String::from_utf8_lossy(v).into_owned()),
     })
 }
 

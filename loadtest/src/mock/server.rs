@@ -466,7 +466,11 @@ where
         key,
         shape,
         fault,
+        traceparent,
     } = info;
+    if let Some(t) = traceparent {
+        w.with_ledger(|l| l.traceparent(t));
+    }
     match api {
         Api::Health => return send_json(io, &mut c.out, b"{\"status\":\"ok\"}", close).await,
         Api::Stats => {
