@@ -716,3 +716,68 @@ fn bedrock_converse_json_and_binary_stream_match_the_captures() {
     let usage = &mock_frames.last().unwrap().1["usage"];
     assert_eq!(usage["outputTokens"], 4);
 }
+
+#[test]
+fn vertex_anthropic_routes_answer_in_anthropics_wire_with_the_model_from_the_path() {
+    let mock = MockProc::spawn(&[]);
+    let path = "/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-x@20250101";
+    let body = br#"{"anthropic_version":"vertex-2023-10-16","max_tokens":3,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (r, cap) = run(send(
+        mock.addr,
+        post(&format!("{path}:rawPredict"), &[], body),
+        Dialect::Anthropic,
+    ));
+    assert_eq!(r.unwrap().status, 200);
+    let v = json(&cap.body);
+    let real = json(&corpus("anthropic/message.json"));
+    assert_shape(
+        &v,
+        &real,
+        &[
+            "id",
+            "type",
+            "role",
+            "content",
+            "model",
+            "stop_reason",
+            "usage",
+        ],
+        "message",
+    );
+    assert_eq!(v["model"], "claude-x@20250101", "the model is the path's");
+    assert_eq!(v["usage"]["input_tokens"], prompt_tokens(body));
+    assert_eq!(v["usage"]["output_tokens"], 3);
+
+    // The stream: Anthropic's event sequence, usage in message_start and message_delta.
+    let stream = br#"{"anthropic_version":"vertex-2023-10-16","stream":true,"max_tokens":2,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (r, cap) = run(send(
+        mock.addr,
+        post(&format!("{path}:streamRawPredict"), &[], stream),
+        Dialect::Anthropic,
+    ));
+    assert!(r.unwrap().stream_ended);
+    let names: Vec<&str> = cap.events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names.first(), Some(&"message_start"));
+    assert_eq!(names.last(), Some(&"message_stop"));
+    let start = json(cap.events[0].data.as_bytes());
+    assert_eq!(start["message"]["model"], "claude-x@20250101");
+    assert_eq!(
+        start["message"]["usage"]["input_tokens"],
+        prompt_tokens(stream)
+    );
+
+    // What Vertex refuses: a `model` member, or no (or another) API version.
+    for bad in [
+        &br#"{"anthropic_version":"vertex-2023-10-16","model":"claude-x","max_tokens":3,"messages":[]}"#[..],
+        br#"{"max_tokens":3,"messages":[]}"#,
+        br#"{"anthropic_version":"2023-06-01","max_tokens":3,"messages":[]}"#,
+    ] {
+        let (r, cap) = run(send(
+            mock.addr,
+            post(&format!("{path}:rawPredict"), &[], bad),
+            Dialect::Anthropic,
+        ));
+        assert_eq!(r.unwrap().status, 400, "{}", String::from_utf8_lossy(bad));
+        assert_eq!(json(&cap.body)["type"], "error");
+    }
+}

@@ -718,7 +718,10 @@ impl Coordinator {
 
     /// Vertex AI tokens that are due, fetched; the workers get the new set when it changed.
     fn refresh_tokens(&mut self) {
-        if let Some(t) = self.tokens.refresh(&self.snapshot, self.clock.now()) {
+        if let Some(t) = self
+            .tokens
+            .refresh(&self.snapshot, Instant::now(), self.clock.now())
+        {
             self.broadcast(|| Control::Tokens(t.clone()));
         }
     }
