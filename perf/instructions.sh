@@ -9,6 +9,8 @@
 #     perf/instructions.sh
 # OLD_EXTRA / NEW_EXTRA add config lines to one arm (as in versus.sh). Instructions are not
 # time: a cache miss costs no more than an add here. Read it beside versus.sh.
+# --fair-sched=yes: without it, a worker parked in io_uring_enter can hold valgrind's thread
+# lock and starve the others (the gateway then never finishes starting).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . perf/lib.sh
@@ -35,7 +37,7 @@ arm() {
     > "$dir/gw.toml"
   local exe
   exe=$(realpath "$bin")
-  (cd "$dir" && exec valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file=cg.out \
+  (cd "$dir" && exec valgrind --tool=callgrind --fair-sched=yes --separate-threads=yes --callgrind-out-file=cg.out \
     "$exe" serve --config gw.toml > gw.out 2>&1) &
   local pid=$!
   until grep -q listening "$dir/gw.out" 2>/dev/null; do sleep 0.2; done
