@@ -1,4 +1,4 @@
-//! `tollgate`: serve, check a config, or hash a virtual key.
+//! `tollgate`: serve, check a config, hash a virtual key, or watch a running gateway (`top`).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -34,6 +34,22 @@ enum Cmd {
     },
     /// Print the SHA-256 of a virtual key (for `[[keys]] sha256`). Reads stdin without KEY.
     HashKey { key: Option<String> },
+    /// A live view of a running gateway, from its admin API (`GET /admin/stats`).
+    Top {
+        /// The admin listener (`[admin] listen`).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: String,
+        /// The environment variable holding the admin key (none needed with
+        /// `metrics_public`).
+        #[arg(long, default_value = "TOLLGATE_ADMIN_KEY")]
+        key_env: String,
+        /// Milliseconds between redraws.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Print one frame and exit.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 fn load(path: Option<&PathBuf>) -> Result<config::Snapshot, config::ConfigError> {
@@ -72,6 +88,17 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Serve { config } => serve(config),
+        Cmd::Top {
+            admin,
+            key_env,
+            interval_ms,
+            once,
+        } => {
+            let key = std::env::var(&key_env).ok();
+            let every = std::time::Duration::from_millis(interval_ms.max(100));
+            tollgate::runtime::top::run(&admin, key.as_deref(), every, once)
+                .map_err(anyhow::Error::msg)
+        }
     }
 }
 

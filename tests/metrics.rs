@@ -457,3 +457,131 @@ fn a_real_prometheus_scrapes_what_the_audit_records_and_the_provider_ledger_say(
     assert!((budget_used - want_cost["alice"]).abs() < 1e-9);
     assert_eq!(up, 1.0);
 }
+
+fn stats(admin: SocketAddr) -> serde_json::Value {
+    let r = roundtrip(
+        admin,
+        format!("GET /admin/stats HTTP/1.1\r\nhost: a\r\nauthorization: Bearer {ADMIN}\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+#[test]
+fn the_stats_document_and_tollgate_top_show_what_the_audit_records_say() {
+    let dir = test_dir("metrics-stats");
+    let audit = dir.join("audit.log");
+    let extra = format!(
+        "[[teams]]\nname = \"research\"\n{}{}{}{}",
+        key_entry(
+            "alice",
+            "sk-alice",
+            "team = \"research\"\nbudget = { usd = 5.0 }"
+        ),
+        key_entry("bob", "sk-bob", ""),
+        admin_config(false),
+        audit_to(&audit)
+    );
+    let gw = start(&config_text(None, 2, &extra));
+    let (addr, admin) = (gw.local_addr(), gw.admin_addr().unwrap());
+    for _ in 0..6 {
+        assert_eq!(
+            roundtrip(addr, &chat_as("sk-alice", "mock-chat", false)).status,
+            200
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            roundtrip(addr, &chat_as("sk-bob", "mock-chat", true)).status,
+            200
+        );
+    }
+    assert_eq!(
+        roundtrip(addr, &chat_as("sk-nobody", "mock-chat", false)).status,
+        401
+    );
+    // The history is sampled every second: wait until its seconds hold every request.
+    let mut s = stats(admin);
+    wait_for(
+        || {
+            s = stats(admin);
+            let seconds: u64 = s["per_second"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["requests"].as_u64().unwrap())
+                .sum();
+            seconds == 10
+        },
+        "the stats history to hold the run",
+    );
+    let top = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["top", "--once", "--admin", &admin.to_string()])
+        .env("TOLLGATE_ADMIN_KEY", ADMIN)
+        .output()
+        .unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["top", "--once", "--admin", &admin.to_string()])
+        .env_remove("TOLLGATE_ADMIN_KEY")
+        .output()
+        .unwrap();
+    gw.shutdown();
+
+    let records = audit_records(&audit);
+    let cost = |key: &str| -> f64 {
+        records
+            .iter()
+            .filter(|r| r["key"] == key)
+            .filter_map(|r| r["cost_micro_usd"].as_u64())
+            .sum::<u64>() as f64
+            / 1e6
+    };
+    assert_eq!(s["totals"]["requests"], 10);
+    assert_eq!(s["totals"]["errors"], 1);
+    assert!(s["totals"]["p50_us"].as_f64().unwrap() > 0.0);
+    let keys = s["keys"].as_array().unwrap();
+    let names: Vec<&str> = keys.iter().map(|k| k["key"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alice", "bob"], "by spend, most first");
+    for k in keys {
+        let key = k["key"].as_str().unwrap();
+        let want = cost(key);
+        for f in ["cost_usd", "cost_usd_hour", "cost_usd_day"] {
+            assert!(
+                (k[f].as_f64().unwrap() - want).abs() < 1e-9,
+                "{key} {f}: {k}"
+            );
+        }
+    }
+    assert_eq!(keys[0]["team"], "research");
+    assert_eq!(keys[0]["requests"], 6);
+    let budget = s["quotas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["scope"] == "key:alice")
+        .unwrap();
+    assert!((budget["used"].as_f64().unwrap() - cost("alice")).abs() < 1e-9);
+    assert_eq!(budget["cap"], 5.0);
+    let deployments = s["deployments"].as_array().unwrap();
+    assert_eq!(deployments[0]["state"], "healthy");
+    assert_eq!(deployments[0]["requests"], 9);
+
+    let frame = String::from_utf8_lossy(&top.stdout);
+    assert!(
+        top.status.success(),
+        "{frame}{}",
+        String::from_utf8_lossy(&top.stderr)
+    );
+    for want in [
+        "since start: 10 requests, 1 errors",
+        "alice",
+        "research",
+        "key:alice/usd",
+        "healthy",
+    ] {
+        assert!(frame.contains(want), "{want} not in:\n{frame}");
+    }
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
+}

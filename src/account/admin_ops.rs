@@ -22,6 +22,8 @@ pub enum AdminOp {
     Deployments,
     /// The metrics, as a scrape's text (OpenMetrics or Prometheus' text format).
     Metrics { openmetrics: bool },
+    /// The stats document (`account::stats`).
+    Stats,
 }
 
 /// One deployment as the admin API shows it.

@@ -30,6 +30,7 @@ use crate::policy::books::{BookView, Books};
 use crate::policy::route::HealthView;
 use crate::telemetry::audit::AuditWriter;
 use crate::telemetry::export::TraceExporter;
+use crate::telemetry::history::History;
 use crate::telemetry::metrics::Totals;
 use crate::upstream::dns::{self, AddrTable};
 
@@ -137,6 +138,10 @@ pub struct Coordinator {
     metrics: Totals,
     started: std::time::SystemTime,
     traces: TraceExporter,
+    /// The stats' per-second and per-minute history, sampled every second.
+    stats: History,
+    next_sample: Instant,
+    started_at: Instant,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -237,6 +242,9 @@ impl Coordinator {
             metrics: Totals::default(),
             started: std::time::SystemTime::now(),
             traces,
+            stats: History::default(),
+            next_sample: Instant::now() + Duration::from_secs(1),
+            started_at: Instant::now(),
         };
         // Before any worker serves a request: Vertex AI access tokens (a blocking fetch, like
         // the first DNS resolution).
@@ -299,6 +307,10 @@ impl Coordinator {
             self.send_pending();
             if Instant::now() >= self.next_dns {
                 self.refresh_dns();
+            }
+            if Instant::now() >= self.next_sample {
+                self.next_sample += Duration::from_secs(1);
+                self.stats.sample(self.clock.now(), &self.metrics);
             }
             if self.tokens.due(Instant::now()) {
                 self.refresh_tokens();
@@ -434,6 +446,21 @@ impl Coordinator {
                 );
                 AdminReply::Metrics { content_type, text }
             }
+            AdminOp::Stats => AdminReply::Metrics {
+                content_type: "application/json",
+                text: super::stats::render(&super::stats::Stats {
+                    snapshot: &self.snapshot,
+                    totals: &self.metrics,
+                    history: &self.stats,
+                    books: self.books.views(),
+                    health: &self.health,
+                    now_unix: self.clock.now(),
+                    started_unix: self
+                        .clock
+                        .now()
+                        .saturating_sub(self.started_at.elapsed().as_secs()),
+                }),
+            },
             AdminOp::State => AdminReply::State {
                 quotas: self.books.views(),
                 disabled: self.disabled.iter().cloned().collect(),

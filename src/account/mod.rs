@@ -14,6 +14,7 @@ mod admin_ops;
 pub mod coordinator;
 pub mod ledger;
 mod scrape;
+mod stats;
 mod tokens;
 
 use std::collections::VecDeque;

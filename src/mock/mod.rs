@@ -46,6 +46,9 @@ pub enum Api {
     },
     /// An OAuth2 token endpoint (`…/token`): a service account's JWT for an access token.
     Token,
+    /// An OpenTelemetry collector's OTLP/HTTP traces endpoint (`…/v1/traces`): accepted and
+    /// counted, not decoded (a sink for the gateway's exporter in benchmarks).
+    OtlpTraces,
     Stats,
     Reset,
     Health,

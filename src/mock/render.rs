@@ -166,6 +166,7 @@ pub fn json_body(plan: &Plan<'_>, out: &mut Vec<u8>) {
         | Api::Reset
         | Api::Health
         | Api::Token
+        | Api::OtlpTraces
         | Api::StoredResponse { .. } => {}
     }
 }
@@ -184,6 +185,7 @@ pub fn stream_events(plan: &Plan<'_>, ev: &mut Events) {
         | Api::Reset
         | Api::Health
         | Api::Token
+        | Api::OtlpTraces
         | Api::StoredResponse { .. } => {}
     }
 }

@@ -9,6 +9,10 @@
 //! - `GET /metrics` — Prometheus' text format, or OpenMetrics when the scraper's `Accept`
 //!   names it: the coordinator's merged totals (`account::scrape` lists the families); a
 //!   scrape never touches a worker.
+//! - `GET /admin/stats` — the stats document (`account::stats`): totals, the last ten
+//!   seconds, per-second and per-minute series with latency percentiles, spend per key (last
+//!   hour and day), per model and deployment, budget bars, deployment health. Public with
+//!   `metrics_public`, like `/metrics`. `tollgate top` draws it.
 //! - `GET /admin/quotas` — every budget and rate limit: cap, spent this period (or in the
 //!   bucket), remaining, granted to workers, reserved by calls in flight, free to grant,
 //!   consumed since start, soft threshold crossed; keys disabled at runtime; spend per key.
@@ -104,7 +108,7 @@ fn serve(mut s: TcpStream, access: &Access, handle: &AdminHandle) {
     let r = read_request(&mut s, &mut buf, &mut head).and_then(|body| {
         let method = head.method_span.get(&buf);
         let path = head.path(&buf);
-        let public = access.metrics_public && path == b"/metrics";
+        let public = access.metrics_public && (path == b"/metrics" || path == b"/admin/stats");
         let auth = head.header(&buf, "authorization");
         if !public && !access.key.is_some_and(|k| authorized(auth, &k)) {
             return Err(GatewayError::new(
@@ -115,6 +119,17 @@ fn serve(mut s: TcpStream, access: &Access, handle: &AdminHandle) {
         if path == b"/metrics" {
             let accept = head.header(&buf, "accept").unwrap_or_default();
             return metrics(method, accept, handle);
+        }
+        if path == b"/admin/stats" && method == b"GET" {
+            return match handle.call(AdminOp::Stats) {
+                Some(AdminReply::Metrics { content_type, text }) => {
+                    Ok((200, content_type, text.into_bytes()))
+                }
+                _ => Err(GatewayError::new(
+                    ErrorKind::Overloaded,
+                    "the coordinator did not answer",
+                )),
+            };
         }
         route(method, path, &buf[body], handle).map(|(status, json)| (status, JSON, json))
     });

@@ -4,5 +4,6 @@
 
 pub mod admin;
 mod gateway;
+pub mod top;
 
 pub use gateway::{Gateway, StartError};

@@ -17,7 +17,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::trace::{TraceCtx, encode_spans, wrap_request};
+use super::trace::{TraceCtx, encode_spans, request_prefix};
 use crate::config::{Snapshot, Tracing};
 use crate::telemetry::record::AuditRecord;
 
@@ -100,6 +100,10 @@ impl TraceBatch {
         if self.sink.is_none() {
             return;
         }
+        if self.bytes.capacity() == 0 {
+            // One allocation per batch, not a doubling series.
+            self.bytes.reserve(BATCH_BYTES + BATCH_BYTES / 4);
+        }
         encode_spans(&mut self.bytes, r, t, snap);
         self.spans += 1 + u64::from(r.tries.n);
         if self.bytes.len() >= BATCH_BYTES {
@@ -175,7 +179,8 @@ impl Drop for TraceExporter {
 }
 
 fn run(rx: Receiver<Msg>, mut cfg: Option<Tracing>, stats: &TraceStats) {
-    let mut pending = Vec::new();
+    // The workers' batches as they came (sent one after another, never joined).
+    let mut pending: Vec<Vec<u8>> = Vec::new();
     let mut spans = 0u64;
     let mut since = Instant::now();
     loop {
@@ -191,7 +196,7 @@ fn run(rx: Receiver<Msg>, mut cfg: Option<Tracing>, stats: &TraceStats) {
                 if pending.is_empty() {
                     since = Instant::now();
                 }
-                pending.extend_from_slice(&bytes);
+                pending.push(bytes);
                 spans += n;
                 false
             }
@@ -222,26 +227,27 @@ fn run(rx: Receiver<Msg>, mut cfg: Option<Tracing>, stats: &TraceStats) {
     }
 }
 
-/// POSTs one export request for `spans` (concatenated `ScopeSpans.spans` entries), with
-/// retries. True once the collector accepted it.
+/// POSTs one export request for `spans` (batches of concatenated `ScopeSpans.spans` entries),
+/// with retries. True once the collector accepted it.
 #[allow(
     clippy::disallowed_methods,
     reason = "the exporter's own thread waits between retries; no worker runs here"
 )]
-fn export(cfg: &Tracing, spans: &[u8], stats: &TraceStats) -> bool {
-    let body = wrap_request(cfg, spans);
-    let mut req = format!(
+fn export(cfg: &Tracing, spans: &[Vec<u8>], stats: &TraceStats) -> bool {
+    let spans_len = spans.iter().map(Vec::len).sum();
+    let prefix = request_prefix(cfg, spans_len);
+    let mut head = format!(
         "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-protobuf\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n",
         cfg.path,
         cfg.authority,
-        body.len()
+        prefix.len() + spans_len
     )
     .into_bytes();
-    req.extend_from_slice(&body);
+    head.extend_from_slice(&prefix);
     for wait in std::iter::once(Duration::ZERO).chain(RETRIES) {
         std::thread::sleep(wait);
-        match post(cfg, &req) {
+        match post(cfg, &head, spans) {
             Ok(s) if (200..300).contains(&s) => return true,
             // The collector refused the data itself: sending it again changes nothing.
             Ok(s) if (400..500).contains(&s) && s != 429 && s != 408 => break,
@@ -257,7 +263,7 @@ fn export(cfg: &Tracing, spans: &[u8], stats: &TraceStats) -> bool {
     clippy::disallowed_methods,
     reason = "the exporter thread resolves its collector itself, off every worker"
 )]
-fn post(cfg: &Tracing, req: &[u8]) -> io::Result<u16> {
+fn post(cfg: &Tracing, head: &[u8], body: &[Vec<u8>]) -> io::Result<u16> {
     let addr = (cfg.host.as_str(), cfg.port)
         .to_socket_addrs()?
         .next()
@@ -265,7 +271,10 @@ fn post(cfg: &Tracing, req: &[u8]) -> io::Result<u16> {
     let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
     s.set_read_timeout(Some(IO_TIMEOUT))?;
     s.set_write_timeout(Some(IO_TIMEOUT))?;
-    s.write_all(req)?;
+    s.write_all(head)?;
+    for b in body {
+        s.write_all(b)?;
+    }
     // The whole response (`connection: close`; a collector's answer is small), so that the
     // collector is not cut off while it writes.
     let mut answer = Vec::new();

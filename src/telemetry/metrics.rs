@@ -46,6 +46,13 @@ pub const OVERHEAD_BOUNDS_US: &[u64] = &[
     5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000,
 ];
 
+/// Request durations and first-byte times for the admin stats (100 µs … 30 s), in µs: finer
+/// than the GenAI boundaries, which start at 10 ms.
+pub const LATENCY_BOUNDS_US: &[u64] = &[
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 10_000_000, 30_000_000,
+];
+
 /// Most bounds any histogram here has; one more bucket holds `+Inf`.
 const MAX_BOUNDS: usize = 16;
 
@@ -164,6 +171,9 @@ pub struct WorkerMetrics {
     /// Time inside the gateway before the first byte reached the client, excluding the wait
     /// for the provider's response head.
     pub overhead: Hist,
+    /// Every request's duration and time to its first byte (`LATENCY_BOUNDS_US`).
+    pub latency: Hist,
+    pub first_byte: Hist,
     /// Upstream attempts beyond the first (failovers and retries).
     pub extra_tries: u64,
     pub dirty: bool,
@@ -178,6 +188,8 @@ impl WorkerMetrics {
         self.responses = Classes::default();
         self.errors = [0; ErrorKind::ALL.len()];
         self.overhead = Hist::default();
+        self.latency = Hist::default();
+        self.first_byte = Hist::default();
         self.extra_tries = 0;
         self.dirty = false;
     }
@@ -201,6 +213,10 @@ impl WorkerMetrics {
             if r.charged {
                 kc.used.charge(r);
             }
+        }
+        self.latency.record(LATENCY_BOUNDS_US, r.duration_us);
+        if r.ttft_us > 0 {
+            self.first_byte.record(LATENCY_BOUNDS_US, r.ttft_us);
         }
         if r.ttft_us > 0 && r.upstream_us > 0 {
             self.overhead
@@ -358,6 +374,8 @@ pub struct Totals {
     pub responses: Classes,
     pub errors: [u64; ErrorKind::ALL.len()],
     pub overhead: Hist,
+    pub latency: Hist,
+    pub first_byte: Hist,
     pub extra_tries: u64,
     /// Buffers counted under a snapshot no longer known (their per-key and per-deployment
     /// counts are in the totals only).
@@ -375,6 +393,8 @@ impl Totals {
             *a += b;
         }
         self.overhead.add(&m.overhead);
+        self.latency.add(&m.latency);
+        self.first_byte.add(&m.first_byte);
         self.extra_tries += m.extra_tries;
         let Some(snap) = snap else {
             self.unattributed += 1;

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod export;
 pub mod exposition;
+pub mod history;
 pub mod log;
 pub mod metrics;
 pub mod record;

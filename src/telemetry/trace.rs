@@ -46,13 +46,26 @@ impl TraceCtx {
         mix(&mut x).to_le_bytes()
     }
 
-    /// `traceparent: 00-{trace}-{attempt n's span}-{flags}` for the provider.
+    /// `traceparent: 00-{trace}-{attempt n's span}-{flags}` for the provider (formatted on
+    /// the stack, appended once).
     pub fn write_upstream_header(&self, out: &mut Vec<u8>, n: usize) {
-        out.extend_from_slice(b"traceparent: 00-");
-        hex(out, &self.trace_id);
-        out.push(b'-');
-        hex(out, &self.attempt_span(n));
-        out.extend_from_slice(if self.sampled { b"-01\r\n" } else { b"-00\r\n" });
+        const D: &[u8; 16] = b"0123456789abcdef";
+        let mut line = *b"traceparent: 00-00000000000000000000000000000000-0000000000000000-00\r\n";
+        let span = self.attempt_span(n);
+        for (i, b) in self.trace_id.iter().chain(span.iter()).enumerate() {
+            // The trace id's 32 digits start at 16; the span's 16 at 49.
+            let at = if i < 16 {
+                16 + 2 * i
+            } else {
+                49 + 2 * (i - 16)
+            };
+            line[at] = D[usize::from(b >> 4)];
+            line[at + 1] = D[usize::from(b & 15)];
+        }
+        if self.sampled {
+            line[67] = b'1';
+        }
+        out.extend_from_slice(&line);
     }
 }
 
@@ -141,14 +154,6 @@ fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     Some(out)
 }
 
-fn hex(out: &mut Vec<u8>, b: &[u8]) {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    for &x in b {
-        out.push(D[usize::from(x >> 4)]);
-        out.push(D[usize::from(x & 15)]);
-    }
-}
-
 // ------------------------------------------------------------------ protobuf, by hand
 //
 // Field numbers are opentelemetry-proto's (trace/v1/trace.proto, common/v1/common.proto,
@@ -183,18 +188,48 @@ fn uint(out: &mut Vec<u8>, field: u64, v: u64) {
     varint(out, v);
 }
 
-/// A nested message in `field`, its body written by `f` (then prefixed with its length).
+/// A nested message in `field`, its body written by `f`. Its length goes in a one-byte slot
+/// reserved before the body; a body of 128 bytes or more (a span, not an attribute) moves up
+/// to make room for a longer varint.
 fn message(out: &mut Vec<u8>, field: u64, f: impl FnOnce(&mut Vec<u8>)) {
     tag(out, field, 2);
-    let start = out.len();
+    let at = out.len();
+    out.push(0);
     f(out);
-    let mut len = Vec::with_capacity(3);
-    varint(&mut len, (out.len() - start) as u64);
-    out.splice(start..start, len);
+    let len = out.len() - at - 1;
+    if len < 0x80 {
+        out[at] = len as u8;
+        return;
+    }
+    let mut v = [0u8; 10];
+    let mut n = 0;
+    let mut x = len as u64;
+    while x >= 0x80 {
+        v[n] = (x as u8) | 0x80;
+        x >>= 7;
+        n += 1;
+    }
+    v[n] = x as u8;
+    n += 1;
+    let end = out.len();
+    out.resize(end + n - 1, 0);
+    out.copy_within(at + 1..end, at + n);
+    out[at..at + n].copy_from_slice(&v[..n]);
+}
+
+/// A string field written from pieces, without joining them first.
+fn pieces(out: &mut Vec<u8>, field: u64, parts: &[&[u8]]) {
+    tag(out, field, 2);
+    varint(out, parts.iter().map(|p| p.len() as u64).sum());
+    for p in parts {
+        out.extend_from_slice(p);
+    }
 }
 
 enum Value<'a> {
     Str(&'a [u8]),
+    /// A string of pieces (`provider/model`), written without joining them.
+    Parts(&'a [&'a [u8]]),
     Int(i64),
     Double(f64),
     Bool(bool),
@@ -202,7 +237,55 @@ enum Value<'a> {
 }
 
 /// A `KeyValue` in `field` (attributes: 9 in a span, 3 in an event, 1 in a resource).
+/// Short ones — nearly all — are written in one pass with their lengths known up front.
 fn attr(out: &mut Vec<u8>, field: u64, key: &str, v: Value<'_>) {
+    let mut scalar = [0u8; 11];
+    let value: Option<&[u8]> = match v {
+        Value::Str(s) if s.len() < 100 => {
+            // AnyValue.string_value (1)
+            Some(s)
+        }
+        Value::Int(i) => {
+            // AnyValue.int_value (3), a varint.
+            scalar[0] = 3 << 3;
+            let mut x = i as u64;
+            let mut n = 1;
+            while x >= 0x80 {
+                scalar[n] = (x as u8) | 0x80;
+                x >>= 7;
+                n += 1;
+            }
+            scalar[n] = x as u8;
+            Some(&scalar[..n + 1])
+        }
+        Value::Bool(b) => {
+            scalar[0] = 2 << 3;
+            scalar[1] = u8::from(b);
+            Some(&scalar[..2])
+        }
+        Value::Double(d) => {
+            scalar[0] = 4 << 3 | 1;
+            scalar[1..9].copy_from_slice(&d.to_le_bytes());
+            Some(&scalar[..9])
+        }
+        _ => None,
+    };
+    if let (Some(value), true) = (value, field < 16 && key.len() < 100) {
+        let string = matches!(v, Value::Str(_));
+        // AnyValue's body: the string's tag and length, or the scalar as encoded.
+        let any = if string { 2 + value.len() } else { value.len() };
+        let kv = 2 + key.len() + 2 + any;
+        if kv < 0x80 {
+            out.extend_from_slice(&[(field as u8) << 3 | 2, kv as u8, 0x0a, key.len() as u8]);
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(&[0x12, any as u8]);
+            if string {
+                out.extend_from_slice(&[0x0a, value.len() as u8]);
+            }
+            out.extend_from_slice(value);
+            return;
+        }
+    }
     message(out, field, |out| {
         bytes(out, 1, key.as_bytes());
         message(out, 2, |out| any(out, &v));
@@ -212,6 +295,7 @@ fn attr(out: &mut Vec<u8>, field: u64, key: &str, v: Value<'_>) {
 fn any(out: &mut Vec<u8>, v: &Value<'_>) {
     match *v {
         Value::Str(s) => bytes(out, 1, s),
+        Value::Parts(p) => pieces(out, 1, p),
         Value::Bool(b) => uint(out, 2, u64::from(b)),
         Value::Int(i) => uint(out, 3, i as u64),
         Value::Double(d) => {
@@ -249,18 +333,8 @@ pub fn encode_spans(out: &mut Vec<u8>, r: &AuditRecord, t: &TraceCtx, snap: &Sna
         if let Some(p) = &t.parent {
             bytes(out, 4, p);
         }
-        let mut name = op.as_bytes().to_vec();
-        match model {
-            Some(m) => {
-                name.push(b' ');
-                name.extend_from_slice(m.name.as_bytes());
-            }
-            None => {
-                name.push(b' ');
-                name.extend_from_slice(r.route.path().as_bytes());
-            }
-        }
-        bytes(out, 5, &name);
+        let what = model.map_or(r.route.path().as_bytes(), |m| m.name.as_bytes());
+        pieces(out, 5, &[op.as_bytes(), b" ", what]);
         uint(out, 6, KIND_SERVER);
         fixed64(out, 7, start_ns);
         fixed64(out, 8, end_ns);
@@ -290,8 +364,8 @@ pub fn encode_spans(out: &mut Vec<u8>, r: &AuditRecord, t: &TraceCtx, snap: &Sna
                 "gen_ai.provider.name",
                 Value::Str(p.name.as_bytes()),
             );
-            let label = format!("{}/{}", p.name, d.upstream_model);
-            attr(out, 9, "tollgate.deployment", Value::Str(label.as_bytes()));
+            let label = [p.name.as_bytes(), b"/", d.upstream_model.as_bytes()];
+            attr(out, 9, "tollgate.deployment", Value::Parts(&label));
         }
         if let Some(n) = r.max_tokens {
             attr(
@@ -324,17 +398,29 @@ pub fn encode_spans(out: &mut Vec<u8>, r: &AuditRecord, t: &TraceCtx, snap: &Sna
         }
         if r.charged {
             let u = &r.usage;
-            for (k, v) in [
-                ("gen_ai.usage.input_tokens", u.input_tokens),
-                ("gen_ai.usage.output_tokens", u.output_tokens),
-                ("gen_ai.usage.cache_read.input_tokens", u.cache_read_tokens),
+            for (k, v, always) in [
+                ("gen_ai.usage.input_tokens", u.input_tokens, true),
+                ("gen_ai.usage.output_tokens", u.output_tokens, true),
+                (
+                    "gen_ai.usage.cache_read.input_tokens",
+                    u.cache_read_tokens,
+                    false,
+                ),
                 (
                     "gen_ai.usage.cache_creation.input_tokens",
                     u.cache_creation_tokens,
+                    false,
                 ),
-                ("gen_ai.usage.reasoning.output_tokens", u.reasoning_tokens),
+                (
+                    "gen_ai.usage.reasoning.output_tokens",
+                    u.reasoning_tokens,
+                    false,
+                ),
             ] {
-                attr(out, 9, k, Value::Int(v.min(i64::MAX as u64) as i64));
+                // The optional counts only when there are some.
+                if always || v > 0 {
+                    attr(out, 9, k, Value::Int(v.min(i64::MAX as u64) as i64));
+                }
             }
             let usd = (r.cost_micro_usd + r.hedge_cost_micro_usd) as f64 / 1e6;
             attr(out, 9, "tollgate.cost_usd", Value::Double(usd));
@@ -394,12 +480,8 @@ pub fn encode_spans(out: &mut Vec<u8>, r: &AuditRecord, t: &TraceCtx, snap: &Sna
             bytes(out, 1, &t.trace_id);
             bytes(out, 2, &t.attempt_span(n));
             bytes(out, 4, &t.span_id);
-            let mut name = op.as_bytes().to_vec();
-            if let Some((_, d)) = dep(d) {
-                name.push(b' ');
-                name.extend_from_slice(d.upstream_model.as_bytes());
-            }
-            bytes(out, 5, &name);
+            let upstream = dep(d).map_or(&b""[..], |(_, d)| d.upstream_model.as_bytes());
+            pieces(out, 5, &[op.as_bytes(), b" ", upstream]);
             uint(out, 6, KIND_CLIENT);
             fixed64(out, 7, start_ns + u64::from(from) * 1000);
             fixed64(out, 8, start_ns + u64::from(to.max(from)) * 1000);
@@ -416,8 +498,8 @@ pub fn encode_spans(out: &mut Vec<u8>, r: &AuditRecord, t: &TraceCtx, snap: &Sna
                     "gen_ai.request.model",
                     Value::Str(dep.upstream_model.as_bytes()),
                 );
-                let label = format!("{}/{}", p.name, dep.upstream_model);
-                attr(out, 9, "tollgate.deployment", Value::Str(label.as_bytes()));
+                let label = [p.name.as_bytes(), b"/", dep.upstream_model.as_bytes()];
+                attr(out, 9, "tollgate.deployment", Value::Parts(&label));
             }
             attr(out, 9, "tollgate.attempt", Value::Int(n as i64 + 1));
             attr(
@@ -436,30 +518,43 @@ pub fn encode_spans(out: &mut Vec<u8>, r: &AuditRecord, t: &TraceCtx, snap: &Sna
     }
 }
 
-/// An `ExportTraceServiceRequest` around `spans` (concatenated `ScopeSpans.spans` entries):
-/// one resource (`service.name`, `service.version`) and one scope (`tollgate`).
-pub fn wrap_request(cfg: &Tracing, spans: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(spans.len() + 128);
-    message(&mut out, 1, |out| {
-        message(out, 1, |out| {
-            attr(
-                out,
-                1,
-                "service.name",
-                Value::Str(cfg.service_name.as_bytes()),
-            );
-            let version = env!("CARGO_PKG_VERSION").as_bytes();
-            attr(out, 1, "service.version", Value::Str(version));
-        });
-        message(out, 2, |out| {
-            message(out, 1, |out| {
-                bytes(out, 1, b"tollgate");
-                bytes(out, 2, env!("CARGO_PKG_VERSION").as_bytes());
-            });
-            out.extend_from_slice(spans);
-        });
-    });
+/// The bytes of an `ExportTraceServiceRequest` that come before its spans, when `spans_len`
+/// bytes of concatenated `ScopeSpans.spans` entries follow: one resource (`service.name`,
+/// `service.version`) and one scope (`tollgate`). The spans are then sent as they are, never
+/// copied into one body.
+pub fn request_prefix(cfg: &Tracing, spans_len: usize) -> Vec<u8> {
+    let version = env!("CARGO_PKG_VERSION").as_bytes();
+    let mut resource = Vec::with_capacity(64);
+    attr(
+        &mut resource,
+        1,
+        "service.name",
+        Value::Str(cfg.service_name.as_bytes()),
+    );
+    attr(&mut resource, 1, "service.version", Value::Str(version));
+    let mut scope = Vec::with_capacity(32);
+    bytes(&mut scope, 1, b"tollgate");
+    bytes(&mut scope, 2, version);
+    let field = |len: usize| 1 + varint_len(len as u64) + len;
+    let scope_spans = field(scope.len()) + spans_len;
+    let resource_spans = field(resource.len()) + field(scope_spans);
+    let mut out = Vec::with_capacity(128);
+    tag(&mut out, 1, 2);
+    varint(&mut out, resource_spans as u64);
+    bytes(&mut out, 1, &resource);
+    tag(&mut out, 2, 2);
+    varint(&mut out, scope_spans as u64);
+    bytes(&mut out, 1, &scope);
     out
+}
+
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
 }
 
 fn method(r: &AuditRecord) -> &'static [u8] {
@@ -479,6 +574,14 @@ fn method(r: &AuditRecord) -> &'static [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hex(out: &mut Vec<u8>, b: &[u8]) {
+        const D: &[u8; 16] = b"0123456789abcdef";
+        for &x in b {
+            out.push(D[usize::from(x >> 4)]);
+            out.push(D[usize::from(x & 15)]);
+        }
+    }
 
     #[test]
     fn traceparent_as_w3c_trace_context_says() {
@@ -515,6 +618,41 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    #[test]
+    fn short_attributes_encode_as_the_nested_form_does() {
+        let generic = |key: &str, v: Value<'_>| {
+            let mut out = Vec::new();
+            message(&mut out, 9, |out| {
+                bytes(out, 1, key.as_bytes());
+                message(out, 2, |out| any(out, &v));
+            });
+            out
+        };
+        for (key, v) in [
+            ("gen_ai.request.model", Value::Str(b"gpt-4o-mini")),
+            ("http.response.status_code", Value::Int(200)),
+            ("gen_ai.usage.input_tokens", Value::Int(1 << 40)),
+            ("x", Value::Int(-1)),
+            ("tollgate.usage_estimated", Value::Bool(true)),
+            ("tollgate.cost_usd", Value::Double(0.000123)),
+            ("k", Value::Str(&[b'v'; 99])),
+        ] {
+            let mut fast = Vec::new();
+            let want = generic(
+                key,
+                match &v {
+                    Value::Str(s) => Value::Str(s),
+                    Value::Int(i) => Value::Int(*i),
+                    Value::Bool(b) => Value::Bool(*b),
+                    Value::Double(d) => Value::Double(*d),
+                    _ => unreachable!(),
+                },
+            );
+            attr(&mut fast, 9, key, v);
+            assert_eq!(fast, want, "{key}");
         }
     }
 

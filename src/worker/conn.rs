@@ -136,7 +136,7 @@ async fn serve_request(
     let headers_before = ctx.extra_head.len();
     loop {
         let (m, d) = c.cands[failover.index()];
-        if ctx.trace.is_some() {
+        if ctx.trace.is_some_and(|t| t.sampled) {
             ctx.tries.begin(since_start(ctx));
         }
         let failure = 'attempt: {
@@ -186,7 +186,7 @@ async fn serve_request(
             }
         };
         // failover: the next candidate, or this failure goes to the client
-        if ctx.trace.is_some() {
+        if ctx.trace.is_some_and(|t| t.sampled) {
             ctx.tries.end(since_start(ctx));
         }
         ctx.tries.push(d, failure.how);

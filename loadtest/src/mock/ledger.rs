@@ -92,6 +92,9 @@ pub struct Ledger {
     pub stored_calls: u64,
     /// The W3C `traceparent` headers received, the last [`KEPT_TRACEPARENTS`].
     pub traceparents: Vec<String>,
+    /// OTLP/HTTP trace exports accepted, and their bytes.
+    pub otlp_requests: u64,
+    pub otlp_bytes: u64,
 }
 
 /// How many `traceparent` headers a ledger keeps.
@@ -132,6 +135,8 @@ impl Ledger {
         self.tokens_issued += o.tokens_issued;
         self.stored_calls += o.stored_calls;
         self.traceparents.extend(o.traceparents.iter().cloned());
+        self.otlp_requests += o.otlp_requests;
+        self.otlp_bytes += o.otlp_bytes;
     }
 }
 

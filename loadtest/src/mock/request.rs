@@ -37,6 +37,9 @@ pub fn route(method: Method, path: &[u8], query: Option<&[u8]>) -> Result<Api, (
     if path.ends_with(b"/token") {
         return post(Api::Token);
     }
+    if path.ends_with(b"/v1/traces") {
+        return post(Api::OtlpTraces);
+    }
     if let Some((id, call)) = tollgate::dialect::responses::stored_call(path) {
         use tollgate::dialect::responses::Stored;
         let id = String::from_utf8_lossy(id).into_owned();
@@ -586,6 +589,7 @@ pub fn read_fields(api: &Api, body: &mut [u8]) -> Result<Fields, String> {
         | Api::Reset
         | Api::Health
         | Api::Token
+        | Api::OtlpTraces
         | Api::StoredResponse { .. } => {}
     }
     if f.model.is_empty() && api.generates() {

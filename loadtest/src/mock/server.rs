@@ -485,6 +485,22 @@ where
             }
             return send_json(io, &mut c.out, b"{\"reset\":true}", close).await;
         }
+        Api::OtlpTraces => {
+            let bytes = c.body.len() as u64;
+            w.with_ledger(|l| {
+                l.otlp_requests += 1;
+                l.otlp_bytes += bytes;
+            });
+            c.out.clear();
+            head_common(&mut c.out, 200, b"application/x-protobuf", None, close);
+            http1::write::header_u64(&mut c.out, "content-length", 0);
+            http1::write::end_head(&mut c.out);
+            return if write_out(io, &mut c.out).await && !close {
+                After::Keep
+            } else {
+                After::Close
+            };
+        }
         Api::Models => {
             let body = std::mem::take(&mut c.body);
             let after = send_json(io, &mut c.out, &w.shared.models_json, close).await;

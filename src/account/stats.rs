@@ -1,0 +1,253 @@
+//! `GET /admin/stats`: what a person watching the gateway wants, as one JSON document — the
+//! totals, the last ten seconds, a per-second series (ten minutes) and a per-minute one (a
+//! day) with latency percentiles, spend per key over the last hour and day, per model and
+//! deployment, every budget's bar, and each deployment's health. `tollgate top` draws it.
+//!
+//! Percentiles come from the bucketed histograms (interpolated within a bucket, as
+//! Prometheus' `histogram_quantile` does), so they are as fine as `LATENCY_BOUNDS_US`.
+
+use std::fmt::Write as _;
+
+use crate::config::{Snapshot, Unit};
+use crate::json;
+use crate::policy::books::BookView;
+use crate::policy::route::HealthView;
+use crate::telemetry::history::{History, Point, summary};
+use crate::telemetry::metrics::Totals;
+
+/// What the stats are written from.
+#[derive(Debug)]
+pub struct Stats<'a> {
+    pub snapshot: &'a Snapshot,
+    pub totals: &'a Totals,
+    pub history: &'a History,
+    pub books: Vec<BookView>,
+    pub health: &'a [Vec<HealthView>],
+    pub now_unix: u64,
+    pub started_unix: u64,
+}
+
+fn usd(out: &mut String, micro: u64) {
+    let _ = write!(out, "{}", micro as f64 / 1e6);
+}
+
+fn opt(out: &mut String, v: Option<f64>) {
+    match v {
+        Some(v) => {
+            let _ = write!(out, "{}", v.round());
+        }
+        None => out.push_str("null"),
+    }
+}
+
+fn string(out: &mut String, s: &str) {
+    let mut b = Vec::with_capacity(s.len() + 2);
+    json::string(&mut b, s.as_bytes());
+    out.push_str(&String::from_utf8_lossy(&b));
+}
+
+/// `{"t":…,"requests":…,…,"p50_us":…}` for one point.
+fn point(out: &mut String, p: &Point) {
+    let [p50, p95, p99, first, overhead] = summary(p);
+    let _ = write!(
+        out,
+        "{{\"t\":{},\"requests\":{},\"errors\":{},\"server_errors\":{},\"cost_usd\":",
+        p.t, p.requests, p.errors, p.server_errors
+    );
+    usd(out, p.cost_micro_usd);
+    let _ = write!(
+        out,
+        ",\"input_tokens\":{},\"output_tokens\":{},\"p50_us\":",
+        p.input_tokens, p.output_tokens
+    );
+    opt(out, p50);
+    out.push_str(",\"p95_us\":");
+    opt(out, p95);
+    out.push_str(",\"p99_us\":");
+    opt(out, p99);
+    out.push_str(",\"first_byte_p50_us\":");
+    opt(out, first);
+    out.push_str(",\"overhead_p99_us\":");
+    opt(out, overhead);
+    out.push('}');
+}
+
+pub fn render(s: &Stats<'_>) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    let t = s.totals;
+    let _ = write!(
+        out,
+        "{{\"now\":{},\"started\":{},\"generation\":{},\"totals\":",
+        s.now_unix, s.started_unix, s.snapshot.generation
+    );
+    let mut total = Point {
+        t: s.started_unix,
+        requests: t.responses.iter().sum(),
+        errors: t.responses[3] + t.responses[4],
+        server_errors: t.responses[4],
+        latency: t.latency,
+        first_byte: t.first_byte,
+        overhead: t.overhead,
+        ..Point::default()
+    };
+    for k in t.keys.values() {
+        total.cost_micro_usd += k.used.cost_micro_usd;
+        total.input_tokens += k.used.input_tokens;
+        total.output_tokens += k.used.output_tokens;
+    }
+    point(&mut out, &total);
+    out.push_str(",\"last_10s\":");
+    point(&mut out, &s.history.last_seconds(10));
+    for (name, series) in [
+        ("per_second", &s.history.seconds),
+        ("per_minute", &s.history.minutes),
+    ] {
+        let _ = write!(out, ",\"{name}\":[");
+        for (i, p) in series.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            point(&mut out, p);
+        }
+        out.push(']');
+    }
+    keys(&mut out, s);
+    out.push_str(",\"models\":[");
+    for (i, (d, c)) in t.deployments.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"model\":");
+        string(&mut out, &d.model);
+        out.push_str(",\"deployment\":");
+        string(&mut out, &d.deployment);
+        let _ = write!(
+            out,
+            ",\"requests\":{},\"errors\":{},\"cost_usd\":",
+            c.responses.iter().sum::<u64>(),
+            c.responses[3] + c.responses[4]
+        );
+        usd(&mut out, c.used.cost_micro_usd);
+        out.push('}');
+    }
+    out.push(']');
+    quotas(&mut out, &s.books);
+    deployments(&mut out, s);
+    out.push('}');
+    out
+}
+
+/// Keys by spend since start, most first, with their last hour's and day's.
+fn keys(out: &mut String, s: &Stats<'_>) {
+    let hour = s
+        .history
+        .key_spend_since(s.now_unix.saturating_sub(3600) / 60 * 60);
+    let day = s
+        .history
+        .key_spend_since(s.now_unix.saturating_sub(86_400) / 60 * 60);
+    let mut rows: Vec<_> = s.totals.keys.iter().collect();
+    rows.sort_by(|a, b| {
+        b.1.used
+            .cost_micro_usd
+            .cmp(&a.1.used.cost_micro_usd)
+            .then(a.0.cmp(b.0))
+    });
+    out.push_str(",\"keys\":[");
+    for (i, ((key, team), k)) in rows.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"key\":");
+        string(out, key);
+        out.push_str(",\"team\":");
+        string(out, team);
+        let _ = write!(
+            out,
+            ",\"requests\":{},\"errors\":{},\"input_tokens\":{},\"output_tokens\":{},\"cost_usd\":",
+            k.responses.iter().sum::<u64>(),
+            k.responses[3] + k.responses[4],
+            k.used.input_tokens,
+            k.used.output_tokens
+        );
+        usd(out, k.used.cost_micro_usd);
+        out.push_str(",\"cost_usd_hour\":");
+        usd(out, hour.get(key).copied().unwrap_or(0));
+        out.push_str(",\"cost_usd_day\":");
+        usd(out, day.get(key).copied().unwrap_or(0));
+        out.push('}');
+    }
+    out.push(']');
+}
+
+/// Each budget's and rate limit's bar.
+fn quotas(out: &mut String, books: &[BookView]) {
+    out.push_str(",\"quotas\":[");
+    for (i, b) in books.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let (unit, per) = match b.unit {
+            Unit::MicroUsd => ("usd", 1e6),
+            Unit::Tokens => ("tokens", 1.0),
+            Unit::Requests => ("requests", 1.0),
+        };
+        let cap = b.cap.min(i64::MAX as u64) as i64;
+        let remaining = cap
+            .saturating_sub(b.spent)
+            .saturating_sub(b.reserved)
+            .max(0);
+        out.push_str("{\"name\":");
+        string(out, &b.name);
+        out.push_str(",\"scope\":");
+        string(out, &b.scope);
+        let _ = write!(
+            out,
+            ",\"unit\":\"{unit}\",\"cap\":{},\"used\":{},\"reserved\":{},\"remaining\":{}}}",
+            cap as f64 / per,
+            b.spent as f64 / per,
+            b.reserved as f64 / per,
+            remaining as f64 / per
+        );
+    }
+    out.push(']');
+}
+
+/// Each deployment's health, summed over workers.
+fn deployments(out: &mut String, s: &Stats<'_>) {
+    let snap = s.snapshot;
+    let now = std::time::Instant::now();
+    out.push_str(",\"deployments\":[");
+    for (i, (d, h)) in snap.deployments.iter().zip(s.health).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let p = snap.provider(d.provider);
+        out.push_str("{\"model\":");
+        string(out, &snap.models[d.model.0 as usize].name);
+        out.push_str(",\"deployment\":");
+        string(out, &format!("{}/{}", p.name, d.upstream_model));
+        let open = h
+            .iter()
+            .filter(|v| v.open_until.is_some_and(|u| u > now))
+            .count();
+        let seen: Vec<u64> = h
+            .iter()
+            .map(|v| v.ewma_ttft_us)
+            .filter(|&t| t > 0)
+            .collect();
+        let ttft = (!seen.is_empty()).then(|| seen.iter().sum::<u64>() as f64 / seen.len() as f64);
+        let _ = write!(
+            out,
+            ",\"state\":\"{}\",\"open_on_workers\":{open},\"inflight\":{},\"requests\":{},\
+             \"failures\":{},\"retries\":{},\"ewma_ttft_us\":",
+            if open > 0 { "cooling_down" } else { "healthy" },
+            h.iter().map(|v| u64::from(v.inflight)).sum::<u64>(),
+            h.iter().map(|v| v.requests).sum::<u64>(),
+            h.iter().map(|v| v.failures).sum::<u64>(),
+            h.iter().map(|v| v.retries).sum::<u64>(),
+        );
+        opt(out, ttft);
+        out.push('}');
+    }
+    out.push(']');
+}
