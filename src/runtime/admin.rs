@@ -9,6 +9,9 @@
 //! - `GET /metrics` — Prometheus' text format, or OpenMetrics when the scraper's `Accept`
 //!   names it: the coordinator's merged totals (`account::scrape` lists the families); a
 //!   scrape never touches a worker.
+//! - `GET /` or `/dashboard` — the dashboard page (public: it holds no data; it reads
+//!   `/admin/stats` with the key given in its fragment, `/dashboard#key=…`, or none when
+//!   metrics are public).
 //! - `GET /admin/stats` — the stats document (`account::stats`): totals, the last ten
 //!   seconds, per-second and per-minute series with latency percentiles, spend per key (last
 //!   hour and day), per model and deployment, budget bars, deployment health. Public with
@@ -108,6 +111,14 @@ fn serve(mut s: TcpStream, access: &Access, handle: &AdminHandle) {
     let r = read_request(&mut s, &mut buf, &mut head).and_then(|body| {
         let method = head.method_span.get(&buf);
         let path = head.path(&buf);
+        if method == b"GET" && (path == b"/" || path == b"/dashboard") {
+            // The page holds no data: it asks `/admin/stats` with the key from its fragment.
+            return Ok((
+                200,
+                "text/html; charset=utf-8",
+                DASHBOARD.as_bytes().to_vec(),
+            ));
+        }
         let public = access.metrics_public && (path == b"/metrics" || path == b"/admin/stats");
         let auth = head.header(&buf, "authorization");
         if !public && !access.key.is_some_and(|k| authorized(auth, &k)) {
@@ -148,6 +159,10 @@ fn serve(mut s: TcpStream, access: &Access, handle: &AdminHandle) {
 }
 
 const JSON: &str = "application/json";
+
+/// The dashboard: one self-contained page (no CDN, no build step; charts are plain SVG drawn by
+/// its own script) that polls `/admin/stats` every 2 s.
+const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// `GET /metrics`: the coordinator's totals in the format the scraper asks for.
 fn metrics(
