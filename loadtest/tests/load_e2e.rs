@@ -318,3 +318,61 @@ fn every_bundled_scenario_loads_and_resolves() {
     }
     assert!(n >= 4, "scenarios found: {n}");
 }
+
+#[test]
+fn plot_draws_both_arms_over_time_and_by_percentile() {
+    let a = MockProc::spawn(&[]);
+    let b = MockProc::spawn(&["--ttft-ms", "4"]);
+    let out = std::env::temp_dir().join(format!("tollgate-load-plot-{}.svg", std::process::id()));
+    let cfg = args(&[
+        "--target",
+        &a.url,
+        "--target-b",
+        &b.url,
+        "--duration",
+        "1200ms",
+        "--slice",
+        "200ms",
+        "--warmup",
+        "100ms",
+        "--plot",
+        out.to_str().unwrap(),
+    ])
+    .resolve()
+    .unwrap();
+    let s = execute(&cfg).unwrap();
+    assert!(s.targets.iter().all(|t| t.ok > 0));
+    let svg = std::fs::read_to_string(&out).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    // Per arm: p50 and p99 over time, and the percentile curve.
+    for colour in ["#2f5fd0", "#d07a1f"] {
+        let lines = svg.matches(&format!("stroke=\"{colour}\"")).count();
+        assert_eq!(lines, 3, "{colour}: {svg}");
+    }
+    assert!(svg.contains("99.99%") && svg.contains("A 127.0.0.1") && svg.contains("B 127.0.0.1"));
+    // B answers 4 ms later: its curve lies above A's at the median (a larger y is lower).
+    let curve = |colour: &str| -> Vec<(f64, f64)> {
+        let line = svg
+            .lines()
+            .rfind(|l| l.starts_with("<polyline") && l.contains(colour) && !l.contains("dasharray"))
+            .unwrap();
+        let pts = line
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches("\"/>");
+        pts.split(' ')
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect()
+    };
+    let (ca, cb) = (curve("#2f5fd0"), curve("#d07a1f"));
+    assert!(
+        cb[20].1 < ca[20].1,
+        "B is slower at the median: {:?} vs {:?}",
+        cb[20],
+        ca[20]
+    );
+}

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod conn;
 pub mod cpu;
+pub mod plot;
 pub mod report;
 pub mod run;
 pub mod scenario;
@@ -70,6 +71,9 @@ pub struct LoadArgs {
     /// Write the JSON summary here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write an SVG of latency over time and by percentile here (A/B arms overlaid).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// Report CPU time of this process per request (e.g. the gateway's pid).
     #[arg(long)]
     pub watch_pid: Option<u32>,
@@ -152,6 +156,7 @@ impl LoadArgs {
             watch_pid: self.watch_pid,
             progress: !self.quiet,
             seed: self.seed,
+            plot: self.plot.clone(),
         })
     }
 }
@@ -165,17 +170,26 @@ pub fn execute(cfg: &RunConfig) -> anyhow::Result<Summary> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let printer = cfg.progress.then(|| {
         let (progress, stop) = (progress.clone(), stop.clone());
-        std::thread::spawn(move || print_progress(&progress, &stop))
+        // Warm-up and measured time, per target.
+        let total = (cfg.warmup + cfg.duration).as_secs_f64() * cfg.targets.len() as f64;
+        std::thread::spawn(move || print_progress(&progress, &stop, total))
     });
     let result = run::run(cfg, &progress);
     stop.store(true, Ordering::Relaxed);
     if let Some(p) = printer {
         let _ = p.join();
     }
-    Ok(Summary::new(cfg, &result?))
+    let stats = result?;
+    if let Some(path) = &cfg.plot {
+        std::fs::write(path, plot::svg(cfg, &stats))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(Summary::new(cfg, &stats))
 }
 
-fn print_progress(p: &Progress, stop: &std::sync::atomic::AtomicBool) {
+fn print_progress(p: &Progress, stop: &std::sync::atomic::AtomicBool, total: f64) {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
     let mut last_done = 0;
     let mut last = Instant::now();
@@ -199,15 +213,35 @@ fn print_progress(p: &Progress, stop: &std::sync::atomic::AtomicBool) {
             .max()
             .unwrap_or(0);
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(
-            err,
-            "[{:>5.1}s] {:>9.0} req/s  errors {:>6}  p99 so far {:.1} µs",
-            start.elapsed().as_secs_f64(),
-            rate,
-            p.errors.load(Ordering::Relaxed),
-            p99 as f64 / 1000.0
-        );
+        let elapsed = start.elapsed().as_secs_f64();
+        if tty {
+            // A bar redrawn in place: elapsed of total, rate, errors, p99 so far.
+            let filled = ((elapsed / total).min(1.0) * 30.0) as usize;
+            let _ = write!(
+                err,
+                "\r[{}{}] {:>5.1}/{:.0}s {:>9.0} req/s  errors {:>6}  p99 {:.1} µs ",
+                "#".repeat(filled),
+                "-".repeat(30 - filled),
+                elapsed,
+                total,
+                rate,
+                p.errors.load(Ordering::Relaxed),
+                p99 as f64 / 1000.0
+            );
+        } else {
+            let _ = writeln!(
+                err,
+                "[{:>5.1}s] {:>9.0} req/s  errors {:>6}  p99 so far {:.1} µs",
+                elapsed,
+                rate,
+                p.errors.load(Ordering::Relaxed),
+                p99 as f64 / 1000.0
+            );
+        }
         last_done = done;
         last = Instant::now();
+    }
+    if tty {
+        eprintln!();
     }
 }

@@ -60,6 +60,8 @@ pub struct RunConfig {
     pub watch_pid: Option<u32>,
     pub progress: bool,
     pub seed: u64,
+    /// `--plot`: where the SVG goes.
+    pub plot: Option<std::path::PathBuf>,
 }
 
 /// One stretch of time against one target.
@@ -151,6 +153,56 @@ pub struct Stats {
     pub elapsed: Duration,
     /// CPU time of the watched process during this target's phases.
     pub watched_cpu: Duration,
+    /// Latency per second of the run (index: seconds since it began), for `--plot`.
+    pub timeline: Vec<Second>,
+}
+
+/// Buckets of a [`Second`]: four per octave from 1 µs (the last holds everything over ~2 min).
+pub const SECOND_BUCKETS: usize = 112;
+
+/// The latencies measured in one second, in log-scale buckets.
+#[derive(Clone, Debug)]
+pub struct Second {
+    pub count: u64,
+    pub buckets: [u32; SECOND_BUCKETS],
+}
+
+impl Default for Second {
+    fn default() -> Self {
+        Second {
+            count: 0,
+            buckets: [0; SECOND_BUCKETS],
+        }
+    }
+}
+
+impl Second {
+    /// The bucket of `us` microseconds: 4·log2(us + 1).
+    pub fn bucket(us: u64) -> usize {
+        let x = (us + 1) as f64;
+        ((4.0 * x.log2()) as usize).min(SECOND_BUCKETS - 1)
+    }
+
+    /// The upper edge of bucket `i`, µs.
+    pub fn edge(i: usize) -> f64 {
+        2f64.powf((i + 1) as f64 / 4.0) - 1.0
+    }
+
+    /// The `q` quantile (0–1), µs (the bucket's upper edge); `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = (q * self.count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0u64;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            seen += u64::from(n);
+            if seen >= rank {
+                return Some(Second::edge(i));
+            }
+        }
+        Some(Second::edge(SECOND_BUCKETS - 1))
+    }
 }
 
 impl Default for Stats {
@@ -171,6 +223,7 @@ impl Default for Stats {
             streams_ended: 0,
             elapsed: Duration::ZERO,
             watched_cpu: Duration::ZERO,
+            timeline: Vec::new(),
         }
     }
 }
@@ -197,6 +250,15 @@ impl Stats {
         // Threads run the same phases concurrently: wall time and CPU are not additive.
         self.elapsed = self.elapsed.max(o.elapsed);
         self.watched_cpu = self.watched_cpu.max(o.watched_cpu);
+        if self.timeline.len() < o.timeline.len() {
+            self.timeline.resize(o.timeline.len(), Second::default());
+        }
+        for (a, b) in self.timeline.iter_mut().zip(&o.timeline) {
+            a.count += b.count;
+            for (x, y) in a.buckets.iter_mut().zip(&b.buckets) {
+                *x += y;
+            }
+        }
     }
 
     pub fn error_count(&self) -> u64 {
@@ -276,12 +338,15 @@ pub fn run(cfg: &RunConfig, progress: &Arc<Progress>) -> anyhow::Result<Vec<Stat
     let prep = Arc::new(Prepared::new(cfg)?);
     let cfg = Arc::new(cfg.clone());
     let mut handles = Vec::new();
+    let started = Instant::now();
     for tid in 0..cfg.threads {
         let (cfg, prep, progress) = (cfg.clone(), prep.clone(), progress.clone());
         let h = std::thread::Builder::new()
             .name(format!("load-{tid}"))
             .spawn(move || {
-                crate::io::block_on(cfg.driver, || thread_main(tid, cfg.clone(), prep, progress))
+                crate::io::block_on(cfg.driver, || {
+                    thread_main(tid, started, cfg.clone(), prep, progress)
+                })
             })?;
         handles.push(h);
     }
@@ -299,6 +364,8 @@ pub fn run(cfg: &RunConfig, progress: &Arc<Progress>) -> anyhow::Result<Vec<Stat
 
 struct ThreadState {
     tid: usize,
+    /// When the run began (the timeline's zero).
+    started: Instant,
     cfg: Arc<RunConfig>,
     prep: Arc<Prepared>,
     progress: Arc<Progress>,
@@ -336,6 +403,7 @@ impl ThreadState {
 
 async fn thread_main(
     tid: usize,
+    started: Instant,
     cfg: Arc<RunConfig>,
     prep: Arc<Prepared>,
     progress: Arc<Progress>,
@@ -343,6 +411,7 @@ async fn thread_main(
     let n = cfg.targets.len();
     let st = Rc::new(ThreadState {
         tid,
+        started,
         pools: (0..n).map(|_| RefCell::new(Vec::new())).collect(),
         stats: (0..n).map(|_| RefCell::new(Stats::default())).collect(),
         rng: Cell::new(
@@ -522,8 +591,15 @@ async fn one_request(st: &Rc<ThreadState>, phase: Phase, intended: Option<(Insta
                     Some((_, false)) => begin,
                     None => sent,
                 };
-                s.latency
-                    .saturating_record(ns(done.saturating_duration_since(from)));
+                let latency = done.saturating_duration_since(from);
+                s.latency.saturating_record(ns(latency));
+                let at = done.saturating_duration_since(st.started).as_secs() as usize;
+                if s.timeline.len() <= at {
+                    s.timeline.resize(at + 1, Second::default());
+                }
+                let sec = &mut s.timeline[at];
+                sec.count += 1;
+                sec.buckets[Second::bucket(latency.as_micros() as u64)] += 1;
                 if let Some((at, _)) = intended {
                     s.send_lag
                         .saturating_record(ns(begin.saturating_duration_since(at)));
@@ -599,6 +675,7 @@ mod tests {
             driver: Driver::Auto,
             watch_pid: None,
             progress: false,
+            plot: None,
             seed: 1,
         }
     }
