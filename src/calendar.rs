@@ -70,11 +70,36 @@ impl Period {
             Period::Total => 0,
         }
     }
+
+    /// The first day of the next period after the one containing `today` (`None` for
+    /// `Total`, which never resets).
+    pub fn next_start(self, today: Day) -> Option<Day> {
+        if self == Period::Total {
+            return None;
+        }
+        let this = self.start(today);
+        // A period is at most 31 days long.
+        (today + 1..=today + 32).find(|&d| self.start(d) != this)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_periods_start_where_the_calendar_says() {
+        let day = |y, m, d| days_from_civil(y, m, d) as Day;
+        // Wednesday 2026-12-02.
+        let today = day(2026, 12, 2);
+        assert_eq!(Period::Daily.next_start(today), Some(day(2026, 12, 3)));
+        assert_eq!(Period::Weekly.next_start(today), Some(day(2026, 12, 7)));
+        let monthly = |r| Period::Monthly { reset_day: r };
+        assert_eq!(monthly(1).next_start(today), Some(day(2027, 1, 1)));
+        assert_eq!(monthly(15).next_start(today), Some(day(2026, 12, 15)));
+        assert_eq!(monthly(2).next_start(today), Some(day(2027, 1, 2)));
+        assert_eq!(Period::Total.next_start(today), None);
+    }
 
     #[test]
     fn round_trips_across_leap_years_and_eras() {

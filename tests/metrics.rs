@@ -555,6 +555,15 @@ fn the_stats_document_and_tollgate_top_show_what_the_audit_records_say() {
     }
     assert_eq!(keys[0]["team"], "research");
     assert_eq!(keys[0]["requests"], 6);
+    // Today (UTC), from the history here (no ledger configured).
+    assert!((keys[0]["cost_usd_today"].as_f64().unwrap() - cost("alice")).abs() < 1e-9);
+    let teams = s["teams"].as_array().unwrap();
+    assert_eq!(teams.len(), 1, "bob has no team");
+    assert_eq!(
+        (teams[0]["team"].as_str(), teams[0]["requests"].as_u64()),
+        (Some("research"), Some(6))
+    );
+    assert!((teams[0]["cost_usd_hour"].as_f64().unwrap() - cost("alice")).abs() < 1e-9);
     let budget = s["quotas"]
         .as_array()
         .unwrap()
@@ -563,6 +572,9 @@ fn the_stats_document_and_tollgate_top_show_what_the_audit_records_say() {
         .unwrap();
     assert!((budget["used"].as_f64().unwrap() - cost("alice")).abs() < 1e-9);
     assert_eq!(budget["cap"], 5.0);
+    // A monthly budget (the default period) starts over on the 1st.
+    let resets = budget["resets"].as_str().unwrap();
+    assert!(resets.len() == 10 && resets.ends_with("-01"), "{resets}");
     let deployments = s["deployments"].as_array().unwrap();
     assert_eq!(deployments[0]["state"], "healthy");
     assert_eq!(deployments[0]["requests"], 9);

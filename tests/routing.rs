@@ -414,8 +414,10 @@ fn a_hedge_wins_when_the_primary_is_slow_and_both_are_billed() {
     );
     // Priced, so that both halves cost something.
     text = text.replace("price = \"free\"", "price = { input = 1.0, output = 2.0 }");
+    text.push_str("[admin]\nlisten = \"127.0.0.1:0\"\nmetrics_public = true\n");
     let gw = start(&text);
     let a = gw.local_addr();
+    let admin = gw.admin_addr().unwrap();
     let mut c = Client::connect(a);
     // Round robin: the first request starts on the slow deployment…
     let started = Instant::now();
@@ -435,6 +437,29 @@ fn a_hedge_wins_when_the_primary_is_slow_and_both_are_billed() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-tollgate-deployment"), Some("m#1"));
     assert_eq!(r.header("x-tollgate-hedge"), None);
+    // The metrics count the hedge: won by one deployment, lost by the other.
+    let count = |text: &str, family: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with(family) && l.ends_with(" 1"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (won, lost) = loop {
+        let text = roundtrip(admin, b"GET /metrics HTTP/1.1\r\nhost: a\r\n\r\n").text();
+        let won = count(&text, "tollgate_deployment_hedges_won_total{");
+        let lost = count(&text, "tollgate_deployment_hedges_lost_total{");
+        if won.len() == 1 && lost.len() == 1 {
+            break (won, lost);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no hedge in the metrics:\n{text}"
+        );
+        std::thread::park_timeout(Duration::from_millis(50));
+    };
+    let label = |l: &str| l.split_once('{').unwrap().1.to_owned();
+    assert_ne!(label(&won[0]), label(&lost[0]), "{won:?} {lost:?}");
     gw.shutdown();
     let records = audit_records(&audit);
     let hedged = &records[0];

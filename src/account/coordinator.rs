@@ -459,6 +459,7 @@ impl Coordinator {
                         .clock
                         .now()
                         .saturating_sub(self.started_at.elapsed().as_secs()),
+                    ledger: self.ledger.as_ref(),
                 }),
             },
             AdminOp::State => AdminReply::State {

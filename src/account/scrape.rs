@@ -10,7 +10,7 @@
 //! | `tollgate_requests_total` | `key`, `team`, `status_class` | every authenticated request |
 //! | `tollgate_responses_total` | `status_class` | every response, with or without a key |
 //! | `tollgate_cost_usd_total`, `tollgate_tokens_total` (`type`: input, output, cache_read, cache_write, reasoning), `tollgate_charged_requests_total`, `tollgate_estimated_requests_total` | `key`, `team` | charged calls |
-//! | `tollgate_deployment_requests_total`, `tollgate_deployment_cost_usd_total`, `tollgate_deployment_tokens_total` | `model`, `deployment` | per deployment |
+//! | `tollgate_deployment_requests_total`, `tollgate_deployment_cost_usd_total`, `tollgate_deployment_tokens_total`, `tollgate_deployment_hedges_won_total`, `_lost_total` | `model`, `deployment` | per deployment |
 //! | `tollgate_errors_total` | `kind`: the error code clients see (429s: `insufficient_quota`, and `rate_limit_requests` / `rate_limit_tokens` apart) | the gateway's own errors |
 //! | `tollgate_gateway_overhead_seconds` (histogram) | — | time to the first byte minus the provider's time to its response head |
 //! | `tollgate_quota_limit`, `_used`, `_remaining`, `_reserved` | `quota`, `scope`, `unit`, `window` | the books (`used`: this period, or in the bucket) |
@@ -258,6 +258,28 @@ fn deployments(e: &mut Exposition, s: &Scrape<'_>) {
             )
         }),
     );
+    for (name, help, won) in [
+        (
+            "tollgate_deployment_hedges_won",
+            "Hedged requests this deployment answered first.",
+            true,
+        ),
+        (
+            "tollgate_deployment_hedges_lost",
+            "Hedged requests this deployment lost (its call cancelled, charged an estimate).",
+            false,
+        ),
+    ] {
+        e.family(name, Kind::Counter, help);
+        for (d, c) in &t.deployments {
+            let l = [
+                ("model", d.model.as_str()),
+                ("deployment", d.deployment.as_str()),
+            ];
+            let n = if won { c.hedges_won } else { c.hedges_lost };
+            e.sample(&format!("{name}_total"), &l, n as f64);
+        }
+    }
     let snap = s.snapshot;
     let rows: Vec<(String, String, &Vec<HealthView>)> = snap
         .deployments

@@ -8,7 +8,10 @@
 
 use std::fmt::Write as _;
 
-use crate::config::{Snapshot, Unit};
+use std::collections::BTreeMap;
+
+use crate::calendar::{civil_from_days, day_of};
+use crate::config::{Snapshot, Unit, Window};
 use crate::json;
 use crate::policy::books::BookView;
 use crate::policy::route::HealthView;
@@ -25,6 +28,9 @@ pub struct Stats<'a> {
     pub health: &'a [Vec<HealthView>],
     pub now_unix: u64,
     pub started_unix: u64,
+    /// The spend ledger, when on: today's spend per key comes from it (so it survives
+    /// restarts); without it, from the history since midnight UTC.
+    pub ledger: Option<&'a super::ledger::Ledger>,
 }
 
 fn usd(out: &mut String, micro: u64) {
@@ -112,6 +118,7 @@ pub fn render(s: &Stats<'_>) -> String {
         out.push(']');
     }
     keys(&mut out, s);
+    teams(&mut out, s);
     out.push_str(",\"models\":[");
     for (i, (d, c)) in t.deployments.iter().enumerate() {
         if i > 0 {
@@ -123,28 +130,51 @@ pub fn render(s: &Stats<'_>) -> String {
         string(&mut out, &d.deployment);
         let _ = write!(
             out,
-            ",\"requests\":{},\"errors\":{},\"cost_usd\":",
+            ",\"requests\":{},\"errors\":{},\"hedges_won\":{},\"hedges_lost\":{},\"cost_usd\":",
             c.responses.iter().sum::<u64>(),
-            c.responses[3] + c.responses[4]
+            c.responses[3] + c.responses[4],
+            c.hedges_won,
+            c.hedges_lost
         );
         usd(&mut out, c.used.cost_micro_usd);
         out.push('}');
     }
     out.push(']');
-    quotas(&mut out, &s.books);
+    quotas(&mut out, &s.books, s.now_unix);
     deployments(&mut out, s);
     out.push('}');
     out
 }
 
-/// Keys by spend since start, most first, with their last hour's and day's.
+/// Spend per key label: the last hour, the last 24 hours, and today (UTC).
+struct Windows {
+    hour: BTreeMap<String, u64>,
+    day: BTreeMap<String, u64>,
+    today: BTreeMap<String, u64>,
+}
+
+fn windows(s: &Stats<'_>) -> Windows {
+    let since = |secs: u64| s.now_unix.saturating_sub(secs) / 60 * 60;
+    let hour = s.history.key_spend_since(since(3600));
+    let day = s.history.key_spend_since(since(86_400));
+    let today = match s.ledger {
+        Some(l) => s
+            .snapshot
+            .keys
+            .iter()
+            .map(|k| {
+                let spent = l.net_spent(&format!("key:{}", k.id), day_of(s.now_unix));
+                (k.id.clone(), spent.cost_micro_usd)
+            })
+            .collect(),
+        None => s.history.key_spend_since(s.now_unix / 86_400 * 86_400),
+    };
+    Windows { hour, day, today }
+}
+
+/// Keys by spend since start, most first, with their last hour's, day's and today's.
 fn keys(out: &mut String, s: &Stats<'_>) {
-    let hour = s
-        .history
-        .key_spend_since(s.now_unix.saturating_sub(3600) / 60 * 60);
-    let day = s
-        .history
-        .key_spend_since(s.now_unix.saturating_sub(86_400) / 60 * 60);
+    let w = windows(s);
     let mut rows: Vec<_> = s.totals.keys.iter().collect();
     rows.sort_by(|a, b| {
         b.1.used
@@ -170,17 +200,58 @@ fn keys(out: &mut String, s: &Stats<'_>) {
             k.used.output_tokens
         );
         usd(out, k.used.cost_micro_usd);
-        out.push_str(",\"cost_usd_hour\":");
-        usd(out, hour.get(key).copied().unwrap_or(0));
-        out.push_str(",\"cost_usd_day\":");
-        usd(out, day.get(key).copied().unwrap_or(0));
+        spend_windows(out, &w, &[key]);
         out.push('}');
     }
     out.push(']');
 }
 
-/// Each budget's and rate limit's bar.
-fn quotas(out: &mut String, books: &[BookView]) {
+/// `,"cost_usd_hour":…,"cost_usd_day":…,"cost_usd_today":…` summed over `keys`.
+fn spend_windows(out: &mut String, w: &Windows, keys: &[&String]) {
+    for (name, m) in [
+        ("cost_usd_hour", &w.hour),
+        ("cost_usd_day", &w.day),
+        ("cost_usd_today", &w.today),
+    ] {
+        let _ = write!(out, ",\"{name}\":");
+        usd(out, keys.iter().filter_map(|k| m.get(*k)).sum());
+    }
+}
+
+/// Teams: their keys' requests and spend, summed.
+fn teams(out: &mut String, s: &Stats<'_>) {
+    let w = windows(s);
+    let mut teams: BTreeMap<&str, (u64, u64, u64, Vec<&String>)> = BTreeMap::new();
+    for ((key, team), k) in &s.totals.keys {
+        if team.is_empty() {
+            continue;
+        }
+        let t = teams.entry(team.as_str()).or_default();
+        t.0 += k.responses.iter().sum::<u64>();
+        t.1 += k.responses[3] + k.responses[4];
+        t.2 += k.used.cost_micro_usd;
+        t.3.push(key);
+    }
+    out.push_str(",\"teams\":[");
+    for (i, (team, (requests, errors, cost, keys))) in teams.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"team\":");
+        string(out, team);
+        let _ = write!(
+            out,
+            ",\"requests\":{requests},\"errors\":{errors},\"cost_usd\":"
+        );
+        usd(out, *cost);
+        spend_windows(out, &w, keys);
+        out.push('}');
+    }
+    out.push(']');
+}
+
+/// Each budget's and rate limit's bar, and when a budget's period starts over.
+fn quotas(out: &mut String, books: &[BookView], now_unix: u64) {
     out.push_str(",\"quotas\":[");
     for (i, b) in books.iter().enumerate() {
         if i > 0 {
@@ -202,12 +273,24 @@ fn quotas(out: &mut String, books: &[BookView]) {
         string(out, &b.scope);
         let _ = write!(
             out,
-            ",\"unit\":\"{unit}\",\"cap\":{},\"used\":{},\"reserved\":{},\"remaining\":{}}}",
+            ",\"unit\":\"{unit}\",\"cap\":{},\"used\":{},\"reserved\":{},\"remaining\":{},\"resets\":",
             cap as f64 / per,
             b.spent as f64 / per,
             b.reserved as f64 / per,
             remaining as f64 / per
         );
+        // The UTC day a budget's period starts over; a rate limit refills all along.
+        match b.window {
+            Window::Period(p) => match p.next_start(day_of(now_unix)) {
+                Some(d) => {
+                    let (y, m, dd) = civil_from_days(i64::from(d));
+                    let _ = write!(out, "\"{y:04}-{m:02}-{dd:02}\"");
+                }
+                None => out.push_str("null"),
+            },
+            Window::Minute => out.push_str("null"),
+        }
+        out.push('}');
     }
     out.push(']');
 }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{ProviderKind, Snapshot};
 use crate::error::ErrorKind;
-use crate::telemetry::record::{AuditRecord, Route};
+use crate::telemetry::record::{AuditRecord, Route, TryOutcome};
 
 /// `gen_ai.client.token.usage`'s bucket boundaries (OpenTelemetry GenAI conventions), tokens.
 pub const TOKEN_BOUNDS: &[u64] = &[
@@ -144,6 +144,9 @@ pub struct DeploymentCounts {
     pub responses: Classes,
     pub used: Use,
     pub ops: [GenAi; OPERATIONS.len()],
+    /// Hedged requests this deployment answered first, and those it lost (cancelled).
+    pub hedges_won: u64,
+    pub hedges_lost: u64,
 }
 
 /// The OpenTelemetry GenAI histograms of one deployment and operation.
@@ -225,11 +228,22 @@ impl WorkerMetrics {
         let Some(d) = r.deployment else {
             return;
         };
-        let i = d.0 as usize;
-        if self.deployments.len() <= i {
-            self.deployments.resize(i + 1, DeploymentCounts::default());
+        let grow = |v: &mut Vec<DeploymentCounts>, i: usize| {
+            if v.len() <= i {
+                v.resize(i + 1, DeploymentCounts::default());
+            }
+        };
+        let lost = r.tries.iter().filter(|&(_, o)| o == TryOutcome::HedgeLost);
+        let mut hedged = false;
+        for (loser, _) in lost {
+            grow(&mut self.deployments, loser.0 as usize);
+            self.deployments[loser.0 as usize].hedges_lost += 1;
+            hedged = true;
         }
+        let i = d.0 as usize;
+        grow(&mut self.deployments, i);
         let dc = &mut self.deployments[i];
+        dc.hedges_won += u64::from(hedged);
         dc.responses[c] += 1;
         if !r.charged {
             return;
@@ -419,7 +433,7 @@ impl Totals {
             t.used.add(&k.used);
         }
         for (i, d) in m.deployments.iter().enumerate() {
-            if d.responses == Classes::default() {
+            if d.responses == Classes::default() && d.hedges_lost == 0 {
                 continue;
             }
             let Some(dep) = snap.deployments.get(i) else {
@@ -437,6 +451,8 @@ impl Totals {
                 *a += b;
             }
             t.used.add(&d.used);
+            t.hedges_won += d.hedges_won;
+            t.hedges_lost += d.hedges_lost;
             for (a, b) in t.ops.iter_mut().zip(&d.ops) {
                 a.input_tokens.add(&b.input_tokens);
                 a.output_tokens.add(&b.output_tokens);
