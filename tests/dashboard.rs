@@ -162,6 +162,45 @@ fn the_dashboard_renders_what_the_audit_records_say_and_updates() {
     let (dom, _) = load(&url, None);
     assert_eq!(text_of(&dom, "total"), "10");
 
+    // Live: with traffic going on, one open page redraws from new stats (it polls every 2 s;
+    // Chromium's virtual time lets several polls run).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let traffic = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            let req = post_with(
+                "/v1/chat/completions",
+                &[("authorization", "Bearer sk-bob")],
+                chat("mock-chat", false).as_bytes(),
+            );
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(roundtrip(addr, &req).status, 200);
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                std::thread::park_timeout(Duration::from_millis(20));
+            }
+        })
+    };
+    let (dom, log) = load(&url, None);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    traffic.join().unwrap();
+    no_console_errors(&log);
+    let renders: u32 = dom
+        .split("data-renders=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        renders >= 2,
+        "the page polled and redrew: {renders} render(s)"
+    );
+    let shown: u64 = text_of(&dom, "total").parse().unwrap();
+    assert!(
+        shown > 10,
+        "the page shows requests sent while it was open: {shown}"
+    );
+
     let shot = dir.join("dashboard.png");
     let _ = load(&url, Some(&shot));
     let png = std::fs::read(&shot).expect("a screenshot");

@@ -77,7 +77,16 @@ fn series_are_unique(text: &str) {
 
 #[test]
 fn metrics_need_the_admin_key_unless_public_and_speak_both_formats() {
-    let text = config_text(None, 1, &admin_config(false));
+    let ledger = test_dir("metrics-ledger");
+    let text = config_text(
+        None,
+        1,
+        &format!(
+            "{}[ledger]\ndir = {:?}\n",
+            admin_config(false),
+            ledger.to_str().unwrap()
+        ),
+    );
     let gw = start(&text);
     let (addr, admin) = (gw.local_addr(), gw.admin_addr().unwrap());
     let r = roundtrip(
@@ -97,6 +106,15 @@ fn metrics_need_the_admin_key_unless_public_and_speak_both_formats() {
         || scrape(admin, &bearer).text().contains(counted),
         "the request in the metrics",
     );
+    // The client's connection has closed: counted as closed, none open.
+    wait_for(
+        || {
+            scrape(admin, &bearer)
+                .text()
+                .contains("tollgate_connections_open 0\n")
+        },
+        "the closed connection in the metrics",
+    );
     let text_format = scrape(admin, &bearer);
     assert_eq!(text_format.status, 200);
     assert_eq!(
@@ -111,6 +129,22 @@ fn metrics_need_the_admin_key_unless_public_and_speak_both_formats() {
         "{body}"
     );
     assert!(!body.contains("# EOF"));
+    assert!(
+        body.contains("tollgate_connections_accepted_total 1\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("tollgate_tls_handshakes_total 0\n"),
+        "a plain listener"
+    );
+    // The ledger is on: its lag is there, a number of seconds.
+    let lag: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("tollgate_ledger_sync_age_seconds "))
+        .expect("the ledger's lag")
+        .parse()
+        .unwrap();
+    assert!(lag.is_finite() && lag >= 0.0);
     let om = scrape(
         admin,
         &format!("{bearer}accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n"),

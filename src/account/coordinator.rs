@@ -121,6 +121,8 @@ pub struct Coordinator {
     ledger: Option<Ledger>,
     ledger_dirty: bool,
     next_sync: Instant,
+    /// When the ledger last reached the disk (its lag, in the metrics).
+    last_sync: Instant,
     reported_drops: u64,
     next_drop_report: Instant,
     applied: Vec<u64>,
@@ -231,6 +233,7 @@ impl Coordinator {
             ledger,
             ledger_dirty: false,
             next_sync: Instant::now(),
+            last_sync: Instant::now(),
             reported_drops: 0,
             next_drop_report: Instant::now(),
             swaps: Vec::new(),
@@ -441,6 +444,10 @@ impl Coordinator {
                         cut_connections: self.cut,
                         started: self.started,
                         traces: &self.traces.stats,
+                        ledger_sync_age: self
+                            .ledger
+                            .as_ref()
+                            .map(|_| self.last_sync.elapsed().as_secs_f64()),
                     },
                     openmetrics,
                 );
@@ -685,6 +692,9 @@ impl Coordinator {
         if r.is_ok() && now >= self.next_sync {
             self.next_sync = now + cfg.sync;
             r = l.sync();
+            if r.is_ok() {
+                self.last_sync = now;
+            }
         }
         if r.is_ok() && l.log_bytes() > cfg.compact_bytes {
             r = l.compact();

@@ -164,6 +164,10 @@ pub struct Counters {
     pub connections_refused: u64,
     /// Client TLS handshakes that failed or timed out (the connection was closed).
     pub tls_handshakes_failed: u64,
+    /// Client TLS handshakes completed.
+    pub tls_handshakes: u64,
+    /// Accepted client connections that have ended (open = accepted − closed).
+    pub connections_closed: u64,
     pub requests: u64,
     pub responses_2xx: u64,
     pub responses_4xx: u64,
@@ -179,6 +183,8 @@ impl Counters {
         self.connections_accepted += o.connections_accepted;
         self.connections_refused += o.connections_refused;
         self.tls_handshakes_failed += o.tls_handshakes_failed;
+        self.tls_handshakes += o.tls_handshakes;
+        self.connections_closed += o.connections_closed;
         self.requests += o.requests;
         self.responses_2xx += o.responses_2xx;
         self.responses_4xx += o.responses_4xx;

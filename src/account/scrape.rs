@@ -15,7 +15,7 @@
 //! | `tollgate_gateway_overhead_seconds` (histogram) | — | time to the first byte minus the provider's time to its response head |
 //! | `tollgate_quota_limit`, `_used`, `_remaining`, `_reserved` | `quota`, `scope`, `unit`, `window` | the books (`used`: this period, or in the bucket) |
 //! | `tollgate_deployment_circuit_open`, `_inflight`, `_ewma_ttft_seconds`, `_failures_total`, `_retries_total` | `model`, `deployment` | health reports (every 250 ms) |
-//! | connections, TLS handshakes failed, bytes, upstream connections, audit records written and dropped, connections cut at drain, trace spans exported and dropped | — | counters |
+//! | connections accepted, refused and open, TLS handshakes completed and failed, bytes, upstream connections, audit records written and dropped, connections cut at drain, trace spans exported and dropped, the ledger's sync age | — | counters |
 //! | `process_resident_memory_bytes`, `process_cpu_seconds_total`, `process_open_fds`, `process_start_time_seconds` | — | `/proc/self` |
 //!
 //! USD figures are the integer micro-dollars the gateway keeps, divided by 10⁶ only here.
@@ -48,6 +48,8 @@ pub struct Scrape<'a> {
     pub cut_connections: u64,
     pub started: SystemTime,
     pub traces: &'a crate::telemetry::export::TraceStats,
+    /// Seconds since the spend ledger last reached the disk (`None`: no ledger).
+    pub ledger_sync_age: Option<f64>,
 }
 
 /// A health family: name, kind, help, and its value from one deployment's reports.
@@ -448,7 +450,12 @@ fn gateway(e: &mut Exposition, s: &Scrape<'_>) {
     );
     let c = s.counters;
     let traced = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    let counters: [(&str, &str, u64); 15] = [
+    let counters: [(&str, &str, u64); 16] = [
+        (
+            "tollgate_tls_handshakes",
+            "Client TLS handshakes completed.",
+            c.tls_handshakes,
+        ),
         (
             "tollgate_trace_spans_exported",
             "Spans the collector accepted.",
@@ -529,6 +536,22 @@ fn gateway(e: &mut Exposition, s: &Scrape<'_>) {
     for (name, help, n) in counters {
         e.family(name, Kind::Counter, help);
         e.sample(&format!("{name}_total"), &[], n as f64);
+    }
+    e.family(
+        "tollgate_connections_open",
+        Kind::Gauge,
+        "Client connections open (as of the workers' last report, every 250 ms).",
+    );
+    let open = c.connections_accepted.saturating_sub(c.connections_closed);
+    e.sample("tollgate_connections_open", &[], open as f64);
+    if let Some(age) = s.ledger_sync_age {
+        e.family(
+            "tollgate_ledger_sync_age_seconds",
+            Kind::Gauge,
+            "Seconds since the spend ledger last reached the disk (its lag; ledger.sync_ms \
+             bounds it while the disk keeps up).",
+        );
+        e.sample("tollgate_ledger_sync_age_seconds", &[], age);
     }
     e.family(
         "tollgate_config_generation",

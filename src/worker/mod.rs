@@ -478,11 +478,15 @@ impl Worker {
                 let limit = self.snapshot.borrow().limits.header_timeout;
                 let acceptor = monoio_rustls::TlsAcceptor::from(cfg);
                 match monoio::time::timeout(limit, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => serve(&self, ClientStream::Tls(Box::new(s))).await,
+                    Ok(Ok(s)) => {
+                        self.count(|c| c.tls_handshakes += 1);
+                        serve(&self, ClientStream::Tls(Box::new(s))).await;
+                    }
                     _ => self.count(|c| c.tls_handshakes_failed += 1),
                 }
             }
         }
+        self.count(|c| c.connections_closed += 1);
         self.conns.set(self.conns.get() - 1);
         if self.conns.get() == 0 && self.drain.is_set() {
             self.idle.set();
