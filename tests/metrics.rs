@@ -609,6 +609,16 @@ fn the_stats_document_and_tollgate_top_show_what_the_audit_records_say() {
     // A monthly budget (the default period) starts over on the 1st.
     let resets = budget["resets"].as_str().unwrap();
     assert!(resets.len() == 10 && resets.ends_with("-01"), "{resets}");
+    // Per model and deployment: the last hour's spend is everything spent.
+    let model = &s["models"][0];
+    assert_eq!(model["model"], "mock-chat");
+    let all = cost("alice") + cost("bob");
+    for f in ["cost_usd", "cost_usd_hour", "cost_usd_day"] {
+        assert!(
+            (model[f].as_f64().unwrap() - all).abs() < 1e-9,
+            "{f}: {model}"
+        );
+    }
     let deployments = s["deployments"].as_array().unwrap();
     assert_eq!(deployments[0]["state"], "healthy");
     assert_eq!(deployments[0]["requests"], 9);
@@ -630,4 +640,39 @@ fn the_stats_document_and_tollgate_top_show_what_the_audit_records_say() {
     }
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
+}
+
+#[test]
+fn keys_past_the_label_cap_are_counted_as_other() {
+    let extra = format!(
+        "{}{}{}metrics_max_keys = 1\n",
+        key_entry("second", "sk-second", ""),
+        key_entry("third", "sk-third", ""),
+        admin_config(false)
+    );
+    let gw = start(&config_text(None, 1, &extra));
+    let (addr, admin) = (gw.local_addr(), gw.admin_addr().unwrap());
+    for key in [KEY, "sk-second", "sk-third"] {
+        assert_eq!(
+            roundtrip(addr, &chat_as(key, "mock-chat", false)).status,
+            200
+        );
+    }
+    let bearer = format!("authorization: Bearer {ADMIN}\r\n");
+    // The first key in config order keeps its id; the two past the cap share `other`.
+    let own = "tollgate_requests_total{key=\"test\",team=\"\",status_class=\"2xx\"} 1\n";
+    let other = "tollgate_requests_total{key=\"other\",team=\"\",status_class=\"2xx\"} 2\n";
+    wait_for(
+        || {
+            let t = scrape(admin, &bearer).text();
+            t.contains(own) && t.contains(other)
+        },
+        "the capped key labels",
+    );
+    let t = scrape(admin, &bearer).text();
+    assert!(
+        !t.contains("key=\"second\"") && !t.contains("key=\"third\""),
+        "{t}"
+    );
+    gw.shutdown();
 }

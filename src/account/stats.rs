@@ -15,7 +15,7 @@ use crate::config::{Snapshot, Unit, Window};
 use crate::json;
 use crate::policy::books::BookView;
 use crate::policy::route::HealthView;
-use crate::telemetry::history::{History, Point, summary};
+use crate::telemetry::history::{History, Point, deployment_label, summary};
 use crate::telemetry::metrics::Totals;
 
 /// What the stats are written from.
@@ -119,6 +119,9 @@ pub fn render(s: &Stats<'_>) -> String {
     }
     keys(&mut out, s);
     teams(&mut out, s);
+    let since = |secs: u64| s.now_unix.saturating_sub(secs) / 60 * 60;
+    let hour = s.history.deployments.since(since(3600));
+    let day = s.history.deployments.since(since(86_400));
     out.push_str(",\"models\":[");
     for (i, (d, c)) in t.deployments.iter().enumerate() {
         if i > 0 {
@@ -137,6 +140,11 @@ pub fn render(s: &Stats<'_>) -> String {
             c.hedges_lost
         );
         usd(&mut out, c.used.cost_micro_usd);
+        let label = deployment_label(&d.model, &d.deployment);
+        for (name, m) in [("cost_usd_hour", &hour), ("cost_usd_day", &day)] {
+            let _ = write!(out, ",\"{name}\":");
+            usd(&mut out, m.get(&label).copied().unwrap_or(0));
+        }
         out.push('}');
     }
     out.push(']');

@@ -87,15 +87,71 @@ impl Point {
     }
 }
 
+/// Spend (µUSD) per label per minute, for the minutes a label spent anything: each key's, and
+/// each model's deployment's.
+#[derive(Debug, Default)]
+pub struct SpendMinutes {
+    pub minutes: VecDeque<(u64, BTreeMap<String, u64>)>,
+    last: BTreeMap<String, u64>,
+}
+
+impl SpendMinutes {
+    /// Adds what each label spent since the last sample (`current`: totals since start) to
+    /// `minute`.
+    fn sample<'a>(&mut self, minute: u64, current: impl Iterator<Item = (&'a str, u64)>) {
+        let mut spent = BTreeMap::new();
+        for (label, now_spent) in current {
+            let before = self.last.get(label).copied().unwrap_or(0);
+            if now_spent > before {
+                spent.insert(label.to_owned(), now_spent - before);
+            }
+            self.last.insert(label.to_owned(), now_spent);
+        }
+        if spent.is_empty() {
+            return;
+        }
+        match self.minutes.back_mut() {
+            Some((m, map)) if *m == minute => {
+                for (k, v) in spent {
+                    *map.entry(k).or_default() += v;
+                }
+            }
+            _ => {
+                self.minutes.push_back((minute, spent));
+                while self.minutes.len() > MINUTES {
+                    self.minutes.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Each label's spend in the minutes that started at or after `since`.
+    pub fn since(&self, since: u64) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (_, map) in self.minutes.iter().filter(|(m, _)| *m >= since) {
+            for (k, v) in map {
+                *out.entry(k.clone()).or_default() += v;
+            }
+        }
+        out
+    }
+}
+
+/// A deployment's label in [`History::deployments`]: `model|deployment`.
+pub fn deployment_label(model: &str, deployment: &str) -> String {
+    format!("{model}|{deployment}")
+}
+
 /// The coordinator's history.
 #[derive(Debug, Default)]
 pub struct History {
     pub seconds: VecDeque<Point>,
     pub minutes: VecDeque<Point>,
-    /// Each key label's spend (µUSD) per minute, for the minutes it spent anything.
-    pub key_minutes: VecDeque<(u64, BTreeMap<String, u64>)>,
+    /// Each key label's spend per minute.
+    pub keys: SpendMinutes,
+    /// Each deployment's (`deployment_label`) spend per minute.
+    pub deployments: SpendMinutes,
     last: Point,
-    last_keys: BTreeMap<String, u64>,
 }
 
 impl History {
@@ -111,43 +167,30 @@ impl History {
             Some(m) if m.t == minute => m.add(&d),
             _ => push(&mut self.minutes, Point { t: minute, ..d }, MINUTES),
         }
-        // Each key's spend this second, into its minute.
-        let mut spent = BTreeMap::new();
-        for ((key, _), k) in &totals.keys {
-            let before = self.last_keys.get(key).copied().unwrap_or(0);
-            let now_spent = k.used.cost_micro_usd;
-            if now_spent > before {
-                spent.insert(key.clone(), now_spent - before);
-            }
-            self.last_keys.insert(key.clone(), now_spent);
-        }
-        if spent.is_empty() {
-            return;
-        }
-        match self.key_minutes.back_mut() {
-            Some((m, map)) if *m == minute => {
-                for (k, v) in spent {
-                    *map.entry(k).or_default() += v;
-                }
-            }
-            _ => {
-                self.key_minutes.push_back((minute, spent));
-                while self.key_minutes.len() > MINUTES {
-                    self.key_minutes.pop_front();
-                }
-            }
-        }
+        self.keys.sample(
+            minute,
+            totals
+                .keys
+                .iter()
+                .map(|((key, _), k)| (key.as_str(), k.used.cost_micro_usd)),
+        );
+        let labels: Vec<(String, u64)> = totals
+            .deployments
+            .iter()
+            .map(|(d, c)| {
+                (
+                    deployment_label(&d.model, &d.deployment),
+                    c.used.cost_micro_usd,
+                )
+            })
+            .collect();
+        self.deployments
+            .sample(minute, labels.iter().map(|(l, v)| (l.as_str(), *v)));
     }
 
     /// Each key's spend (µUSD) in the minutes that started at or after `since`.
     pub fn key_spend_since(&self, since: u64) -> BTreeMap<String, u64> {
-        let mut out = BTreeMap::new();
-        for (_, map) in self.key_minutes.iter().filter(|(m, _)| *m >= since) {
-            for (k, v) in map {
-                *out.entry(k.clone()).or_default() += v;
-            }
-        }
-        out
+        self.keys.since(since)
     }
 
     /// The sum of the last `n` per-second points.
