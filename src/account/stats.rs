@@ -86,21 +86,10 @@ pub fn render(s: &Stats<'_>) -> String {
         "{{\"now\":{},\"started\":{},\"generation\":{},\"totals\":",
         s.now_unix, s.started_unix, s.snapshot.generation
     );
-    let mut total = Point {
+    let total = Point {
         t: s.started_unix,
-        requests: t.responses.iter().sum(),
-        errors: t.responses[3] + t.responses[4],
-        server_errors: t.responses[4],
-        latency: t.latency,
-        first_byte: t.first_byte,
-        overhead: t.overhead,
-        ..Point::default()
+        ..Point::of(t)
     };
-    for k in t.keys.values() {
-        total.cost_micro_usd += k.used.cost_micro_usd;
-        total.input_tokens += k.used.input_tokens;
-        total.output_tokens += k.used.output_tokens;
-    }
     point(&mut out, &total);
     out.push_str(",\"last_10s\":");
     point(&mut out, &s.history.last_seconds(10));

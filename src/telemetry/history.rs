@@ -44,7 +44,7 @@ impl Point {
     }
 
     /// The totals so far, as one cumulative point.
-    fn of(t: &Totals) -> Point {
+    pub fn of(t: &Totals) -> Point {
         let mut p = Point {
             requests: t.responses.iter().sum(),
             errors: t.responses[3] + t.responses[4],
