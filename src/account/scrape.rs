@@ -27,7 +27,7 @@ use crate::calendar::Period;
 use crate::config::{Snapshot, Unit, Window};
 use crate::error::ErrorKind;
 use crate::policy::books::BookView;
-use crate::policy::route::HealthView;
+use crate::policy::route::{HealthSum, HealthView};
 use crate::telemetry::exposition::{Exposition, Kind};
 use crate::telemetry::metrics::{
     Classes, DURATION_BOUNDS_US, OPERATIONS, OVERHEAD_BOUNDS_US, TOKEN_BOUNDS, TPOT_BOUNDS_US,
@@ -52,13 +52,8 @@ pub struct Scrape<'a> {
     pub ledger_sync_age: Option<f64>,
 }
 
-/// A health family: name, kind, help, and its value from one deployment's reports.
-type HealthFamily = (
-    &'static str,
-    Kind,
-    &'static str,
-    fn(&[HealthView], std::time::Instant) -> f64,
-);
+/// A health family: name, kind, help, and its value from one deployment's summed reports.
+type HealthFamily = (&'static str, Kind, &'static str, fn(&HealthSum) -> f64);
 /// A quota family: name, help, and its value from one book.
 type BookFamily = (&'static str, &'static str, fn(&BookView) -> i64);
 
@@ -302,49 +297,34 @@ fn deployments(e: &mut Exposition, s: &Scrape<'_>) {
             "tollgate_deployment_circuit_open",
             Kind::Gauge,
             "Workers on which the deployment's circuit is open (cooling down after failures).",
-            |h, now| {
-                h.iter()
-                    .filter(|v| v.open_until.is_some_and(|u| u > now))
-                    .count() as f64
-            },
+            |h| h.open_on as f64,
         ),
         (
             "tollgate_deployment_inflight",
             Kind::Gauge,
             "Calls to the deployment in flight.",
-            |h, _| h.iter().map(|v| f64::from(v.inflight)).sum(),
+            |h| h.inflight as f64,
         ),
         (
             "tollgate_deployment_ewma_ttft_seconds",
             Kind::Gauge,
             "The deployment's time to first byte, an exponentially weighted average (the mean \
              over workers that saw calls).",
-            |h, _| {
-                let seen: Vec<u64> = h
-                    .iter()
-                    .map(|v| v.ewma_ttft_us)
-                    .filter(|&t| t > 0)
-                    .collect();
-                if seen.is_empty() {
-                    0.0
-                } else {
-                    seen.iter().sum::<u64>() as f64 / seen.len() as f64 / SECONDS
-                }
-            },
+            |h| h.ewma_ttft_us.map_or(0.0, |t| t / SECONDS),
         ),
         (
             "tollgate_deployment_failures",
             Kind::Counter,
             "Calls to the deployment that failed (connect, reset, timeout, 5xx, 429), since the \
              config was loaded.",
-            |h, _| h.iter().map(|v| v.failures as f64).sum(),
+            |h| h.failures as f64,
         ),
         (
             "tollgate_deployment_retries",
             Kind::Counter,
             "Calls to the deployment that were another attempt of a request (retries and \
              failovers), since the config was loaded.",
-            |h, _| h.iter().map(|v| v.retries as f64).sum(),
+            |h| h.retries as f64,
         ),
     ];
     for (name, kind, help, value) in gauges {
@@ -359,7 +339,7 @@ fn deployments(e: &mut Exposition, s: &Scrape<'_>) {
                 ("model", model.as_str()),
                 ("deployment", deployment.as_str()),
             ];
-            e.sample(&sample, &l, value(h, now));
+            e.sample(&sample, &l, value(&HealthSum::of(h, now)));
         }
     }
 }

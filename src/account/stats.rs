@@ -14,7 +14,7 @@ use crate::calendar::{civil_from_days, day_of};
 use crate::config::{Snapshot, Unit, Window};
 use crate::json;
 use crate::policy::books::BookView;
-use crate::policy::route::HealthView;
+use crate::policy::route::{HealthSum, HealthView};
 use crate::telemetry::history::{History, Point, deployment_label, summary};
 use crate::telemetry::metrics::Totals;
 
@@ -306,27 +306,23 @@ fn deployments(out: &mut String, s: &Stats<'_>) {
         string(out, &snap.models[d.model.0 as usize].name);
         out.push_str(",\"deployment\":");
         string(out, &format!("{}/{}", p.name, d.upstream_model));
-        let open = h
-            .iter()
-            .filter(|v| v.open_until.is_some_and(|u| u > now))
-            .count();
-        let seen: Vec<u64> = h
-            .iter()
-            .map(|v| v.ewma_ttft_us)
-            .filter(|&t| t > 0)
-            .collect();
-        let ttft = (!seen.is_empty()).then(|| seen.iter().sum::<u64>() as f64 / seen.len() as f64);
+        let sum = HealthSum::of(h, now);
         let _ = write!(
             out,
-            ",\"state\":\"{}\",\"open_on_workers\":{open},\"inflight\":{},\"requests\":{},\
+            ",\"state\":\"{}\",\"open_on_workers\":{},\"inflight\":{},\"requests\":{},\
              \"failures\":{},\"retries\":{},\"ewma_ttft_us\":",
-            if open > 0 { "cooling_down" } else { "healthy" },
-            h.iter().map(|v| u64::from(v.inflight)).sum::<u64>(),
-            h.iter().map(|v| v.requests).sum::<u64>(),
-            h.iter().map(|v| v.failures).sum::<u64>(),
-            h.iter().map(|v| v.retries).sum::<u64>(),
+            if sum.open_on > 0 {
+                "cooling_down"
+            } else {
+                "healthy"
+            },
+            sum.open_on,
+            sum.inflight,
+            sum.requests,
+            sum.failures,
+            sum.retries,
         );
-        opt(out, ttft);
+        opt(out, sum.ewma_ttft_us);
         out.push('}');
     }
     out.push(']');

@@ -48,6 +48,41 @@ pub struct Health {
     pub retries: u64,
 }
 
+/// A deployment's standing over every worker: what the metrics and the stats show.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HealthSum {
+    /// Workers on which its circuit is open at `now`.
+    pub open_on: usize,
+    pub inflight: u64,
+    pub requests: u64,
+    pub failures: u64,
+    pub retries: u64,
+    /// The mean EWMA time to first byte over the workers that saw calls (µs).
+    pub ewma_ttft_us: Option<f64>,
+}
+
+impl HealthSum {
+    pub fn of(views: &[HealthView], now: Instant) -> HealthSum {
+        let seen: Vec<u64> = views
+            .iter()
+            .map(|v| v.ewma_ttft_us)
+            .filter(|&t| t > 0)
+            .collect();
+        HealthSum {
+            open_on: views
+                .iter()
+                .filter(|v| v.open_until.is_some_and(|u| u > now))
+                .count(),
+            inflight: views.iter().map(|v| u64::from(v.inflight)).sum(),
+            requests: views.iter().map(|v| v.requests).sum(),
+            failures: views.iter().map(|v| v.failures).sum(),
+            retries: views.iter().map(|v| v.retries).sum(),
+            ewma_ttft_us: (!seen.is_empty())
+                .then(|| seen.iter().sum::<u64>() as f64 / seen.len() as f64),
+        }
+    }
+}
+
 /// A deployment's standing on one worker, as the admin API shows it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HealthView {

@@ -426,13 +426,15 @@ async fn send_error<S: AsyncWriteRent>(
     }
 }
 
-async fn send_json<S: AsyncWriteRent>(
+/// A whole response of `status` and `content_type` with `body` (content-length framed).
+async fn send_body<S: AsyncWriteRent>(
     io: &mut S,
     out: &mut Vec<u8>,
+    (status, content_type): (u16, &[u8]),
     body: &[u8],
     close: bool,
 ) -> After {
-    head_common(out, 200, b"application/json", None, close);
+    head_common(out, status, content_type, None, close);
     http1::write::header_u64(out, "content-length", body.len() as u64);
     http1::write::end_head(out);
     out.extend_from_slice(body);
@@ -440,6 +442,15 @@ async fn send_json<S: AsyncWriteRent>(
         (true, false) => After::Keep,
         _ => After::Close,
     }
+}
+
+async fn send_json<S: AsyncWriteRent>(
+    io: &mut S,
+    out: &mut Vec<u8>,
+    body: &[u8],
+    close: bool,
+) -> After {
+    send_body(io, out, (200, b"application/json"), body, close).await
 }
 
 /// Sleeps until `t`, returning at once when `t` has passed (the monoio timer would otherwise
@@ -491,15 +502,8 @@ where
                 l.otlp_requests += 1;
                 l.otlp_bytes += bytes;
             });
-            c.out.clear();
-            head_common(&mut c.out, 200, b"application/x-protobuf", None, close);
-            http1::write::header_u64(&mut c.out, "content-length", 0);
-            http1::write::end_head(&mut c.out);
-            return if write_out(io, &mut c.out).await && !close {
-                After::Keep
-            } else {
-                After::Close
-            };
+            let ok = (200, &b"application/x-protobuf"[..]);
+            return send_body(io, &mut c.out, ok, b"", close).await;
         }
         Api::Models => {
             let body = std::mem::take(&mut c.body);
@@ -516,16 +520,7 @@ where
         } else {
             w.with_ledger(|l| l.rejected += 1);
         }
-        c.out.clear();
-        head_common(&mut c.out, status, b"application/json", None, close);
-        http1::write::header_u64(&mut c.out, "content-length", body.len() as u64);
-        http1::write::end_head(&mut c.out);
-        c.out.extend_from_slice(&body);
-        return if write_out(io, &mut c.out).await && !close {
-            After::Keep
-        } else {
-            After::Close
-        };
+        return send_body(io, &mut c.out, (status, b"application/json"), &body, close).await;
     }
     let dialect = api.dialect();
     let key_label = key.as_deref().unwrap_or("(none)");
@@ -574,15 +569,7 @@ where
         let mut body = Vec::with_capacity(1024);
         let status =
             tollgate::mock::stored_response(id.as_bytes(), *call, *delete, now_unix(), &mut body);
-        head_common(&mut c.out, status, b"application/json", None, close);
-        http1::write::header_u64(&mut c.out, "content-length", body.len() as u64);
-        http1::write::end_head(&mut c.out);
-        c.out.extend_from_slice(&body);
-        return if write_out(io, &mut c.out).await && !close {
-            After::Keep
-        } else {
-            After::Close
-        };
+        return send_body(io, &mut c.out, (status, b"application/json"), &body, close).await;
     }
     let prompt_tokens = request::prompt_tokens(c.body.len());
     let fields = match request::read_fields(&api, &mut c.body) {
