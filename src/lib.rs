@@ -25,6 +25,7 @@
 //! - [`worker`], [`runtime`]: the request path on each core, and the threads around it.
 
 pub mod account;
+pub mod cache;
 pub mod calendar;
 pub mod config;
 pub mod dialect;

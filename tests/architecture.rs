@@ -41,6 +41,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["calendar", "config", "error", "http1", "json", "usage"],
     ),
     ("stream", &["dialect", "json", "sse", "translate", "usage"]),
+    // The cache's keys, entries, shards and the rings between workers, sans-IO.
+    ("cache", &["dialect", "json", "sse", "translate", "usage"]),
     // Sockets and the runtime under them.
     ("net", &["config"]),
     (
@@ -68,6 +70,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "account",
         &[
+            "cache",
             "calendar",
             "config",
             "error",
@@ -83,6 +86,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "worker",
         &[
             "account",
+            "cache",
             "calendar",
             "config",
             "dialect",
@@ -106,6 +110,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "runtime",
         &[
             "account",
+            "cache",
             "calendar",
             "config",
             "error",

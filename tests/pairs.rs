@@ -713,6 +713,81 @@ fn every_client_dialect_is_served_by_every_provider_dialect() {
     );
 }
 
+/// The response cache, through every pair: an answer filled from a stream is served again as
+/// JSON, and one filled from JSON as a stream — each rendered in the client's dialect and read
+/// here like any other answer (text, tool calls, why it ended, the provider's token count) —
+/// while the provider is called once per distinct request.
+#[test]
+fn cached_answers_are_served_in_every_dialect_and_form() {
+    let dir = test_dir("pairs-cache");
+    let audit = dir.join("audit.log");
+    let mock = mock();
+    let mut text = config(mock.addr, &audit);
+    for (model, _) in PROVIDERS {
+        text = text.replace(
+            &format!("[[models]]\nname = \"{model}\"\n"),
+            &format!("[[models]]\nname = \"{model}\"\ncache = {{ ttl = \"1h\" }}\n"),
+        );
+    }
+    let gw = start(&text);
+    let a = gw.local_addr();
+    let mut served = 0;
+    for client in CLIENTS {
+        for (model, provider) in PROVIDERS {
+            for (round, first_stream) in [(Round::Ask, true), (Round::Plain, false)] {
+                let what = format!("{client:?} client, {provider} provider, {round:?}");
+                let r = roundtrip(a, &request(client, model, first_stream, round));
+                assert_eq!(r.status, 200, "{what}: {}", r.text());
+                assert_eq!(r.header("x-tollgate-cache"), Some("miss"), "{what}");
+                let first = assemble(client, first_stream, &r.body);
+                for stream in [!first_stream, first_stream] {
+                    let r = roundtrip(a, &request(client, model, stream, round));
+                    let what = format!("{what}, hit as stream={stream}");
+                    assert_eq!(r.status, 200, "{what}: {}", r.text());
+                    assert_eq!(r.header("x-tollgate-cache"), Some("hit"), "{what}");
+                    let got = assemble(client, stream, &r.body);
+                    assert!(got.ended, "{what}: {got:?}");
+                    assert_eq!(got.text, first.text, "{what}");
+                    assert_eq!(got.finish, first.finish, "{what}");
+                    assert_eq!(got.output_tokens, Some(MAX), "{what}: the original usage");
+                    assert_eq!(got.calls.len(), first.calls.len(), "{what}: {got:?}");
+                    for (g, f) in got.calls.iter().zip(&first.calls) {
+                        assert_eq!(g.name, f.name, "{what}");
+                        // Gemini's calls carry no id; its writer names them `call_<n>`.
+                        if !f.id.is_empty() {
+                            assert_eq!(g.id, f.id, "{what}");
+                        }
+                        let (g, f): (Value, Value) = (
+                            serde_json::from_str(&g.args).unwrap(),
+                            serde_json::from_str(&f.args).unwrap(),
+                        );
+                        assert_eq!(g, f, "{what}");
+                    }
+                }
+                served += 1;
+            }
+        }
+    }
+    gw.shutdown();
+    let ledger = mock.ledger();
+    let calls = ledger.total.requests;
+    assert_eq!(
+        calls, served,
+        "one provider call per distinct request, every hit from the cache"
+    );
+    let records = audit_records(&audit);
+    let hits = records.iter().filter(|r| r["cache"] == "hit").count();
+    assert_eq!(hits as u64, 2 * served);
+    for r in records.iter().filter(|r| r["cache"] == "hit") {
+        assert_eq!(r["cost_micro_usd"], 0, "hits are free by default: {r}");
+        assert!(r["cache_saved_micro_usd"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(
+            r["gen_ai.usage.output_tokens"], MAX,
+            "the original usage: {r}"
+        );
+    }
+}
+
 /// A Bedrock provider's stream with a message whose CRC does not match (the mock's
 /// `malformed` fault): for a client of another dialect it is refused, never relayed
 /// untranslated — an error in the client's dialect naming why; a Bedrock client gets the

@@ -273,7 +273,14 @@ fn the_default_config_answers_with_the_built_in_mock() {
         .iter()
         .map(|m| m["id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(ids, ["gpt-4o-mini", "text-embedding-3-small"]);
+    assert_eq!(
+        ids,
+        [
+            "gpt-4o-mini",
+            "text-embedding-3-small",
+            "gpt-4o-mini-cached"
+        ]
+    );
     assert_eq!(r.json()["object"], "list");
     // Anthropic's shape for a client that speaks Anthropic (its SDK sends the version).
     let r = roundtrip(
@@ -286,7 +293,7 @@ fn the_default_config_answers_with_the_built_in_mock() {
     assert_eq!(
         (data.len(), &data[0]["type"], &data[0]["id"]),
         (
-            2,
+            3,
             &serde_json::json!("model"),
             &serde_json::json!("gpt-4o-mini")
         )
@@ -298,9 +305,20 @@ fn the_default_config_answers_with_the_built_in_mock() {
     assert_eq!(j["has_more"], false);
     assert_eq!(
         (j["first_id"].as_str(), j["last_id"].as_str()),
-        (Some("gpt-4o-mini"), Some("text-embedding-3-small"))
+        (Some("gpt-4o-mini"), Some("gpt-4o-mini-cached"))
     );
     assert!(j.get("object").is_none(), "{j}");
+    // The cached model: the second identical request is answered from the cache.
+    let ask = post_with(
+        "/v1/chat/completions",
+        &[("authorization", "Bearer sk-tollgate-demo")],
+        br#"{"model":"gpt-4o-mini-cached","messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    let first = roundtrip(gw.local_addr(), &ask);
+    assert_eq!(first.header("x-tollgate-cache"), Some("miss"));
+    let again = roundtrip(gw.local_addr(), &ask);
+    assert_eq!(again.header("x-tollgate-cache"), Some("hit"));
+    assert_eq!(again.json(), first.json());
     gw.shutdown();
 }
 

@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
+use super::Counters;
 use super::Spend;
 use super::Wake;
-use super::coordinator::Command;
+use crate::config::Snapshot;
 use crate::policy::books::BookView;
 use crate::policy::route::HealthView;
 
@@ -24,6 +25,8 @@ pub enum AdminOp {
     Metrics { openmetrics: bool },
     /// The stats document (`account::stats`).
     Stats,
+    /// Drop cache entries (all, a model's, a scope's) on every worker.
+    PurgeCache(crate::cache::Purge),
 }
 
 /// One deployment as the admin API shows it.
@@ -71,5 +74,62 @@ impl AdminHandle {
         self.commands.send(Command::Admin(op, tx)).ok()?;
         self.wake.wake();
         rx.recv_timeout(std::time::Duration::from_secs(10)).ok()
+    }
+}
+
+#[derive(Debug)]
+pub enum Command {
+    /// Swap in a new snapshot; the sender is told once every worker serves it.
+    Swap(Arc<Snapshot>, Sender<()>),
+    /// Drain the workers; the coordinator exits once all have stopped.
+    Drain,
+    /// An admin API operation; the answer goes to the sender.
+    Admin(AdminOp, Sender<AdminReply>),
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Published {
+    pub totals: Counters,
+    /// Generation each worker serves.
+    pub applied: Vec<u64>,
+    /// Connections cut at the drain deadline.
+    pub cut_connections: u64,
+    /// Spend per key id (names from the config), since start.
+    pub spend: BTreeMap<String, Spend>,
+    /// Audit records written to the output.
+    pub audit_written: u64,
+    /// Audit records lost: the writer's queue was full, or the output failed.
+    pub audit_dropped: u64,
+    /// Every quota's book, as the coordinator stopped (set at exit; the admin API has the
+    /// live figures).
+    pub quotas: Vec<BookView>,
+}
+
+/// Where the coordinator publishes its counters and views for the embedding thread (tests,
+/// `main`): a lock, taken once a tick by the coordinator and on demand by that thread — never
+/// by a worker.
+#[allow(
+    clippy::disallowed_types,
+    reason = "off the request path: the coordinator and the embedding thread only"
+)]
+pub type PublishedCell = Arc<std::sync::Mutex<Published>>;
+
+/// A fresh [`PublishedCell`].
+#[allow(
+    clippy::disallowed_types,
+    reason = "off the request path: the coordinator and the embedding thread only"
+)]
+pub fn published_cell(p: Published) -> PublishedCell {
+    Arc::new(std::sync::Mutex::new(p))
+}
+
+pub(super) fn strategy_name(s: crate::config::Strategy) -> &'static str {
+    use crate::config::Strategy;
+    match s {
+        Strategy::RoundRobin => "round_robin",
+        Strategy::Weighted => "weighted",
+        Strategy::LeastInflight => "least_inflight",
+        Strategy::Latency => "latency",
+        Strategy::Cost => "cost",
     }
 }

@@ -20,13 +20,17 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
-pub use super::admin_ops::{AdminHandle, AdminOp, AdminReply, DeploymentView};
+use super::admin_ops::strategy_name;
+pub use super::admin_ops::{
+    AdminHandle, AdminOp, AdminReply, Command, DeploymentView, Published, PublishedCell,
+    published_cell,
+};
 use super::ledger::Ledger;
 use super::{Control, CoordinatorRings, Counters, DisabledKeys, Spend, Wake, WorkerEvent};
 use crate::calendar::WallClock;
 use crate::calendar::day_of;
 use crate::config::Snapshot;
-use crate::policy::books::{BookView, Books};
+use crate::policy::books::Books;
 use crate::policy::route::HealthView;
 use crate::telemetry::audit::AuditWriter;
 use crate::telemetry::export::TraceExporter;
@@ -42,52 +46,6 @@ const KEEP_SNAPSHOTS: usize = 4;
 const AUDIT_CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// Dropped audit records are reported on stderr at most this often.
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(1);
-
-#[derive(Debug)]
-pub enum Command {
-    /// Swap in a new snapshot; the sender is told once every worker serves it.
-    Swap(Arc<Snapshot>, Sender<()>),
-    /// Drain the workers; the coordinator exits once all have stopped.
-    Drain,
-    /// An admin API operation; the answer goes to the sender.
-    Admin(AdminOp, Sender<AdminReply>),
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct Published {
-    pub totals: Counters,
-    /// Generation each worker serves.
-    pub applied: Vec<u64>,
-    /// Connections cut at the drain deadline.
-    pub cut_connections: u64,
-    /// Spend per key id (names from the config), since start.
-    pub spend: BTreeMap<String, Spend>,
-    /// Audit records written to the output.
-    pub audit_written: u64,
-    /// Audit records lost: the writer's queue was full, or the output failed.
-    pub audit_dropped: u64,
-    /// Every quota's book, as the coordinator stopped (set at exit; the admin API has the
-    /// live figures).
-    pub quotas: Vec<BookView>,
-}
-
-/// Where the coordinator publishes its counters and views for the embedding thread (tests,
-/// `main`): a lock, taken once a tick by the coordinator and on demand by that thread — never
-/// by a worker.
-#[allow(
-    clippy::disallowed_types,
-    reason = "off the request path: the coordinator and the embedding thread only"
-)]
-pub type PublishedCell = Arc<std::sync::Mutex<Published>>;
-
-/// A fresh [`PublishedCell`].
-#[allow(
-    clippy::disallowed_types,
-    reason = "off the request path: the coordinator and the embedding thread only"
-)]
-pub fn published_cell(p: Published) -> PublishedCell {
-    Arc::new(std::sync::Mutex::new(p))
-}
 
 pub struct Coordinator {
     /// What budget periods and ledger records are dated by.
@@ -107,6 +65,8 @@ pub struct Coordinator {
     disabled_version: u64,
     /// The version each worker has applied.
     disabled_acks: Vec<u64>,
+    /// What each worker's cache shard holds, per model (its last report).
+    cache_held: Vec<Vec<crate::cache::Held>>,
     /// Admin answers held until every worker applied a change (so "disabled" means refused).
     held_replies: Vec<(u64, Sender<AdminReply>, AdminReply)>,
     wake: Arc<Wake>,
@@ -213,6 +173,7 @@ impl Coordinator {
             disabled,
             disabled_version: 0,
             disabled_acks: vec![0; n],
+            cache_held: vec![Vec::new(); n],
             held_replies: Vec::new(),
             wake,
             next_dns: Instant::now() + snapshot.upstream.dns_refresh,
@@ -448,6 +409,7 @@ impl Coordinator {
                             .ledger
                             .as_ref()
                             .map(|_| self.last_sync.elapsed().as_secs_f64()),
+                        cache_held: &self.cache_held,
                     },
                     openmetrics,
                 );
@@ -503,6 +465,16 @@ impl Coordinator {
                 let d = self.disabled_keys();
                 self.broadcast(|| Control::Disabled(d.clone()));
                 AdminReply::Done(format!("reset {}", names.join(", ")))
+            }
+            AdminOp::PurgeCache(purge) => {
+                self.disabled_version += 1;
+                let version = self.disabled_version;
+                let what = format!("{purge:?}");
+                self.broadcast(|| Control::CachePurge {
+                    purge: purge.clone(),
+                    version,
+                });
+                AdminReply::Done(format!("cache purged ({what})"))
             }
             AdminOp::SetKey(id, enabled) => {
                 if !self.snapshot.keys.iter().any(|k| k.id == id) {
@@ -658,6 +630,11 @@ impl Coordinator {
                     *v = view;
                 }
             }
+            WorkerEvent::CacheHeld { worker, held } => {
+                if let Some(h) = self.cache_held.get_mut(usize::from(worker)) {
+                    *h = held;
+                }
+            }
             WorkerEvent::DisabledApplied { worker, version } => {
                 if let Some(a) = self.disabled_acks.get_mut(usize::from(worker)) {
                     *a = version;
@@ -775,16 +752,5 @@ impl Coordinator {
             let a = self.addrs.clone();
             self.broadcast(|| Control::Addrs(a.clone()));
         }
-    }
-}
-
-fn strategy_name(s: crate::config::Strategy) -> &'static str {
-    use crate::config::Strategy;
-    match s {
-        Strategy::RoundRobin => "round_robin",
-        Strategy::Weighted => "weighted",
-        Strategy::LeastInflight => "least_inflight",
-        Strategy::Latency => "latency",
-        Strategy::Cost => "cost",
     }
 }

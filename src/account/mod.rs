@@ -200,7 +200,7 @@ impl Counters {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum WorkerEvent {
     /// Spend of one key since the last report, under snapshot `generation`'s key ids.
     Spend {
@@ -224,7 +224,13 @@ pub enum WorkerEvent {
     },
     /// Use of, and asks for, a budget or rate limit.
     Lease(LeaseMsg),
-    /// The worker now refuses the keys of [`DisabledKeys`] `version`.
+    /// What the worker's cache shard holds, per model (sent when it changed).
+    CacheHeld {
+        worker: u16,
+        held: Vec<crate::cache::Held>,
+    },
+    /// The worker now refuses the keys of [`DisabledKeys`] `version` (or applied the cache
+    /// purge of that version).
     DisabledApplied {
         worker: u16,
         version: u64,
@@ -262,6 +268,11 @@ pub enum Control {
     Disabled(Arc<DisabledKeys>),
     /// Vertex AI access tokens (fetched and refreshed by the coordinator).
     Tokens(Arc<crate::upstream::gcp::Tokens>),
+    /// Drop the cache entries `purge` names; acknowledged as `DisabledApplied { version }`.
+    CachePurge {
+        purge: crate::cache::Purge,
+        version: u64,
+    },
     /// What another worker learnt of a deployment's health.
     Breaker {
         generation: u64,
@@ -300,6 +311,12 @@ pub struct Rings {
     /// Filled metrics buffers out, and emptied ones back.
     pub metrics: rtrb::Producer<MetricsBox>,
     pub metrics_back: rtrb::Consumer<MetricsBox>,
+    /// The rings to and from the other workers (the response cache).
+    pub peers: crate::cache::Peers,
+    /// The cache key's hash keys, the same on every worker.
+    pub hashing: crate::cache::Hashing,
+    /// Where the gateway listens (the port bound): the semantic cache asks it for embeddings.
+    pub listen: std::net::SocketAddr,
 }
 
 /// The coordinator's ends of every worker's rings (index = worker), and its doorbell.
@@ -326,6 +343,11 @@ impl Doorbell {
         ring.set_nonblocking(true)?;
         listen.set_nonblocking(true)?;
         Ok((Doorbell(ring), listen))
+    }
+
+    /// Another handle on the socket, for the other workers to ring this one (the cache).
+    pub fn peer_bell(&self) -> std::io::Result<crate::cache::Bell> {
+        Ok(crate::cache::Bell::new(self.0.try_clone()?))
     }
 
     /// Rings (never blocks: a full socket buffer means a ring is already pending).

@@ -11,6 +11,9 @@
 //! | `tollgate_responses_total` | `status_class` | every response, with or without a key |
 //! | `tollgate_cost_usd_total`, `tollgate_tokens_total` (`type`: input, output, cache_read, cache_write, reasoning), `tollgate_charged_requests_total`, `tollgate_estimated_requests_total` | `key`, `team` | charged calls |
 //! | `tollgate_deployment_requests_total`, `tollgate_deployment_cost_usd_total`, `tollgate_deployment_tokens_total`, `tollgate_deployment_hedges_won_total`, `_lost_total` | `model`, `deployment` | per deployment |
+//! | `tollgate_cache_requests_total` (`result`: hit, semantic_hit, miss, refresh, bypass), `tollgate_cache_waits_total`, `tollgate_cache_saved_usd_total`, `tollgate_cache_saved_tokens_total` | `model` | requests to models with a cache |
+//! | `tollgate_cache_key_requests_total` | `key`, `team`, `result` | the same, per key (the tenant scope) |
+//! | `tollgate_cache_entries`, `tollgate_cache_bytes` | `model` | what the workers' shards hold (reported when it changes) |
 //! | `tollgate_errors_total` | `kind`: the error code clients see (429s: `insufficient_quota`, and `rate_limit_requests` / `rate_limit_tokens` apart) | the gateway's own errors |
 //! | `tollgate_gateway_overhead_seconds` (histogram) | — | time to the first byte minus the provider's time to its response head |
 //! | `tollgate_quota_limit`, `_used`, `_remaining`, `_reserved` | `quota`, `scope`, `unit`, `window` | the books (`used`: this period, or in the bucket) |
@@ -50,6 +53,8 @@ pub struct Scrape<'a> {
     pub traces: &'a crate::telemetry::export::TraceStats,
     /// Seconds since the spend ledger last reached the disk (`None`: no ledger).
     pub ledger_sync_age: Option<f64>,
+    /// What each worker's cache shard holds, per model.
+    pub cache_held: &'a [Vec<crate::cache::Held>],
 }
 
 /// A health family: name, kind, help, and its value from one deployment's summed reports.
@@ -67,10 +72,101 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> (&'static str, String) {
     gen_ai(&mut e, s.totals);
     keys(&mut e, s.totals);
     deployments(&mut e, s);
+    cache(&mut e, s);
     quotas(&mut e, &s.books);
     gateway(&mut e, s);
     process(&mut e, s.started);
     (e.content_type(), e.finish())
+}
+
+/// The response cache: what it did per model and per key, what it saved, what it holds.
+fn cache(e: &mut Exposition, s: &Scrape<'_>) {
+    use crate::telemetry::record::CacheOutcome;
+    let t = s.totals;
+    let results = || CacheOutcome::ALL.iter().enumerate().skip(1);
+    e.family(
+        "tollgate_cache_requests",
+        Kind::Counter,
+        "Requests to a model with a response cache, by what the cache did.",
+    );
+    for (model, c) in &t.cache {
+        for (i, o) in results() {
+            let l = [("model", model.as_str()), ("result", o.name())];
+            e.sample("tollgate_cache_requests_total", &l, c.outcomes[i] as f64);
+        }
+    }
+    e.family(
+        "tollgate_cache_key_requests",
+        Kind::Counter,
+        "The same, per key.",
+    );
+    for ((key, team), k) in &t.keys {
+        if k.cache.outcomes.iter().all(|&n| n == 0) {
+            continue;
+        }
+        for (i, o) in results() {
+            let l = [
+                ("key", key.as_str()),
+                ("team", team.as_str()),
+                ("result", o.name()),
+            ];
+            e.sample(
+                "tollgate_cache_key_requests_total",
+                &l,
+                k.cache.outcomes[i] as f64,
+            );
+        }
+    }
+    type Saved = (
+        &'static str,
+        &'static str,
+        fn(&crate::telemetry::metrics::CacheCounts) -> f64,
+    );
+    let saved: [Saved; 3] = [
+        (
+            "tollgate_cache_waits",
+            "Requests that waited for an identical one in flight (single-flight) instead of calling the provider.",
+            |c| c.waited as f64,
+        ),
+        (
+            "tollgate_cache_saved_usd",
+            "What the calls answered from the cache cost when they were made, less what the hits were charged.",
+            |c| c.saved_micro_usd as f64 / USD,
+        ),
+        (
+            "tollgate_cache_saved_tokens",
+            "Input and output tokens of the calls answered from the cache.",
+            |c| c.saved_tokens as f64,
+        ),
+    ];
+    for (name, help, f) in saved {
+        e.family(name, Kind::Counter, help);
+        for (model, c) in &t.cache {
+            e.sample(&format!("{name}_total"), &[("model", model.as_str())], f(c));
+        }
+    }
+    let mut held: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    for h in s.cache_held.iter().flatten() {
+        let x = held.entry(h.model.as_str()).or_default();
+        x.0 += h.entries;
+        x.1 += h.bytes;
+    }
+    e.family(
+        "tollgate_cache_entries",
+        Kind::Gauge,
+        "Answers the cache holds.",
+    );
+    for (model, (n, _)) in &held {
+        e.sample("tollgate_cache_entries", &[("model", model)], *n as f64);
+    }
+    e.family(
+        "tollgate_cache_bytes",
+        Kind::Gauge,
+        "Bytes the cache's answers take.",
+    );
+    for (model, (_, b)) in &held {
+        e.sample("tollgate_cache_bytes", &[("model", model)], *b as f64);
+    }
 }
 
 /// The OpenTelemetry GenAI histograms.

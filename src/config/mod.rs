@@ -10,6 +10,7 @@
 //!
 //! `tollgate check --config FILE` runs all three and prints [`Snapshot::summary`].
 
+pub mod cache;
 mod money;
 mod operator;
 mod price_file;

@@ -224,6 +224,8 @@ pub struct RawModel {
     /// Hedging: when a deployment has sent no first byte this long after the request, the
     /// same request goes to the next deployment too, and the first to answer wins.
     pub hedge_after_ms: Option<u64>,
+    /// Response caching (`config/cache.rs`); off unless set.
+    pub cache: Option<super::cache::RawCache>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -390,6 +392,8 @@ pub struct RawKey {
     /// End a stream (with a proper final event) when its output would take the key past a
     /// hard budget cap. Default false.
     pub cut_stream_at_cap: Option<bool>,
+    /// `false`, or the cache fields this key changes (over its team's).
+    pub cache: Option<super::cache::RawCacheOverride>,
 }
 
 /// A team: keys name it with `team = "..."`; its budgets and limits apply on top of theirs.
@@ -400,6 +404,8 @@ pub struct RawTeam {
     pub budget: Option<RawBudget>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
+    /// `false`, or the cache fields the team's keys get.
+    pub cache: Option<super::cache::RawCacheOverride>,
 }
 
 /// `budget = { usd = 25.0, tokens = 5000000, period = "monthly", reset_day = 1, warn_at = 0.8 }`:

@@ -383,6 +383,8 @@ pub struct Model {
     pub sticky: bool,
     /// Hedge a request that has no first byte after this long.
     pub hedge_after: Option<Duration>,
+    /// Response caching, when the model has it on.
+    pub cache: Option<super::cache::CachePolicy>,
 }
 
 /// How a model's deployment is chosen (see `policy::route`).
@@ -430,6 +432,8 @@ pub struct Key {
     /// The key's budgets and rate limits, then its team's.
     pub quotas: Vec<QuotaId>,
     pub cut_stream_at_cap: bool,
+    /// What the key (or its team) changes of a model's cache policy.
+    pub cache: Option<super::cache::CacheOverride>,
 }
 
 impl Key {

@@ -332,6 +332,7 @@ pub fn compile(
             hedge_after: rm
                 .hedge_after_ms
                 .map(|v| ms(&mut p, &format!("{path}.hedge_after_ms"), v)),
+            cache: None,
         });
     }
     // Fallbacks name models, which may come later in the file: resolved once all are known.
@@ -369,7 +370,13 @@ pub fn compile(
             .policy_fallback
             .as_deref()
             .and_then(|f| resolve(format!("models[{i}].policy_fallback"), f));
+        let by_name = |n: &str| model_index.get(n.as_bytes()).copied();
+        let cache = rm
+            .cache
+            .as_ref()
+            .map(|c| super::cache::policy(&mut p, &format!("models[{i}].cache"), c, &by_name));
         let m = &mut models[id.0 as usize];
+        m.cache = cache;
         m.fallbacks = fallbacks;
         m.context_fallback = context;
         m.policy_fallback = policy;
@@ -378,7 +385,14 @@ pub fn compile(
     // Teams.
     let mut teams: Vec<String> = Vec::new();
     let mut team_quotas: Vec<Vec<QuotaId>> = Vec::new();
+    let mut team_cache = Vec::new();
     for (i, rt) in raw.teams.iter().enumerate() {
+        let at = format!("teams[{i}].cache");
+        team_cache.push(
+            rt.cache
+                .as_ref()
+                .map(|c| super::cache::override_of(&mut p, &at, c)),
+        );
         team_quotas.push(scope_quotas(
             &mut p,
             &format!("teams[{i}]"),
@@ -518,13 +532,18 @@ pub fn compile(
             },
             &mut quotas,
         );
-        if let Some(t) = rk
+        let team = rk
             .team
             .as_ref()
-            .and_then(|t| teams.iter().position(|x| x == t))
-        {
+            .and_then(|t| teams.iter().position(|x| x == t));
+        if let Some(t) = team {
             kquotas.extend_from_slice(&team_quotas[t]);
         }
+        let own = rk
+            .cache
+            .as_ref()
+            .map(|c| super::cache::override_of(&mut p, &format!("{path}.cache"), c));
+        let cache = super::cache::layered(own, team.and_then(|t| team_cache[t].as_ref()));
         let cut_stream_at_cap = rk.cut_stream_at_cap.unwrap_or(false);
         if cut_stream_at_cap && !kquotas.iter().any(|q| quotas[q.0 as usize].is_budget()) {
             p.add(
@@ -535,6 +554,7 @@ pub fn compile(
         keys.push(Key {
             quotas: kquotas,
             cut_stream_at_cap,
+            cache,
             id: rk.id.clone(),
             team: rk.team.clone(),
             log_content_sha256,

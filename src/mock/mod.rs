@@ -101,6 +101,32 @@ pub struct Ask<'a> {
     pub worker: u16,
     pub serial: u64,
     pub created: u64,
+    /// Embeddings: the input texts.
+    pub texts: &'a [String],
+}
+
+/// An embeddings request's input texts (`input`: a string or an array of strings; anything
+/// else gives none, and the mock's vectors are then fixed).
+pub fn embedding_inputs(body: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Input {
+        One(String),
+        Many(Vec<String>),
+    }
+    #[derive(serde::Deserialize)]
+    struct Req {
+        input: Input,
+    }
+    match crate::json::Scratch::default().parse::<Req>(body) {
+        Some(Req {
+            input: Input::One(s),
+        }) => vec![s],
+        Some(Req {
+            input: Input::Many(v),
+        }) => v,
+        None => Vec::new(),
+    }
 }
 
 /// Completion tokens the built-in mock emits when the request sets no `max_tokens`.
@@ -156,8 +182,9 @@ pub fn respond(ask: &Ask<'_>, out: &mut Vec<u8>) {
         include_usage: ask.include_usage,
         malformed: false,
         truncate: false,
-        inputs: 1,
+        inputs: ask.texts.len().max(1) as u32,
         dimensions: BUILTIN_EMBEDDING_DIMS,
+        texts: ask.texts,
     };
     write::status_line(out, 200);
     // A stream in the client's own dialect: OpenAI chunks, Anthropic's events, or Gemini's

@@ -45,6 +45,8 @@ pub struct Plan<'a> {
     /// Embeddings.
     pub inputs: u32,
     pub dimensions: u32,
+    /// Embeddings: the input texts, when the request's were strings.
+    pub texts: &'a [String],
 }
 
 impl Plan<'_> {
@@ -265,6 +267,32 @@ fn openai_completion_json(plan: &Plan<'_>, out: &mut Vec<u8>) {
     }
 }
 
+/// A deterministic embedding of `text`: each lower-cased word (letters and digits) adds ±1 to
+/// one of `dims` dimensions chosen by its hash; the sum is scaled to unit length. Two texts'
+/// cosine similarity is then about the share of words they have in common.
+pub fn bag_of_words(text: &str, dims: u32) -> Vec<f64> {
+    let mut v = vec![0f64; dims.max(1) as usize];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in word.to_lowercase().bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let sign = if h >> 63 == 1 { -1.0 } else { 1.0 };
+        let n = v.len() as u64;
+        v[(h % n) as usize] += sign;
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm > 0.0 {
+        for x in &mut v {
+            *x /= norm;
+        }
+    }
+    v
+}
+
 fn openai_embeddings_json(plan: &Plan<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"object\":\"list\",\"data\":[");
     for i in 0..plan.inputs {
@@ -274,20 +302,29 @@ fn openai_embeddings_json(plan: &Plan<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"object\":\"embedding\",\"index\":");
         json::uint(out, u64::from(i));
         out.extend_from_slice(b",\"embedding\":[");
+        let words = plan
+            .texts
+            .get(i as usize)
+            .map(|t| bag_of_words(t, plan.dimensions));
         for j in 0..plan.dimensions {
             if j > 0 {
                 out.push(b',');
             }
-            // A fixed, deterministic value in (-0.1, 0.1) with 4 decimals.
-            let v = (i64::from(i) * 7919 + i64::from(j) * 104_729) % 1999 - 999;
+            let v = match &words {
+                // The text's words, hashed into the dimensions: prompts sharing words are
+                // close, prompts sharing none far apart (in ±0.9999, 4 decimals).
+                Some(w) => (w[j as usize] * 9999.0).round() as i64,
+                // A fixed, deterministic value in (-0.1, 0.1) with 4 decimals.
+                None => (i64::from(i) * 7919 + i64::from(j) * 104_729) % 1999 - 999,
+            };
             if v < 0 {
                 out.push(b'-');
             }
             out.extend_from_slice(b"0.");
             let a = v.unsigned_abs();
             out.extend_from_slice(&[
-                b'0',
-                b'0' + (a / 100) as u8,
+                b'0' + (a / 1000 % 10) as u8,
+                b'0' + (a / 100 % 10) as u8,
                 b'0' + (a / 10 % 10) as u8,
                 b'0' + (a % 10) as u8,
             ]);
@@ -778,6 +815,7 @@ mod tests {
             truncate: false,
             inputs: 2,
             dimensions: 4,
+            texts: &[],
         }
     }
 

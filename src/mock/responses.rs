@@ -257,6 +257,7 @@ pub(super) fn stored(
                 truncate: false,
                 inputs: 1,
                 dimensions: 0,
+                texts: &[],
             };
             responses_object(&plan, true, out);
         }

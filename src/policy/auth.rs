@@ -41,10 +41,9 @@ pub fn authenticate(
     Ok(key)
 }
 
-/// The configured key whose SHA-256 matches the presented one.
-fn find_key(snap: &Snapshot, head: &RequestHead, buf: &[u8]) -> Result<KeyId, GatewayError> {
-    let key = head
-        .header(buf, "authorization")
+/// The key the client presented, however it sent it.
+pub fn presented_key<'b>(head: &RequestHead, buf: &'b [u8]) -> Option<&'b [u8]> {
+    head.header(buf, "authorization")
         .and_then(|v| {
             let v = v.trim_ascii();
             (v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ")).then(|| v[7..].trim_ascii())
@@ -57,7 +56,12 @@ fn find_key(snap: &Snapshot, head: &RequestHead, buf: &[u8]) -> Result<KeyId, Ga
                 .split(|&b| b == b'&')
                 .find_map(|kv| kv.strip_prefix(b"key="))
         })
-        .filter(|k| !k.is_empty());
+        .filter(|k| !k.is_empty())
+}
+
+/// The configured key whose SHA-256 matches the presented one.
+fn find_key(snap: &Snapshot, head: &RequestHead, buf: &[u8]) -> Result<KeyId, GatewayError> {
+    let key = presented_key(head, buf);
     let Some(key) = key else {
         return Err(GatewayError::new(
             ErrorKind::MissingKey,

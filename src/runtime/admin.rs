@@ -29,6 +29,9 @@
 //!   250 ms).
 //! - `POST /admin/keys/<id>/disable`, `POST /admin/keys/<id>/enable` — at runtime, persisted
 //!   in the ledger until enabled again.
+//! - `POST /admin/cache/purge` with `{}` (every entry), `{"model":"<name>"}`,
+//!   `{"scope":"key:<id>"|"team:<name>"|"global"}` or both — the response cache's entries on
+//!   every worker; answered once every worker dropped them.
 //!
 //! Errors are OpenAI-shaped JSON, like the main listener's.
 
@@ -268,6 +271,32 @@ fn route(
                 .param("scope")
             })?;
             AdminOp::Reset(r.scope)
+        }
+        (b"POST", b"/admin/cache/purge") => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Purge {
+                model: Option<String>,
+                scope: Option<String>,
+            }
+            let p: Purge = if body.trim_ascii().is_empty() {
+                Purge {
+                    model: None,
+                    scope: None,
+                }
+            } else {
+                json::Scratch::default().parse(body).ok_or_else(|| {
+                    GatewayError::new(
+                        ErrorKind::InvalidBody,
+                        "expected {} (everything), {\"model\":\"<name>\"} and/or \
+                         {\"scope\":\"key:<id>\"|\"team:<name>\"|\"global\"}",
+                    )
+                })?
+            };
+            AdminOp::PurgeCache(crate::cache::Purge {
+                model: p.model,
+                scope: p.scope,
+            })
         }
         (b"POST", p) if p.starts_with(b"/admin/keys/") => {
             let rest = String::from_utf8_lossy(&p[b"/admin/keys/".len()..]);

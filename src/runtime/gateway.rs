@@ -126,6 +126,11 @@ impl Gateway {
             metrics_back.push(back_tx);
             ends.push((ev_tx, ctl_rx, listen, (m_tx, back_rx)));
         }
+        // The rings between workers (the response cache), ringing each other's doorbells.
+        let mut peers = crate::cache::Peers::mesh(doorbells.len(), |i| doorbells[i].peer_bell())
+            .map_err(|e| StartError::Other(format!("creating the workers' rings: {e}")))?
+            .into_iter();
+        let hashing = crate::cache::Hashing::new();
         // The coordinator is built first: it opens the ledger and queues what workers must
         // know before their first request (keys disabled at runtime).
         let wake = Arc::new(Wake::default());
@@ -158,6 +163,13 @@ impl Gateway {
             let wake = wake.clone();
             let audit = audit.clone();
             let traces = traces.clone();
+            let hashing = hashing.clone();
+            let listen = listener
+                .local_addr()
+                .map_err(|source| StartError::Worker { worker: i, source })?;
+            let Some(peers) = peers.next() else {
+                return Err(StartError::Other("a worker has no rings".into()));
+            };
             let core = (server.pin_workers && !cores.is_empty()).then(|| cores[i % cores.len()]);
             let handle = std::thread::Builder::new()
                 .name(format!("tollgate-w{i}"))
@@ -171,6 +183,9 @@ impl Gateway {
                         traces,
                         metrics: m_tx,
                         metrics_back: back_rx,
+                        peers,
+                        hashing,
+                        listen,
                     };
                     let seat = Seat {
                         id: i,
@@ -410,6 +425,7 @@ async fn tick_loop(w: Rc<Worker>) {
         // (`Worker::answer_doorbell`); the tick reads the ring too, as a backstop.
         monoio::time::sleep(TICK).await;
         w.poll_control();
+        w.poll_peers();
         let now = Instant::now();
         if now < next_tick {
             continue;

@@ -91,6 +91,10 @@ pub struct Meter {
     json_pair: Option<(Pair, u64, u16)>,
     /// Why the body could not be translated.
     translation_failed: Option<String>,
+    /// The provider's body as received, kept for the response cache (up to a bound; past it,
+    /// dropped).
+    record: Option<Vec<u8>>,
+    record_max: usize,
 }
 
 impl std::fmt::Debug for Meter {
@@ -123,6 +127,8 @@ impl Default for Meter {
             translator: None,
             json_pair: None,
             translation_failed: None,
+            record: None,
+            record_max: 0,
         }
     }
 }
@@ -149,6 +155,7 @@ impl Meter {
         self.translator = None;
         self.json_pair = None;
         self.translation_failed = None;
+        self.record = None;
     }
 
     /// Starts metering a response body. `sse`: the body is an event stream; `strip_usage`:
@@ -203,9 +210,30 @@ impl Meter {
         self.translation_failed.as_deref()
     }
 
+    /// Keeps the provider's body as it arrives (up to `max` bytes) for [`Meter::recorded`].
+    /// Call after [`Meter::start`].
+    pub fn record(&mut self, max: usize) {
+        self.record = Some(Vec::new());
+        self.record_max = max;
+    }
+
+    /// The provider's whole body, in its dialect, and whether it is an event stream — when it
+    /// was recorded and fit.
+    pub fn recorded(&self) -> Option<(Dialect, bool, &[u8])> {
+        let b = self.record.as_deref()?;
+        Some((self.dialect, self.mode == Mode::Sse, b))
+    }
+
     /// Passes response body bytes: appends to `out` what the client should see of `data`.
     pub fn pass(&mut self, data: &[u8], out: &mut Vec<u8>, scratch: &mut Scratch) {
         let at = out.len();
+        if let Some(r) = &mut self.record {
+            if r.len() + data.len() <= self.record_max {
+                r.extend_from_slice(data);
+            } else {
+                self.record = None;
+            }
+        }
         match self.mode {
             Mode::Off => out.extend_from_slice(data),
             Mode::Json | Mode::Error if self.json_pair.is_some() => {

@@ -114,6 +114,25 @@ fn model_fields(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
         out.extend_from_slice(name);
         json::uint(out, v);
     }
+    let cache = &r.cache;
+    if cache.outcome != crate::telemetry::record::CacheOutcome::Off {
+        out.extend_from_slice(b",\"cache\":\"");
+        out.extend_from_slice(cache.outcome.name().as_bytes());
+        out.push(b'"');
+        if cache.waited {
+            out.extend_from_slice(b",\"cache_waited\":true");
+        }
+        if cache.outcome.is_hit() {
+            out.extend_from_slice(b",\"cache_saved_micro_usd\":");
+            json::uint(out, cache.saved_micro_usd);
+            out.extend_from_slice(b",\"cache_saved_tokens\":");
+            json::uint(out, cache.saved_tokens);
+        }
+        if cache.outcome == crate::telemetry::record::CacheOutcome::SemanticHit {
+            out.extend_from_slice(b",\"cache_similarity\":");
+            let _ = std::io::Write::write_fmt(out, format_args!("{:.4}", cache.similarity));
+        }
+    }
     out.extend_from_slice(b",\"usage_estimated\":");
     out.extend_from_slice(if r.usage_estimated { b"true" } else { b"false" });
     out.extend_from_slice(b",\"stream\":");

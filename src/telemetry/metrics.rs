@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{ProviderKind, Snapshot};
 use crate::error::ErrorKind;
-use crate::telemetry::record::{AuditRecord, Route, TryOutcome};
+use crate::telemetry::record::{AuditRecord, CacheOutcome, Route, TryOutcome};
 
 /// `gen_ai.client.token.usage`'s bucket boundaries (OpenTelemetry GenAI conventions), tokens.
 pub const TOKEN_BOUNDS: &[u64] = &[
@@ -133,6 +133,41 @@ impl Use {
 pub struct KeyCounts {
     pub responses: Classes,
     pub used: Use,
+    pub cache: CacheCounts,
+}
+
+/// What the response cache did, for a model or a key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    /// By `CacheOutcome` (index = its position in `CacheOutcome::ALL`).
+    pub outcomes: [u64; 6],
+    /// Requests that waited for an identical one in flight.
+    pub waited: u64,
+    pub saved_micro_usd: u64,
+    pub saved_tokens: u64,
+}
+
+impl CacheCounts {
+    fn count(&mut self, r: &AuditRecord) {
+        let c = &r.cache;
+        if let Some(i) = CacheOutcome::ALL.iter().position(|&o| o == c.outcome) {
+            self.outcomes[i] += 1;
+        }
+        self.waited += u64::from(c.waited);
+        if c.outcome.is_hit() {
+            self.saved_micro_usd += c.saved_micro_usd;
+            self.saved_tokens += c.saved_tokens;
+        }
+    }
+
+    pub fn add(&mut self, o: &CacheCounts) {
+        for (a, b) in self.outcomes.iter_mut().zip(o.outcomes) {
+            *a += b;
+        }
+        self.waited += o.waited;
+        self.saved_micro_usd += o.saved_micro_usd;
+        self.saved_tokens += o.saved_tokens;
+    }
 }
 
 /// The GenAI operations (`gen_ai.operation.name`), as indexes.
@@ -167,6 +202,8 @@ pub struct WorkerMetrics {
     /// and `responses`.
     pub keys: Vec<KeyCounts>,
     pub deployments: Vec<DeploymentCounts>,
+    /// By model id: what the response cache did.
+    pub cache: Vec<CacheCounts>,
     /// Every response by status class.
     pub responses: Classes,
     /// Requests that ended in a gateway error, by kind (429s by reason among them).
@@ -188,6 +225,7 @@ impl WorkerMetrics {
         self.generation = generation;
         self.keys.clear();
         self.deployments.clear();
+        self.cache.clear();
         self.responses = Classes::default();
         self.errors = [0; ErrorKind::ALL.len()];
         self.overhead = Hist::default();
@@ -213,9 +251,24 @@ impl WorkerMetrics {
             }
             let kc = &mut self.keys[i];
             kc.responses[c] += 1;
-            if r.charged {
+            if r.cache.outcome.is_hit() {
+                // A hit used no tokens; it is charged only what the cache policy says.
+                kc.used.cost_micro_usd += r.cost_micro_usd;
+            } else if r.charged {
                 kc.used.charge(r);
             }
+            if r.cache.outcome != CacheOutcome::Off {
+                kc.cache.count(r);
+            }
+        }
+        if r.cache.outcome != CacheOutcome::Off
+            && let Some(m) = r.model
+        {
+            let i = m.0 as usize;
+            if self.cache.len() <= i {
+                self.cache.resize(i + 1, CacheCounts::default());
+            }
+            self.cache[i].count(r);
         }
         self.latency.record(LATENCY_BOUNDS_US, r.duration_us);
         if r.ttft_us > 0 {
@@ -385,6 +438,8 @@ pub struct Totals {
     /// By key label (its id, or `other`), with its team (`""`: none).
     pub keys: BTreeMap<(String, String), KeyCounts>,
     pub deployments: BTreeMap<DeploymentLabels, DeploymentCounts>,
+    /// By model name.
+    pub cache: BTreeMap<String, CacheCounts>,
     pub responses: Classes,
     pub errors: [u64; ErrorKind::ALL.len()],
     pub overhead: Hist,
@@ -431,6 +486,14 @@ impl Totals {
                 *a += b;
             }
             t.used.add(&k.used);
+            t.cache.add(&k.cache);
+        }
+        for (i, c) in m.cache.iter().enumerate() {
+            if let Some(model) = snap.models.get(i)
+                && c.outcomes.iter().any(|&n| n > 0)
+            {
+                self.cache.entry(model.name.clone()).or_default().add(c);
+            }
         }
         for (i, d) in m.deployments.iter().enumerate() {
             if d.responses == Classes::default() && d.hedges_lost == 0 {

@@ -111,6 +111,64 @@ pub struct AuditRecord {
     pub response_id: InlineStr<64>,
     pub prompt_sha256: Option<[u8; 32]>,
     pub completion_sha256: Option<[u8; 32]>,
+    /// What the response cache did.
+    pub cache: CacheNote,
+}
+
+/// What the response cache did for a request (`worker/cache.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CacheNote {
+    pub outcome: CacheOutcome,
+    /// It waited for an identical request in flight (single-flight).
+    pub waited: bool,
+    /// A semantic hit's cosine similarity.
+    pub similarity: f32,
+    /// A hit: what the original call cost (`cost_micro_usd` is what the key was charged).
+    pub saved_micro_usd: u64,
+    /// A hit: the original call's input and output tokens, not spent again.
+    pub saved_tokens: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// The model has no cache (or the key has it off).
+    #[default]
+    Off,
+    Hit,
+    SemanticHit,
+    Miss,
+    /// The client asked for a fresh answer (`Cache-Control: no-cache`); it was stored.
+    Refresh,
+    /// Not looked up nor stored: the client said `no-store`, or the request's shape cannot be
+    /// cached.
+    Bypass,
+}
+
+impl CacheOutcome {
+    pub const ALL: [CacheOutcome; 6] = [
+        CacheOutcome::Off,
+        CacheOutcome::Hit,
+        CacheOutcome::SemanticHit,
+        CacheOutcome::Miss,
+        CacheOutcome::Refresh,
+        CacheOutcome::Bypass,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheOutcome::Off => "off",
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::SemanticHit => "semantic_hit",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Refresh => "refresh",
+            CacheOutcome::Bypass => "bypass",
+        }
+    }
+
+    /// Served from the cache.
+    pub fn is_hit(self) -> bool {
+        matches!(self, CacheOutcome::Hit | CacheOutcome::SemanticHit)
+    }
 }
 
 /// How one attempt on a deployment went (audit records list them).

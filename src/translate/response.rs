@@ -42,13 +42,48 @@ pub fn translate(
         Dialect::Responses => responses::answer::read(v),
         Dialect::Bedrock => bedrock::answer::read(v),
     };
-    let result = answer.map(|a| match pair.client() {
-        Dialect::Anthropic => anthropic::answer::write(&a, o, out),
-        Dialect::OpenAi => openai::answer::write(&a, o, created, out),
-        Dialect::Responses => responses::answer::write(&a, o, created, out),
-        Dialect::Gemini => gemini::answer::write(&a, o, out),
-        Dialect::Bedrock => bedrock::answer::write(&a, o, out),
-    });
+    let result = answer.map(|a| write_answer(pair.client(), &a, o, created, out));
+    let empty: simd_json::Tape<'static> = tape.reset();
+    scratch.keep_tape(empty);
+    result
+}
+
+/// Writes a whole answer in `client`'s dialect (a translated answer, or a cached one).
+pub fn write_answer(
+    client: Dialect,
+    a: &crate::dialect::norm::Answer<'_, '_>,
+    o: &Observed,
+    created: u64,
+    out: &mut Vec<u8>,
+) {
+    match client {
+        Dialect::Anthropic => anthropic::answer::write(a, o, out),
+        Dialect::OpenAi => openai::answer::write(a, o, created, out),
+        Dialect::Responses => responses::answer::write(a, o, created, out),
+        Dialect::Gemini => gemini::answer::write(a, o, out),
+        Dialect::Bedrock => bedrock::answer::write(a, o, out),
+    }
+}
+
+/// Reads a provider's whole answer (`body`, in `provider`'s dialect) and hands it to `f`.
+pub fn read_answer<R>(
+    provider: Dialect,
+    body: &[u8],
+    scratch: &mut Scratch,
+    f: impl FnOnce(&crate::dialect::norm::Answer<'_, '_>) -> R,
+) -> Result<R, String> {
+    let tape = scratch
+        .tape(body)
+        .map_err(|e| format!("the provider's response is not valid JSON ({e})"))?;
+    let v = tape.as_value();
+    let answer = match provider {
+        Dialect::Anthropic => anthropic::answer::read(v),
+        Dialect::Gemini => gemini::answer::read(v),
+        Dialect::OpenAi => openai::answer::read(v),
+        Dialect::Responses => responses::answer::read(v),
+        Dialect::Bedrock => bedrock::answer::read(v),
+    };
+    let result = answer.map(|a| f(&a));
     let empty: simd_json::Tape<'static> = tape.reset();
     scratch.keep_tape(empty);
     result

@@ -74,38 +74,88 @@ impl Writer {
     }
 }
 
-impl StreamTranslator {
-    /// `client_usage`: an OpenAI client asked for a usage chunk; `created`: the response's
-    /// Unix time for OpenAI chunks.
-    pub fn new(pair: Pair, client_usage: bool, gemini_array: bool, created: u64) -> Self {
-        let reader = match pair.provider() {
+/// Writes normalised events in a client's dialect (a cached answer replayed as a stream).
+#[derive(Debug)]
+pub struct EventWriter(Writer);
+
+impl EventWriter {
+    /// As [`StreamTranslator::new`], for the client's side alone.
+    pub fn new(client: Dialect, client_usage: bool, gemini_array: bool, created: u64) -> Self {
+        EventWriter(Writer::of(client, client_usage, gemini_array, created))
+    }
+
+    pub fn write(&mut self, e: Event<'_>, o: &Observed, out: &mut Vec<u8>) {
+        self.0.write(e, o, out);
+    }
+}
+
+/// Reads a whole event stream in `provider`'s dialect (SSE, or AWS's binary event stream for
+/// Bedrock) and hands each normalised event to `emit`. `Err` when the stream is corrupt.
+pub fn read_stream(
+    provider: Dialect,
+    body: &[u8],
+    mut emit: impl FnMut(Event<'_>),
+) -> Result<(), crate::sse::SseError> {
+    let mut reader = Reader::of(provider);
+    let mut scanner = crate::sse::SseScanner::default();
+    if provider == Dialect::Bedrock {
+        scanner.set_binary();
+    }
+    let mut each = |e: &SseEvent<'_>| reader.read(e, &mut emit);
+    scanner.feed(body, &mut each)?;
+    scanner.finish(&mut each);
+    Ok(())
+}
+
+impl Reader {
+    fn of(provider: Dialect) -> Self {
+        match provider {
             Dialect::OpenAi => Reader::OpenAi(openai::stream::Reader::default()),
             Dialect::Anthropic => Reader::Anthropic(anthropic::stream::Reader::default()),
             Dialect::Gemini => Reader::Gemini(gemini::stream::Reader::default()),
             Dialect::Responses => Reader::Responses(responses::stream::Reader::default()),
             Dialect::Bedrock => Reader::Bedrock(bedrock::stream::Reader::default()),
-        };
-        let writer = match pair.client() {
+        }
+    }
+
+    fn read<'a>(&mut self, e: &SseEvent<'a>, emit: &mut impl FnMut(Event<'a>)) {
+        match self {
+            Reader::OpenAi(r) => r.read(e.data, emit),
+            Reader::Anthropic(r) => r.read(e, emit),
+            Reader::Gemini(r) => r.read(e.data, emit),
+            Reader::Responses(r) => r.read(e, emit),
+            Reader::Bedrock(r) => r.read(e, emit),
+        }
+    }
+}
+
+impl Writer {
+    fn of(client: Dialect, client_usage: bool, gemini_array: bool, created: u64) -> Self {
+        match client {
             Dialect::Anthropic => Writer::Anthropic(anthropic::stream::Writer::default()),
             Dialect::OpenAi => Writer::OpenAi(openai::stream::Writer::new(client_usage, created)),
             Dialect::Responses => Writer::Responses(responses::stream::Writer::new(created)),
             Dialect::Gemini => Writer::Gemini(gemini::stream::Writer::new(gemini_array)),
             Dialect::Bedrock => Writer::Bedrock(bedrock::stream::Writer::default()),
-        };
-        StreamTranslator { reader, writer }
+        }
+    }
+}
+
+impl StreamTranslator {
+    /// `client_usage`: an OpenAI client asked for a usage chunk; `created`: the response's
+    /// Unix time for OpenAI chunks.
+    pub fn new(pair: Pair, client_usage: bool, gemini_array: bool, created: u64) -> Self {
+        StreamTranslator {
+            reader: Reader::of(pair.provider()),
+            writer: Writer::of(pair.client(), client_usage, gemini_array, created),
+        }
     }
 
     /// Appends the client's events for one provider event. `o` has already read it.
     pub fn event(&mut self, e: &SseEvent<'_>, o: &Observed, out: &mut Vec<u8>) {
         let writer = &mut self.writer;
         let mut emit = |ev: Event<'_>| writer.write(ev, o, out);
-        match &mut self.reader {
-            Reader::OpenAi(r) => r.read(e.data, &mut emit),
-            Reader::Anthropic(r) => r.read(e, &mut emit),
-            Reader::Gemini(r) => r.read(e.data, &mut emit),
-            Reader::Responses(r) => r.read(e, &mut emit),
-            Reader::Bedrock(r) => r.read(e, &mut emit),
-        }
+        self.reader.read(e, &mut emit);
     }
 
     /// The provider's body ended: appends whatever the client's dialect needs to close a

@@ -68,6 +68,8 @@ pub struct Call {
     /// `created`.
     pub serial: u64,
     pub created: u64,
+    /// Embeddings: the input texts (the mock's vectors are drawn from their words).
+    pub texts: Vec<String>,
 }
 
 /// The worker's side of forwarding: its connection pool, the addresses the coordinator
@@ -114,6 +116,7 @@ pub async fn forward(
                 worker: eg.worker,
                 serial: call.serial,
                 created: call.created,
+                texts: &call.texts,
             },
             &mut data,
         );

@@ -111,24 +111,10 @@ async fn reserve(
         c.reserved.push((q, amount as i64));
     }
     let generation = snap.generation;
-    match reserve_waiting(w, snap, generation, &c.reserved).await {
-        Ok(()) => {}
-        Err(Some((quota, retry_ms))) => {
-            c.reserved.clear();
-            ctx.attempt.refused_by_deployment = dep.quotas.contains(&quota);
-            rate_headers(w, snap, ctx, k.quotas.as_slice());
-            retry_headers(&mut ctx.extra_head, retry_ms);
-            return Err(refusal(&snap.quotas[quota.0 as usize], retry_ms));
-        }
-        Err(None) => {
-            c.reserved.clear();
-            retry_headers(&mut ctx.extra_head, 1000);
-            return Err(GatewayError::new(
-                ErrorKind::Overloaded,
-                "The gateway could not confirm this key's remaining budget or rate limit \
-                 in time; retry shortly.",
-            ));
-        }
+    if let Err(why) = reserve_waiting(w, snap, generation, &c.reserved).await {
+        c.reserved.clear();
+        ctx.attempt.refused_by_deployment = why.is_some_and(|(q, _)| dep.quotas.contains(&q));
+        return Err(not_admitted(w, snap, ctx, &k.quotas, why));
     }
     ctx.reserved_under = Some(generation);
     if k.quotas
@@ -148,6 +134,83 @@ async fn reserve(
     }
     rate_headers(w, snap, ctx, k.quotas.as_slice());
     Ok(())
+}
+
+/// A cache hit's admission (`worker/cache.rs`): one request of each of the key's and its
+/// team's requests-per-minute limits; unless `over_budget_ok`, a sliver of each budget, to
+/// learn that it is not spent — settled at once at what the hit is charged (`charge`
+/// micro-USD, no tokens). Tokens-per-minute limits are not touched: a hit generates no
+/// tokens. Refused like any request (the same 429s).
+pub(super) async fn admit_hit(
+    w: &Worker,
+    snap: &Snapshot,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+    over_budget_ok: bool,
+    charge: u64,
+) -> Result<(), GatewayError> {
+    let Some(key) = ctx.key else { return Ok(()) };
+    let k = &snap.keys[key.0 as usize];
+    c.reserved.clear();
+    for &q in &k.quotas {
+        let quota = &snap.quotas[q.0 as usize];
+        let amount = match (quota.unit, quota.window) {
+            (Unit::Requests, _) => 1,
+            (_, Window::Minute) => continue,
+            _ if over_budget_ok => continue,
+            (Unit::MicroUsd, _) => charge.max(1),
+            (Unit::Tokens, _) => 1,
+        };
+        c.reserved.push((q, amount as i64));
+    }
+    if c.reserved.is_empty() {
+        return Ok(());
+    }
+    let generation = snap.generation;
+    if let Err(why) = reserve_waiting(w, snap, generation, &c.reserved).await {
+        c.reserved.clear();
+        return Err(not_admitted(w, snap, ctx, &k.quotas, why));
+    }
+    let reserved = &c.reserved;
+    w.with_quotas(generation, |q| {
+        for &(id, estimate) in reserved {
+            let actual = match snap.quotas[id.0 as usize].unit {
+                Unit::Requests => 1,
+                Unit::MicroUsd => charge.min(i64::MAX as u64) as i64,
+                Unit::Tokens => 0,
+            };
+            q.settle(id, estimate, actual);
+        }
+    });
+    c.reserved.clear();
+    rate_headers(w, snap, ctx, k.quotas.as_slice());
+    Ok(())
+}
+
+/// The answer to a request that was not admitted: the quota that refused it (and when to
+/// retry), or `None` when the coordinator did not answer in time.
+fn not_admitted(
+    w: &Worker,
+    snap: &Snapshot,
+    ctx: &mut RequestCtx,
+    key_quotas: &[QuotaId],
+    why: Option<(QuotaId, u64)>,
+) -> GatewayError {
+    match why {
+        Some((quota, retry_ms)) => {
+            rate_headers(w, snap, ctx, key_quotas);
+            retry_headers(&mut ctx.extra_head, retry_ms);
+            refusal(&snap.quotas[quota.0 as usize], retry_ms)
+        }
+        None => {
+            retry_headers(&mut ctx.extra_head, 1000);
+            GatewayError::new(
+                ErrorKind::Overloaded,
+                "The gateway could not confirm this key's remaining budget or rate limit in \
+                 time; retry shortly.",
+            )
+        }
+    }
 }
 
 /// The request's estimated input and output tokens.

@@ -64,6 +64,7 @@ pub(super) async fn serve(w: &Rc<Worker>, mut io: ClientStream) {
         }
         settle(w, &snap, &mut c, &mut ctx);
         settle_quotas(w, &snap, &mut c, &mut ctx);
+        super::cache::store(w, &snap, &mut c, &mut ctx);
         finish(w, &snap, &ctx);
         if !ctx.keep_alive {
             return;
@@ -130,6 +131,10 @@ async fn serve_request(
     }
     // parse_fields
     let f = parse_fields(w, snap, c, ctx)?;
+    // cache: a hit answers here; a miss may lead the fill of the entry
+    if super::cache::lookup(w, snap, io, c, ctx, &f).await? {
+        return Ok(());
+    }
     // plan
     plan(w, snap, c, ctx, &f)?;
     let mut failover = Failover::new(snap.routing.max_attempts);

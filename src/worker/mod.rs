@@ -2,8 +2,8 @@
 //! path, phase by phase, in this order (ARCHITECTURE.md, "The request path"):
 //!
 //! ```text
-//! read_head → route → authenticate → read_body → parse_fields → plan → admit → translate
-//! → forward → relay → settle (+ settle_quotas) → finish (always runs)
+//! read_head → route → authenticate → read_body → parse_fields → cache → plan → admit
+//! → translate → forward → relay → settle (+ settle_quotas) → finish (always runs)
 //! ```
 //!
 //! `admit` ([`admit`]) follows `plan` because a reservation is priced at the chosen
@@ -72,7 +72,9 @@ pub const COUNTER_INTERVAL: Duration = Duration::from_millis(250);
 
 mod admit;
 mod attempt;
+mod cache;
 mod conn;
+mod embed;
 mod fields;
 mod plan;
 mod read;
@@ -151,6 +153,10 @@ pub struct Worker {
     retired: RefCell<Vec<Quotas>>,
     /// Keys an admin disabled at runtime.
     disabled: RefCell<Arc<DisabledKeys>>,
+    /// This worker's share of the response cache and its rings to the other workers.
+    cache: cache::CacheDesk,
+    /// The address the gateway listens on (the port bound).
+    listen: std::net::SocketAddr,
 }
 
 impl std::fmt::Debug for Worker {
@@ -177,6 +183,8 @@ impl Worker {
             quotas: RefCell::new(quotas),
             retired: RefCell::new(Vec::new()),
             disabled: RefCell::new(Arc::default()),
+            cache: cache::CacheDesk::new(rings.peers, rings.hashing),
+            listen: rings.listen,
             id,
             snapshot: RefCell::new(Rc::new(snapshot)),
             addrs: RefCell::new(Rc::new(addrs)),
@@ -257,6 +265,18 @@ impl Worker {
                 if r.generation == generation {
                     r.remote(deployment, change);
                 }
+            }
+            Control::CachePurge { purge, version } => {
+                // Fills that reached this worker before the purge was sent are purged too.
+                self.poll_peers();
+                self.cache.purge(&purge);
+                self.emit(WorkerEvent::DisabledApplied {
+                    worker: self.id,
+                    version,
+                });
+                self.report_cache(true);
+                self.outbox.borrow_mut().flush();
+                self.wake.wake();
             }
             Control::Disabled(d) => {
                 let version = d.version;
@@ -360,6 +380,7 @@ impl Worker {
                 return;
             }
             self.poll_control();
+            self.poll_peers();
         }
     }
 
@@ -414,6 +435,7 @@ impl Worker {
                 });
             }
             self.metrics.borrow_mut().report();
+            self.report_cache(false);
         }
         if now >= self.next_route_report.get() {
             self.next_route_report.set(now + ROUTE_REPORT);
@@ -576,6 +598,10 @@ struct RequestCtx {
     session: Option<u64>,
     /// The current attempt's own state.
     attempt: AttemptState,
+    /// What the response cache did.
+    cache: crate::telemetry::record::CacheNote,
+    /// This request leads the fill of a cache entry (`worker/cache.rs`).
+    cache_fill: Option<cache::FillTicket>,
 }
 
 /// What one attempt (one deployment, or a hedged pair) sets up and finds out; the last
@@ -655,6 +681,11 @@ fn call_of(c: &Conn, ctx: &RequestCtx, f: &Fields) -> Call {
         body_len: c.body.len(),
         serial: ctx.serial & SERIAL_MASK,
         created: ctx.start_unix_us / 1_000_000,
+        texts: if ctx.route == Route::Embeddings {
+            crate::mock::embedding_inputs(&c.buf[c.body.clone()])
+        } else {
+            Vec::new()
+        },
     }
 }
 

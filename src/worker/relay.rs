@@ -104,6 +104,9 @@ pub(super) async fn relay(
         let dialect = pair.map_or(super::client_dialect(ctx.route), |p| p.provider());
         let strip = ctx.attempt.inject_usage && framing != Framing::Length;
         c.meter.start(dialect, sse, strip, ctx.log_hashes);
+        if let Some(max) = super::cache::recording(ctx) {
+            c.meter.record(max);
+        }
         if let Some(p) = pair {
             c.meter.translate(
                 p,
@@ -237,6 +240,11 @@ pub(super) async fn relay(
         if let Some(e) = failure {
             return end_with_error(io, c, ctx, framing, sse, e).await;
         }
+        // A cache leader's answer goes to the entry's owner before its last byte goes to the
+        // client: whoever sees the answer end can count on the entry (and a purge after it).
+        if done && !ctx.attempt.cut_at_cap {
+            super::cache::store(w, snap, c, ctx);
+        }
         // The head waits for the first body byte: until then a stall or a reset can still
         // fail over to another deployment, and the client never sees half of two answers.
         let hold = payload == 0 && !done && !ctx.response_started;
@@ -305,6 +313,9 @@ pub(super) async fn relay(
                         return end_with_error(io, c, ctx, framing, sse, e).await;
                     }
                     cut_at_cap(w, snap, c, ctx).await;
+                    if !ctx.attempt.cut_at_cap {
+                        super::cache::store(w, snap, c, ctx);
+                    }
                     if framing == Framing::Chunked {
                         let n = c.out.len() - body_at;
                         finish_chunk(&mut c.out, chunk_at, n);

@@ -128,6 +128,7 @@ pub(super) fn finish(w: &Worker, snap: &Snapshot, ctx: &RequestCtx) {
         response_id: ctx.response_id,
         prompt_sha256: ctx.prompt_sha256,
         completion_sha256: ctx.completion_sha256,
+        cache: ctx.cache,
     };
     w.audit.borrow_mut().record(&record, snap);
     // Counted only where something can read them (the admin listener serves `/metrics`).
@@ -193,6 +194,8 @@ impl RequestCtx {
             trace: None,
             attempt: AttemptState::default(),
             session: None,
+            cache: Default::default(),
+            cache_fill: None,
         }
     }
 }

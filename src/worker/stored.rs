@@ -49,6 +49,7 @@ pub(super) async fn stored_response(
             body_len: c.body.len(),
             serial: ctx.serial & SERIAL_MASK,
             created: ctx.start_unix_us / 1_000_000,
+            texts: Vec::new(),
         };
         let attempts = Cell::new(ctx.attempts);
         let addrs = w.addrs.borrow().clone();

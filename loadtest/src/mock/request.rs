@@ -414,6 +414,8 @@ pub struct Fields {
     pub inputs: u32,
     /// Embeddings: requested dimensions.
     pub dimensions: Option<u32>,
+    /// Embeddings: the input texts (when they are strings).
+    pub texts: Vec<String>,
 }
 
 /// Parses the JSON body in place (simd-json rewrites its input; the mock needs only its
@@ -530,6 +532,18 @@ pub fn read_fields(api: &Api, body: &mut [u8]) -> Result<Fields, String> {
                 None => return Err("`input` is required".into()),
             };
             f.dimensions = u32_at(&v, "dimensions");
+            f.texts = match v.get("input") {
+                Some(i) if i.is_str() => i.as_str().map(str::to_owned).into_iter().collect(),
+                Some(i) => i
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
         }
         Api::Bedrock { model, stream } => {
             f.model = model.clone();

@@ -659,6 +659,7 @@ where
         malformed: fault.malformed,
         truncate: fault.truncate,
         inputs: fields.inputs,
+        texts: &fields.texts,
         dimensions: fields
             .dimensions
             .unwrap_or(w.shared.cfg.embedding_dims)

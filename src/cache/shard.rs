@@ -1,0 +1,596 @@
+//! One worker's share of the cache: the entries whose key hashes to this worker, an LRU per
+//! model bounded by entries and bytes, TTLs, and single-flight — the slot of a key being
+//! filled lists who waits for it. Sans-IO: it answers asks and takes fills; the worker
+//! carries the answers to whoever asked (`worker/cache.rs`).
+//!
+//! Each model's bounds are its configured totals divided by the number of workers: keys hash
+//! uniformly over the shards, so the cache as a whole holds about what was configured.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::entry::Entry;
+
+/// Who asked: a worker and its ticket for the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Waiter {
+    pub worker: u16,
+    pub ticket: u32,
+}
+
+/// The answer to an ask.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// Served from this entry (`similarity` below 1 for a semantic hit).
+    Hit(Arc<Entry>, f32),
+    /// No entry: the asker calls the provider and fills the key (or abandons it).
+    Lead,
+    /// The asker goes upstream without filling: the leader failed, too many wait already, or
+    /// (semantic) nothing was near enough.
+    GoAhead,
+}
+
+/// What an ask or a fill brings of its model's configuration (this shard's share).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_entries: u64,
+    pub max_bytes: u64,
+    pub ttl: Duration,
+    pub max_waiters: u32,
+    /// A fill older than this has lost its leader: the next ask takes over.
+    pub lead_timeout: Duration,
+    /// Semantic vectors per model on this shard.
+    pub max_vectors: u64,
+}
+
+enum Slot {
+    Ready {
+        entry: Arc<Entry>,
+        expires: Instant,
+        stamp: u64,
+    },
+    Filling {
+        since: Instant,
+        waiters: Vec<Waiter>,
+    },
+}
+
+/// The keys are hashes already: the map uses their low bits as they are.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes.iter().take(8) {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
+
+type Map<V> = HashMap<u128, V, BuildHasherDefault<Prehashed>>;
+
+/// One model's use of this shard.
+#[derive(Default)]
+struct ModelUse {
+    entries: u64,
+    bytes: u64,
+    /// Least recently used first; marks whose stamp no longer matches the slot are stale.
+    lru: VecDeque<(u128, u64)>,
+    /// Semantic vectors, by the hash of the request without its last user turn.
+    vectors: Map<Vec<Arc<Entry>>>,
+    vector_count: u64,
+    vector_order: VecDeque<(u128, usize)>,
+}
+
+/// What one shard holds of one model (for metrics).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    pub model: String,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// Which entries a purge drops.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Purge {
+    pub model: Option<String>,
+    /// `key:<id>`, `team:<name>` or `global`.
+    pub scope: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Shard {
+    slots: Map<Slot>,
+    models: HashMap<Box<str>, ModelUse>,
+    stamp: u64,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("slots", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shard {
+    /// An ask for `key` from `who`. `refresh`: skip a stored entry (the asker wants a fresh
+    /// answer, and stores it). Returns the answer now, or `None` when `who` now waits for
+    /// the fill in flight (answered by [`Shard::fill`]); `Lead` and `GoAhead` may also carry
+    /// answers for waiters of a fill that timed out (`out`).
+    pub fn ask(
+        &mut self,
+        (key, refresh): (u128, bool),
+        who: Waiter,
+        limits: &Limits,
+        now: Instant,
+        out: &mut Vec<(Waiter, Reply)>,
+    ) -> Option<Reply> {
+        self.stamp += 1;
+        let stamp = self.stamp;
+        match self.slots.get_mut(&key) {
+            Some(Slot::Ready {
+                entry,
+                expires,
+                stamp: s,
+            }) if !refresh && *expires > now => {
+                *s = stamp;
+                let entry = entry.clone();
+                if let Some(m) = self.models.get_mut(&*entry.model) {
+                    m.lru.push_back((key, stamp));
+                    compact(m, &self.slots);
+                }
+                Some(Reply::Hit(entry, 1.0))
+            }
+            Some(Slot::Filling { since, waiters, .. }) => {
+                if now.saturating_duration_since(*since) > limits.lead_timeout {
+                    // The leader is lost: its waiters go ahead, this asker leads.
+                    out.extend(waiters.drain(..).map(|w| (w, Reply::GoAhead)));
+                    *since = now;
+                    return Some(Reply::Lead);
+                }
+                if waiters.len() >= limits.max_waiters as usize {
+                    return Some(Reply::GoAhead);
+                }
+                waiters.push(who);
+                None
+            }
+            Some(slot @ Slot::Ready { .. }) => {
+                // Expired, or refreshed: this asker fills it again.
+                let Slot::Ready { entry, .. } = std::mem::replace(
+                    slot,
+                    Slot::Filling {
+                        since: now,
+                        waiters: Vec::new(),
+                    },
+                ) else {
+                    return Some(Reply::GoAhead);
+                };
+                if let Some(m) = self.models.get_mut(&*entry.model) {
+                    m.entries -= 1;
+                    m.bytes -= entry.bytes() as u64;
+                }
+                Some(Reply::Lead)
+            }
+            None => {
+                self.slots.insert(
+                    key,
+                    Slot::Filling {
+                        since: now,
+                        waiters: Vec::new(),
+                    },
+                );
+                Some(Reply::Lead)
+            }
+        }
+    }
+
+    /// The leader's result for `key`: an entry to store (the waiters are served from it), or
+    /// `None` (the call failed or is not cacheable: the waiters go upstream themselves).
+    pub fn fill(
+        &mut self,
+        key: u128,
+        entry: Option<Arc<Entry>>,
+        limits: &Limits,
+        now: Instant,
+        out: &mut Vec<(Waiter, Reply)>,
+    ) {
+        let Some(entry) = entry else {
+            if let Some(Slot::Filling { waiters, .. }) = self.slots.get_mut(&key) {
+                out.extend(waiters.drain(..).map(|w| (w, Reply::GoAhead)));
+                self.slots.remove(&key);
+            }
+            return;
+        };
+        self.stamp += 1;
+        let stamp = self.stamp;
+        let bytes = entry.bytes() as u64;
+        if bytes > limits.max_bytes {
+            // Larger than the model's share: serve the waiters, keep nothing.
+            if let Some(Slot::Filling { waiters, .. }) = self.slots.remove(&key) {
+                out.extend(
+                    waiters
+                        .into_iter()
+                        .map(|w| (w, Reply::Hit(entry.clone(), 1.0))),
+                );
+            }
+            return;
+        }
+        let slot = Slot::Ready {
+            entry: entry.clone(),
+            expires: now + limits.ttl,
+            stamp,
+        };
+        match self.slots.insert(key, slot) {
+            Some(Slot::Filling { waiters, .. }) => {
+                out.extend(
+                    waiters
+                        .into_iter()
+                        .map(|w| (w, Reply::Hit(entry.clone(), 1.0))),
+                );
+            }
+            Some(Slot::Ready { entry: old, .. }) => {
+                if let Some(m) = self.models.get_mut(&*old.model) {
+                    m.entries -= 1;
+                    m.bytes -= old.bytes() as u64;
+                }
+            }
+            None => {}
+        }
+        let model = self.models.entry(entry.model.clone()).or_default();
+        model.entries += 1;
+        model.bytes += bytes;
+        model.lru.push_back((key, stamp));
+        self.evict(&entry.model, limits, now);
+    }
+
+    /// Drops least recently used (and expired) entries of `model` until it is within
+    /// `limits`.
+    fn evict(&mut self, model: &str, limits: &Limits, now: Instant) {
+        let Some(m) = self.models.get_mut(model) else {
+            return;
+        };
+        while m.entries > limits.max_entries || m.bytes > limits.max_bytes {
+            let Some((key, stamp)) = m.lru.pop_front() else {
+                break;
+            };
+            let current = matches!(
+                self.slots.get(&key),
+                Some(Slot::Ready { stamp: s, .. }) if *s == stamp
+            );
+            if current && let Some(Slot::Ready { entry, .. }) = self.slots.remove(&key) {
+                m.entries -= 1;
+                m.bytes -= entry.bytes() as u64;
+            }
+        }
+        let _ = now;
+        compact(m, &self.slots);
+    }
+
+    /// Drops the entries `p` names (a model's, a scope's, or all). Fills in flight are left
+    /// to finish.
+    pub fn purge(&mut self, p: &Purge) -> u64 {
+        let mut dropped = 0;
+        let models = &mut self.models;
+        self.slots.retain(|_, slot| {
+            let Slot::Ready { entry, .. } = slot else {
+                return true;
+            };
+            let hit = p.model.as_deref().is_none_or(|m| m == &*entry.model)
+                && p.scope.as_deref().is_none_or(|s| s == &*entry.scope);
+            if hit {
+                dropped += 1;
+                if let Some(m) = models.get_mut(&*entry.model) {
+                    m.entries -= 1;
+                    m.bytes -= entry.bytes() as u64;
+                }
+            }
+            !hit
+        });
+        for (name, m) in models.iter_mut() {
+            if p.model.as_deref().is_none_or(|x| x == &**name) {
+                m.vectors.retain(|_, list| {
+                    list.retain(|e| p.scope.as_deref().is_some_and(|s| s != &*e.scope));
+                    !list.is_empty()
+                });
+                m.vector_count = m.vectors.values().map(|l| l.len() as u64).sum();
+            }
+        }
+        dropped
+    }
+
+    /// What this shard holds, per model.
+    pub fn held(&self) -> Vec<Held> {
+        let mut v: Vec<Held> = self
+            .models
+            .iter()
+            .map(|(name, m)| Held {
+                model: name.to_string(),
+                entries: m.entries,
+                bytes: m.bytes + m.vector_count * 64,
+            })
+            .collect();
+        v.sort_by(|a, b| a.model.cmp(&b.model));
+        v
+    }
+
+    /// The nearest stored vector to `v` among entries whose request, without its last user
+    /// turn, hashed to `rest` — if its cosine similarity is at least `threshold` and it has
+    /// not expired (stored after `fresh_after_us`, µs since the Unix epoch). Vectors are unit length, so similarity is the dot product.
+    pub fn nearest(
+        &self,
+        model: &str,
+        rest: u128,
+        v: &[f32],
+        threshold: f32,
+        fresh_after_us: u64,
+    ) -> Option<(Arc<Entry>, f32)> {
+        let list = self.models.get(model)?.vectors.get(&rest)?;
+        let mut best: Option<(&Arc<Entry>, f32)> = None;
+        for e in list {
+            if e.stored_us <= fresh_after_us {
+                continue;
+            }
+            let Some(x) = &e.vector else { continue };
+            let s = dot(x, v);
+            if best.is_none_or(|b| s > b.1) {
+                best = Some((e, s));
+            }
+        }
+        best.filter(|b| b.1 >= threshold)
+            .map(|(e, s)| (e.clone(), s))
+    }
+
+    /// Adds an entry (with its vector) to `rest`'s list, dropping the oldest vectors of the
+    /// model past `limits.max_vectors`.
+    pub fn add_vector(&mut self, rest: u128, entry: Arc<Entry>, limits: &Limits) {
+        if entry.vector.is_none() {
+            return;
+        }
+        let m = self.models.entry(entry.model.clone()).or_default();
+        let list = m.vectors.entry(rest).or_default();
+        list.push(entry);
+        m.vector_count += 1;
+        m.vector_order.push_back((rest, 0));
+        while m.vector_count > limits.max_vectors {
+            let Some((r, _)) = m.vector_order.pop_front() else {
+                break;
+            };
+            if let Some(list) = m.vectors.get_mut(&r)
+                && !list.is_empty()
+            {
+                list.remove(0);
+                m.vector_count -= 1;
+                if list.is_empty() {
+                    m.vectors.remove(&r);
+                }
+            }
+        }
+    }
+}
+
+/// The dot product, in eight lanes the compiler vectorises.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        s += x * y;
+    }
+    s
+}
+
+/// Drops stale LRU marks once they outnumber the live entries.
+fn compact(m: &mut ModelUse, slots: &Map<Slot>) {
+    if m.lru.len() as u64 > 2 * m.entries + 64 {
+        m.lru.retain(
+            |(k, stamp)| matches!(slots.get(k), Some(Slot::Ready { stamp: s, .. }) if s == stamp),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::key::Op;
+    use crate::dialect::norm::Finish;
+
+    fn entry(model: &str, scope: &str, text: &str) -> Arc<Entry> {
+        Arc::new(Entry {
+            scope: scope.into(),
+            model: model.into(),
+            op: Op::Chat,
+            id: "id".into(),
+            response_model: "m".into(),
+            text: text.into(),
+            calls: Vec::new(),
+            finish: Finish::Stop,
+            observed: Default::default(),
+            cost_micro_usd: 0,
+            stored_us: 0,
+            vector: None,
+            verbatim: None,
+        })
+    }
+
+    const L: Limits = Limits {
+        max_entries: 3,
+        max_bytes: 1 << 20,
+        ttl: Duration::from_secs(60),
+        max_waiters: 2,
+        lead_timeout: Duration::from_secs(30),
+        max_vectors: 2,
+    };
+
+    fn w(ticket: u32) -> Waiter {
+        Waiter { worker: 0, ticket }
+    }
+
+    #[test]
+    fn single_flight_leader_then_waiters_then_hits() {
+        let mut s = Shard::default();
+        let now = Instant::now();
+        let mut out = Vec::new();
+        assert!(matches!(
+            s.ask((1, false), w(1), &L, now, &mut out),
+            Some(Reply::Lead)
+        ));
+        assert!(s.ask((1, false), w(2), &L, now, &mut out).is_none());
+        assert!(s.ask((1, false), w(3), &L, now, &mut out).is_none());
+        // Bounded waiters: the next goes upstream itself.
+        assert!(matches!(
+            s.ask((1, false), w(4), &L, now, &mut out),
+            Some(Reply::GoAhead)
+        ));
+        s.fill(1, Some(entry("m", "team:a", "x")), &L, now, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|(_, r)| matches!(r, Reply::Hit(..))));
+        out.clear();
+        assert!(matches!(
+            s.ask((1, false), w(5), &L, now, &mut out),
+            Some(Reply::Hit(..))
+        ));
+        // Refresh: leads again, even with an entry stored.
+        assert!(matches!(
+            s.ask((1, true), w(6), &L, now, &mut out),
+            Some(Reply::Lead)
+        ));
+    }
+
+    #[test]
+    fn a_failed_leader_sends_its_waiters_upstream() {
+        let mut s = Shard::default();
+        let now = Instant::now();
+        let mut out = Vec::new();
+        s.ask((7, false), w(1), &L, now, &mut out);
+        s.ask((7, false), w(2), &L, now, &mut out);
+        s.fill(7, None, &L, now, &mut out);
+        assert!(matches!(out.as_slice(), [(x, Reply::GoAhead)] if x.ticket == 2));
+        out.clear();
+        assert!(matches!(
+            s.ask((7, false), w(3), &L, now, &mut out),
+            Some(Reply::Lead)
+        ));
+        // A lost leader: after the timeout the next ask leads and the waiters go ahead.
+        s.ask((7, false), w(4), &L, now, &mut out);
+        let later = now + L.lead_timeout + Duration::from_secs(1);
+        assert!(matches!(
+            s.ask((7, false), w(5), &L, later, &mut out),
+            Some(Reply::Lead)
+        ));
+        assert!(matches!(out.as_slice(), [(x, Reply::GoAhead)] if x.ticket == 4));
+    }
+
+    #[test]
+    fn lru_by_entries_and_ttl() {
+        let mut s = Shard::default();
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for k in 1..=3 {
+            s.ask((k, false), w(0), &L, now, &mut out);
+            s.fill(k, Some(entry("m", "team:a", "x")), &L, now, &mut out);
+        }
+        // Use 1, then add 4: 2 is the least recently used.
+        assert!(matches!(
+            s.ask((1, false), w(0), &L, now, &mut out),
+            Some(Reply::Hit(..))
+        ));
+        s.ask((4, false), w(0), &L, now, &mut out);
+        s.fill(4, Some(entry("m", "team:a", "x")), &L, now, &mut out);
+        assert!(matches!(
+            s.ask((2, false), w(0), &L, now, &mut out),
+            Some(Reply::Lead)
+        ));
+        assert!(matches!(
+            s.ask((1, false), w(0), &L, now, &mut out),
+            Some(Reply::Hit(..))
+        ));
+        assert_eq!(s.held()[0].entries, 3);
+        // Past the TTL: a miss, and the asker leads.
+        let later = now + L.ttl + Duration::from_secs(1);
+        assert!(matches!(
+            s.ask((3, false), w(0), &L, later, &mut out),
+            Some(Reply::Lead)
+        ));
+    }
+
+    #[test]
+    fn bytes_bound_and_purge() {
+        let mut s = Shard::default();
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let small = Limits {
+            max_bytes: 1000,
+            max_entries: 100,
+            ..L
+        };
+        for k in 1..=10u128 {
+            s.ask((k, false), w(0), &small, now, &mut out);
+            let scope = if k % 2 == 0 { "team:a" } else { "team:b" };
+            s.fill(
+                k,
+                Some(entry("m", scope, &"y".repeat(200))),
+                &small,
+                now,
+                &mut out,
+            );
+        }
+        let held = &s.held()[0];
+        assert!(held.bytes <= 1000 && held.entries >= 1, "{held:?}");
+        let before = held.entries;
+        let dropped = s.purge(&Purge {
+            model: None,
+            scope: Some("team:a".into()),
+        });
+        assert_eq!(s.held()[0].entries, before - dropped);
+        s.purge(&Purge::default());
+        assert_eq!(s.held()[0].entries, 0);
+        assert_eq!(s.held()[0].bytes, 0);
+    }
+
+    #[test]
+    fn nearest_vector_over_the_threshold_only() {
+        let mut s = Shard::default();
+        let mk = |v: [f32; 2]| {
+            let mut e = Arc::try_unwrap(entry("m", "team:a", "x")).unwrap();
+            e.vector = Some(Box::new(v));
+            e.stored_us = 100_000_000;
+            Arc::new(e)
+        };
+        s.add_vector(9, mk([1.0, 0.0]), &L);
+        s.add_vector(9, mk([0.0, 1.0]), &L);
+        // Entries live 60 s: at `now` s, those stored after `now - 60` s are fresh.
+        let fresh = |now: u64| (now - 60) * 1_000_000;
+        let (_, sim) = s.nearest("m", 9, &[0.8, 0.6], 0.7, fresh(110)).unwrap();
+        assert!((sim - 0.8).abs() < 1e-6);
+        assert!(s.nearest("m", 9, &[0.8, 0.6], 0.9, fresh(110)).is_none());
+        assert!(
+            s.nearest("m", 8, &[1.0, 0.0], 0.5, fresh(110)).is_none(),
+            "another rest"
+        );
+        assert!(
+            s.nearest("m", 9, &[1.0, 0.0], 0.5, fresh(200)).is_none(),
+            "expired"
+        );
+        // Bounded: a third vector pushes the first out.
+        s.add_vector(9, mk([0.6, 0.8]), &L);
+        assert!(s.nearest("m", 9, &[1.0, 0.0], 0.99, fresh(110)).is_none());
+        assert!((dot(&[1.0; 19], &[2.0; 19]) - 38.0).abs() < 1e-4);
+    }
+}
