@@ -1,5 +1,5 @@
 """The official OpenAI, Anthropic, Google Gen AI and AWS (boto3) Python SDKs, unchanged, against a running
-tollgate: chat, the Responses API, Messages and generateContent, each served by every provider
+tollgate: chat, the Responses API, cached answers replayed (JSON and streams), Messages and generateContent, each served by every provider
 (the same dialect passed through, the others translated), streaming (through each SDK's own
 accumulating stream helper), tool calls and their results, and errors.
 
@@ -363,6 +363,44 @@ def check_bedrock(model):
         os.environ["AWS_BEARER_TOKEN_BEDROCK"] = KEY
 
 
+def check_cache(model):
+    """A model with a response cache: a stream fills the entry; the same request is then
+    served from it — as JSON, and replayed as a stream that each SDK's own stream parser
+    reads — with the original answer and usage, in OpenAI's and Anthropic's dialects."""
+    msgs = [{"role": "user", "content": "cache me, please"}]
+    raw = oai.chat.completions.with_raw_response.create(
+        model=model, messages=msgs, max_tokens=8, stream=True, stream_options={"include_usage": True}
+    )
+    assert raw.headers.get("x-tollgate-cache") == "miss", raw.headers
+    text, usage = "", None
+    for chunk in raw.parse():
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+        usage = chunk.usage or usage
+    assert text and usage is not None and usage.completion_tokens == 8, (text, usage)
+    raw = oai.chat.completions.with_raw_response.create(model=model, messages=msgs, max_tokens=8)
+    assert raw.headers.get("x-tollgate-cache") == "hit", raw.headers
+    assert int(raw.headers["age"]) >= 0, raw.headers
+    r = raw.parse()
+    assert r.choices[0].message.content == text and r.usage.completion_tokens == 8, r
+    with oai.chat.completions.stream(
+        model=model, messages=msgs, max_tokens=8, stream_options={"include_usage": True}
+    ) as s:
+        final = s.get_final_completion()
+    assert final.choices[0].message.content == text, final
+    assert final.usage.completion_tokens == 8, final.usage
+
+    # Anthropic's SDK: the same model, its own dialect's entry.
+    raw = ant.messages.with_raw_response.create(model=model, max_tokens=8, messages=msgs)
+    assert raw.headers.get("x-tollgate-cache") == "miss", raw.headers
+    first = raw.parse()
+    with ant.messages.stream(model=model, max_tokens=8, messages=msgs) as s:
+        final = s.get_final_message()
+        assert s.response.headers.get("x-tollgate-cache") == "hit", s.response.headers
+    assert final.content[0].text == first.content[0].text, final
+    assert final.usage.output_tokens == 8 and final.stop_reason == first.stop_reason, final
+
+
 def main():
     args = sys.argv[1:]
     split = args.index("--")
@@ -389,6 +427,8 @@ def main():
     for model in args[:split] + ["anthropic.claude-like-v1:0"]:
         check_bedrock(model)
         print(f"boto3 {boto3.__version__}: {model} ok")
+    check_cache("cached")
+    print(f"openai sdk {openai.__version__}, anthropic sdk {anthropic.__version__}: cached ok")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 //! gateway, unchanged: chat, streaming through each SDK's accumulating stream helper, tool
 //! calls and tool results, the Responses API (create, stream, function calls), Google's
 //! google-genai against the Gemini-native endpoints, and errors as the SDKs' exception
-//! classes — on the same-dialect
+//! classes, cached answers replayed as JSON and streams — on the same-dialect
 //! route and on every translated one (the mock provider speaking OpenAI, Anthropic and
 //! Gemini). The checks are in sdk/check.py; the README's test command installs the SDKs.
 
@@ -65,7 +65,9 @@ fn the_official_sdks_work_unchanged() {
              model = \"anthropic.claude-3-5-sonnet-20240620-v1:0\"\n\
              price = {{ input = 1.0, output = 2.0 }}\n\
              [[models]]\nname = \"anthropic.claude-like-v1:0\"\n[[models.deployments]]\n\
-             provider = \"claude\"\nprice = {{ input = 1.0, output = 2.0 }}\n"
+             provider = \"claude\"\nprice = {{ input = 1.0, output = 2.0 }}\n\
+             [[models]]\nname = \"cached\"\ncache = {{ ttl = \"1h\" }}\n[[models.deployments]]\n\
+             provider = \"oai\"\nprice = {{ input = 1.0, output = 2.0 }}\n"
         ),
     );
     let gw = start(&text);
@@ -112,7 +114,7 @@ fn the_official_sdks_work_unchanged() {
     );
     assert_eq!(
         stdout.lines().filter(|l| l.ends_with(" ok")).count(),
-        4 + 3 + 4 + 1 + 4 + 5,
+        4 + 3 + 4 + 1 + 4 + 5 + 1,
         "{stdout}"
     );
     assert_eq!(mock.ledger().rejected, 0);
