@@ -108,7 +108,8 @@ fn the_dashboard_renders_what_the_audit_records_say_and_updates() {
         key_entry("bob", "sk-bob", ""),
         sha256_hex(ADMIN),
         audit_to(&audit)
-    );
+    ) + "[[models]]\nname = \"cached-chat\"\ncache = { ttl = \"1h\" }\n\
+           [[models.deployments]]\nprovider = \"builtin\"\nmodel = \"mock-chat\"\n";
     let gw = start(&config_text(None, 2, &extra));
     let (addr, admin) = (gw.local_addr(), gw.admin_addr().unwrap());
     let send = |key: &str, stream: bool| {
@@ -123,7 +124,17 @@ fn the_dashboard_renders_what_the_audit_records_say_and_updates() {
         send("sk-alice", i % 2 == 0);
     }
     send("sk-bob", false);
-    wait_for_seconds(admin, 6);
+    // The cache: a miss, then a hit.
+    for want in ["miss", "hit"] {
+        let req = post_with(
+            "/v1/chat/completions",
+            &[("authorization", "Bearer sk-bob")],
+            chat("cached-chat", false).as_bytes(),
+        );
+        let r = roundtrip(addr, &req);
+        assert_eq!(r.header("x-tollgate-cache"), Some(want));
+    }
+    wait_for_seconds(admin, 8);
 
     // Without the key the page says what it needs, and shows nothing.
     let (dom, log) = load(&format!("http://{admin}/dashboard"), None);
@@ -136,7 +147,7 @@ fn the_dashboard_renders_what_the_audit_records_say_and_updates() {
     no_console_errors(&log);
     assert!(dom.contains("data-ready=\"1\""), "{dom}");
     assert_eq!(text_of(&dom, "error"), "");
-    assert_eq!(text_of(&dom, "total"), "6");
+    assert_eq!(text_of(&dom, "total"), "8");
     for want in [
         "alice",
         "research",
@@ -144,6 +155,8 @@ fn the_dashboard_renders_what_the_audit_records_say_and_updates() {
         "key:alice/usd",
         "healthy",
         "mock-chat",
+        "cached-chat",
+        "50.0%",
     ] {
         assert!(dom.contains(want), "{want} not on the page");
     }
@@ -158,9 +171,9 @@ fn the_dashboard_renders_what_the_audit_records_say_and_updates() {
     for _ in 0..4 {
         send("sk-bob", true);
     }
-    wait_for_seconds(admin, 10);
+    wait_for_seconds(admin, 12);
     let (dom, _) = load(&url, None);
-    assert_eq!(text_of(&dom, "total"), "10");
+    assert_eq!(text_of(&dom, "total"), "12");
 
     // Live: with traffic going on, one open page redraws from new stats (it polls every 2 s;
     // Chromium's virtual time lets several polls run).
@@ -197,7 +210,7 @@ fn the_dashboard_renders_what_the_audit_records_say_and_updates() {
     );
     let shown: u64 = text_of(&dom, "total").parse().unwrap();
     assert!(
-        shown > 10,
+        shown > 12,
         "the page shows requests sent while it was open: {shown}"
     );
 

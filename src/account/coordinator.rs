@@ -429,6 +429,7 @@ impl Coordinator {
                         .now()
                         .saturating_sub(self.started_at.elapsed().as_secs()),
                     ledger: self.ledger.as_ref(),
+                    cache_held: &self.cache_held,
                 }),
             },
             AdminOp::State => AdminReply::State {

@@ -31,6 +31,8 @@ pub struct Stats<'a> {
     /// The spend ledger, when on: today's spend per key comes from it (so it survives
     /// restarts); without it, from the history since midnight UTC.
     pub ledger: Option<&'a super::ledger::Ledger>,
+    /// What each worker's cache shard holds, per model.
+    pub cache_held: &'a [Vec<crate::cache::Held>],
 }
 
 fn usd(out: &mut String, micro: u64) {
@@ -139,8 +141,40 @@ pub fn render(s: &Stats<'_>) -> String {
     out.push(']');
     quotas(&mut out, &s.books, s.now_unix);
     deployments(&mut out, s);
+    cache(&mut out, s);
     out.push('}');
     out
+}
+
+/// The response cache per model: what it did, what it saved, what it holds.
+fn cache(out: &mut String, s: &Stats<'_>) {
+    use crate::telemetry::record::CacheOutcome;
+    let mut held: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for h in s.cache_held.iter().flatten() {
+        let x = held.entry(h.model.as_str()).or_default();
+        x.0 += h.entries;
+        x.1 += h.bytes;
+    }
+    out.push_str(",\"cache\":[");
+    for (i, (model, c)) in s.totals.cache.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"model\":");
+        string(out, model);
+        for (o, n) in CacheOutcome::ALL.iter().zip(c.outcomes).skip(1) {
+            let _ = write!(out, ",\"{}\":{n}", o.name());
+        }
+        let (entries, bytes) = held.get(model.as_str()).copied().unwrap_or_default();
+        let _ = write!(
+            out,
+            ",\"waits\":{},\"saved_tokens\":{},\"entries\":{entries},\"bytes\":{bytes},\"saved_usd\":",
+            c.waited, c.saved_tokens
+        );
+        usd(out, c.saved_micro_usd);
+        out.push('}');
+    }
+    out.push(']');
 }
 
 /// Spend per key label: the last hour, the last 24 hours, and today (UTC).
