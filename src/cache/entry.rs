@@ -37,8 +37,6 @@ pub struct Entry {
     pub cost_micro_usd: u64,
     /// µs since the Unix epoch when it was stored (a hit's `age`).
     pub stored_us: u64,
-    /// The embedding of the request's last user turn (a semantic cache's entries).
-    pub vector: Option<Box<[f32]>>,
     /// The JSON body exactly as the client received it, when it came from a provider of the
     /// client's own dialect (replayed as it is: nothing of the provider's is lost).
     pub verbatim: Option<Box<[u8]>>,
@@ -82,7 +80,6 @@ impl Entry {
             + self.id.len()
             + self.response_model.len()
             + self.text.len()
-            + self.vector.as_ref().map_or(0, |v| v.len() * 4)
             + self.verbatim.as_ref().map_or(0, |v| v.len())
             + self
                 .calls
@@ -118,7 +115,6 @@ impl Entry {
             observed: *observed,
             cost_micro_usd: 0,
             stored_us: 0,
-            vector: None,
             verbatim: None,
         };
         if stream {

@@ -17,6 +17,7 @@
 pub mod entry;
 pub mod key;
 pub mod shard;
+pub mod vectors;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -59,9 +60,10 @@ pub enum PeerMsg {
         entry: Option<Arc<Entry>>,
         limits: Limits,
     },
-    /// A new answer's vector for the semantic index of `rest`.
+    /// A new answer, and its question's vector, for the semantic index of `rest`.
     AddVector {
         rest: u128,
+        vector: Arc<[f32]>,
         entry: Arc<Entry>,
         limits: Limits,
     },

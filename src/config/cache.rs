@@ -45,7 +45,7 @@ pub struct RawSemantic {
     pub embeddings: String,
     /// Cosine similarity at or above which the nearest entry is served (0–1). Default 0.95.
     pub threshold: Option<f64>,
-    /// Vectors held per worker and model, searched exactly. Default 4096.
+    /// Vectors held per worker and model, searched exactly (`cache::vectors`). Default 1024.
     pub max_entries: Option<u64>,
 }
 
@@ -168,7 +168,7 @@ pub(super) fn policy(
         Semantic {
             embeddings,
             threshold: threshold as f32,
-            max_entries: s.max_entries.unwrap_or(4096).max(1),
+            max_entries: s.max_entries.unwrap_or(1024).max(1),
         }
     });
     CachePolicy {

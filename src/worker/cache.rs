@@ -155,9 +155,13 @@ impl Worker {
                 }
                 PeerMsg::AddVector {
                     rest,
+                    vector,
                     entry,
                     limits,
-                } => desk.shard.borrow_mut().add_vector(rest, entry, &limits),
+                } => desk
+                    .shard
+                    .borrow_mut()
+                    .add_vector(rest, &vector, entry, &limits),
             }
         }
         *desk.inbox.borrow_mut() = inbox;
@@ -636,21 +640,21 @@ pub(super) fn store(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut Request
                 .cost(&settle_usage(o, ctx.attempt.upstream_body_bytes).0)
         });
         e.stored_us = unix_us(w);
-        e.vector = fill.semantic.as_ref().map(|(_, v)| Box::from(&v[..]));
         Arc::new(e)
     });
-    if let (Some(e), Some((rest, _))) = (&entry, &fill.semantic) {
+    if let (Some(e), Some((rest, vector))) = (&entry, &fill.semantic) {
         let to = owner(*rest, w.workers());
         if to == w.id {
             w.cache
                 .shard
                 .borrow_mut()
-                .add_vector(*rest, e.clone(), &fill.limits);
+                .add_vector(*rest, vector, e.clone(), &fill.limits);
         } else {
             w.cache.peers.borrow_mut().send(
                 to,
                 PeerMsg::AddVector {
                     rest: *rest,
+                    vector: vector.clone(),
                     entry: e.clone(),
                     limits: fill.limits,
                 },
