@@ -29,7 +29,7 @@ cargo build --release -q --workspace
 BIN=target/release
 run_dirs
 
-MOCK=18451; P1=18452; P2=18453
+MOCK=18451; P1=18452; P2=18453; PA=18454
 {
   machine_header
   echo "- pinning: gateways on core $GW_CORE; mock + load generator on core $BENCH_CORE"
@@ -38,7 +38,8 @@ taskset -c "$BENCH_CORE" $BIN/tollgate-mock --listen 127.0.0.1:$MOCK --workers 1
 until grep -q listening "$SCRATCH/mock.out" 2>/dev/null; do sleep 0.05; done
 KEY=sk-bench
 HASH=$($BIN/tollgate hash-key $KEY)
-config() { # PORT WORKERS
+config() { # PORT WORKERS [ADMIN_PORT]
+  [ -n "${3:-}" ] && printf '[admin]\nlisten = "127.0.0.1:%s"\nmetrics_public = true\n' "$3"
   cat <<TOML
 [server]
 listen = "127.0.0.1:$1"
@@ -54,7 +55,7 @@ name = "gpt-4o-mini"
 provider = "mock"
 [[models]]
 name = "cached"
-cache = { ttl = "1h" }
+cache = { ttl = "1h", max_entries = 1000000, max_bytes = "4GiB" }
 [[models.deployments]]
 provider = "mock"
 model = "gpt-4o-mini"
@@ -65,7 +66,7 @@ sha256 = "$HASH"
 output = "off"
 TOML
 }
-config $P1 1 > "$SCRATCH/g1.toml"
+config $P1 1 $PA > "$SCRATCH/g1.toml"
 config $P2 2 > "$SCRATCH/g2.toml"
 taskset -c "$GW_CORE" $BIN/tollgate serve --config "$SCRATCH/g1.toml" > "$SCRATCH/g1.out" 2>&1 &
 G1=$!
@@ -118,7 +119,27 @@ for i in $(seq "$RUNS"); do
   echo "  run $i: plain $(echo ${V[plain.cpu]} | awk '{print $NF}') µs/req, hit $(echo ${V[hit-json.cpu]} | awk '{print $NF}') µs/req, miss-c1 $(echo ${V[miss-c1.cpu]} | awk '{print $NF}') µs/req" >&2
 done
 med() { median ${V[$1]}; }
+
+# Memory per cached KB: N distinct requests (a 1 KB prompt each) fill N entries on the
+# one-worker gateway; its RSS before and after, against what the cache says it holds.
+N=${N:-20000}
+RSS0=$(awk '/VmRSS/ {print $2}' /proc/$G1/status)
+python3 - "$P1" "$KEY" "$N" <<'PY'
+import http.client, json, sys
+port, key, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+c = http.client.HTTPConnection("127.0.0.1", port)
+pad = "the quick brown fox jumps over the lazy dog " * 22
+for i in range(n):
+    body = json.dumps({"model": "cached", "max_tokens": 64,
+                       "messages": [{"role": "user", "content": f"{i} {pad}"}]})
+    c.request("POST", "/v1/chat/completions", body,
+              {"authorization": f"Bearer {key}", "content-type": "application/json"})
+    r = c.getresponse(); r.read()
+    assert r.status == 200 and r.getheader("x-tollgate-cache") == "miss", (r.status, i)
+PY
 RSS1=$(awk '/VmRSS/ {print $2}' /proc/$G1/status)
+until curl -s "http://127.0.0.1:$PA/metrics" | grep -q "tollgate_cache_entries{model=\"cached\"} $((N + 1))"; do sleep 0.1; done
+HELD=$(curl -s "http://127.0.0.1:$PA/metrics" | awk '/^tollgate_cache_bytes\{model="cached"\}/ {print $2}')
 {
   echo "# The response cache ($(git rev-parse --short HEAD))"
   echo
@@ -133,7 +154,11 @@ RSS1=$(awk '/VmRSS/ {print $2}' /proc/$G1/status)
     echo "| $arm | $cpu | $(med $arm.p50) / $(med $arm.p99) | $(med $arm.rps) |"
   done
   echo
-  echo "One-worker gateway RSS at the end: ${RSS1} KiB."
+  echo "Memory: $N distinct requests filled $N entries (~1 KB answers: ~350 B of text, the"
+  echo "provider's JSON kept verbatim) on the one-worker gateway. RSS ${RSS0} → ${RSS1} KiB:"
+  echo "$(python3 -c "print(f'{($RSS1-$RSS0)*1024/$N:.0f}')") B of RSS per entry; the cache accounts"
+  echo "$(python3 -c "print(f'{$HELD/($N+1):.0f}')") B per entry (tollgate_cache_bytes)."
+  echo "That is $(python3 -c "print(f'{($RSS1-$RSS0)/($HELD/1024):.2f}')") KB of RSS per KB the cache accounts for."
   for arm in $ARMS; do
     [ $arm != direct ] && echo "Per-run CPU $arm:${V[$arm.cpu]}."
   done

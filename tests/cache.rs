@@ -317,6 +317,39 @@ fn concurrent_identical_misses_make_one_call() {
     assert!(waited >= 90, "{waited} recorded as waiting for the leader");
 }
 
+/// Clients that give up while waiting for the leader do not cancel it: its answer is stored
+/// and serves the next request.
+#[test]
+fn a_waiter_leaving_does_not_cancel_the_leader() {
+    let dir = test_dir("cache-leave");
+    let mock = mock();
+    let gw = start(&config(
+        mock.addr,
+        2,
+        &dir.join("audit.log"),
+        "[upstream]\npool_max_idle = 0\n",
+    ));
+    let a = gw.local_addr();
+    let slow = [("x-mock-ttft-ms", "300")];
+    std::thread::scope(|s| {
+        let leader = s.spawn(|| roundtrip(a, &ask("sk-a1", "team-m", ",\"seed\":9", &slow)));
+        let l = ledger_when(&mock, |l| l.connections >= 1);
+        assert_eq!(l.connections, 1, "the leader's call reached the provider");
+        // Waiters that send the request and hang up at once.
+        for _ in 0..5 {
+            let mut c = Client::connect(a);
+            c.send(&ask("sk-a1", "team-m", ",\"seed\":9", &[]));
+            drop(c);
+        }
+        let r = leader.join().unwrap();
+        assert_eq!((r.status, cache_of(&r).as_str()), (200, "miss"));
+    });
+    let r = roundtrip(a, &ask("sk-a1", "team-m", ",\"seed\":9", &[]));
+    assert_eq!(cache_of(&r), "hit");
+    assert_eq!(mock.ledger().total.requests, 1);
+    gw.shutdown();
+}
+
 /// One miss, then hits on every worker: the entry lives with its owner, whichever worker the
 /// request lands on.
 #[test]

@@ -131,8 +131,11 @@ async fn serve_request(
     }
     // parse_fields
     let f = parse_fields(w, snap, c, ctx)?;
-    // cache: a hit answers here; a miss may lead the fill of the entry
-    if super::cache::lookup(w, snap, io, c, ctx, &f).await? {
+    // cache: a hit answers here; a miss may lead the fill of the entry (a model without a
+    // cache pays this one branch)
+    if snap.models[f.model.0 as usize].cache.is_some()
+        && super::cache::lookup(w, snap, io, c, ctx, &f).await?
+    {
         return Ok(());
     }
     // plan
