@@ -223,6 +223,55 @@ mod tests {
     }
 
     #[test]
+    fn cache_settings_are_checked_and_layered() {
+        let base = "[[providers]]\nname = \"m\"\nkind = \"mock\"\n\
+             [[models]]\nname = \"e\"\n[[models.deployments]]\nprovider = \"m\"\nprice = \"free\"\n";
+        let model = |cache: &str| {
+            format!(
+                "{base}[[models]]\nname = \"a\"\ncache = {cache}\n[[models.deployments]]\nprovider = \"m\"\nprice = \"free\"\n"
+            )
+        };
+        let e = err(&model(
+            "{ ttl = \"1 fortnight\", max_bytes = \"lots\", scope = \"tenant\", charge = 2.0, \
+             semantic = { embeddings = \"nope\", threshold = 1.5 } }",
+        ));
+        for want in [
+            "models[1].cache.ttl: not a duration",
+            "models[1].cache.max_bytes: not a size",
+            "models[1].cache.scope: `tenant` is not a scope",
+            "models[1].cache.charge: must be a fraction between 0 and 1",
+            "models[1].cache.semantic.embeddings: no model named `nope`",
+            "models[1].cache.semantic.threshold: must be between 0 and 1",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+        // The semantic cache asks the gateway itself for embeddings, over plaintext.
+        let tls = format!(
+            "[server]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n{}",
+            model("{ semantic = { embeddings = \"e\" } }")
+        );
+        assert!(err(&tls).contains("models[1].cache.semantic: needs a plaintext listener"));
+        // A key's own fields over its team's over the model's.
+        let text = format!(
+            "{}[[teams]]\nname = \"t\"\ncache = {{ scope = \"global\", charge = 0.5 }}\n\
+             [[keys]]\nid = \"k\"\nsha256 = \"{h}\"\nteam = \"t\"\ncache = {{ scope = \"key\" }}\n\
+             [[keys]]\nid = \"off\"\nsha256 = \"{h2}\"\nteam = \"t\"\ncache = false\n",
+            model("{ ttl = \"90s\", max_bytes = \"2MiB\" }"),
+            h = "ab".repeat(32),
+            h2 = "cd".repeat(32),
+        );
+        let s = parse(&text, "t.toml", &|_| None).unwrap();
+        let p = s.models[1].cache.as_ref().unwrap();
+        assert_eq!(
+            (p.ttl.as_secs(), p.max_bytes, p.scope),
+            (90, 2 << 20, cache::CacheScope::Team)
+        );
+        let k = p.with(s.keys[0].cache.as_ref()).unwrap();
+        assert_eq!((k.scope, k.charge_ppm), (cache::CacheScope::Key, 500_000));
+        assert!(p.with(s.keys[1].cache.as_ref()).is_none(), "cache = false");
+    }
+
+    #[test]
     fn cutting_streams_needs_a_budget_to_cut_at() {
         let base = "[[providers]]\nname = \"m\"\nkind = \"mock\"\n[[models]]\nname = \"a\"\n\
              [[models.deployments]]\nprovider = \"m\"\nprice = \"free\"\n[[teams]]\nname = \"t\"\n\

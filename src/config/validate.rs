@@ -375,6 +375,11 @@ pub fn compile(
             .cache
             .as_ref()
             .map(|c| super::cache::policy(&mut p, &format!("models[{i}].cache"), c, &by_name));
+        if cache.as_ref().is_some_and(|c| c.semantic.is_some()) && raw.server.tls_cert.is_some() {
+            // The embedding is asked of the gateway itself, over a plaintext loopback call.
+            let why = "needs a plaintext listener (the embedding is asked of this gateway)";
+            p.add(format!("models[{i}].cache.semantic"), why);
+        }
         let m = &mut models[id.0 as usize];
         m.cache = cache;
         m.fallbacks = fallbacks;
