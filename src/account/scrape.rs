@@ -145,12 +145,7 @@ fn cache(e: &mut Exposition, s: &Scrape<'_>) {
             e.sample(&format!("{name}_total"), &[("model", model.as_str())], f(c));
         }
     }
-    let mut held: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
-    for h in s.cache_held.iter().flatten() {
-        let x = held.entry(h.model.as_str()).or_default();
-        x.0 += h.entries;
-        x.1 += h.bytes;
-    }
+    let held = crate::cache::Held::per_model(s.cache_held);
     e.family(
         "tollgate_cache_entries",
         Kind::Gauge,

@@ -149,12 +149,7 @@ pub fn render(s: &Stats<'_>) -> String {
 /// The response cache per model: what it did, what it saved, what it holds.
 fn cache(out: &mut String, s: &Stats<'_>) {
     use crate::telemetry::record::CacheOutcome;
-    let mut held: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for h in s.cache_held.iter().flatten() {
-        let x = held.entry(h.model.as_str()).or_default();
-        x.0 += h.entries;
-        x.1 += h.bytes;
-    }
+    let held = crate::cache::Held::per_model(s.cache_held);
     out.push_str(",\"cache\":[");
     for (i, (model, c)) in s.totals.cache.iter().enumerate() {
         if i > 0 {

@@ -97,6 +97,19 @@ pub struct Held {
     pub bytes: u64,
 }
 
+impl Held {
+    /// Every worker's reports summed per model: (entries, bytes).
+    pub fn per_model(reports: &[Vec<Held>]) -> std::collections::BTreeMap<&str, (u64, u64)> {
+        let mut m = std::collections::BTreeMap::new();
+        for h in reports.iter().flatten() {
+            let x: &mut (u64, u64) = m.entry(h.model.as_str()).or_default();
+            x.0 += h.entries;
+            x.1 += h.bytes;
+        }
+        m
+    }
+}
+
 /// Which entries a purge drops.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Purge {
