@@ -562,23 +562,27 @@ fn purge_and_metrics() {
         admin(adm, "POST", "/admin/cache/purge", "{\"bad\":1}").status,
         400
     );
-    // The metrics: every outcome, per model and key; what is held.
-    let text = loop {
-        let t = admin(adm, "GET", "/metrics", "").text();
-        if t.contains(r#"tollgate_cache_requests_total{model="key-m",result="miss"} 2"#)
-            && t.contains(r#"tollgate_cache_entries{model="key-m"} 1"#)
-        {
-            break t;
-        }
-        std::thread::park_timeout(std::time::Duration::from_millis(5));
-    };
-    for want in [
+    // The metrics: every outcome, per model and key; what is held. Each worker reports on
+    // its own tick, so poll until every worker's share is in (or give up and show the text).
+    let wants = [
+        r#"tollgate_cache_requests_total{model="key-m",result="miss"} 2"#,
+        r#"tollgate_cache_entries{model="key-m"} 1"#,
         r#"tollgate_cache_requests_total{model="team-m",result="hit"} 3"#,
         r#"tollgate_cache_requests_total{model="team-m",result="miss"} 3"#,
         r#"tollgate_cache_key_requests_total{key="b1",team="t2",result="hit"} 2"#,
         r#"tollgate_cache_entries{model="team-m"} 2"#,
-    ] {
-        assert!(text.contains(want), "{want} in\n{text}");
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let text = loop {
+        let t = admin(adm, "GET", "/metrics", "").text();
+        if wants.iter().all(|w| t.contains(w)) || std::time::Instant::now() > deadline {
+            break t;
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(5));
+    };
+    let shown: Vec<&str> = text.lines().filter(|l| l.contains("cache")).collect();
+    for want in wants {
+        assert!(text.contains(want), "{want} in\n{}", shown.join("\n"));
     }
     assert!(text.contains("tollgate_cache_saved_usd_total{model=\"team-m\"}"));
     assert!(text.contains("tollgate_cache_bytes{model=\"team-m\"}"));
