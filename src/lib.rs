@@ -30,6 +30,7 @@ pub mod calendar;
 pub mod config;
 pub mod dialect;
 pub mod error;
+pub mod guard;
 pub mod http1;
 pub mod json;
 pub mod mock;

@@ -26,13 +26,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("dialect", &["json", "sse", "usage", "http1"]),
     ("error", &["dialect", "http1", "json"]),
     ("translate", &["dialect", "json", "sse", "usage"]),
+    // Guardrails: detectors, redaction, stream hold-back, sans-IO.
+    ("guard", &["json"]),
     ("mock", &["dialect", "http1", "json", "sse", "usage"]),
     // The compiled configuration: knows wire formats and TLS settings, nothing of threads,
     // sockets, connections, rings or the ledger.
     (
         "config",
         &[
-            "calendar", "dialect", "http1", "json", "mock", "tls", "usage",
+            "calendar", "dialect", "guard", "http1", "json", "mock", "tls", "usage",
         ],
     ),
     // Decisions and taps, sans-IO.
@@ -40,7 +42,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "policy",
         &["calendar", "config", "error", "http1", "json", "usage"],
     ),
-    ("stream", &["dialect", "json", "sse", "translate", "usage"]),
+    (
+        "stream",
+        &["dialect", "guard", "json", "sse", "translate", "usage"],
+    ),
     // The cache's keys, entries, shards and the rings between workers, sans-IO.
     ("cache", &["dialect", "json", "sse", "translate", "usage"]),
     // Sockets and the runtime under them.
@@ -135,6 +140,7 @@ const SANS_IO: &[&str] = &[
     "error",
     "dialect",
     "translate",
+    "guard",
     "mock",
     "config",
     "policy",

@@ -1,0 +1,268 @@
+//! Where the text is in a JSON body — a request or a whole answer, in any dialect — and the
+//! body rewritten with that text guarded.
+//!
+//! One walk covers every dialect, by member name: a string is text when the member holding
+//! it (directly, or through an array) is one of [`TEXT`] — `content`, `text`, `system`,
+//! `instructions`, `input`, `prompt`, `arguments`, `output`, `refusal` — and every string
+//! inside a tool call's or tool result's structured value ([`STRUCTURED`]: Anthropic's and
+//! Bedrock's `input`, Gemini's `args` and `response`, Bedrock's `json`) is text too. Members
+//! that hold media, schemas or settings ([`SKIPPED`]: `image_url`, `source`, `inlineData`,
+//! `tools`, `response_format`, thinking blocks and their signatures, …) are never entered, so
+//! an image's base64 is never scanned and a tool's schema never edited. Object keys, roles,
+//! types, ids and model names are never text.
+//!
+//! Strings are scanned as the text they stand for (escapes undone); a string that changes
+//! is written back escaped, so the body stays valid JSON.
+
+use std::ops::Range;
+
+use super::{Blocked, Session, Side};
+use crate::json::scan::{self, Members};
+
+/// Members whose string values (directly or in arrays) are text.
+pub const TEXT: &[&[u8]] = &[
+    b"content",
+    b"text",
+    b"system",
+    b"instructions",
+    b"input",
+    b"prompt",
+    b"arguments",
+    b"output",
+    b"refusal",
+];
+
+/// Members whose object value is a tool call's arguments or a tool's result: every string
+/// in it is text.
+pub const STRUCTURED: &[&[u8]] = &[b"input", b"args", b"response", b"json", b"arguments"];
+
+/// Members never entered.
+pub const SKIPPED: &[&[u8]] = &[
+    b"image_url",
+    b"image",
+    b"source",
+    b"inline_data",
+    b"inlineData",
+    b"file_data",
+    b"fileData",
+    b"file",
+    b"input_audio",
+    b"audio",
+    b"document",
+    b"video",
+    b"tools",
+    b"functions",
+    b"tool_choice",
+    b"toolConfig",
+    b"response_format",
+    b"metadata",
+    b"thinking",
+    b"redacted_thinking",
+    b"signature",
+    b"thoughtSignature",
+    b"cache_control",
+    b"cachePoint",
+];
+
+/// Deepest nesting walked (deeper values are left as they are; providers refuse them).
+const MAX_DEPTH: usize = 64;
+
+/// What the walk produced.
+#[derive(Debug, Default)]
+pub struct Rewrite {
+    /// (span of a string value in the body, its replacement literal with quotes).
+    edits: Vec<(Range<usize>, Vec<u8>)>,
+    text: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Rewrite {
+    /// The body with the edits applied, when there are any.
+    pub fn apply(&self, body: &[u8]) -> Option<Vec<u8>> {
+        if self.edits.is_empty() {
+            return None;
+        }
+        let grow: usize = self.edits.iter().map(|e| e.1.len()).sum();
+        let mut out = Vec::with_capacity(body.len() + grow);
+        let mut at = 0;
+        for (r, lit) in &self.edits {
+            out.extend_from_slice(&body[at..r.start]);
+            out.extend_from_slice(lit);
+            at = r.end;
+        }
+        out.extend_from_slice(&body[at..]);
+        Some(out)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Ctx {
+    depth: usize,
+    /// Strings here are text.
+    text: bool,
+    /// Inside a structured tool value: every string is text, whatever its key.
+    structured: bool,
+}
+
+impl Session {
+    /// Guards the text of the JSON `body` for `side`. `Ok(Some(new body))` when something
+    /// was redacted or restored, `Ok(None)` when the body goes as it is; `Err` when a rule
+    /// blocked. A body that is not JSON is left to the endpoint to refuse.
+    pub fn guard_body(&mut self, side: Side, body: &[u8]) -> Result<Option<Vec<u8>>, Blocked> {
+        let mut rw = Rewrite::default();
+        let start = scan::skip_ws(body, 0);
+        let Some(end) = scan::value_end(body, start) else {
+            return Ok(None);
+        };
+        let top = Ctx {
+            depth: 0,
+            text: false,
+            structured: false,
+        };
+        self.walk(side, body, start..end, top, &mut rw)?;
+        Ok(rw.apply(body))
+    }
+
+    fn walk(
+        &mut self,
+        side: Side,
+        b: &[u8],
+        v: Range<usize>,
+        ctx: Ctx,
+        rw: &mut Rewrite,
+    ) -> Result<(), Blocked> {
+        let depth = ctx.depth + 1;
+        if depth > MAX_DEPTH {
+            return Ok(());
+        }
+        match b[v.start] {
+            b'"' if ctx.text || ctx.structured => self.string(side, b, v, rw),
+            b'{' => {
+                let obj = &b[v.clone()];
+                for m in Members::new(obj) {
+                    let Ok(m) = m else { break };
+                    let key = &obj[m.key.clone()];
+                    let value = v.start + m.value.start..v.start + m.value.end;
+                    let child = if ctx.structured {
+                        Ctx { depth, ..ctx }
+                    } else if SKIPPED.contains(&key) {
+                        continue;
+                    } else if STRUCTURED.contains(&key) && b[value.start] == b'{' {
+                        Ctx {
+                            depth,
+                            text: true,
+                            structured: true,
+                        }
+                    } else {
+                        Ctx {
+                            depth,
+                            text: TEXT.contains(&key),
+                            structured: false,
+                        }
+                    };
+                    self.walk(side, b, value, child, rw)?;
+                }
+                Ok(())
+            }
+            b'[' => {
+                let arr = &b[v.clone()];
+                for e in scan::elements(arr) {
+                    let e = v.start + e.start..v.start + e.end;
+                    self.walk(side, b, e, Ctx { depth, ..ctx }, rw)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// One string value (`v`, quotes included).
+    fn string(
+        &mut self,
+        side: Side,
+        b: &[u8],
+        v: Range<usize>,
+        rw: &mut Rewrite,
+    ) -> Result<(), Blocked> {
+        let raw = &b[v.start + 1..v.end - 1];
+        let mut text = std::mem::take(&mut rw.text);
+        text.clear();
+        let t: &[u8] = if memchr::memchr(b'\\', raw).is_some() {
+            unescape(raw, &mut text);
+            &text
+        } else {
+            raw
+        };
+        let mut out = std::mem::take(&mut rw.out);
+        out.clear();
+        let r = self.apply(side, t, &mut out);
+        if let Ok(true) = r {
+            let mut lit = Vec::with_capacity(out.len() + 2);
+            crate::json::string(&mut lit, &out);
+            rw.edits.push((v, lit));
+        }
+        rw.text = text;
+        rw.out = out;
+        r.map(|_| ())
+    }
+}
+
+/// Appends the text the raw JSON string contents `raw` stand for. Malformed escapes are kept
+/// as they are (the provider refuses the body; the guard still scans what it can read).
+pub fn unescape(raw: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < raw.len() {
+        let Some(k) = memchr::memchr(b'\\', &raw[i..]) else {
+            out.extend_from_slice(&raw[i..]);
+            return;
+        };
+        out.extend_from_slice(&raw[i..i + k]);
+        i += k;
+        let Some(&e) = raw.get(i + 1) else {
+            out.push(b'\\');
+            return;
+        };
+        let simple = match e {
+            b'"' => Some(b'"'),
+            b'\\' => Some(b'\\'),
+            b'/' => Some(b'/'),
+            b'b' => Some(0x08),
+            b'f' => Some(0x0c),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            out.push(c);
+            i += 2;
+            continue;
+        }
+        let hex = |at: usize| -> Option<u32> {
+            let h = raw.get(at..at + 4)?;
+            u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+        };
+        match (e, hex(i + 2)) {
+            (b'u', Some(hi)) => {
+                let mut cp = hi;
+                let mut used = 6;
+                if (0xD800..0xDC00).contains(&hi)
+                    && raw.get(i + 6..i + 8) == Some(b"\\u")
+                    && let Some(lo) = hex(i + 8)
+                    && (0xDC00..0xE000).contains(&lo)
+                {
+                    cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                    used = 12;
+                }
+                let c = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                i += used;
+            }
+            _ => {
+                out.push(b'\\');
+                i += 1;
+            }
+        }
+    }
+}
