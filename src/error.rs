@@ -78,11 +78,14 @@ pub enum ErrorKind {
     Internal,
     /// The client went away or stopped reading (logged as 499; nothing can be sent).
     ClientClosed,
+    /// A guardrail with `action = "block"` matched the request or the answer: 400
+    /// `guardrail_blocked`, naming the rule and the detector, never the text.
+    GuardrailBlocked,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (`ALL[k as usize] == k`: metrics count by index).
-    pub const ALL: [ErrorKind; 25] = {
+    pub const ALL: [ErrorKind; 26] = {
         use ErrorKind::*;
         [
             BadRequest,
@@ -110,6 +113,7 @@ impl ErrorKind {
             UpstreamProtocol,
             Internal,
             ClientClosed,
+            GuardrailBlocked,
         ]
     };
 
@@ -126,7 +130,7 @@ impl ErrorKind {
     pub fn status(self) -> u16 {
         use ErrorKind::*;
         match self {
-            BadRequest | InvalidBody => 400,
+            BadRequest | InvalidBody | GuardrailBlocked => 400,
             MissingKey | InvalidKey | KeyDisabled | KeyExpired => 401,
             ModelNotAllowed => 403,
             NotFound | ModelNotFound => 404,
@@ -186,6 +190,7 @@ impl ErrorKind {
             UpstreamProtocol => "upstream_protocol_error",
             Internal => "internal_error",
             ClientClosed => "client_closed",
+            GuardrailBlocked => "guardrail_blocked",
         }
     }
 }
@@ -399,7 +404,10 @@ mod tests {
             assert_eq!(*k as usize, i, "{k:?}");
         }
         // A kind added after the last would be missed: the last is the last declared.
-        assert_eq!(ErrorKind::ClientClosed as usize + 1, ErrorKind::ALL.len());
+        assert_eq!(
+            ErrorKind::GuardrailBlocked as usize + 1,
+            ErrorKind::ALL.len()
+        );
     }
 
     #[test]

@@ -901,3 +901,79 @@ fn a_bedrock_stream_cut_short_never_ends_cleanly() {
         assert_eq!(r["usage_estimated"], true, "{r}");
     }
 }
+
+/// `req` with `headers` added after its request line.
+fn with_headers(req: Vec<u8>, headers: &[(&str, String)]) -> Vec<u8> {
+    let line_end = req.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    let mut out = req[..line_end].to_vec();
+    for (k, v) in headers {
+        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    out.extend_from_slice(&req[line_end..]);
+    out
+}
+
+/// Guardrails on answers, through every pair: the provider's answer holds an email and a card
+/// number, streamed in pieces of 1 to 7 bytes (every split of the values across events), and
+/// every client dialect — JSON and stream, text and a tool call's arguments — gets them
+/// redacted with the rest of the text untouched, its stream still valid in its dialect.
+#[test]
+fn guarded_answers_are_redacted_in_every_dialect_and_form() {
+    let dir = test_dir("pairs-guard");
+    let audit = dir.join("audit.log");
+    let mock = mock();
+    let key_line = format!("sha256 = \"{}\"\n", sha256_hex(KEY));
+    let text = config(mock.addr, &audit).replacen(
+        &key_line,
+        &format!("{key_line}guardrails = [\"pii\"]\n"),
+        1,
+    ) + "[[guardrails]]\nname = \"pii\"\ndetectors = [\"email\", \"card\"]\n\
+         action = \"redact\"\nwhere = [\"response\"]\n";
+    let gw = start(&text);
+    let a = gw.local_addr();
+    let say = "Reach jo.doe@corp.example.com or pay 4111 1111 1111 1111 today.";
+    let want = "Reach [EMAIL_1] or pay [CARD_1] today.";
+    let mut n = 0usize;
+    for client in CLIENTS {
+        for (model, provider) in &PROVIDERS[..5] {
+            for stream in [false, true] {
+                n += 1;
+                let bytes = 1 + n % 7;
+                let what =
+                    format!("{client:?} client, {provider}, stream={stream}, {bytes}-byte pieces");
+                let headers = [
+                    ("x-mock-say", say.to_owned()),
+                    ("x-mock-token-bytes", bytes.to_string()),
+                ];
+                let req = with_headers(request(client, model, stream, Round::Plain), &headers);
+                let r = roundtrip(a, &req);
+                assert_eq!(r.status, 200, "{what}: {}", r.text());
+                let got = assemble(client, stream, &r.body);
+                assert_eq!(got.text, want, "{what}: {got:?}");
+                assert!(got.ended, "{what}");
+                // A tool call's arguments (`{"input":"<the text>"}`), streamed in pieces.
+                let req = with_headers(request(client, model, stream, Round::Ask), &headers);
+                let r = roundtrip(a, &req);
+                assert_eq!(r.status, 200, "{what}: {}", r.text());
+                let got = assemble(client, stream, &r.body);
+                assert_eq!(got.calls.len(), 1, "{what}: {got:?}");
+                let args: Value = serde_json::from_str(&got.calls[0].args)
+                    .unwrap_or_else(|e| panic!("{what}: {e}: {got:?}"));
+                assert_eq!(args["input"], want, "{what}: {got:?}");
+            }
+        }
+    }
+    gw.shutdown();
+    let records = audit_records(&audit);
+    assert_eq!(records.len(), 2 * n);
+    for r in &records {
+        let g = &r["guardrails"];
+        assert!(
+            g.as_array().is_some_and(|g| g.len() == 2
+                && g.iter()
+                    .all(|h| h["rule"] == "pii" && h["where"] == "response" && h["count"] == 1)),
+            "{r}"
+        );
+        assert!(!r.to_string().contains("jo.doe"), "{r}");
+    }
+}

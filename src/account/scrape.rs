@@ -14,6 +14,7 @@
 //! | `tollgate_cache_requests_total` (`result`: hit, semantic_hit, miss, refresh, bypass), `tollgate_cache_waits_total`, `tollgate_cache_saved_usd_total`, `tollgate_cache_saved_tokens_total` | `model` | requests to models with a cache |
 //! | `tollgate_cache_key_requests_total` | `key`, `team`, `result` | the same, per key (the tenant scope) |
 //! | `tollgate_cache_entries`, `tollgate_cache_bytes` | `model` | what the workers' shards hold (reported when it changes) |
+//! | `tollgate_guardrail_matches_total` | `rule`, `detector`, `where` (request, response), `action` (redact, block, log) | keys with guardrails |
 //! | `tollgate_errors_total` | `kind`: the error code clients see (429s: `insufficient_quota`, and `rate_limit_requests` / `rate_limit_tokens` apart) | the gateway's own errors |
 //! | `tollgate_gateway_overhead_seconds` (histogram) | — | time to the first byte minus the provider's time to its response head |
 //! | `tollgate_quota_limit`, `_used`, `_remaining`, `_reserved` | `quota`, `scope`, `unit`, `window` | the books (`used`: this period, or in the bucket) |
@@ -73,10 +74,29 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> (&'static str, String) {
     keys(&mut e, s.totals);
     deployments(&mut e, s);
     cache(&mut e, s);
+    guardrails(&mut e, s.totals);
     quotas(&mut e, &s.books);
     gateway(&mut e, s);
     process(&mut e, s.started);
     (e.content_type(), e.finish())
+}
+
+/// Guardrail matches by rule, detector, side and the rule's action (never the values).
+fn guardrails(e: &mut Exposition, t: &Totals) {
+    e.family(
+        "tollgate_guardrail_matches",
+        Kind::Counter,
+        "Guardrail matches, by rule, detector, side (request or response) and the rule's action.",
+    );
+    for ((rule, det, side, action), n) in &t.guard {
+        let l = [
+            ("rule", rule.as_str()),
+            ("detector", det.as_str()),
+            ("where", *side),
+            ("action", *action),
+        ];
+        e.sample("tollgate_guardrail_matches_total", &l, *n as f64);
+    }
 }
 
 /// The response cache: what it did per model and per key, what it saved, what it holds.

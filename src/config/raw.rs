@@ -43,6 +43,10 @@ pub struct RawConfig {
     /// Price table entries added to (or replacing those of) the bundled table and the file.
     #[serde(default)]
     pub prices: BTreeMap<String, RawPrice>,
+    /// Guardrail rule sets (`config/guardrails.rs`), applied to the keys and teams that name
+    /// them.
+    #[serde(default)]
+    pub guardrails: Vec<super::guardrails::RawGuardrail>,
 }
 
 /// `[price_table] file = "…"`: LiteLLM's price map (`.json`) or a TOML table shaped like
@@ -394,6 +398,8 @@ pub struct RawKey {
     pub cut_stream_at_cap: Option<bool>,
     /// `false`, or the cache fields this key changes (over its team's).
     pub cache: Option<super::cache::RawCacheOverride>,
+    /// `[[guardrails]]` rule sets by name (after its team's).
+    pub guardrails: Option<Vec<String>>,
 }
 
 /// A team: keys name it with `team = "..."`; its budgets and limits apply on top of theirs.
@@ -406,6 +412,8 @@ pub struct RawTeam {
     pub tpm: Option<u64>,
     /// `false`, or the cache fields the team's keys get.
     pub cache: Option<super::cache::RawCacheOverride>,
+    /// `[[guardrails]]` rule sets by name, for every key of the team.
+    pub guardrails: Option<Vec<String>>,
 }
 
 /// `budget = { usd = 25.0, tokens = 5000000, period = "monthly", reset_day = 1, warn_at = 0.8 }`:

@@ -434,6 +434,8 @@ pub struct Key {
     pub cut_stream_at_cap: bool,
     /// What the key (or its team) changes of a model's cache policy.
     pub cache: Option<super::cache::CacheOverride>,
+    /// The guardrails of the key and its team, compiled (`None`: none, and no cost).
+    pub guard: Option<std::sync::Arc<crate::guard::Guard>>,
 }
 
 impl Key {

@@ -387,11 +387,19 @@ pub fn compile(
         m.policy_fallback = policy;
     }
 
+    // Guardrails.
+    let rule_sets = super::guardrails::rules(&mut p, &raw.guardrails);
+    let mut guards = super::guardrails::Guards::default();
+
     // Teams.
     let mut teams: Vec<String> = Vec::new();
     let mut team_quotas: Vec<Vec<QuotaId>> = Vec::new();
     let mut team_cache = Vec::new();
     for (i, rt) in raw.teams.iter().enumerate() {
+        if let Some(list) = &rt.guardrails {
+            let at = format!("teams[{i}]");
+            super::guardrails::Guards::check_team(&mut p, &at, &raw.guardrails, list);
+        }
         let at = format!("teams[{i}].cache");
         team_cache.push(
             rt.cache
@@ -549,6 +557,17 @@ pub fn compile(
             .as_ref()
             .map(|c| super::cache::override_of(&mut p, &format!("{path}.cache"), c));
         let cache = super::cache::layered(own, team.and_then(|t| team_cache[t].as_ref()));
+        let team_rules = rk
+            .team
+            .as_ref()
+            .and_then(|t| raw.teams.iter().find(|x| &x.name == t))
+            .and_then(|t| t.guardrails.as_deref());
+        let guard = guards.for_lists(
+            &mut p,
+            (&raw.guardrails, &rule_sets),
+            team_rules,
+            (&path, rk.guardrails.as_deref()),
+        );
         let cut_stream_at_cap = rk.cut_stream_at_cap.unwrap_or(false);
         if cut_stream_at_cap && !kquotas.iter().any(|q| quotas[q.0 as usize].is_budget()) {
             p.add(
@@ -560,6 +579,7 @@ pub fn compile(
             quotas: kquotas,
             cut_stream_at_cap,
             cache,
+            guard,
             id: rk.id.clone(),
             team: rk.team.clone(),
             log_content_sha256,

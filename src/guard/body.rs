@@ -123,6 +123,22 @@ impl Session {
         Ok(rw.apply(body))
     }
 
+    /// Guards every string in the JSON value `v` (a tool call's arguments sent whole).
+    pub fn guard_value(&mut self, side: Side, v: &[u8]) -> Result<Option<Vec<u8>>, Blocked> {
+        let mut rw = Rewrite::default();
+        let start = scan::skip_ws(v, 0);
+        let Some(end) = scan::value_end(v, start) else {
+            return Ok(None);
+        };
+        let all = Ctx {
+            depth: 0,
+            text: true,
+            structured: true,
+        };
+        self.walk(side, v, start..end, all, &mut rw)?;
+        Ok(rw.apply(v))
+    }
+
     fn walk(
         &mut self,
         side: Side,

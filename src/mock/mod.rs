@@ -177,7 +177,7 @@ pub fn respond(ask: &Ask<'_>, out: &mut Vec<u8>) {
             .unwrap_or(BUILTIN_TOKENS)
             .clamp(1, BUILTIN_MAX_TOKENS),
         reasoning_tokens: 0,
-        token_bytes: None,
+        token_bytes: render::Tokens::default(),
         tool: None,
         include_usage: ask.include_usage,
         malformed: false,

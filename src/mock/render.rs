@@ -37,7 +37,8 @@ pub struct Plan<'a> {
     /// Visible completion tokens (≥ 1).
     pub tokens: u32,
     pub reasoning_tokens: u32,
-    pub token_bytes: Option<u32>,
+    /// How the text is cut into tokens, and whose text it is.
+    pub token_bytes: Tokens<'a>,
     pub tool: Option<&'a str>,
     pub include_usage: bool,
     pub malformed: bool,
@@ -60,10 +61,65 @@ impl Plan<'_> {
     }
 }
 
+/// Where an answer's text comes from: the mock's own words (each token one word, or `bytes`
+/// long), or text the request gave (`x-mock-say`), cut the same way — by words (each after
+/// the first with its leading space) or every `bytes` bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tokens<'a> {
+    pub bytes: Option<u32>,
+    pub say: Option<&'a [u8]>,
+}
+
+impl Tokens<'_> {
+    /// The words of the mock's own text, each `bytes` long when set.
+    pub fn words(bytes: Option<u32>) -> Tokens<'static> {
+        Tokens { bytes, say: None }
+    }
+
+    /// The pieces `say` is cut into (`None`: the mock's own words, as many as asked).
+    pub fn count(&self) -> Option<u32> {
+        let say = self.say?;
+        let n = match self.bytes {
+            Some(b) => say.len().div_ceil(b as usize),
+            None => self.pieces(say).count(),
+        };
+        Some(u32::try_from(n.max(1)).unwrap_or(u32::MAX))
+    }
+
+    fn pieces<'s>(&self, say: &'s [u8]) -> impl Iterator<Item = &'s [u8]> {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            if at >= say.len() {
+                return None;
+            }
+            let from = at;
+            at += 1;
+            while at < say.len() && say[at] != b' ' {
+                at += 1;
+            }
+            Some(&say[from..at])
+        })
+    }
+}
+
 /// Appends the text of token `k`.
-pub fn token_text(out: &mut Vec<u8>, k: u32, token_bytes: Option<u32>) {
+pub fn token_text(out: &mut Vec<u8>, k: u32, tokens: Tokens<'_>) {
+    if let Some(say) = tokens.say {
+        let piece = match tokens.bytes {
+            Some(b) => {
+                let from = (k as usize * b as usize).min(say.len());
+                &say[from..(from + b as usize).min(say.len())]
+            }
+            None => tokens.pieces(say).nth(k as usize).unwrap_or_default(),
+        };
+        let at = out.len();
+        json::string(out, piece);
+        out.remove(at);
+        out.pop();
+        return;
+    }
     let word = WORDS[k as usize % WORDS.len()].as_bytes();
-    match token_bytes {
+    match tokens.bytes {
         None => {
             if k > 0 {
                 out.push(b' ');
@@ -82,7 +138,7 @@ pub fn token_text(out: &mut Vec<u8>, k: u32, token_bytes: Option<u32>) {
 }
 
 /// The full text of a plan's `n` tokens.
-pub fn full_text(out: &mut Vec<u8>, n: u32, token_bytes: Option<u32>) {
+pub fn full_text(out: &mut Vec<u8>, n: u32, token_bytes: Tokens<'_>) {
     for k in 0..n {
         token_text(out, k, token_bytes);
     }
@@ -90,7 +146,7 @@ pub fn full_text(out: &mut Vec<u8>, n: u32, token_bytes: Option<u32>) {
 
 /// Fragment `k` of the tool-call arguments. Concatenated, the fragments form the JSON
 /// object `{"input":"<full text>"}`.
-pub fn tool_fragment(out: &mut Vec<u8>, k: u32, n: u32, token_bytes: Option<u32>) {
+pub fn tool_fragment(out: &mut Vec<u8>, k: u32, n: u32, token_bytes: Tokens<'_>) {
     if k == 0 {
         out.extend_from_slice(b"{\"input\":\"");
     }
@@ -100,7 +156,7 @@ pub fn tool_fragment(out: &mut Vec<u8>, k: u32, n: u32, token_bytes: Option<u32>
     }
 }
 
-pub(super) fn tool_arguments(out: &mut Vec<u8>, n: u32, token_bytes: Option<u32>) {
+pub(super) fn tool_arguments(out: &mut Vec<u8>, n: u32, token_bytes: Tokens<'_>) {
     for k in 0..n {
         tool_fragment(out, k, n, token_bytes);
     }
@@ -808,7 +864,7 @@ mod tests {
             cached_tokens: 0,
             tokens: 3,
             reasoning_tokens: 0,
-            token_bytes: None,
+            token_bytes: Tokens::default(),
             tool: None,
             include_usage: true,
             malformed: false,
@@ -848,7 +904,7 @@ mod tests {
         let mut out = Vec::new();
         for k in 0..50 {
             out.clear();
-            token_text(&mut out, k, Some(13));
+            token_text(&mut out, k, Tokens::words(Some(13)));
             assert_eq!(out.len(), 13);
         }
         let mut args = Vec::new();

@@ -250,7 +250,7 @@ pub(super) fn stored(
                 cached_tokens: 0,
                 tokens: super::BUILTIN_TOKENS,
                 reasoning_tokens: 0,
-                token_bytes: None,
+                token_bytes: super::render::Tokens::default(),
                 tool: None,
                 include_usage: true,
                 malformed: false,

@@ -33,7 +33,9 @@
 //! translated body cannot pass through untranslated: there a failure ends the relay with an
 //! error ([`Meter::translation_failed`]).
 
+use super::guarded::{AnswerGuard, blocked_message};
 use crate::dialect::Dialect;
+use crate::guard::{Session, Side};
 use crate::json::Scratch;
 use crate::sse::{SseEvent, SseScanner};
 use crate::translate::stream::StreamTranslator;
@@ -95,6 +97,15 @@ pub struct Meter {
     /// dropped).
     record: Option<Vec<u8>>,
     record_max: usize,
+    /// The request's guardrails (its key has some): set by the guard phase for the whole
+    /// request, kept across attempts (`reset` leaves it), read for the audit record.
+    pub guard: Option<Box<Session>>,
+    /// The answer is guarded: a JSON body is kept whole and guarded once complete.
+    guard_json: bool,
+    /// The answer is guarded: a stream's normalised events pass through this.
+    answer_guard: Option<AnswerGuard>,
+    /// A rule blocked a JSON answer (nothing of it was forwarded): what the client is told.
+    guard_blocked: Option<String>,
 }
 
 impl std::fmt::Debug for Meter {
@@ -129,6 +140,10 @@ impl Default for Meter {
             translation_failed: None,
             record: None,
             record_max: 0,
+            guard: None,
+            guard_json: false,
+            answer_guard: None,
+            guard_blocked: None,
         }
     }
 }
@@ -156,6 +171,9 @@ impl Meter {
         self.json_pair = None;
         self.translation_failed = None;
         self.record = None;
+        self.guard_json = false;
+        self.answer_guard = None;
+        self.guard_blocked = None;
     }
 
     /// Starts metering a response body. `sse`: the body is an event stream; `strip_usage`:
@@ -205,6 +223,31 @@ impl Meter {
         }
     }
 
+    /// Whether the request's guardrails look at answers.
+    pub fn guards_answers(&self) -> bool {
+        self.guard
+            .as_ref()
+            .is_some_and(|s| s.guard.on(Side::Response))
+    }
+
+    /// Guards the answer (call after [`Meter::start`] and, for a stream, after
+    /// [`Meter::translate`] — a guarded stream is always translated, to its own dialect when
+    /// need be).
+    pub fn guard_answer(&mut self) {
+        match self.mode {
+            Mode::Sse if self.translator.is_some() => {
+                self.answer_guard = Some(AnswerGuard::default());
+            }
+            Mode::Json => self.guard_json = true,
+            _ => {}
+        }
+    }
+
+    /// A rule blocked the (JSON) answer: what the client is told.
+    pub fn guard_blocked(&self) -> Option<&str> {
+        self.guard_blocked.as_deref()
+    }
+
     /// The body could not be translated (and nothing of it was forwarded): why.
     pub fn translation_failed(&self) -> Option<&str> {
         self.translation_failed.as_deref()
@@ -236,7 +279,9 @@ impl Meter {
         }
         match self.mode {
             Mode::Off => out.extend_from_slice(data),
-            Mode::Json | Mode::Error if self.json_pair.is_some() => {
+            Mode::Json | Mode::Error
+                if self.json_pair.is_some() || (self.mode == Mode::Json && self.guard_json) =>
+            {
                 if self.body.len() + data.len() > TRANSLATE_MAX_BYTES {
                     self.translation_failed.get_or_insert_with(|| {
                         format!(
@@ -289,6 +334,8 @@ impl Meter {
             deferred,
             deferred_marks,
             translator,
+            guard,
+            answer_guard,
             ..
         } = self;
         let mut from = 0;
@@ -301,7 +348,11 @@ impl Meter {
                     || content_limit.is_some_and(|l| observed.content_bytes > l);
                 let to = if over { &mut *deferred } else { &mut *out };
                 let at = to.len();
-                if let Some(t) = translator {
+                if let (Some(t), Some(g), Some(s)) =
+                    (&mut *translator, &mut *answer_guard, &mut *guard)
+                {
+                    t.event_filtered(e, observed, to, &mut |ev, w| g.filter(s, ev, w));
+                } else if let Some(t) = translator {
                     t.event(e, observed, to);
                 } else {
                     to.extend_from_slice(held);
@@ -435,24 +486,51 @@ impl Meter {
         self.ended = true;
         match self.mode {
             Mode::Off => {}
-            Mode::Json | Mode::Error if self.json_pair.is_some() => {
+            Mode::Json | Mode::Error
+                if self.json_pair.is_some() || (self.mode == Mode::Json && self.guard_json) =>
+            {
                 if self.mode == Mode::Json {
                     self.dialect
                         .observe_body(&self.body, &mut self.observed, scratch);
                 }
-                let (Some(out), Some((pair, created, status)), None) =
-                    (out, self.json_pair, &self.translation_failed)
-                else {
+                let (Some(out), None) = (out, &self.translation_failed) else {
                     return;
                 };
                 let at = out.len();
-                if self.mode == Mode::Error {
-                    response::error(pair, status, &self.body, scratch, out);
-                } else if let Err(why) =
-                    response::translate(pair, &self.body, &self.observed, created, scratch, out)
+                match self.json_pair {
+                    Some((pair, _, status)) if self.mode == Mode::Error => {
+                        response::error(pair, status, &self.body, scratch, out);
+                    }
+                    Some((pair, created, _)) => {
+                        if let Err(why) = response::translate(
+                            pair,
+                            &self.body,
+                            &self.observed,
+                            created,
+                            scratch,
+                            out,
+                        ) {
+                            out.truncate(at);
+                            self.translation_failed = Some(why);
+                        }
+                    }
+                    None => out.extend_from_slice(&self.body),
+                }
+                if self.guard_json
+                    && self.translation_failed.is_none()
+                    && let Some(s) = &mut self.guard
                 {
-                    out.truncate(at);
-                    self.translation_failed = Some(why);
+                    match s.guard_body(Side::Response, &out[at..]) {
+                        Ok(None) => {}
+                        Ok(Some(new)) => {
+                            out.truncate(at);
+                            out.extend_from_slice(&new);
+                        }
+                        Err(_) => {
+                            out.truncate(at);
+                            self.guard_blocked = Some(blocked_message(s));
+                        }
+                    }
                 }
                 if let Some(h) = &mut self.hash {
                     h.update(&out[at..]);
@@ -470,11 +548,24 @@ impl Meter {
                 if let Some(t) = &mut self.translator
                     && !self.failed
                 {
+                    let (guard, answer_guard) = (&mut self.guard, &mut self.answer_guard);
                     self.scanner.finish(|e: &SseEvent<'_>| {
                         dialect.observe_event(e, obs, scratch);
-                        t.event(e, obs, &mut tail);
+                        match (&mut *answer_guard, &mut *guard) {
+                            (Some(g), Some(s)) => {
+                                t.event_filtered(e, obs, &mut tail, &mut |ev, w| {
+                                    g.filter(s, ev, w)
+                                });
+                            }
+                            _ => t.event(e, obs, &mut tail),
+                        }
                     });
-                    t.finish(obs, &mut tail);
+                    if let (Some(g), Some(s)) = (answer_guard, guard) {
+                        g.flush(s, &mut |ev| t.write(ev, obs, &mut tail));
+                    }
+                    if !self.answer_guard.as_ref().is_some_and(|g| g.stopped) {
+                        t.finish(obs, &mut tail);
+                    }
                 }
                 self.held.clear();
                 let Some(out) = out else { return };

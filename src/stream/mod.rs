@@ -2,6 +2,7 @@
 //! JSON body handed to the dialect's usage reader, translated per event when the client speaks
 //! another dialect.
 
+pub mod guarded;
 pub mod meter;
 
 pub use meter::Meter;

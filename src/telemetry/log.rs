@@ -133,6 +133,9 @@ fn model_fields(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
             let _ = std::io::Write::write_fmt(out, format_args!("{:.4}", cache.similarity));
         }
     }
+    if r.guard.n > 0 {
+        guardrails(out, r, snap);
+    }
     out.extend_from_slice(b",\"usage_estimated\":");
     out.extend_from_slice(if r.usage_estimated { b"true" } else { b"false" });
     out.extend_from_slice(b",\"stream\":");
@@ -281,4 +284,43 @@ mod tests {
             "2000-02-29T00:00:00.000000Z"
         );
     }
+}
+
+/// `"guardrails":[{"rule","detector","where","action","count"}]`: which rules fired, never
+/// what they matched.
+fn guardrails(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
+    let guard = snap
+        .zip(r.key)
+        .and_then(|(s, k)| s.keys.get(k.0 as usize))
+        .and_then(|k| k.guard.as_ref());
+    let Some(g) = guard else {
+        return;
+    };
+    out.extend_from_slice(b",\"guardrails\":[");
+    for (i, h) in r.guard.hits().iter().enumerate() {
+        let (Some(rule), Some(det)) = (
+            g.rules.get(usize::from(h.rule)),
+            g.dets.get(usize::from(h.detector)),
+        ) else {
+            continue;
+        };
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"rule\":");
+        json::string(out, rule.name.as_bytes());
+        out.extend_from_slice(b",\"detector\":");
+        json::string(out, det.id.as_bytes());
+        out.extend_from_slice(if h.response {
+            b",\"where\":\"response\""
+        } else {
+            b",\"where\":\"request\""
+        });
+        out.extend_from_slice(b",\"action\":\"");
+        out.extend_from_slice(rule.action.name().as_bytes());
+        out.extend_from_slice(b"\",\"count\":");
+        json::uint(out, u64::from(h.count));
+        out.push(b'}');
+    }
+    out.push(b']');
 }

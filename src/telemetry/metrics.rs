@@ -204,6 +204,9 @@ pub struct WorkerMetrics {
     pub deployments: Vec<DeploymentCounts>,
     /// By model id: what the response cache did.
     pub cache: Vec<CacheCounts>,
+    /// Guardrail matches: by key id, the rule and detector (indices in the key's guard) and
+    /// the side, summed.
+    pub guard: Vec<(u32, crate::telemetry::record::GuardHit)>,
     /// Every response by status class.
     pub responses: Classes,
     /// Requests that ended in a gateway error, by kind (429s by reason among them).
@@ -226,6 +229,7 @@ impl WorkerMetrics {
         self.keys.clear();
         self.deployments.clear();
         self.cache.clear();
+        self.guard.clear();
         self.responses = Classes::default();
         self.errors = [0; ErrorKind::ALL.len()];
         self.overhead = Hist::default();
@@ -259,6 +263,18 @@ impl WorkerMetrics {
             }
             if r.cache.outcome != CacheOutcome::Off {
                 kc.cache.count(r);
+            }
+        }
+        if let Some(k) = r.key {
+            for h in r.guard.hits() {
+                let same = |(key, g): &&mut (u32, crate::telemetry::record::GuardHit)| {
+                    *key == k.0
+                        && (g.rule, g.detector, g.response) == (h.rule, h.detector, h.response)
+                };
+                match self.guard.iter_mut().find(same) {
+                    Some((_, g)) => g.count += h.count,
+                    None => self.guard.push((k.0, *h)),
+                }
             }
         }
         if r.cache.outcome != CacheOutcome::Off
@@ -440,6 +456,8 @@ pub struct Totals {
     pub deployments: BTreeMap<DeploymentLabels, DeploymentCounts>,
     /// By model name.
     pub cache: BTreeMap<String, CacheCounts>,
+    /// Guardrail matches by (rule, detector, side, action).
+    pub guard: BTreeMap<(String, String, &'static str, &'static str), u64>,
     pub responses: Classes,
     pub errors: [u64; ErrorKind::ALL.len()],
     pub overhead: Hist,
@@ -487,6 +505,25 @@ impl Totals {
             }
             t.used.add(&k.used);
             t.cache.add(&k.cache);
+        }
+        for (k, h) in &m.guard {
+            let Some(g) = snap.keys.get(*k as usize).and_then(|k| k.guard.as_ref()) else {
+                continue;
+            };
+            let (Some(rule), Some(det)) = (
+                g.rules.get(usize::from(h.rule)),
+                g.dets.get(usize::from(h.detector)),
+            ) else {
+                continue;
+            };
+            let side = if h.response { "response" } else { "request" };
+            let label = (
+                rule.name.to_string(),
+                det.id.to_string(),
+                side,
+                rule.action.name(),
+            );
+            *self.guard.entry(label).or_default() += u64::from(h.count);
         }
         for (i, c) in m.cache.iter().enumerate() {
             if let Some(model) = snap.models.get(i)

@@ -113,6 +113,35 @@ pub struct AuditRecord {
     pub completion_sha256: Option<[u8; 32]>,
     /// What the response cache did.
     pub cache: CacheNote,
+    /// What the key's guardrails did.
+    pub guard: GuardNote,
+}
+
+/// Which guardrail rules fired on a request and how often (by index in the key's compiled
+/// guard, named from the snapshot when written), never what they matched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuardNote {
+    pub n: u8,
+    pub hits: [GuardHit; GuardNote::MAX],
+}
+
+/// One rule's detector on one side: how many matches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuardHit {
+    pub rule: u16,
+    pub detector: u16,
+    /// In the answer (else in the request).
+    pub response: bool,
+    pub count: u32,
+}
+
+impl GuardNote {
+    /// Distinct (rule, detector, side) triples kept per request; more are not itemised.
+    pub const MAX: usize = 8;
+
+    pub fn hits(&self) -> &[GuardHit] {
+        &self.hits[..usize::from(self.n)]
+    }
 }
 
 /// What the response cache did for a request (`worker/cache.rs`).

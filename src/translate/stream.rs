@@ -158,6 +158,27 @@ impl StreamTranslator {
         self.reader.read(e, &mut emit);
     }
 
+    /// As [`StreamTranslator::event`], with every normalised event handed to `filter`, which
+    /// writes what it lets through (changed, held for later, or more than one) with the
+    /// writer it is given.
+    pub fn event_filtered(
+        &mut self,
+        e: &SseEvent<'_>,
+        o: &Observed,
+        out: &mut Vec<u8>,
+        filter: &mut dyn FnMut(Event<'_>, &mut dyn FnMut(Event<'_>)),
+    ) {
+        let writer = &mut self.writer;
+        let mut write = |ev: Event<'_>| writer.write(ev, o, out);
+        let mut emit = |ev: Event<'_>| filter(ev, &mut write);
+        self.reader.read(e, &mut emit);
+    }
+
+    /// Writes events of the filter's own (what it still holds) before the stream is closed.
+    pub fn write(&mut self, ev: Event<'_>, o: &Observed, out: &mut Vec<u8>) {
+        self.writer.write(ev, o, out);
+    }
+
     /// The provider's body ended: appends whatever the client's dialect needs to close a
     /// stream that was answered in full (it said why it ended, or its dialect ends with the
     /// body) but not closed by the provider in its own words.

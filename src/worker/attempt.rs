@@ -212,11 +212,13 @@ pub(super) fn judge_relay(
             })
         }
         Err(err) => {
-            let outcome = if err.kind == ErrorKind::ClientClosed {
-                Outcome::Neutral
-            } else {
-                Outcome::Failure { retry_after: None }
-            };
+            // The provider answered: a client gone or a guardrail's block is not its failure.
+            let outcome =
+                if err.kind == ErrorKind::ClientClosed || err.kind == ErrorKind::GuardrailBlocked {
+                    Outcome::Neutral
+                } else {
+                    Outcome::Failure { retry_after: None }
+                };
             report(w, snap, d, outcome);
             ctx.tries.push(d, TryOutcome::Served);
             Ok(Err(err))

@@ -52,6 +52,7 @@ pub(super) async fn serve(w: &Rc<Worker>, mut io: ClientStream) {
             ctx.trace = Some(w.ids.borrow_mut().start(t, parent));
         }
         c.meter.reset();
+        c.meter.guard = None;
         let result = serve_request(w, &snap, &mut io, &mut c, &mut ctx).await;
         if let Err(e) = result {
             ctx.error = Some(e.kind);
@@ -65,6 +66,7 @@ pub(super) async fn serve(w: &Rc<Worker>, mut io: ClientStream) {
         settle(w, &snap, &mut c, &mut ctx);
         settle_quotas(w, &snap, &mut c, &mut ctx);
         super::cache::store(w, &snap, &mut c, &mut ctx);
+        ctx.guard = super::guard::note(&c);
         finish(w, &snap, &ctx);
         if !ctx.keep_alive {
             return;
@@ -128,6 +130,11 @@ async fn serve_request(
     }
     if ctx.route == Route::StoredResponse {
         return super::stored::stored_response(w, snap, io, c, ctx, key).await;
+    }
+    // guard: a key with guardrails has its request's text checked — redacted in the body
+    // that goes on, or refused (a key without pays this one branch)
+    if snap.keys[key.0 as usize].guard.is_some() {
+        super::guard::guard_request(snap, c, key)?;
     }
     // parse_fields
     let f = parse_fields(w, snap, c, ctx)?;

@@ -76,6 +76,7 @@ mod cache;
 mod conn;
 mod embed;
 mod fields;
+mod guard;
 mod plan;
 mod read;
 mod relay;
@@ -600,6 +601,8 @@ struct RequestCtx {
     attempt: AttemptState,
     /// What the response cache did.
     cache: crate::telemetry::record::CacheNote,
+    /// What the key's guardrails did (filled before `finish`).
+    guard: crate::telemetry::record::GuardNote,
     /// This request leads the fill of a cache entry (`worker/cache.rs`).
     cache_fill: Option<cache::FillTicket>,
 }

@@ -63,11 +63,16 @@ pub(super) async fn relay(
 ) -> Result<(), GatewayError> {
     let uh = &c.ex.uhead;
     let pair = c.ex.pair;
+    // A guarded answer is rewritten: its length, like a translated one's, is known only once
+    // it is written.
+    let guarded = c.meter.guards_answers()
+        && (200..300).contains(&uh.status)
+        && ctx.route != Route::StoredResponse;
     let framing = match (uh.body, ctx.version) {
         (BodyKind::Empty, _) => Framing::None,
         (_, Version::Http10) => Framing::Close,
         // A translated body's length is known only once it is written.
-        (BodyKind::Length(_), _) if pair.is_none() => Framing::Length,
+        (BodyKind::Length(_), _) if pair.is_none() && !guarded => Framing::Length,
         (BodyKind::Length(_) | BodyKind::Chunked | BodyKind::Close, _) => Framing::Chunked,
     };
     if framing == Framing::Close {
@@ -114,6 +119,18 @@ pub(super) async fn relay(
                 gemini_array,
                 ctx.start_unix_us / 1_000_000,
             );
+        } else if guarded && sse {
+            // A guarded stream's text is rewritten: through the hub, to its own dialect (an
+            // OpenAI client gets the usage chunk when it asked for one itself).
+            c.meter.translate(
+                crate::translate::Pair::same(dialect),
+                !ctx.attempt.inject_usage,
+                gemini_array,
+                ctx.start_unix_us / 1_000_000,
+            );
+        }
+        if guarded {
+            c.meter.guard_answer();
         }
         // Ending a stream early needs the gateway to frame it.
         if let Some(t) = ctx.attempt.output_allowed
@@ -220,6 +237,14 @@ pub(super) async fn relay(
             }
         }
         if failure.is_none()
+            && let Some(why) = c.meter.guard_blocked()
+        {
+            failure = Some(GatewayError::new(
+                ErrorKind::GuardrailBlocked,
+                why.to_owned(),
+            ));
+        }
+        if failure.is_none()
             && let Some(why) = c.meter.translation_failed()
         {
             failure = Some(GatewayError::new(
@@ -305,6 +330,10 @@ pub(super) async fn relay(
                     }
                     let body_at = c.out.len();
                     c.meter.end(Some(&mut c.out), &mut w.scratch.borrow_mut());
+                    if let Some(why) = c.meter.guard_blocked() {
+                        let e = GatewayError::new(ErrorKind::GuardrailBlocked, why.to_owned());
+                        return end_with_error(io, c, ctx, framing, sse, e).await;
+                    }
                     if let Some(why) = c.meter.translation_failed() {
                         let e = GatewayError::new(
                             ErrorKind::UpstreamProtocol,
@@ -439,9 +468,11 @@ async fn end_with_error(
     e: GatewayError,
 ) -> Result<(), GatewayError> {
     if !ctx.response_started {
-        // Nothing reached the client: another deployment may still answer.
+        // Nothing reached the client: another deployment may still answer (a guardrail's
+        // block stands: the answer was refused, not lost).
         c.out.clear();
-        return Err(e.retryable(true));
+        let retry = e.kind != ErrorKind::GuardrailBlocked;
+        return Err(e.retryable(retry));
     }
     ctx.keep_alive = false;
     if framing == Framing::Chunked && sse {

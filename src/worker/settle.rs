@@ -129,6 +129,7 @@ pub(super) fn finish(w: &Worker, snap: &Snapshot, ctx: &RequestCtx) {
         prompt_sha256: ctx.prompt_sha256,
         completion_sha256: ctx.completion_sha256,
         cache: ctx.cache,
+        guard: ctx.guard,
     };
     w.audit.borrow_mut().record(&record, snap);
     // Counted only where something can read them (the admin listener serves `/metrics`).
@@ -195,6 +196,7 @@ impl RequestCtx {
             attempt: AttemptState::default(),
             session: None,
             cache: Default::default(),
+            guard: Default::default(),
             cache_fill: None,
         }
     }

@@ -21,6 +21,7 @@ const AFTER_HELP: &str = "\
 Per-request headers (override the flags for one request):
   x-mock-ttft-ms, x-mock-itl-ms       time to first token / gap between tokens (ms)
   x-mock-tokens                       completion tokens (else max_tokens, else --tokens)
+  x-mock-say                          the answer's text (cut by words or x-mock-token-bytes)
   x-mock-token-bytes                  bytes of text per token
   x-mock-cached-tokens                prompt tokens reported as cached
   x-mock-reasoning-tokens             reasoning tokens added to the completion

@@ -95,7 +95,13 @@ pub struct Ledger {
     /// OTLP/HTTP trace exports accepted, and their bytes.
     pub otlp_requests: u64,
     pub otlp_bytes: u64,
+    /// The request bodies received (lossy UTF-8), the last [`KEPT_BODIES`]: what a gateway
+    /// really sent upstream (a redacted prompt, say).
+    pub bodies: Vec<String>,
 }
+
+/// How many request bodies a ledger keeps.
+pub const KEPT_BODIES: usize = 64;
 
 /// How many `traceparent` headers a ledger keeps.
 pub const KEPT_TRACEPARENTS: usize = 1024;
@@ -113,6 +119,13 @@ impl Ledger {
             self.traceparents.remove(0);
         }
         self.traceparents.push(t);
+    }
+
+    pub fn body(&mut self, b: &[u8]) {
+        if self.bodies.len() >= KEPT_BODIES {
+            self.bodies.remove(0);
+        }
+        self.bodies.push(String::from_utf8_lossy(b).into_owned());
     }
 
     pub fn fault(&mut self, label: &str) {
@@ -135,6 +148,7 @@ impl Ledger {
         self.tokens_issued += o.tokens_issued;
         self.stored_calls += o.stored_calls;
         self.traceparents.extend(o.traceparents.iter().cloned());
+        self.bodies.extend(o.bodies.iter().cloned());
         self.otlp_requests += o.otlp_requests;
         self.otlp_bytes += o.otlp_bytes;
     }

@@ -140,6 +140,7 @@ impl MockConfig {
             cached_tokens: 0,
             reasoning_tokens: 0,
             framing: Framing::Natural,
+            say: None,
         })
     }
 }

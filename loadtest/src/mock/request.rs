@@ -159,6 +159,9 @@ pub struct Shape {
     /// Reasoning tokens added to the completion (`x-mock-reasoning-tokens`).
     pub reasoning_tokens: u32,
     pub framing: Framing,
+    /// The answer's text instead of the mock's words (`x-mock-say`), cut into tokens by
+    /// words or by `x-mock-token-bytes`; a tool call's arguments carry it too.
+    pub say: Option<Vec<u8>>,
 }
 
 impl Default for Shape {
@@ -171,6 +174,7 @@ impl Default for Shape {
             cached_tokens: 0,
             reasoning_tokens: 0,
             framing: Framing::Natural,
+            say: None,
         }
     }
 }
@@ -360,6 +364,7 @@ pub fn read_head(
             }
             "x-mock-cached-tokens" => shape.cached_tokens = number(&n, v).map_err(bad)?,
             "x-mock-reasoning-tokens" => shape.reasoning_tokens = number(&n, v).map_err(bad)?,
+            "x-mock-say" if !v.is_empty() => shape.say = Some(v.to_vec()),
             "x-mock-framing" => {
                 shape.framing = match v {
                     b"chunked" => Framing::Chunked,

@@ -572,6 +572,7 @@ where
         return send_body(io, &mut c.out, (status, b"application/json"), &body, close).await;
     }
     let prompt_tokens = request::prompt_tokens(c.body.len());
+    w.with_ledger(|l| l.body(&c.body));
     let fields = match request::read_fields(&api, &mut c.body) {
         Ok(f) => f,
         Err(msg) => {
@@ -634,8 +635,13 @@ where
     }
 
     let is_embeddings = api == Api::Embeddings;
-    let tokens = shape
-        .tokens
+    let text = render::Tokens {
+        bytes: shape.token_bytes,
+        say: shape.say.as_deref(),
+    };
+    let tokens = text
+        .count()
+        .or(shape.tokens)
         .or(fields.max_tokens)
         .unwrap_or(w.shared.cfg.tokens)
         .clamp(1, MAX_TOKENS);
@@ -653,7 +659,7 @@ where
         } else {
             shape.reasoning_tokens
         },
-        token_bytes: shape.token_bytes,
+        token_bytes: text,
         tool: fields.tool.as_deref(),
         include_usage: fields.include_usage,
         malformed: fault.malformed,
