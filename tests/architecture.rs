@@ -96,6 +96,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "config",
             "dialect",
             "error",
+            "guard",
             "http1",
             "json",
             "mock",

@@ -6,6 +6,7 @@
 mod bedrock;
 pub mod render;
 mod responses;
+mod text;
 
 use crate::dialect::Dialect;
 

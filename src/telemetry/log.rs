@@ -267,25 +267,6 @@ pub fn rfc3339_micros(out: &mut Vec<u8>, us: u64) {
     out.extend_from_slice(&s);
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn timestamps() {
-        let mut out = Vec::new();
-        super::rfc3339_micros(&mut out, 1_795_000_000_123_456);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "2026-11-18T11:06:40.123456Z"
-        );
-        let mut out = Vec::new();
-        super::rfc3339_micros(&mut out, 951_782_400_000_000);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "2000-02-29T00:00:00.000000Z"
-        );
-    }
-}
-
 /// `"guardrails":[{"rule","detector","where","action","count"}]`: which rules fired, never
 /// what they matched.
 fn guardrails(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
@@ -323,4 +304,23 @@ fn guardrails(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
         out.push(b'}');
     }
     out.push(b']');
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps() {
+        let mut out = Vec::new();
+        super::rfc3339_micros(&mut out, 1_795_000_000_123_456);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2026-11-18T11:06:40.123456Z"
+        );
+        let mut out = Vec::new();
+        super::rfc3339_micros(&mut out, 951_782_400_000_000);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2000-02-29T00:00:00.000000Z"
+        );
+    }
 }

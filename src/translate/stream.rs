@@ -15,6 +15,10 @@ use crate::dialect::{Dialect, anthropic, bedrock, gemini, norm::Event, openai, r
 use crate::sse::SseEvent;
 use crate::usage::Observed;
 
+/// A filter between a stream's reader and writer: takes each normalised event and writes what
+/// it lets through with the writer it is given.
+pub type EventFilter<'f> = dyn FnMut(Event<'_>, &mut dyn FnMut(Event<'_>)) + 'f;
+
 /// Translates one stream; see the module docs.
 #[derive(Debug)]
 pub struct StreamTranslator {
@@ -166,7 +170,7 @@ impl StreamTranslator {
         e: &SseEvent<'_>,
         o: &Observed,
         out: &mut Vec<u8>,
-        filter: &mut dyn FnMut(Event<'_>, &mut dyn FnMut(Event<'_>)),
+        filter: &mut EventFilter<'_>,
     ) {
         let writer = &mut self.writer;
         let mut write = |ev: Event<'_>| writer.write(ev, o, out);
