@@ -401,6 +401,56 @@ def check_cache(model):
     assert final.usage.output_tokens == 8 and final.stop_reason == first.stop_reason, final
 
 
+def check_guardrails(model):
+    """A key with guardrails: its prompt reaches the provider redacted (the mock's received
+    bodies say so), the model's placeholders come back as the client's values (JSON and
+    through each SDK's stream parser), and a blocked prompt is each SDK's own error."""
+    import urllib.request
+
+    g_oai = openai.OpenAI(base_url=BASE + "/v1", api_key=os.environ["TOLLGATE_GUARD_KEY"], max_retries=0)
+    g_ant = anthropic.Anthropic(base_url=BASE, api_key=os.environ["TOLLGATE_GUARD_KEY"], max_retries=0)
+    g_gem = genai.Client(
+        api_key=os.environ["TOLLGATE_GUARD_KEY"], http_options=genai_types.HttpOptions(base_url=BASE)
+    )
+
+    def last_body():
+        with urllib.request.urlopen(os.environ["TOLLGATE_MOCK_URL"] + "/mock/stats") as r:
+            return json.loads(r.read())["bodies"][-1]
+
+    msgs = [{"role": "user", "content": "Mail me at jo.doe@corp.example.com about card 4111 1111 1111 1111."}]
+    say = {"x-mock-say": "Noted: I will write to [EMAIL_1] today.", "x-mock-token-bytes": "2"}
+    r = g_oai.chat.completions.create(model=model, messages=msgs, max_tokens=8, extra_headers=say)
+    sent = last_body()
+    assert "jo.doe" not in sent and "4111" not in sent, sent
+    assert "[EMAIL_1]" in sent and "[CARD_1]" in sent, sent
+    assert r.choices[0].message.content == "Noted: I will write to jo.doe@corp.example.com today.", r
+    with g_oai.chat.completions.stream(model=model, messages=msgs, max_tokens=8, extra_headers=say) as s:
+        final = s.get_final_completion()
+    assert final.choices[0].message.content == "Noted: I will write to jo.doe@corp.example.com today.", final
+    with g_ant.messages.stream(model=model, max_tokens=8, messages=msgs, extra_headers=say) as s:
+        final = s.get_final_message()
+    assert final.content[0].text == "Noted: I will write to jo.doe@corp.example.com today.", final
+
+    banned = [{"role": "user", "content": "What is the status of Project Falcon?"}]
+    try:
+        g_oai.chat.completions.create(model=model, messages=banned, max_tokens=8)
+        raise AssertionError("not blocked")
+    except openai.BadRequestError as e:
+        assert e.code == "guardrail_blocked" and "`banned`" in e.message, e
+        assert "falcon" not in e.message.lower(), e
+    try:
+        g_ant.messages.create(model=model, max_tokens=8, messages=banned)
+        raise AssertionError("not blocked")
+    except anthropic.BadRequestError as e:
+        assert e.body["error"]["type"] == "invalid_request_error", e.body
+        assert "`banned`" in e.body["error"]["message"], e.body
+    try:
+        g_gem.models.generate_content(model=model, contents="Project Falcon status?")
+        raise AssertionError("not blocked")
+    except genai_errors.ClientError as e:
+        assert e.code == 400 and "`banned`" in str(e.message), e
+
+
 def main():
     args = sys.argv[1:]
     split = args.index("--")
@@ -429,6 +479,8 @@ def main():
         print(f"boto3 {boto3.__version__}: {model} ok")
     check_cache("cached")
     print(f"openai sdk {openai.__version__}, anthropic sdk {anthropic.__version__}: cached ok")
+    check_guardrails(args[0])
+    print(f"openai, anthropic and google-genai sdks: guardrails ok")
 
 
 if __name__ == "__main__":

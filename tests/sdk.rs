@@ -38,6 +38,9 @@ fn pki(dir: &std::path::Path) {
     std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
 }
 
+/// A key with guardrails (`check_guardrails` in `sdk/check.py`).
+const GUARD_KEY: &str = "sk-guarded";
+
 #[test]
 fn the_official_sdks_work_unchanged() {
     let mock = start_mock(|m| m.api_keys = vec![UPSTREAM_KEY.into()]);
@@ -67,7 +70,11 @@ fn the_official_sdks_work_unchanged() {
              [[models]]\nname = \"anthropic.claude-like-v1:0\"\n[[models.deployments]]\n\
              provider = \"claude\"\nprice = {{ input = 1.0, output = 2.0 }}\n\
              [[models]]\nname = \"cached\"\ncache = {{ ttl = \"1h\" }}\n[[models.deployments]]\n\
-             provider = \"oai\"\nprice = {{ input = 1.0, output = 2.0 }}\n"
+             provider = \"oai\"\nprice = {{ input = 1.0, output = 2.0 }}\n\
+             [[guardrails]]\nname = \"pii\"\ndetectors = [\"email\", \"card\"]\nrestore = true\n\
+             [[guardrails]]\nname = \"banned\"\ndeny = [\"project falcon\"]\naction = \"block\"\n\
+             {}",
+            key_entry("guarded", GUARD_KEY, "guardrails = [\"pii\", \"banned\"]")
         ),
     );
     let gw = start(&text);
@@ -99,6 +106,8 @@ fn the_official_sdks_work_unchanged() {
         ])
         .env("TOLLGATE_URL", format!("http://{}", gw.local_addr()))
         .env("TOLLGATE_KEY", KEY)
+        .env("TOLLGATE_GUARD_KEY", GUARD_KEY)
+        .env("TOLLGATE_MOCK_URL", format!("http://{m}"))
         .env("TOLLGATE_TLS_URL", format!("https://{}", tls.local_addr()))
         .env("TOLLGATE_CA", dir.join("ca.pem"))
         .output()
@@ -114,7 +123,7 @@ fn the_official_sdks_work_unchanged() {
     );
     assert_eq!(
         stdout.lines().filter(|l| l.ends_with(" ok")).count(),
-        4 + 3 + 4 + 1 + 4 + 5 + 1,
+        4 + 3 + 4 + 1 + 4 + 5 + 1 + 1,
         "{stdout}"
     );
     assert_eq!(mock.ledger().rejected, 0);
