@@ -109,7 +109,9 @@ fn the_dashboard_renders_what_the_audit_records_say_and_updates() {
         sha256_hex(ADMIN),
         audit_to(&audit)
     ) + "[[models]]\nname = \"cached-chat\"\ncache = { ttl = \"1h\" }\n\
-           [[models.deployments]]\nprovider = \"builtin\"\nmodel = \"mock-chat\"\n";
+           [[models.deployments]]\nprovider = \"builtin\"\nmodel = \"mock-chat\"\n\
+           [[guardrails]]\nname = \"pii\"\ndetectors = [\"email\"]\n"
+        + &key_entry("carol", "sk-carol", "guardrails = [\"pii\"]");
     let gw = start(&config_text(None, 2, &extra));
     let (addr, admin) = (gw.local_addr(), gw.admin_addr().unwrap());
     let send = |key: &str, stream: bool| {
@@ -134,7 +136,15 @@ fn the_dashboard_renders_what_the_audit_records_say_and_updates() {
         let r = roundtrip(addr, &req);
         assert_eq!(r.header("x-tollgate-cache"), Some(want));
     }
-    wait_for_seconds(admin, 8);
+    // Guardrails: two emails redacted in one request.
+    let body = r#"{"model":"mock-chat","max_tokens":4,"messages":[{"role":"user","content":"a@x.io and b@x.io"}]}"#;
+    let req = post_with(
+        "/v1/chat/completions",
+        &[("authorization", "Bearer sk-carol")],
+        body.as_bytes(),
+    );
+    assert_eq!(roundtrip(addr, &req).status, 200);
+    wait_for_seconds(admin, 9);
 
     // Without the key the page says what it needs, and shows nothing.
     let (dom, log) = load(&format!("http://{admin}/dashboard"), None);
@@ -147,7 +157,7 @@ fn the_dashboard_renders_what_the_audit_records_say_and_updates() {
     no_console_errors(&log);
     assert!(dom.contains("data-ready=\"1\""), "{dom}");
     assert_eq!(text_of(&dom, "error"), "");
-    assert_eq!(text_of(&dom, "total"), "8");
+    assert_eq!(text_of(&dom, "total"), "9");
     for want in [
         "alice",
         "research",
@@ -157,6 +167,7 @@ fn the_dashboard_renders_what_the_audit_records_say_and_updates() {
         "mock-chat",
         "cached-chat",
         "50.0%",
+        "<td>pii</td><td>email</td><td>request</td><td>redact</td><td class=\"n\">2</td>",
     ] {
         assert!(dom.contains(want), "{want} not on the page");
     }
@@ -171,9 +182,9 @@ fn the_dashboard_renders_what_the_audit_records_say_and_updates() {
     for _ in 0..4 {
         send("sk-bob", true);
     }
-    wait_for_seconds(admin, 12);
+    wait_for_seconds(admin, 13);
     let (dom, _) = load(&url, None);
-    assert_eq!(text_of(&dom, "total"), "12");
+    assert_eq!(text_of(&dom, "total"), "13");
 
     // Live: with traffic going on, one open page redraws from new stats (it polls every 2 s;
     // Chromium's virtual time lets several polls run).

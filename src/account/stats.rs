@@ -142,8 +142,28 @@ pub fn render(s: &Stats<'_>) -> String {
     quotas(&mut out, &s.books, s.now_unix);
     deployments(&mut out, s);
     cache(&mut out, s);
+    guardrails(&mut out, s);
     out.push('}');
     out
+}
+
+/// Guardrail matches by rule, detector, side and action (never the values).
+fn guardrails(out: &mut String, s: &Stats<'_>) {
+    out.push_str(",\"guardrails\":[");
+    for (i, ((rule, det, side, action), n)) in s.totals.guard.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"rule\":");
+        string(out, rule);
+        out.push_str(",\"detector\":");
+        string(out, det);
+        let _ = write!(
+            out,
+            ",\"where\":\"{side}\",\"action\":\"{action}\",\"matches\":{n}}}"
+        );
+    }
+    out.push(']');
 }
 
 /// The response cache per model: what it did, what it saved, what it holds.
