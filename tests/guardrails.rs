@@ -35,6 +35,8 @@ fn config(mock: SocketAddr, audit: &std::path::Path) -> String {
          price = {{ input = 1.0, output = 2.0 }}\n\
          [[models]]\nname = \"c\"\n[[models.deployments]]\nprovider = \"claude\"\nmodel = \"up-c\"\n\
          price = {{ input = 1.0, output = 2.0 }}\n\
+         [[models]]\nname = \"cached\"\ncache = {{ ttl = \"1h\" }}\n[[models.deployments]]\n\
+         provider = \"oai\"\nmodel = \"up-m\"\nprice = {{ input = 1.0, output = 2.0 }}\n\
          [[guardrails]]\nname = \"pii\"\n\
          detectors = [\"email\", \"phone\", \"card\", \"iban\", \"ssn\", \"secrets\"]\n\
          patterns = {{ employee_id = \"EMP-[0-9]{{6}}\" }}\nrestore = true\n\
@@ -411,4 +413,38 @@ fn the_default_configs_guarded_key_works_out_of_the_box() {
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.error_code(), "guardrail_blocked");
     gw.shutdown();
+}
+
+/// A key whose answers are guarded never gets an answer from the cache (whose entries hold
+/// the provider's answer as it came) nor fills it: each call is guarded on its own.
+#[test]
+fn guarded_answers_bypass_the_response_cache() {
+    let dir = test_dir("guard-cache");
+    let mock = mock();
+    let gw = start(&config(mock.addr, &dir.join("audit.log")));
+    let body = json!({"model": "cached", "max_tokens": 8,
+        "messages": [{"role": "user", "content": "hello"}]});
+    for secret in ["sk-pii", "sk-pii", "sk-plain", "sk-plain"] {
+        let auth = format!("Bearer {secret}");
+        let h = [
+            ("authorization", auth.as_str()),
+            ("x-mock-say", "mail z@x.io now"),
+        ];
+        let r = roundtrip(
+            gw.local_addr(),
+            &post_with("/v1/chat/completions", &h, body.to_string().as_bytes()),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let text = chat_text(&r, false);
+        if secret == "sk-pii" {
+            assert_eq!(r.header("x-tollgate-cache"), Some("bypass"));
+            assert_eq!(text, "mail [EMAIL_1] now");
+        } else {
+            assert_eq!(text, "mail z@x.io now");
+        }
+    }
+    gw.shutdown();
+    // Two guarded calls and one plain miss reached the provider; the plain key's second
+    // call was a hit.
+    assert_eq!(mock.ledger().total.requests, 3);
 }

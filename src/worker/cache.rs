@@ -330,7 +330,9 @@ pub(super) async fn lookup(
         return Ok(false);
     };
     let directive = directive(c);
-    if directive == Directive::Bypass {
+    // An answer the key's guardrails must see (redact, block, restore) is never served from
+    // nor stored into the cache, whose entries hold the provider's answer as it came.
+    if directive == Directive::Bypass || c.meter.guards_answers() {
         return Ok(bypass(ctx));
     }
     let scope = scope_name(policy.scope, k);
