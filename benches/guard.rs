@@ -119,5 +119,38 @@ fn stream(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, scan, request, stream);
+/// The injection heuristics alone, over the same prose.
+fn injection(c: &mut Criterion) {
+    let g0 = Arc::new(
+        Guard::compile(&[RuleSpec {
+            name: "injection".into(),
+            detectors: Vec::new(),
+            patterns: Vec::new(),
+            deny: Vec::new(),
+            whole_words: true,
+            injection: Some(1.0),
+            action: Action::Block,
+            request: true,
+            response: false,
+            restore: false,
+        }])
+        .unwrap(),
+    );
+    let mut g = c.benchmark_group("guard_injection");
+    for kb in [1usize, 100] {
+        let text = prose(kb * 1024);
+        g.throughput(Throughput::Bytes(text.len() as u64));
+        g.bench_function(format!("prose_{kb}kb"), |b| {
+            let mut s = Session::new(g0.clone());
+            let mut out = Vec::with_capacity(text.len());
+            b.iter(|| {
+                out.clear();
+                black_box(s.apply(Side::Request, black_box(text.as_bytes()), &mut out)).unwrap();
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, scan, request, stream, injection);
 criterion_main!(benches);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Guardrails, on vs off, one run, arms interleaved, medians of RUNS. One one-worker gateway in
 # front of the mock with two keys: `plain` (no guardrails) and `guarded` (the default PII and
-# secrets set — email, phone, card, iban, ssn, secrets — redacting requests and answers, plus
-# the injection heuristics on requests). The arms differ only in the key:
+# secrets set — email, phone, card, iban, ssn, secrets — redacting requests and answers;
+# INJECTION=1 adds the injection heuristics on requests). The arms differ only in the key:
 #   off-1k / on-1k       — JSON, 1 KB prompts, c=CONC;
 #   off-100k / on-100k   — JSON, 100 KB prompts, c=8;
 #   off-stream / on-stream — streams of 64 tokens (64 text events), c=CONC: a guarded
@@ -61,7 +61,7 @@ sha256 = "$($BIN/tollgate hash-key sk-plain)"
 [[keys]]
 id = "guarded"
 sha256 = "$($BIN/tollgate hash-key sk-guarded)"
-guardrails = ["pii", "injection"]
+guardrails = ["pii"$( [ "${INJECTION:-0}" = 1 ] && echo ', "injection"' || true)]
 [audit]
 output = "off"
 TOML
@@ -117,9 +117,8 @@ diff() { python3 -c "print(f'{$2 - $1:+.2f}')"; }
   echo "# Guardrails on vs off ($(git rev-parse --short HEAD))"
   echo
   echo "Closed loop, one-worker gateway, the same config; the arms differ only in the key"
-  echo "(\`guarded\`: email, phone, card, iban, ssn and secrets redacted both ways, injection"
-  echo "heuristics on requests). Medians of $RUNS interleaved runs of $DUR. Command:"
-  echo "\`RUNS=$RUNS DUR=$DUR perf/guardrails.sh\`."
+  echo "(\`guarded\`: email, phone, card, iban, ssn and secrets redacted both ways$( [ "${INJECTION:-0}" = 1 ] && echo ', injection heuristics on requests' || true)). Medians of $RUNS"
+  echo "interleaved runs of $DUR. Command: \`INJECTION=${INJECTION:-0} RUNS=$RUNS DUR=$DUR perf/guardrails.sh\`."
   echo
   echo "| arm | gateway CPU per request (µs) | latency p50 / p99 (µs) | TTFT p50 / p99 (µs) | req/s |"
   echo "|---|---|---|---|---|"

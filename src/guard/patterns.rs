@@ -25,7 +25,9 @@ pub struct Custom {
 impl Custom {
     /// Compiles `pattern`; `Err` says why it cannot be used (syntax, unbounded, too large).
     pub fn new(pattern: &str) -> Result<Custom, String> {
-        let cfg = syntax::Config::new().utf8(false);
+        // ASCII classes and word boundaries unless the pattern asks for Unicode with `(?u)`:
+        // a Unicode `\b` cannot run on the lazy DFA.
+        let cfg = syntax::Config::new().unicode(false).utf8(false);
         let hir = syntax::parse_with(pattern, &cfg).map_err(|e| e.to_string())?;
         let max_len = hir.properties().maximum_len().ok_or_else(|| {
             "the pattern has no longest match (a `*`, `+` or `{n,}`): bound it, e.g. \
@@ -216,7 +218,10 @@ pub const INJECTION: &[(&str, f32)] = &[
 pub fn injection() -> &'static Regex {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| {
+        // ASCII word boundaries and classes: a Unicode `\b` would keep the search off the
+        // lazy DFA.
         Regex::builder()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
             .configure(Regex::config().backtrack(false))
             .build_many(&INJECTION.iter().map(|p| p.0).collect::<Vec<_>>())
             .unwrap_or_else(|e| unreachable!("the injection patterns compile: {e:?}"))
