@@ -35,6 +35,10 @@ fn config(mock: SocketAddr, audit: &std::path::Path) -> String {
          price = {{ input = 1.0, output = 2.0 }}\n\
          [[models]]\nname = \"c\"\n[[models.deployments]]\nprovider = \"claude\"\nmodel = \"up-c\"\n\
          price = {{ input = 1.0, output = 2.0 }}\n\
+         [[providers]]\nname = \"google\"\nkind = \"gemini\"\nbase_url = \"http://{mock}/v1beta\"\n\
+         api_key_env = \"TEST_UPSTREAM_KEY\"\n\
+         [[models]]\nname = \"g\"\n[[models.deployments]]\nprovider = \"google\"\nmodel = \"up-g\"\n\
+         price = {{ input = 1.0, output = 2.0 }}\n\
          [[models]]\nname = \"cached\"\ncache = {{ ttl = \"1h\" }}\n[[models.deployments]]\n\
          provider = \"oai\"\nmodel = \"up-m\"\nprice = {{ input = 1.0, output = 2.0 }}\n\
          [[guardrails]]\nname = \"pii\"\n\
@@ -447,4 +451,43 @@ fn guarded_answers_bypass_the_response_cache() {
     // Two guarded calls and one plain miss reached the provider; the plain key's second
     // call was a hit.
     assert_eq!(mock.ledger().total.requests, 3);
+}
+
+/// A Gemini client streaming without `alt=sse` (a JSON array of chunks) from a Gemini
+/// provider: guarded, the provider is asked for SSE, so a value split across chunks is still
+/// caught, and the client gets its JSON array.
+#[test]
+fn a_gemini_json_array_stream_is_guarded_across_its_chunks() {
+    let dir = test_dir("guard-gemini-array");
+    let mock = mock();
+    let gw = start(&config(mock.addr, &dir.join("audit.log")));
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+    let h = [
+        ("x-goog-api-key", "sk-pii"),
+        ("x-mock-say", "write to jo.doe@corp.example.com soon"),
+        ("x-mock-token-bytes", "3"),
+    ];
+    let r = roundtrip(
+        gw.local_addr(),
+        &post_with(
+            "/v1beta/models/g:streamGenerateContent",
+            &h,
+            body.to_string().as_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("application/json"),
+        "{:?}",
+        r.header("content-type")
+    );
+    let chunks: Vec<Value> = serde_json::from_str(&r.text()).unwrap();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["candidates"][0]["content"]["parts"][0]["text"].as_str())
+        .collect();
+    assert_eq!(text, "write to [EMAIL_1] soon", "{}", r.text());
+    gw.shutdown();
 }

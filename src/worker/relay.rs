@@ -86,8 +86,10 @@ pub(super) async fn relay(
     });
     // A Gemini client served by another dialect's stream, without `alt=sse`, gets Gemini's
     // other framing: one JSON array.
+    // (A guarded Gemini stream was asked of the provider as SSE, too.)
     let gemini_array = sse
-        && pair.is_some_and(|p| p.client() == Dialect::Gemini)
+        && (pair.is_some() || guarded)
+        && pair.map_or(super::client_dialect(ctx.route), |p| p.client()) == Dialect::Gemini
         && !crate::dialect::gemini::wants_sse(c.head.query(&c.buf));
     // A translated stream whose framing differs from the provider's: the client's type.
     let client_type: Option<&[u8]> = match pair {
@@ -97,6 +99,7 @@ pub(super) async fn relay(
             (_, Dialect::Bedrock) => Some(b"text/event-stream"),
             _ => None,
         },
+        None if gemini_array => Some(b"application/json; charset=UTF-8"),
         _ => None,
     };
     ctx.status = uh.status;

@@ -100,7 +100,8 @@ pub(super) fn translate(
     if ctx.route.is_gemini() {
         // The model and the call are in the path; the body goes as it came, but for the key's
         // default output cap when the request sets none.
-        let sse = gemini::wants_sse(c.head.query(&c.buf));
+        // A guarded answer's stream is read as SSE (and written back as the client asked).
+        let sse = gemini::wants_sse(c.head.query(&c.buf)) || c.meter.guards_answers();
         let (cap_at, cap) = match f.default_max_tokens {
             Some(n) => gemini_max_tokens(body, n),
             None => (body.len(), Vec::new()),
