@@ -15,7 +15,7 @@
 //! client asked for one, and `[DONE]`. Only choice 0 is read (a translated request asks for one).
 
 use crate::dialect::norm::{Event, Finish, safe_raw, str_member, uint_member, value_member};
-use crate::json::scan::{elements, minify_into};
+use crate::json::scan::{Members, elements, minify_into, string_at, uint_at};
 use crate::json::{self};
 use crate::usage::{Observed, Usage};
 
@@ -84,7 +84,10 @@ impl Reader {
             emit(Event::End);
             return;
         }
-        if let Some(err) = value_member(data, b"error").filter(|e| e.first() == Some(&b'{')) {
+        // One pass over each object's members (a chunk is read once, not once per member
+        // looked up).
+        let top = members(data, [b"error".as_slice(), b"id", b"model", b"choices"]);
+        if let Some(err) = top[0].filter(|e| e.first() == Some(&b'{')) {
             emit(Event::Error {
                 message: str_member(err, b"message").unwrap_or(b"the provider reported an error"),
                 kind: str_member(err, b"type").unwrap_or_default(),
@@ -93,29 +96,31 @@ impl Reader {
         }
         if !std::mem::replace(&mut self.started, true) {
             emit(Event::Start {
-                id: str_member(data, b"id").unwrap_or_default(),
-                model: str_member(data, b"model").unwrap_or_default(),
+                id: top[1].and_then(contents).unwrap_or_default(),
+                model: top[2].and_then(contents).unwrap_or_default(),
             });
         }
-        let Some(choices) = value_member(data, b"choices") else {
+        let Some(choices) = top[3] else {
             return;
         };
         for r in elements(choices) {
-            let choice = &choices[r];
-            if uint_member(choice, b"index").unwrap_or(0) != 0 {
+            let [index, delta, reason] =
+                members(&choices[r], [b"index".as_slice(), b"delta", b"finish_reason"]);
+            if index.and_then(|i| uint_at(i, 0)).unwrap_or(0) != 0 {
                 continue;
             }
-            if let Some(delta) = value_member(choice, b"delta") {
-                if let Some(text) = str_member(delta, b"content").filter(|t| !t.is_empty()) {
+            if let Some(delta) = delta {
+                let [text, calls] = members(delta, [b"content".as_slice(), b"tool_calls"]);
+                if let Some(text) = text.and_then(contents).filter(|t| !t.is_empty()) {
                     emit(Event::Text(text));
                 }
-                if let Some(calls) = value_member(delta, b"tool_calls") {
+                if let Some(calls) = calls {
                     for r in elements(calls) {
                         self.call(&calls[r], emit);
                     }
                 }
             }
-            if let Some(reason) = str_member(choice, b"finish_reason") {
+            if let Some(reason) = reason.and_then(contents) {
                 emit(Event::Finish(finish_from(reason)));
             }
         }
@@ -137,6 +142,26 @@ impl Reader {
             emit(Event::ToolArgs { index, raw });
         }
     }
+}
+
+/// The values of the top-level members `keys` of the object `b` (the first of each), in one
+/// pass.
+fn members<'a, const N: usize>(b: &'a [u8], keys: [&[u8]; N]) -> [Option<&'a [u8]>; N] {
+    let mut out = [None; N];
+    for m in Members::new(b).map_while(Result::ok) {
+        let k = &b[m.key];
+        if let Some(i) = keys.iter().position(|x| *x == k)
+            && out[i].is_none()
+        {
+            out[i] = Some(&b[m.value]);
+        }
+    }
+    out
+}
+
+/// A raw string value's contents (`None` when it is not a string).
+fn contents(v: &[u8]) -> Option<&[u8]> {
+    string_at(v, 0)
 }
 
 // --------------------------------------------------------------------------------- writer
