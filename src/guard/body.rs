@@ -17,7 +17,7 @@
 use std::ops::Range;
 
 use super::{Blocked, Session, Side};
-use crate::json::scan::{self, Members};
+use crate::json::scan;
 
 /// Members whose string values (directly or in arrays) are text.
 pub const TEXT: &[&[u8]] = &[
@@ -110,85 +110,121 @@ impl Session {
     /// blocked. A body that is not JSON is left to the endpoint to refuse.
     pub fn guard_body(&mut self, side: Side, body: &[u8]) -> Result<Option<Vec<u8>>, Blocked> {
         let mut rw = Rewrite::default();
-        let start = scan::skip_ws(body, 0);
-        let Some(end) = scan::value_end(body, start) else {
-            return Ok(None);
-        };
         let top = Ctx {
             depth: 0,
             text: false,
             structured: false,
         };
-        self.walk(side, body, start..end, top, &mut rw)?;
+        self.walk(side, body, scan::skip_ws(body, 0), top, &mut rw)?;
         Ok(rw.apply(body))
     }
 
     /// Guards every string in the JSON value `v` (a tool call's arguments sent whole).
     pub fn guard_value(&mut self, side: Side, v: &[u8]) -> Result<Option<Vec<u8>>, Blocked> {
         let mut rw = Rewrite::default();
-        let start = scan::skip_ws(v, 0);
-        let Some(end) = scan::value_end(v, start) else {
-            return Ok(None);
-        };
         let all = Ctx {
             depth: 0,
             text: true,
             structured: true,
         };
-        self.walk(side, v, start..end, all, &mut rw)?;
+        self.walk(side, v, scan::skip_ws(v, 0), all, &mut rw)?;
         Ok(rw.apply(v))
     }
 
+    /// Walks the value at `at` (one pass: containers are read as they are walked, never
+    /// skipped first), guarding its text; returns where the value ends (`None` when the body
+    /// is malformed there: the walk stops, and the endpoint refuses the body).
     fn walk(
         &mut self,
         side: Side,
         b: &[u8],
-        v: Range<usize>,
+        at: usize,
         ctx: Ctx,
         rw: &mut Rewrite,
-    ) -> Result<(), Blocked> {
+    ) -> Result<Option<usize>, Blocked> {
         let depth = ctx.depth + 1;
         if depth > MAX_DEPTH {
-            return Ok(());
+            return Ok(scan::value_end(b, at));
         }
-        match b[v.start] {
-            b'"' if ctx.text || ctx.structured => self.string(side, b, v, rw),
-            b'{' => {
-                let obj = &b[v.clone()];
-                for m in Members::new(obj) {
-                    let Ok(m) = m else { break };
-                    let key = &obj[m.key.clone()];
-                    let value = v.start + m.value.start..v.start + m.value.end;
+        match b.get(at) {
+            Some(b'"') => {
+                let Some(end) = scan::string_end(b, at) else {
+                    return Ok(None);
+                };
+                if ctx.text || ctx.structured {
+                    self.string(side, b, at..end, rw)?;
+                }
+                Ok(Some(end))
+            }
+            Some(b'{') => {
+                let mut i = scan::skip_ws(b, at + 1);
+                if b.get(i) == Some(&b'}') {
+                    return Ok(Some(i + 1));
+                }
+                loop {
+                    if b.get(i) != Some(&b'"') {
+                        return Ok(None);
+                    }
+                    let Some(key_end) = scan::string_end(b, i) else {
+                        return Ok(None);
+                    };
+                    let key = &b[i + 1..key_end - 1];
+                    i = scan::skip_ws(b, key_end);
+                    if b.get(i) != Some(&b':') {
+                        return Ok(None);
+                    }
+                    i = scan::skip_ws(b, i + 1);
                     let child = if ctx.structured {
-                        Ctx { depth, ..ctx }
+                        Some(Ctx { depth, ..ctx })
                     } else if SKIPPED.contains(&key) {
-                        continue;
-                    } else if STRUCTURED.contains(&key) && b[value.start] == b'{' {
-                        Ctx {
+                        None
+                    } else if STRUCTURED.contains(&key) && b.get(i) == Some(&b'{') {
+                        Some(Ctx {
                             depth,
                             text: true,
                             structured: true,
-                        }
+                        })
                     } else {
-                        Ctx {
+                        Some(Ctx {
                             depth,
                             text: TEXT.contains(&key),
                             structured: false,
-                        }
+                        })
                     };
-                    self.walk(side, b, value, child, rw)?;
+                    let end = match child {
+                        Some(c) => self.walk(side, b, i, c, rw)?,
+                        None => scan::value_end(b, i),
+                    };
+                    let Some(end) = end else {
+                        return Ok(None);
+                    };
+                    i = scan::skip_ws(b, end);
+                    match b.get(i) {
+                        Some(b',') => i = scan::skip_ws(b, i + 1),
+                        Some(b'}') => return Ok(Some(i + 1)),
+                        _ => return Ok(None),
+                    }
                 }
-                Ok(())
             }
-            b'[' => {
-                let arr = &b[v.clone()];
-                for e in scan::elements(arr) {
-                    let e = v.start + e.start..v.start + e.end;
-                    self.walk(side, b, e, Ctx { depth, ..ctx }, rw)?;
+            Some(b'[') => {
+                let mut i = scan::skip_ws(b, at + 1);
+                if b.get(i) == Some(&b']') {
+                    return Ok(Some(i + 1));
                 }
-                Ok(())
+                loop {
+                    let Some(end) = self.walk(side, b, i, Ctx { depth, ..ctx }, rw)? else {
+                        return Ok(None);
+                    };
+                    i = scan::skip_ws(b, end);
+                    match b.get(i) {
+                        Some(b',') => i = scan::skip_ws(b, i + 1),
+                        Some(b']') => return Ok(Some(i + 1)),
+                        _ => return Ok(None),
+                    }
+                }
             }
-            _ => Ok(()),
+            Some(_) => Ok(scan::value_end(b, at)),
+            None => Ok(None),
         }
     }
 

@@ -104,8 +104,10 @@ impl Reader {
             return;
         };
         for r in elements(choices) {
-            let [index, delta, reason] =
-                members(&choices[r], [b"index".as_slice(), b"delta", b"finish_reason"]);
+            let [index, delta, reason] = members(
+                &choices[r],
+                [b"index".as_slice(), b"delta", b"finish_reason"],
+            );
             if index.and_then(|i| uint_at(i, 0)).unwrap_or(0) != 0 {
                 continue;
             }
