@@ -16,18 +16,10 @@ use tollgate::guard::{Action, Guard, RuleSpec, Session, Side};
 fn default_set() -> Arc<Guard> {
     Arc::new(
         Guard::compile(&[RuleSpec {
-            name: "pii".into(),
             detectors: ["email", "phone", "card", "iban", "ssn", "ip", "secrets"]
                 .map(String::from)
                 .to_vec(),
-            patterns: Vec::new(),
-            deny: Vec::new(),
-            whole_words: false,
-            injection: None,
-            action: Action::Redact,
-            request: true,
-            response: true,
-            restore: false,
+            ..RuleSpec::new("pii", Action::Redact)
         }])
         .unwrap(),
     )
@@ -123,16 +115,9 @@ fn stream(c: &mut Criterion) {
 fn injection(c: &mut Criterion) {
     let g0 = Arc::new(
         Guard::compile(&[RuleSpec {
-            name: "injection".into(),
-            detectors: Vec::new(),
-            patterns: Vec::new(),
-            deny: Vec::new(),
-            whole_words: true,
             injection: Some(1.0),
-            action: Action::Block,
-            request: true,
             response: false,
-            restore: false,
+            ..RuleSpec::new("injection", Action::Block)
         }])
         .unwrap(),
     );

@@ -27,18 +27,10 @@ use tollgate::translate::Pair;
 fn guard() -> Arc<Guard> {
     Arc::new(
         Guard::compile(&[RuleSpec {
-            name: "pii".into(),
             detectors: ["email", "phone", "card", "iban", "ssn", "ip", "secrets"]
                 .map(String::from)
                 .to_vec(),
-            patterns: Vec::new(),
-            deny: Vec::new(),
-            whole_words: true,
-            injection: None,
-            action: Action::Redact,
-            request: true,
-            response: true,
-            restore: false,
+            ..RuleSpec::new("pii", Action::Redact)
         }])
         .unwrap(),
     )

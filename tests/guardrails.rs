@@ -399,12 +399,7 @@ fn bad_guardrail_settings_are_refused_naming_the_field() {
 /// personal data is served (redacted on its way to the built-in mock).
 #[test]
 fn the_default_configs_guarded_key_works_out_of_the_box() {
-    let mut snap =
-        tollgate::config::parse(tollgate::config::DEFAULT_CONFIG, "default", &|_| None).unwrap();
-    snap.server.listen = "127.0.0.1:0".parse().unwrap();
-    snap.audit.output = tollgate::config::AuditOutput::Off;
-    snap.server.workers = 1;
-    let gw = tollgate::runtime::Gateway::start(snap).unwrap();
+    let gw = start_default();
     let auth = [("authorization", "Bearer sk-tollgate-guarded")];
     let ask = |content: &str| {
         let body =

@@ -193,12 +193,7 @@ fn both_io_drivers_serve() {
 
 #[test]
 fn the_default_config_answers_with_the_built_in_mock() {
-    let mut snap =
-        tollgate::config::parse(tollgate::config::DEFAULT_CONFIG, "default", &|_| None).unwrap();
-    snap.server.listen = "127.0.0.1:0".parse().unwrap();
-    snap.audit.output = tollgate::config::AuditOutput::Off;
-    snap.server.workers = 1;
-    let gw = tollgate::runtime::Gateway::start(snap).unwrap();
+    let gw = start_default();
     let auth = [("authorization", "Bearer sk-tollgate-demo")];
     let body = br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
     let r = roundtrip(

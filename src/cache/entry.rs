@@ -118,7 +118,7 @@ impl Entry {
             verbatim: None,
         };
         if stream {
-            e.read_events(provider, body, scratch)?;
+            e.read_events(provider, body)?;
         } else {
             read_answer(provider, body, scratch, |a| e.take_answer(a)).ok()?;
         }
@@ -150,7 +150,7 @@ impl Entry {
 
     /// Collects a stream's events; `None` unless the stream said why it ended and ended
     /// without an error.
-    fn read_events(&mut self, provider: Dialect, body: &[u8], scratch: &mut Scratch) -> Option<()> {
+    fn read_events(&mut self, provider: Dialect, body: &[u8]) -> Option<()> {
         let mut raw_text = Vec::new();
         let mut raw_calls: Vec<RawCall> = Vec::new();
         let (mut id, mut model) = (Vec::new(), Vec::new());
@@ -194,22 +194,22 @@ impl Entry {
             return None;
         }
         self.finish = finish?;
-        self.id = unescape(&id, scratch)?.into();
-        self.response_model = unescape(&model, scratch)?.into();
-        self.text = unescape(&raw_text, scratch)?;
+        self.id = unescape(&id)?.into();
+        self.response_model = unescape(&model)?.into();
+        self.text = unescape(&raw_text)?;
         for c in raw_calls {
             let id = match c.id {
-                Some(i) => Some(unescape(&i, scratch)?),
+                Some(i) => Some(unescape(&i)?),
                 None => None,
             };
             let args = if c.whole {
                 String::from_utf8(c.args).ok()?
             } else {
-                unescape(&c.args, scratch)?
+                unescape(&c.args)?
             };
             self.calls.push(Call {
                 id,
-                name: unescape(&c.name, scratch)?,
+                name: unescape(&c.name)?,
                 args,
             });
         }
@@ -304,22 +304,15 @@ pub struct StreamForm {
 /// `s` as JSON string contents (escaped, without the quotes).
 fn escaped(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len() + 2);
-    crate::json::string(&mut out, s.as_bytes());
-    out.pop();
-    out.remove(0);
+    crate::json::escaped(&mut out, s.as_bytes());
     out
 }
 
-/// Raw JSON string contents, unescaped.
-fn unescape(raw: &[u8], scratch: &mut Scratch) -> Option<String> {
-    if !raw.contains(&b'\\') {
-        return String::from_utf8(raw.to_vec()).ok();
-    }
-    let mut quoted = Vec::with_capacity(raw.len() + 2);
-    quoted.push(b'"');
-    quoted.extend_from_slice(raw);
-    quoted.push(b'"');
-    scratch.parse::<String>(&quoted)
+/// Raw JSON string contents, unescaped (`None` when they are not UTF-8).
+fn unescape(raw: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(raw.len());
+    crate::json::unescape(raw, &mut out);
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

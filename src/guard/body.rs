@@ -240,7 +240,7 @@ impl Session {
         let mut text = std::mem::take(&mut rw.text);
         text.clear();
         let t: &[u8] = if memchr::memchr(b'\\', raw).is_some() {
-            unescape(raw, &mut text);
+            crate::json::unescape(raw, &mut text);
             &text
         } else {
             raw
@@ -256,65 +256,5 @@ impl Session {
         rw.text = text;
         rw.out = out;
         r.map(|_| ())
-    }
-}
-
-/// Appends the text the raw JSON string contents `raw` stand for. Malformed escapes are kept
-/// as they are (the provider refuses the body; the guard still scans what it can read).
-pub fn unescape(raw: &[u8], out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < raw.len() {
-        let Some(k) = memchr::memchr(b'\\', &raw[i..]) else {
-            out.extend_from_slice(&raw[i..]);
-            return;
-        };
-        out.extend_from_slice(&raw[i..i + k]);
-        i += k;
-        let Some(&e) = raw.get(i + 1) else {
-            out.push(b'\\');
-            return;
-        };
-        let simple = match e {
-            b'"' => Some(b'"'),
-            b'\\' => Some(b'\\'),
-            b'/' => Some(b'/'),
-            b'b' => Some(0x08),
-            b'f' => Some(0x0c),
-            b'n' => Some(b'\n'),
-            b'r' => Some(b'\r'),
-            b't' => Some(b'\t'),
-            _ => None,
-        };
-        if let Some(c) = simple {
-            out.push(c);
-            i += 2;
-            continue;
-        }
-        let hex = |at: usize| -> Option<u32> {
-            let h = raw.get(at..at + 4)?;
-            u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
-        };
-        match (e, hex(i + 2)) {
-            (b'u', Some(hi)) => {
-                let mut cp = hi;
-                let mut used = 6;
-                if (0xD800..0xDC00).contains(&hi)
-                    && raw.get(i + 6..i + 8) == Some(b"\\u")
-                    && let Some(lo) = hex(i + 8)
-                    && (0xDC00..0xE000).contains(&lo)
-                {
-                    cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-                    used = 12;
-                }
-                let c = char::from_u32(cp).unwrap_or('\u{FFFD}');
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                i += used;
-            }
-            _ => {
-                out.push(b'\\');
-                i += 1;
-            }
-        }
     }
 }

@@ -77,6 +77,25 @@ pub struct RuleSpec {
     pub restore: bool,
 }
 
+impl RuleSpec {
+    /// A rule set that detects nothing yet, on both sides, deny-lists by whole words: set
+    /// what it detects with struct update syntax.
+    pub fn new(name: &str, action: Action) -> RuleSpec {
+        RuleSpec {
+            name: name.to_owned(),
+            detectors: Vec::new(),
+            patterns: Vec::new(),
+            deny: Vec::new(),
+            whole_words: true,
+            injection: None,
+            action,
+            request: true,
+            response: true,
+            restore: false,
+        }
+    }
+}
+
 /// A rule in a compiled guard.
 #[derive(Clone, Debug)]
 pub struct Rule {

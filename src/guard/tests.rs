@@ -3,16 +3,9 @@ use super::*;
 
 fn spec(name: &str, detectors: &[&str], action: Action) -> RuleSpec {
     RuleSpec {
-        name: name.into(),
         detectors: detectors.iter().map(|s| (*s).to_owned()).collect(),
-        patterns: Vec::new(),
-        deny: Vec::new(),
         whole_words: false,
-        injection: None,
-        action,
-        request: true,
-        response: true,
-        restore: false,
+        ..RuleSpec::new(name, action)
     }
 }
 

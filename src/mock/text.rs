@@ -61,10 +61,7 @@ pub fn token_text(out: &mut Vec<u8>, k: u32, tokens: Tokens<'_>) {
             }
             None => tokens.pieces(say).nth(k as usize).unwrap_or_default(),
         };
-        let at = out.len();
-        json::string(out, piece);
-        out.remove(at);
-        out.pop();
+        json::escaped(out, piece);
         return;
     }
     let word = WORDS[k as usize % WORDS.len()].as_bytes();

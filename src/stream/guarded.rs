@@ -107,7 +107,7 @@ impl AnswerGuard {
         }
         let last = raw.is_empty();
         self.raw.clear();
-        crate::guard::body::unescape(raw, &mut self.raw);
+        crate::json::unescape(raw, &mut self.raw);
         self.released.clear();
         if s.stream(Side::Response, ch, &self.raw, last, &mut self.released)
             .is_err()
@@ -119,8 +119,8 @@ impl AnswerGuard {
             return;
         }
         self.escaped.clear();
-        crate::json::string(&mut self.escaped, &self.released);
-        let text = &self.escaped[1..self.escaped.len() - 1];
+        crate::json::escaped(&mut self.escaped, &self.released);
+        let text = self.escaped.as_slice();
         write(match call {
             None => Event::Text(text),
             Some(index) => Event::ToolArgs { index, raw: text },

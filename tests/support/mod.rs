@@ -105,6 +105,16 @@ pub fn start_with(text: &str, driver: Driver) -> Gateway {
     Gateway::start(s).unwrap()
 }
 
+/// The embedded default config (`config/tollgate.toml`) on a free port: one worker, audit
+/// off.
+pub fn start_default() -> Gateway {
+    let mut snap = config::parse(config::DEFAULT_CONFIG, "default", &|_| None).unwrap();
+    snap.server.listen = "127.0.0.1:0".parse().unwrap();
+    snap.audit.output = config::AuditOutput::Off;
+    snap.server.workers = 1;
+    Gateway::start(snap).unwrap()
+}
+
 /// A `[[keys]]` entry: `id`, the hash of `secret`, then `extra` lines as they are.
 pub fn key_entry(id: &str, secret: &str, extra: &str) -> String {
     format!(
