@@ -160,6 +160,7 @@ const IO_WORDS: &[&str] = &[
     "rtrb",
     "Mutex",
     "RwLock",
+    "redis::",
 ];
 
 /// The largest a file in `src/` may be, in lines of non-test code.
@@ -347,6 +348,21 @@ fn the_check_sees_a_forbidden_arrow() {
             "src/config/mod.rs:4: `config` is sans-IO but mentions `monoio`",
         ]
     );
+}
+
+/// The Redis client is the coordinator's line to the other instances (`account/cluster.rs`):
+/// no worker, and nothing on the request path, may reach it.
+#[test]
+fn only_the_cluster_link_uses_the_redis_client() {
+    let src = src_dir();
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let users: Vec<String> = files
+        .iter()
+        .filter(|f| code_of(&std::fs::read_to_string(f).unwrap()).contains("redis::"))
+        .map(|f| f.strip_prefix(&src).unwrap().display().to_string())
+        .collect();
+    assert_eq!(users, ["account/cluster.rs"]);
 }
 
 #[test]

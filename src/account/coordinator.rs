@@ -104,6 +104,8 @@ pub struct Coordinator {
     stats: History,
     next_sample: Instant,
     started_at: Instant,
+    /// `[cluster]`: the line to Redis.
+    cluster: Option<super::cluster::Side>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -159,9 +161,16 @@ impl Coordinator {
             }
         };
         let today = day_of(clock.now());
-        let books = Books::new(n, &snapshot, today, Instant::now(), &|q, from| {
+        let mut books = Books::new(n, &snapshot, today, Instant::now(), &|q, from| {
             ledger.as_ref().map_or(0, |l| l.budget_spent(q, from))
         });
+        let cluster = match &snapshot.cluster {
+            None => None,
+            Some(c) => {
+                books.set_cluster(c, snapshot.quota_settings.lease_wait, Instant::now());
+                Some(super::cluster::Side::start(c, wake.clone())?)
+            }
+        };
         let disabled = ledger
             .as_ref()
             .map(Ledger::runtime_disabled)
@@ -209,6 +218,7 @@ impl Coordinator {
             stats: History::default(),
             next_sample: Instant::now() + Duration::from_secs(1),
             started_at: Instant::now(),
+            cluster,
         };
         // Before any worker serves a request: Vertex AI access tokens (a blocking fetch, like
         // the first DNS resolution).
@@ -284,6 +294,9 @@ impl Coordinator {
                 break;
             }
             std::thread::park_timeout(TICK);
+        }
+        if let Some(cs) = &mut self.cluster {
+            cs.finish(&mut self.books, super::cluster::CLOSE_WAIT);
         }
         if let Some(l) = &mut self.ledger
             && let Err(e) = l.sync()
@@ -410,6 +423,10 @@ impl Coordinator {
                             .as_ref()
                             .map(|_| self.last_sync.elapsed().as_secs_f64()),
                         cache_held: &self.cache_held,
+                        cluster: self
+                            .books
+                            .link_view()
+                            .zip(self.cluster.as_ref().map(|c| c.stats())),
                     },
                     openmetrics,
                 );
@@ -542,8 +559,12 @@ impl Coordinator {
             }
         }
         self.books.tick(Instant::now(), self.clock.now());
+        self.pump_cluster();
         for n in self.books.notices.drain(..) {
             eprintln!("tollgate: budget warning: {n}");
+        }
+        for n in self.books.link_notices.drain(..) {
+            eprintln!("tollgate: cluster: {n}");
         }
         self.route_books_out();
         self.persist();
@@ -592,6 +613,9 @@ impl Coordinator {
                     }
                     self.ledger_dirty = true;
                 }
+                if let Some(cs) = &mut self.cluster {
+                    cs.settled(&name, team.as_deref(), day_of(self.clock.now()), &spend);
+                }
                 self.spend.entry(name).or_default().add(&spend);
                 self.spend_changed = true;
             }
@@ -605,6 +629,9 @@ impl Coordinator {
             } => {
                 // Deployment ids are per snapshot: a change under an older one is stale.
                 if generation == self.snapshot.generation {
+                    if let Some(cs) = &mut self.cluster {
+                        cs.opened(&self.snapshot, deployment, change);
+                    }
                     for (w, q) in self.pending.iter_mut().enumerate() {
                         if w != usize::from(worker) {
                             q.push_back(Control::Breaker {
@@ -653,6 +680,19 @@ impl Coordinator {
                     *s = true;
                 }
             }
+        }
+    }
+
+    /// `[cluster]`: Redis's answers in, the next batch out; circuits opened on other
+    /// instances go to every worker.
+    fn pump_cluster(&mut self) {
+        let Some(cs) = &mut self.cluster else { return };
+        for (generation, deployment, change) in cs.tick(&mut self.books, &self.snapshot) {
+            self.broadcast(|| Control::Breaker {
+                generation,
+                deployment,
+                change,
+            });
         }
     }
 

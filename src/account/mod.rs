@@ -11,6 +11,7 @@
 //! traffic (spend keeps coalescing in the book while the ring is backed up).
 
 mod admin_ops;
+pub mod cluster;
 pub mod coordinator;
 pub mod ledger;
 mod scrape;

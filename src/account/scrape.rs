@@ -56,6 +56,11 @@ pub struct Scrape<'a> {
     pub ledger_sync_age: Option<f64>,
     /// What each worker's cache shard holds, per model.
     pub cache_held: &'a [Vec<crate::cache::Held>],
+    /// `[cluster]`: the link to Redis and its counters.
+    pub cluster: Option<(
+        crate::policy::shared::LinkView,
+        &'a super::cluster::LinkStats,
+    )>,
 }
 
 /// A health family: name, kind, help, and its value from one deployment's summed reports.
@@ -644,6 +649,9 @@ fn gateway(e: &mut Exposition, s: &Scrape<'_>) {
         );
         e.sample("tollgate_ledger_sync_age_seconds", &[], age);
     }
+    if let Some((v, st)) = s.cluster {
+        cluster(e, &v, st);
+    }
     e.family(
         "tollgate_config_generation",
         Kind::Gauge,
@@ -654,6 +662,73 @@ fn gateway(e: &mut Exposition, s: &Scrape<'_>) {
         &[],
         s.snapshot.generation as f64,
     );
+}
+
+/// `[cluster]`: how the instance stands with Redis.
+fn cluster(
+    e: &mut Exposition,
+    v: &crate::policy::shared::LinkView,
+    st: &super::cluster::LinkStats,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let gauges = [
+        (
+            "tollgate_cluster_up",
+            "1 while Redis answers (budgets and limits are global), 0 while it does not.",
+            u64::from(v.up),
+        ),
+        (
+            "tollgate_cluster_failing_open",
+            "1 while Redis is unreachable and this instance spends its local shares.",
+            u64::from(v.failing_open),
+        ),
+        (
+            "tollgate_cluster_instances",
+            "Instances alive in Redis at the last contact.",
+            u64::from(v.instances),
+        ),
+        (
+            "tollgate_cluster_unsynced",
+            "Settled use not yet in Redis, summed over quotas (in their own units).",
+            v.unsynced.max(0) as u64,
+        ),
+    ];
+    for (name, help, n) in gauges {
+        e.family(name, Kind::Gauge, help);
+        e.sample(name, &[], n as f64);
+    }
+    let counters = [
+        (
+            "tollgate_cluster_redis_commands",
+            "Commands sent to Redis (a script call is one): leases and flushes, never one per \
+             request.",
+            st.ops.load(Relaxed),
+        ),
+        (
+            "tollgate_cluster_batches",
+            "Round trips to Redis.",
+            st.batches.load(Relaxed),
+        ),
+        (
+            "tollgate_cluster_failures",
+            "Round trips to Redis that failed.",
+            st.failures.load(Relaxed),
+        ),
+        (
+            "tollgate_cluster_outages",
+            "Times Redis became unreachable.",
+            v.outages,
+        ),
+        (
+            "tollgate_cluster_lapses",
+            "Times this instance was silent long enough to be counted as gone.",
+            v.lapses,
+        ),
+    ];
+    for (name, help, n) in counters {
+        e.family(name, Kind::Counter, help);
+        e.sample(&format!("{name}_total"), &[], n as f64);
+    }
 }
 
 /// The process's memory, CPU time, descriptors and start time, from `/proc/self`.

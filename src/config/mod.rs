@@ -11,6 +11,7 @@
 //! `tollgate check --config FILE` runs all three and prints [`Snapshot::summary`].
 
 pub mod cache;
+pub mod cluster;
 pub mod guardrails;
 mod money;
 mod operator;

@@ -1,11 +1,24 @@
-//! The operator's tables, validated: `[admin]` (the admin listener, its key, metrics access)
-//! and `[tracing]` (the OTLP collector and sampling).
+//! The operator's tables, validated: `[admin]` (the admin listener, its key, metrics access),
+//! `[tracing]` (the OTLP collector and sampling) and `[cluster]` (in `cluster.rs`).
 
 use std::net::SocketAddr;
 
 use super::raw::{RawAdmin, RawTracing};
 use super::snapshot::{Admin, Tracing};
 use super::validate::{Problems, parse_sha256};
+
+/// `[admin]`, `[tracing]` and `[cluster]`.
+pub(super) fn operator(
+    p: &mut Problems,
+    raw: &super::raw::RawConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Admin, Option<Tracing>, Option<super::cluster::Cluster>) {
+    (
+        admin(p, &raw.admin),
+        tracing(p, &raw.tracing),
+        super::cluster::cluster(p, &raw.cluster, env),
+    )
+}
 
 pub(super) fn admin(p: &mut Problems, r: &RawAdmin) -> Admin {
     let key_sha256 = r.key_sha256.as_ref().map(|hex| {

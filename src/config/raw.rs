@@ -35,6 +35,9 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     #[serde(default)]
     pub tracing: RawTracing,
+    /// Several instances sharing budgets, limits and health through Redis.
+    #[serde(default)]
+    pub cluster: super::cluster::RawCluster,
     #[serde(default)]
     pub routing: RawRouting,
     /// A price file over the bundled `config/prices.toml`.

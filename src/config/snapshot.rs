@@ -54,6 +54,8 @@ pub struct Snapshot {
     pub admin: Admin,
     /// `None`: no tracing (nothing is done per request).
     pub tracing: Option<Tracing>,
+    /// `None`: this instance's limits are its own (`[cluster]` unset).
+    pub cluster: Option<super::cluster::Cluster>,
     pub routing: Routing,
     /// The bundled price table's version and date, e.g. `v1, taken 2025-10-01`.
     pub price_table: String,

@@ -154,8 +154,7 @@ pub fn compile(
             10_000_000,
         ),
     };
-    let admin = super::operator::admin(&mut p, &raw.admin);
-    let tracing = super::operator::tracing(&mut p, &raw.tracing);
+    let (admin, tracing, cluster) = super::operator::operator(&mut p, raw, env);
     let routing = routing(&mut p, &raw.routing);
     let mut quotas: Vec<Quota> = Vec::new();
 
@@ -618,6 +617,7 @@ pub fn compile(
         routing,
         admin,
         tracing,
+        cluster,
         price_table: table.describe.clone(),
     })
 }

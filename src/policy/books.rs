@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::budget::{LeaseBook, Micros};
 use super::quota::{LeaseMsg, QuotaControl};
+use super::shared::{CLUSTER_RETRY_MS, Known, Link, LinkState, Upper};
 use crate::calendar::{Day, Period, day_of};
 use crate::config::{Quota, QuotaId, Snapshot, Window};
 
@@ -44,30 +45,44 @@ pub struct Out {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Waiting {
-    worker: u16,
-    generation: u64,
-    quota: QuotaId,
-    want: Micros,
+pub(super) struct Waiting {
+    pub(super) worker: u16,
+    pub(super) generation: u64,
+    pub(super) quota: QuotaId,
+    pub(super) want: Micros,
+    pub(super) since: Instant,
 }
 
 #[derive(Debug)]
 pub struct Book {
     pub quota: Quota,
-    lease: LeaseBook,
+    pub(super) lease: LeaseBook,
     /// Per worker, what its calls in flight hold reserved (as last reported).
-    reserved: Vec<Micros>,
-    waiting: Vec<Waiting>,
+    pub(super) reserved: Vec<Micros>,
+    pub(super) waiting: Vec<Waiting>,
     /// Reclaim answers still expected, and since when.
-    reclaiming: u32,
-    reclaim_since: Instant,
+    pub(super) reclaiming: u32,
+    pub(super) reclaim_since: Instant,
     /// Rate limits: the bucket has drained up to this instant.
-    drained_to: Instant,
+    pub(super) drained_to: Instant,
     /// Budgets: the first day of the current period.
-    period_start: Day,
-    warned: bool,
+    pub(super) period_start: Day,
+    pub(super) warned: bool,
     /// Everything consumed since the gateway started (rate buckets drain; this does not).
-    consumed: i64,
+    pub(super) consumed: i64,
+    /// With `[cluster]`: the quota one level up (`policy::shared`).
+    pub(super) upper: Upper,
+}
+
+impl Book {
+    /// What the workers are told is left (for `x-ratelimit-remaining-*`): with `[cluster]`,
+    /// what no instance holds yet plus this instance's unhanded lease.
+    pub(super) fn shown_free(&self) -> Micros {
+        let own = self.lease.free();
+        self.upper.known.map_or(own, |k| {
+            (self.quota.cap as Micros - k.spent - k.out).max(0) + own.max(0)
+        })
+    }
 }
 
 /// What the admin API shows of one quota.
@@ -88,22 +103,30 @@ pub struct BookView {
     pub warned: bool,
     /// Consumed since the gateway started.
     pub consumed: i64,
+    /// With `[cluster]`: all instances' settled spend and outstanding leases, as Redis last
+    /// said, and what this instance holds leased.
+    pub global: Option<Known>,
+    pub leased: Option<i64>,
 }
 
 #[derive(Debug)]
 pub struct Books {
-    workers: usize,
-    books: Vec<Book>,
-    by_name: HashMap<String, usize>,
+    pub(super) workers: usize,
+    pub(super) books: Vec<Book>,
+    pub(super) by_name: HashMap<String, usize>,
     /// Per remembered generation, the book of each of its quotas.
-    generations: Vec<(u64, Vec<usize>)>,
+    pub(super) generations: Vec<(u64, Vec<usize>)>,
     /// The generation each worker serves.
-    applied: Vec<u64>,
+    pub(super) applied: Vec<u64>,
     pub out: Vec<Out>,
     /// Log lines for the operator (soft thresholds crossed).
     pub notices: Vec<String>,
+    /// Log lines about the link to Redis.
+    pub link_notices: Vec<String>,
     /// Wall-clock seconds at the last tick (a budget's retry time is counted from it).
-    wall_s: u64,
+    pub(super) wall_s: u64,
+    /// `[cluster]`: the books lease from Redis.
+    pub(super) link: Option<Link>,
 }
 
 impl Books {
@@ -124,7 +147,9 @@ impl Books {
             applied: vec![snap.generation; workers],
             out: Vec::new(),
             notices: Vec::new(),
+            link_notices: Vec::new(),
             wall_s: u64::from(today) * 86_400,
+            link: None,
         };
         b.add_generation(snap, today, now, spent);
         b
@@ -172,6 +197,9 @@ impl Books {
                     if q.is_budget() {
                         lease.set_spent(spent(q, period_start));
                     }
+                    if self.link.is_some() {
+                        lease.set_instance(Some(0));
+                    }
                     self.books.push(Book {
                         quota: q.clone(),
                         lease,
@@ -183,6 +211,7 @@ impl Books {
                         period_start,
                         warned: false,
                         consumed: 0,
+                        upper: Upper::default(),
                     });
                     self.by_name.insert(q.name.clone(), self.books.len() - 1);
                     self.books.len() - 1
@@ -231,6 +260,10 @@ impl Books {
         let book = &mut self.books[b];
         book.lease.consumed(w, m.used);
         book.consumed += m.used;
+        if self.link.is_some() {
+            book.upper.used += m.used;
+            book.upper.window_used += m.used;
+        }
         book.lease.returned(w, m.returned);
         book.reserved[w] = m.reserved;
         if m.reclaimed && book.reclaiming > 0 {
@@ -251,11 +284,12 @@ impl Books {
             generation: m.generation,
             quota: m.quota,
             want: m.want,
+            since: now,
         };
         let book = &mut self.books[b];
         let g = book.lease.grant_at_least(w, m.want);
         if g > 0 {
-            let free = book.lease.free();
+            let free = book.shown_free();
             self.out.push(Out {
                 worker: m.worker,
                 generation: m.generation,
@@ -267,6 +301,15 @@ impl Books {
                 },
             });
             return;
+        }
+        // One level up: ask Redis for the shortfall and the horizon's use.
+        if let Some(link) = &mut self.link
+            && matches!(link.state, LinkState::Up | LinkState::Starting)
+        {
+            let short = m.want - book.lease.free().max(0);
+            book.upper.need = book.upper.need.max(short);
+            book.upper.want = book.upper.want.max(short + book.upper.ahead());
+            link.urgent = true;
         }
         if book.reclaiming > 0 {
             book.waiting.push(waiting);
@@ -293,7 +336,9 @@ impl Books {
         let book = &mut self.books[b];
         book.waiting.push(waiting);
         if asked == 0 {
-            self.decide_waiting(b);
+            if self.upper_ready(b) {
+                self.decide_waiting(b);
+            }
         } else {
             book.reclaiming = asked;
             book.reclaim_since = now;
@@ -303,9 +348,18 @@ impl Books {
     /// Grants what the waiting asks can now get — the rest of what is free when that is less
     /// than an ask wanted (the worker may need less than it asked for ahead of need) — and
     /// refuses asks only when nothing at all is free.
-    fn decide_waiting(&mut self, b: usize) {
-        let today_retry = self.retry_ms(b, 0);
+    pub(super) fn decide_waiting(&mut self, b: usize) {
+        let mut today_retry = self.retry_ms(b, 0);
         let book = &mut self.books[b];
+        // Other instances hold leases of it: their idle part comes back on their next flush.
+        let others = book
+            .upper
+            .known
+            .is_some_and(|k| k.out > book.lease.instance().unwrap_or(0));
+        let cluster_retry = self.link.is_some() && others;
+        if cluster_retry {
+            today_retry = today_retry.min(CLUSTER_RETRY_MS);
+        }
         book.reclaiming = 0;
         for wt in std::mem::take(&mut book.waiting) {
             let w = usize::from(wt.worker);
@@ -314,6 +368,7 @@ impl Books {
                 g = book.lease.grant_at_least(w, book.lease.free().max(0));
             }
             let refused_ms = (g == 0).then(|| match book.quota.window {
+                Window::Minute if cluster_retry => CLUSTER_RETRY_MS,
                 Window::Minute => rate_retry_ms(&book.lease, book.quota.cap, wt.want),
                 Window::Period(_) => today_retry,
             });
@@ -323,7 +378,7 @@ impl Books {
                 quota: wt.quota,
                 msg: QuotaControl::Grant {
                     amount: g,
-                    free: book.lease.free(),
+                    free: book.shown_free(),
                     refused_ms,
                 },
             });
@@ -371,35 +426,55 @@ impl Books {
                         book.period_start = start;
                         book.lease.set_spent(0);
                         book.warned = false;
+                        // One level up, the new period is a new hash: nothing leased yet.
+                        if book.lease.instance().is_some() {
+                            book.lease.set_instance(Some(0));
+                            book.upper.known = None;
+                        }
                         self.broadcast(b, QuotaControl::Reset);
                         self.broadcast(b, QuotaControl::Warn(false));
                     }
                 }
             }
             let book = &mut self.books[b];
+            // With `[cluster]`, the threshold is of everyone's spend.
+            let spent = book
+                .upper
+                .known
+                .map_or(book.lease.spent(), |k| k.spent + book.upper.used);
             if let Some(warn) = book.quota.warn
                 && !book.warned
-                && book.lease.spent() >= warn as Micros
+                && spent >= warn as Micros
                 && book.quota.is_budget()
             {
                 book.warned = true;
                 self.notices.push(format!(
                     "{}: {} of {} spent this period: past the soft threshold ({})",
-                    book.quota.name,
-                    book.lease.spent(),
-                    book.quota.cap,
-                    warn
+                    book.quota.name, spent, book.quota.cap, warn
                 ));
                 self.broadcast(b, QuotaControl::Warn(true));
             }
             let book = &self.books[b];
-            if book.reclaiming > 0 && now.duration_since(book.reclaim_since) >= RECLAIM_WAIT {
+            if book.reclaiming > 0
+                && now.duration_since(book.reclaim_since) >= RECLAIM_WAIT
+                && self.upper_ready(b)
+            {
                 self.decide_waiting(b);
             }
         }
+        self.tick_link(now);
     }
 
-    fn broadcast(&mut self, b: usize, msg: QuotaControl) {
+    /// Waiting asks need no answer from Redis first.
+    pub(super) fn upper_ready(&self, b: usize) -> bool {
+        match self.link.as_ref().map(|l| l.state) {
+            None | Some(LinkState::Down { open: true }) => true,
+            Some(LinkState::Down { open: false }) => false,
+            Some(_) => !self.books[b].upper.pending(),
+        }
+    }
+
+    pub(super) fn broadcast(&mut self, b: usize, msg: QuotaControl) {
         for w in 0..self.workers {
             let generation = self.applied[w];
             if let Some(quota) = self.id_in(generation, b) {
@@ -421,6 +496,11 @@ impl Books {
             if book.quota.scope == scope && book.quota.is_budget() {
                 book.lease.set_spent(0);
                 book.warned = false;
+                if let Some(link) = &mut self.link {
+                    book.upper.reset = true;
+                    book.upper.known = None;
+                    link.urgent = true;
+                }
                 names.push(book.quota.name.clone());
                 self.broadcast(b, QuotaControl::Reset);
                 self.broadcast(b, QuotaControl::Warn(false));
@@ -444,6 +524,8 @@ impl Books {
                 free: b.lease.free(),
                 warned: b.warned,
                 consumed: b.consumed,
+                global: b.upper.known,
+                leased: b.lease.instance(),
             })
             .collect()
     }
@@ -456,7 +538,7 @@ fn rate_retry_ms(lease: &LeaseBook, cap: u64, want: Micros) -> u64 {
     (ms as u64).max(1)
 }
 
-fn next_period_start(p: Period, start: Day) -> Day {
+pub(super) fn next_period_start(p: Period, start: Day) -> Day {
     let mut d = start + 1;
     while p.start(d) == start {
         d += 1;
@@ -468,7 +550,9 @@ fn next_period_start(p: Period, start: Day) -> Day {
 mod tests {
     use super::*;
     use crate::config::Unit;
+    use crate::config::cluster::{Cluster, FailMode};
     use crate::policy::quota::{Quotas, Reserve};
+    use crate::policy::shared::Answer;
 
     fn snap(quotas: Vec<Quota>) -> Snapshot {
         let mut s = crate::config::validate::compile(&Default::default(), &|_| None)
@@ -614,5 +698,134 @@ mod tests {
             "the next day has its own cap"
         );
         assert_eq!(world.books.views()[0].spent, 0);
+    }
+
+    fn cluster(fail: FailMode) -> Cluster {
+        Cluster {
+            url: String::new(),
+            shown: String::new(),
+            prefix: "t".into(),
+            instance: "i".into(),
+            fail,
+            flush: Duration::from_millis(100),
+            instance_ttl: Duration::from_secs(10),
+            timeout: Duration::from_secs(1),
+            instances: None,
+            share_health: false,
+        }
+    }
+
+    fn grants(out: &[Out]) -> Vec<(Micros, Option<u64>)> {
+        out.iter()
+            .filter_map(|o| match o.msg {
+                QuotaControl::Grant {
+                    amount, refused_ms, ..
+                } => Some((amount, refused_ms)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// With `[cluster]` the books grant only what Redis leased; an ask goes up at once and is
+    /// answered when Redis's answer arrives; the lease is what Redis says the instance holds,
+    /// less what was used since the batch left.
+    #[test]
+    fn with_a_cluster_workers_get_only_what_the_instance_leased() {
+        let mut world = World::new(1, quota("key:k/usd", Window::Period(Period::Daily), 1000));
+        world.books.set_cluster(
+            &cluster(FailMode::Open),
+            Duration::from_millis(100),
+            world.now,
+        );
+        assert_eq!(
+            world.workers[0].reserve(&[(QuotaId(0), 10)], world.now),
+            Reserve::Short
+        );
+        world.settle_messages();
+        assert!(grants(&world.books.out).is_empty(), "nothing leased yet");
+        let asks = world
+            .books
+            .take_asks(world.now)
+            .expect("an ask goes up at once");
+        assert_eq!(asks.len(), 1);
+        assert_eq!(
+            (asks[0].need, asks[0].key.as_str()),
+            (10, "key:k/usd@20000")
+        );
+        assert!(
+            world.books.take_asks(world.now).is_none(),
+            "one batch out at a time"
+        );
+        world.books.answered(
+            &[Answer {
+                book: 0,
+                granted: 40,
+                held: 40,
+                spent: 0,
+                out: 40,
+            }],
+            2,
+            false,
+        );
+        world.settle_messages();
+        assert_eq!(world.admit(0, 10), Reserve::Granted);
+        let v = &world.books.views()[0];
+        assert_eq!(v.leased, Some(40));
+        assert_eq!(v.global, Some(Known { spent: 0, out: 40 }));
+        assert!(v.granted <= 40, "{v:?}");
+        // Use settled here goes up with the next batch.
+        world.workers[0].settle(QuotaId(0), 10, 7);
+        world.settle_messages();
+        world.now += Duration::from_millis(150);
+        let asks = world.books.take_asks(world.now).unwrap();
+        assert_eq!(asks[0].used, 7);
+    }
+
+    /// Fail-open: each quota gets its share of what was free at the last answer; fail-closed:
+    /// an ask the instance cannot cover is answered with nothing after `lease_wait`.
+    #[test]
+    fn when_redis_is_unreachable_shares_or_nothing() {
+        for fail in [FailMode::Open, FailMode::Closed] {
+            let q = quota("key:k/usd", Window::Period(Period::Daily), 1000);
+            let mut world = World::new(1, q);
+            world
+                .books
+                .set_cluster(&cluster(fail), Duration::from_millis(100), world.now);
+            world.books.take_asks(world.now).unwrap();
+            world.books.answered(
+                &[Answer {
+                    book: 0,
+                    granted: 0,
+                    held: 0,
+                    spent: 400,
+                    out: 200,
+                }],
+                2,
+                false,
+            );
+            world
+                .books
+                .take_asks(world.now + Duration::from_millis(150));
+            world.books.failed(world.now);
+            assert!(!world.books.link_view().unwrap().up);
+            let r = world.admit(0, 100);
+            if fail == FailMode::Open {
+                assert_eq!(r, Reserve::Granted);
+                assert_eq!(world.books.views()[0].leased, Some(200), "(1000 − 600) / 2");
+                continue;
+            }
+            assert_eq!(
+                r,
+                Reserve::Short,
+                "fail-closed: no answer before lease_wait"
+            );
+            world.now += Duration::from_millis(100);
+            world.books.tick(world.now, 20_000 * 86_400);
+            assert_eq!(
+                grants(&world.books.out),
+                [(0, None)],
+                "nothing, and no refusal"
+            );
+        }
     }
 }

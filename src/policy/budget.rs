@@ -51,6 +51,10 @@ pub struct LeaseBook {
     held: Vec<Micros>,
     /// Grants are at least this (a fraction of the cap), to amortise round trips.
     slice: Micros,
+    /// With `[cluster]`: what this instance leased from Redis and has not seen consumed or
+    /// returned (its workers' grants included); grants come from it, not from `cap − spent`
+    /// (`policy::shared`).
+    instance: Option<Micros>,
 }
 
 impl LeaseBook {
@@ -60,12 +64,26 @@ impl LeaseBook {
             spent: 0,
             held: vec![0; workers],
             slice: (cap / (16 * workers.max(1) as Micros)).max(1),
+            instance: None,
         }
     }
 
     /// What can still be granted.
     pub fn free(&self) -> Micros {
-        self.cap - self.spent - self.held.iter().map(|h| (*h).max(0)).sum::<Micros>()
+        let held = self.outstanding();
+        match self.instance {
+            Some(lease) => lease - held,
+            None => self.cap - self.spent - held,
+        }
+    }
+
+    /// The instance's lease from Redis (`None`: the cap is this instance's alone).
+    pub fn instance(&self) -> Option<Micros> {
+        self.instance
+    }
+
+    pub fn set_instance(&mut self, lease: Option<Micros>) {
+        self.instance = lease;
     }
 
     pub fn spent(&self) -> Micros {
@@ -127,6 +145,9 @@ impl LeaseBook {
     pub fn consumed(&mut self, worker: usize, cost: Micros) {
         self.spent += cost;
         self.held[worker] -= cost;
+        if let Some(lease) = &mut self.instance {
+            *lease -= cost;
+        }
     }
 
     /// A worker gave back unused allowance.

@@ -8,3 +8,4 @@ pub mod budget;
 pub mod failover;
 pub mod quota;
 pub mod route;
+pub mod shared;

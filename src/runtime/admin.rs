@@ -373,6 +373,22 @@ fn route(
                 }
                 out.extend_from_slice(b",\"warned\":");
                 out.extend_from_slice(if q.warned { b"true" } else { b"false" });
+                // `[cluster]`: every instance's figures as Redis last said, and this one's
+                // lease; `spent` above is this instance's own.
+                if let Some(g) = q.global {
+                    out.extend_from_slice(b",\"global\":{\"spent\":");
+                    out.extend_from_slice(itoa::Buffer::new().format(g.spent).as_bytes());
+                    out.extend_from_slice(b",\"remaining\":");
+                    let left = (q.cap as i64 - g.spent).max(0);
+                    out.extend_from_slice(itoa::Buffer::new().format(left).as_bytes());
+                    out.extend_from_slice(b",\"leased\":");
+                    out.extend_from_slice(itoa::Buffer::new().format(g.out).as_bytes());
+                    out.push(b'}');
+                }
+                if let Some(l) = q.leased {
+                    out.extend_from_slice(b",\"instance_lease\":");
+                    out.extend_from_slice(itoa::Buffer::new().format(l).as_bytes());
+                }
                 out.push(b'}');
             }
             out.extend_from_slice(b"],\"disabled_keys\":[");

@@ -306,6 +306,10 @@ impl Gateway {
             next.server.driver = old.driver;
             next.server.pin_workers = old.pin_workers;
         }
+        if next.cluster != self.current.cluster {
+            notes.push("[cluster] takes effect only at start; the running link stays".into());
+            next.cluster = self.current.cluster.clone();
+        }
         next.generation = self.current.generation + 1;
         let next = Arc::new(next);
         let (done_tx, done_rx) = mpsc::channel();
