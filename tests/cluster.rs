@@ -634,3 +634,85 @@ fn bad_cluster_settings_are_refused_naming_the_field() {
     assert_eq!(c.url, "rediss://gw:p%40ss%20word@cache.internal:6380/2");
     assert!(!format!("{c:?}").contains("word"), "{c:?}");
 }
+
+/// `[cluster] cache = true`: an answer filled on one instance is served by another from Redis
+/// (the provider is called once), in the other form too (a stream from a JSON fill), and is
+/// then held in that instance's own cache; the audit record says where the hit came from.
+#[test]
+fn a_cache_entry_filled_on_one_instance_is_a_hit_on_another() {
+    let redis = Redis::start("cluster-cache");
+    let mock = start_mock(|_| {});
+    let model = "[[models]]\nname = \"cached\"\ncache = { ttl = \"1h\", scope = \"global\" }\n\
+                 [[models.deployments]]\nprovider = \"up\"\nmodel = \"up-model\"\n";
+    let dirs: Vec<PathBuf> = (0..2)
+        .map(|i| test_dir(&format!("cluster-cache-{i}")))
+        .collect();
+    let gws: Vec<_> = (0..2)
+        .map(|i| {
+            let extra = format!("{model}{}", audit_to(&dirs[i].join("audit.log")));
+            start(
+                &instance(&redis, &format!("k{i}"), mock.addr, 2, &extra)
+                    .replace("[cluster]\n", "[cluster]\ncache = true\n"),
+            )
+        })
+        .collect();
+    let ask = |gw: &tollgate::runtime::Gateway, stream: bool| {
+        roundtrip(
+            gw.local_addr(),
+            &post(
+                "/v1/chat/completions",
+                &format!(
+                    r#"{{"model":"cached","stream":{stream},"max_tokens":12,"messages":[{{"role":"user","content":"shared?"}}]}}"#
+                ),
+            ),
+        )
+    };
+    let first = ask(&gws[0], false);
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.header("x-tollgate-cache"), Some("miss"));
+    let text = first.json()["choices"][0]["message"]["content"].clone();
+    assert_eq!(mock.ledger().total.requests, 1);
+    // The fill reaches Redis with instance 0's next flush.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("tollgate:cache:*")
+            .query(&mut redis.conn())
+            .unwrap();
+        if keys.len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never stored: {keys:?}");
+        std::thread::yield_now();
+    }
+    let hit = ask(&gws[1], false);
+    assert_eq!(
+        hit.header("x-tollgate-cache"),
+        Some("hit"),
+        "{}",
+        hit.text()
+    );
+    assert_eq!(hit.json()["choices"][0]["message"]["content"], text);
+    let streamed = ask(&gws[1], true);
+    assert_eq!(streamed.header("x-tollgate-cache"), Some("hit"));
+    assert!(
+        streamed.text().contains("data: [DONE]"),
+        "{}",
+        streamed.text()
+    );
+    assert_eq!(
+        mock.ledger().total.requests,
+        1,
+        "the provider was called once"
+    );
+    for gw in gws {
+        gw.shutdown();
+    }
+    let records = audit_records(&dirs[1].join("audit.log"));
+    assert_eq!(records.len(), 2);
+    assert_eq!(
+        records.iter().filter(|r| r["cache_shared"] == true).count(),
+        1,
+        "the first hit came from redis, the second from the instance's own cache: {records:?}"
+    );
+}

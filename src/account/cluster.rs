@@ -23,13 +23,14 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use super::{Spend, Wake};
+use super::{Control, Spend, Wake};
 use crate::calendar::Day;
 use crate::config::cluster::Cluster;
 use crate::config::{DeploymentId, Snapshot};
 use crate::policy::books::Books;
 use crate::policy::route::Change;
 use crate::policy::shared::{Answer, Ask};
+use std::collections::VecDeque;
 
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -48,6 +49,9 @@ pub struct Batch {
     pub opened: Vec<(String, u64)>,
     /// Deployments whose shared circuit to read.
     pub poll: Vec<String>,
+    /// `[cluster] cache`: entries asked for (worker, ticket, key) and entries to store.
+    pub gets: Vec<(u16, u32, [u8; 32])>,
+    pub puts: Vec<([u8; 32], Vec<u8>, u64)>,
 }
 
 /// Redis's answers to one batch.
@@ -58,6 +62,8 @@ pub struct Answers {
     pub lapsed: bool,
     /// Per polled deployment: the instance that opened its circuit and for how much longer.
     pub circuits: Vec<Option<(String, u64)>>,
+    /// Per cache get: the entry's bytes, if Redis has them.
+    pub cached: Vec<Option<Vec<u8>>>,
 }
 
 #[derive(Debug)]
@@ -312,6 +318,17 @@ impl Conn {
             p.cmd("GET").arg(&k);
             p.cmd("PTTL").arg(&k);
         }
+        for (key, bytes, ttl_ms) in &b.puts {
+            p.cmd("SET")
+                .arg(self.key(&["cache", &hex(key)]))
+                .arg(bytes.as_slice())
+                .arg("PX")
+                .arg((*ttl_ms).max(1))
+                .ignore();
+        }
+        for (_, _, key) in &b.gets {
+            p.cmd("GET").arg(self.key(&["cache", &hex(key)]));
+        }
         p
     }
 
@@ -348,8 +365,18 @@ impl Conn {
             };
             out.circuits.push(origin.zip(ttl));
         }
+        for _ in &b.gets {
+            out.cached.push(match it.next() {
+                Some(Value::BulkString(b)) => Some(b.clone()),
+                _ => None,
+            });
+        }
         Ok(out)
     }
+}
+
+fn hex(key: &[u8; 32]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A script's array of integers.
@@ -398,8 +425,14 @@ pub struct Side {
     next_poll: Instant,
     /// Per deployment name: until when a circuit opened elsewhere was applied here.
     remote: std::collections::HashMap<String, Instant>,
+    gets: Vec<(u16, u32, [u8; 32])>,
+    puts: Vec<([u8; 32], Vec<u8>, u64)>,
+    /// Answers to cache gets, for their workers: (worker, ticket, bytes).
+    answers: Vec<(u16, u32, Option<Vec<u8>>)>,
 }
 
+/// Cache fills waiting for the next batch at most (past it they stay local).
+const MAX_PUTS: usize = 1024;
 /// How long shutdown waits for Redis to take the last spend.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
 /// How often the circuits opened elsewhere are read.
@@ -429,6 +462,9 @@ impl Side {
             share_health: cfg.share_health,
             next_poll: Instant::now(),
             remote: Default::default(),
+            gets: Vec::new(),
+            puts: Vec::new(),
+            answers: Vec::new(),
         })
     }
 
@@ -462,21 +498,43 @@ impl Side {
         }
     }
 
-    /// The coordinator's tick: [`Side::pump`], and the circuits opened on other instances as
-    /// changes for every worker of `snap`.
-    pub fn tick(&mut self, books: &mut Books, snap: &Snapshot) -> Vec<(u64, DeploymentId, Change)> {
-        let remote = self.pump(books, &snap.deployments, Instant::now());
-        remote
-            .into_iter()
-            .filter_map(|(name, until)| {
-                let i = snap.deployments.iter().position(|d| d.name == name)?;
-                Some((
-                    snap.generation,
-                    DeploymentId(i as u32),
-                    Change::Opened(until),
-                ))
-            })
-            .collect()
+    /// A worker's cache get or put: a get goes out with the next batch, at once.
+    pub fn cache(&mut self, e: super::WorkerEvent, books: &mut Books) {
+        match e {
+            super::WorkerEvent::SharedGet {
+                worker,
+                ticket,
+                key,
+            } => {
+                self.gets.push((worker, ticket, key));
+                books.flush_now();
+            }
+            super::WorkerEvent::SharedPut { key, bytes, ttl_ms } if self.puts.len() < MAX_PUTS => {
+                self.puts.push((key, bytes, ttl_ms));
+            }
+            _ => {}
+        }
+    }
+
+    /// The coordinator's tick: [`Side::pump`]; circuits opened on other instances go to every
+    /// worker of `snap`, cache answers to the worker that asked (into `to`, per worker).
+    pub fn tick(&mut self, books: &mut Books, snap: &Snapshot, to: &mut [VecDeque<Control>]) {
+        for (name, until) in self.pump(books, &snap.deployments, Instant::now()) {
+            if let Some(i) = snap.deployments.iter().position(|d| d.name == name) {
+                for q in to.iter_mut() {
+                    q.push_back(Control::Breaker {
+                        generation: snap.generation,
+                        deployment: DeploymentId(i as u32),
+                        change: Change::Opened(until),
+                    });
+                }
+            }
+        }
+        for (worker, ticket, bytes) in self.answers.drain(..) {
+            if let Some(q) = to.get_mut(usize::from(worker)) {
+                q.push_back(Control::Shared { ticket, bytes });
+            }
+        }
     }
 
     /// Answers in, the next batch out. Returns the circuits opened elsewhere to apply here:
@@ -490,6 +548,14 @@ impl Side {
         let mut remote = Vec::new();
         while let Ok(r) = self.link.from.try_recv() {
             self.on_reply(r, books, now, &mut remote);
+        }
+        // Redis is down (the batch out failed): cache gets are answered "no" at once, and
+        // fills are dropped (they are only a cache).
+        if let Some((_, false)) = &self.out {
+            for (worker, ticket, _) in self.gets.drain(..) {
+                self.answers.push((worker, ticket, None));
+            }
+            self.puts.clear();
         }
         match &mut self.out {
             Some((batch, awaited)) => {
@@ -515,6 +581,8 @@ impl Side {
                             .collect(),
                         opened: std::mem::take(&mut self.opened),
                         poll,
+                        gets: std::mem::take(&mut self.gets),
+                        puts: std::mem::take(&mut self.puts),
                     };
                     let sent = self.link.to.send(batch.clone()).is_ok();
                     self.out = Some((batch, sent));
@@ -552,9 +620,17 @@ impl Side {
                         remote.push((name.clone(), until));
                     }
                 }
+                for ((worker, ticket, _), bytes) in batch.gets.iter().zip(a.cached) {
+                    self.answers.push((*worker, *ticket, bytes));
+                }
                 self.out = None;
             }
             Err(_) => {
+                // Cache gets are not worth waiting for: the requests go to the provider. A
+                // resent batch asks again; nobody waits for those answers any more.
+                for (worker, ticket, _) in &batch.gets {
+                    self.answers.push((*worker, *ticket, None));
+                }
                 books.failed(now);
                 *awaited = false;
                 self.resend_at = now + self.flush;
@@ -577,7 +653,11 @@ impl Side {
         let failures = self.stats().failures.load(Ordering::Relaxed);
         loop {
             let now = Instant::now();
-            if self.out.is_none() && self.spend.is_empty() && !books.has_news() {
+            if self.out.is_none()
+                && self.spend.is_empty()
+                && self.puts.is_empty()
+                && !books.has_news()
+            {
                 return true;
             }
             // Twice failed: Redis is down, not slow.

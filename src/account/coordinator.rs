@@ -620,6 +620,11 @@ impl Coordinator {
                 self.spend_changed = true;
             }
             WorkerEvent::Counters { counters, .. } => self.totals.add(&counters),
+            WorkerEvent::SharedGet { .. } | WorkerEvent::SharedPut { .. } => {
+                if let Some(cs) = &mut self.cluster {
+                    cs.cache(e, &mut self.books);
+                }
+            }
             WorkerEvent::Lease(m) => self.books.lease(m, Instant::now()),
             WorkerEvent::Breaker {
                 worker,
@@ -686,13 +691,9 @@ impl Coordinator {
     /// `[cluster]`: Redis's answers in, the next batch out; circuits opened on other
     /// instances go to every worker.
     fn pump_cluster(&mut self) {
-        let Some(cs) = &mut self.cluster else { return };
-        for (generation, deployment, change) in cs.tick(&mut self.books, &self.snapshot) {
-            self.broadcast(|| Control::Breaker {
-                generation,
-                deployment,
-                change,
-            });
+        if let Some(cs) = &mut self.cluster {
+            cs.tick(&mut self.books, &self.snapshot, &mut self.pending);
+            self.send_pending();
         }
     }
 

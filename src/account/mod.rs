@@ -203,6 +203,20 @@ impl Counters {
 
 #[derive(Clone, Debug)]
 pub enum WorkerEvent {
+    /// `[cluster] cache`: is the entry of `key` (a SHA-256 of the cache key) in Redis?
+    /// Answered with [`Control::Shared`] `ticket`. Sent only by a request that missed here and
+    /// would otherwise call the provider.
+    SharedGet {
+        worker: u16,
+        ticket: u32,
+        key: [u8; 32],
+    },
+    /// `[cluster] cache`: an entry filled here, encoded (`cache::wire`), for Redis.
+    SharedPut {
+        key: [u8; 32],
+        bytes: Vec<u8>,
+        ttl_ms: u64,
+    },
     /// Spend of one key since the last report, under snapshot `generation`'s key ids.
     Spend {
         generation: u64,
@@ -279,6 +293,12 @@ pub enum Control {
         generation: u64,
         deployment: DeploymentId,
         change: Change,
+    },
+    /// Redis's answer to [`WorkerEvent::SharedGet`] `ticket` (`None`: not there, or Redis
+    /// could not be asked).
+    Shared {
+        ticket: u32,
+        bytes: Option<Vec<u8>>,
     },
 }
 

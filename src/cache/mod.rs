@@ -18,6 +18,7 @@ pub mod entry;
 pub mod key;
 pub mod shard;
 pub mod vectors;
+pub mod wire;
 
 use std::collections::VecDeque;
 use std::sync::Arc;

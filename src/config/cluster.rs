@@ -35,6 +35,12 @@ pub struct RawCluster {
     pub instances: Option<u32>,
     /// Publish circuits that open here and skip deployments opened elsewhere.
     pub share_health: bool,
+    /// A second level for the exact response cache in Redis, shared by the instances: a
+    /// miss here asks Redis before the provider; a fill is written there too (with the
+    /// model's cache TTL).
+    pub cache: bool,
+    /// Entries larger than this (encoded) stay local.
+    pub cache_max_entry_bytes: u64,
 }
 
 impl Default for RawCluster {
@@ -51,6 +57,8 @@ impl Default for RawCluster {
             timeout_ms: 1_000,
             instances: None,
             share_health: true,
+            cache: false,
+            cache_max_entry_bytes: 1 << 20,
         }
     }
 }
@@ -77,6 +85,8 @@ pub struct Cluster {
     pub timeout: Duration,
     pub instances: Option<u32>,
     pub share_health: bool,
+    /// The shared second cache level: on, with entries up to this many bytes.
+    pub cache: Option<usize>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -190,6 +200,9 @@ pub(super) fn cluster(
         timeout: Duration::from_millis(r.timeout_ms),
         instances: r.instances,
         share_health: r.share_health,
+        cache: r
+            .cache
+            .then(|| usize::try_from(r.cache_max_entry_bytes).unwrap_or(usize::MAX)),
     })
 }
 

@@ -712,6 +712,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             instances: None,
             share_health: false,
+            cache: None,
         }
     }
 

@@ -19,7 +19,11 @@
 //! estimate, 0)`. Three things widen it, each bounded:
 //! - **An instance that dies holding a lease**: its lease returns to the pool once it has been
 //!   silent for `instance_ttl_ms`, but what it settled and had not flushed yet (at most one
-//!   `flush_ms` of its spend) is never added to `spent`.
+//!   `flush_ms` of its spend, and never more than the lease it held) is never added to
+//!   `spent`: a dead instance widens the bound by at most its last lease.
+//! - Leases themselves add nothing: what an instance holds is counted as taken until it is
+//!   used or returned, so the lease size only decides how often an instance asks, not how far
+//!   a cap can be passed.
 //! - **Fail-open** (Redis unreachable): each instance may spend, beyond the lease it held, its
 //!   *share* of what was free when Redis was last seen: `free_then / N` for a budget, and for
 //!   a rate limit a local bucket of `cap / N` per minute, where `N` is `cluster.instances` or

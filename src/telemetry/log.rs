@@ -122,6 +122,9 @@ fn model_fields(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
         if cache.waited {
             out.extend_from_slice(b",\"cache_waited\":true");
         }
+        if cache.shared {
+            out.extend_from_slice(b",\"cache_shared\":true");
+        }
         if cache.outcome.is_hit() {
             out.extend_from_slice(b",\"cache_saved_micro_usd\":");
             json::uint(out, cache.saved_micro_usd);

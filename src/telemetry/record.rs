@@ -150,6 +150,8 @@ pub struct CacheNote {
     pub outcome: CacheOutcome,
     /// It waited for an identical request in flight (single-flight).
     pub waited: bool,
+    /// The hit came from the shared second level in Redis (`[cluster] cache`).
+    pub shared: bool,
     /// A semantic hit's cosine similarity.
     pub similarity: f32,
     /// A hit: what the original call cost (`cost_micro_usd` is what the key was charged).

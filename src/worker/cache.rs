@@ -77,6 +77,8 @@ pub(super) struct FillTicket {
     op: Op,
     /// The semantic index to add the answer to: the rest's hash and the prompt's vector.
     semantic: Option<(u128, Arc<[f32]>)>,
+    /// `[cluster] cache`: the entry's name in Redis, and the largest entry written there.
+    shared: Option<([u8; 32], usize)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,7 +273,12 @@ impl Worker {
         } else {
             desk.peers.borrow_mut().send(to, msg(who));
         }
-        let deadline = Instant::now() + wait;
+        self.wait_ticket(ticket, Instant::now() + wait).await
+    }
+
+    /// Waits for `ticket`'s answer until `deadline`.
+    async fn wait_ticket(&self, ticket: u32, deadline: Instant) -> Option<Reply> {
+        let desk = &self.cache;
         loop {
             // Registered before looking, so an answer cannot slip in between.
             let answered = desk.answered.notified();
@@ -289,6 +296,41 @@ impl Worker {
                 return None;
             }
             let _ = monoio::time::timeout(deadline - now, answered).await;
+        }
+    }
+
+    /// `[cluster] cache`: asks Redis (through the coordinator) for the entry named `key`,
+    /// waiting up to `wait`.
+    async fn ask_shared(&self, key: [u8; 32], wait: Duration) -> Option<Arc<Entry>> {
+        let desk = &self.cache;
+        let ticket = desk.next_ticket.get().wrapping_add(1);
+        desk.next_ticket.set(ticket);
+        desk.pending.borrow_mut().insert(ticket, None);
+        self.emit(WorkerEvent::SharedGet {
+            worker: self.id,
+            ticket,
+            key,
+        });
+        self.outbox.borrow_mut().flush();
+        self.wake.wake();
+        match self.wait_ticket(ticket, Instant::now() + wait).await {
+            Some(Reply::Hit(e, _)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Redis's answer to a shared get: an entry that reads back is a hit.
+    pub(super) fn shared_answer(&self, ticket: u32, bytes: Option<Vec<u8>>) {
+        let mut pending = self.cache.pending.borrow_mut();
+        if let Some(slot) = pending.get_mut(&ticket) {
+            *slot = Some(
+                match bytes.as_deref().and_then(crate::cache::wire::decode) {
+                    Some(e) => Reply::Hit(Arc::new(e), 1.0),
+                    None => Reply::GoAhead,
+                },
+            );
+            drop(pending);
+            self.cache.answered.notify_all();
         }
     }
 }
@@ -338,7 +380,7 @@ pub(super) async fn lookup(
     let scope = scope_name(policy.scope, k);
     // Normalise and hash (no borrow held past here).
     let semantic = policy.semantic.as_ref();
-    let (hash, rest, text) = {
+    let (hash, rest, text, shared) = {
         let mut scratch = w.scratch.borrow_mut();
         let mut norm = key::Normalised::default();
         let done = match scratch.tape(&c.buf[c.body.clone()]) {
@@ -365,7 +407,19 @@ pub(super) async fn lookup(
                 &norm.rest,
             ])
         });
-        (hash, rest, norm.last_user_text)
+        // The shared level needs a name every instance computes alike (`hash` is seeded
+        // per process).
+        let shared = shared_of(snap).map(|max| {
+            let mut d = ring::digest::Context::new(&ring::digest::SHA256);
+            for p in [scope.as_bytes(), model.name.as_bytes(), &op_b, &norm.whole] {
+                d.update(&(p.len() as u64).to_le_bytes());
+                d.update(p);
+            }
+            let mut k = [0u8; 32];
+            k.copy_from_slice(d.finish().as_ref());
+            (k, max)
+        });
+        (hash, rest, norm.last_user_text, shared)
     };
     let tag = Tag {
         scope: &scope,
@@ -393,9 +447,22 @@ pub(super) async fn lookup(
             scope: scope.clone().into(),
             op,
             semantic: None,
+            shared,
         }),
         _ => None,
     };
+    // Missed here, this request leads: another instance may have filled it.
+    if let (Some(ticket), false) = (&fill, refresh)
+        && let Some((key, _)) = ticket.shared
+        && let Some(e) = w.ask_shared(key, policy.wait).await
+        && e.is_for(&tag)
+    {
+        w.fill(hash, Some(e.clone()), &limits);
+        let served = serve_hit(w, snap, io, c, ctx, f, &policy, &e, None).await;
+        ctx.cache.shared = true;
+        served?;
+        return Ok(true);
+    }
     // Semantic: only a leader looks (a waiter was answered by its leader or goes upstream).
     if let (Some(sem), Some(rest), Some(text), Some(ticket), false) =
         (semantic, rest, text, fill.as_mut(), refresh)
@@ -529,6 +596,7 @@ async fn serve_hit(
         similarity: similarity.unwrap_or(1.0),
         saved_micro_usd: e.cost_micro_usd.saturating_sub(charge),
         saved_tokens: usage.input_tokens + usage.output_tokens,
+        shared: false,
     };
     ctx.usage = usage;
     ctx.cost_micro_usd = charge;
@@ -663,7 +731,23 @@ pub(super) fn store(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut Request
             );
         }
     }
+    if let (Some(e), Some((key, max))) = (&entry, fill.shared) {
+        let mut bytes = Vec::with_capacity(e.bytes());
+        crate::cache::wire::encode(e, &mut bytes);
+        if bytes.len() <= max {
+            w.emit(WorkerEvent::SharedPut {
+                key,
+                bytes,
+                ttl_ms: fill.limits.ttl.as_millis() as u64,
+            });
+        }
+    }
     w.fill(fill.key, entry, &fill.limits);
+}
+
+/// `[cluster] cache`: the largest entry shared, when the second level is on.
+fn shared_of(snap: &Snapshot) -> Option<usize> {
+    snap.cluster.as_ref().and_then(|c| c.cache)
 }
 
 /// Is this leader's answer worth recording (the relay keeps the provider's body)?

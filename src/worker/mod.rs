@@ -267,6 +267,7 @@ impl Worker {
                     r.remote(deployment, change);
                 }
             }
+            Control::Shared { ticket, bytes } => self.shared_answer(ticket, bytes),
             Control::CachePurge { purge, version } => {
                 // Fills that reached this worker before the purge was sent are purged too.
                 self.poll_peers();
