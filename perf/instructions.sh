@@ -7,6 +7,7 @@
 #   OLD=/tmp/old-target/release/tollgate perf/instructions.sh
 #   OLD=target/release/tollgate NEW_EXTRA='[admin]\nlisten = "127.0.0.1:0"\nmetrics_public = true' \
 #     perf/instructions.sh
+# KEY_EXTRA adds lines to the bench key's entry in both arms (quotas, as in versus.sh);
 # OLD_EXTRA / NEW_EXTRA add config lines to one arm (as in versus.sh). Instructions are not
 # time: a cache miss costs no more than an add here. Read it beside versus.sh.
 # --fair-sched=yes: without it, a worker parked in io_uring_enter can hold valgrind's thread
@@ -33,7 +34,7 @@ HASH=$($BIN/tollgate hash-key $KEY)
 arm() {
   local name=$1 bin=$2 extra=$3 port=$4 dir="$SCRATCH/$1"
   mkdir -p "$dir"
-  { gateway_config "$port" $MOCK "$HASH"; printf '[audit]\noutput = "off"\n'; printf "$extra\n"; } \
+  { gateway_config "$port" $MOCK "$HASH"; printf "${KEY_EXTRA:-}\n"; printf '[audit]\noutput = "off"\n'; printf "$extra\n"; } \
     > "$dir/gw.toml"
   local exe
   exe=$(realpath "$bin")
