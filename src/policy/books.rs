@@ -164,6 +164,9 @@ impl Books {
         now: Instant,
         spent: &dyn Fn(&Quota, Day) -> Micros,
     ) {
+        if let Some(l) = &mut self.link {
+            l.lease_wait = snap.quota_settings.lease_wait;
+        }
         let mut ids = Vec::with_capacity(snap.quotas.len());
         for q in &snap.quotas {
             let i = match self.by_name.get(&q.name) {
@@ -828,5 +831,33 @@ mod tests {
                 "nothing, and no refusal"
             );
         }
+    }
+
+    /// A reload's `quotas.lease_wait_ms` is the fail-closed hold from then on.
+    #[test]
+    fn a_reload_changes_how_long_fail_closed_holds_an_ask() {
+        let q = quota("key:k/usd", Window::Period(Period::Daily), 1000);
+        let mut world = World::new(1, q.clone());
+        let hold = Duration::from_millis(100);
+        world
+            .books
+            .set_cluster(&cluster(FailMode::Closed), hold, world.now);
+        let mut next = snap(vec![q]);
+        next.quota_settings.lease_wait = Duration::from_secs(1);
+        world
+            .books
+            .add_generation(&next, 20_000, world.now, &|_, _| 0);
+        world.books.take_asks(world.now).unwrap();
+        world.books.failed(world.now);
+        assert_eq!(world.admit(0, 100), Reserve::Short);
+        world.now += hold;
+        world.books.tick(world.now, 20_000 * 86_400);
+        assert!(
+            grants(&world.books.out).is_empty(),
+            "still held past the old wait"
+        );
+        world.now += Duration::from_secs(1);
+        world.books.tick(world.now, 20_000 * 86_400);
+        assert_eq!(grants(&world.books.out), [(0, None)]);
     }
 }
