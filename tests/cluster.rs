@@ -248,6 +248,15 @@ fn three_instances_racing_one_budget_stay_within_the_bound() {
         .clone();
     assert!(q["global"]["spent"].as_i64().unwrap() > 0, "{q}");
     assert!(q["instance_lease"].is_i64(), "{q}");
+    // Every instance's spend today, as Redis said at this instance's last flush: at least
+    // this instance's own.
+    let shared_seen = state["shared_spend_today"]["key:racer"]["cost_micro_usd"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{state}"));
+    assert!(
+        shared_seen >= state["spend"]["racer"]["cost_micro_usd"].as_u64().unwrap(),
+        "{state}"
+    );
     let mut ledger = (0, 0);
     for gw in gws {
         let p = gw.shutdown();
@@ -287,6 +296,7 @@ fn three_instances_racing_one_budget_stay_within_the_bound() {
     let day = SystemTime_day();
     let shared = redis.hash(&format!("tollgate:spend:key:racer:{day}"));
     assert_eq!(shared["cost_micro_usd"] as u64, spent, "{shared:?}");
+    assert!(shared_seen <= spent);
     assert_eq!(shared["requests"] as u64, ledger.0, "{shared:?}");
     let q = redis.hash(&format!("tollgate:q:key:racer/usd@{day}"));
     assert_eq!(q["spent"] as u64, spent, "{q:?}");

@@ -45,6 +45,8 @@ pub enum AdminReply {
         quotas: Vec<BookView>,
         disabled: Vec<String>,
         spend: BTreeMap<String, Spend>,
+        /// `[cluster]`: every instance's spend today per key and team, as Redis last said.
+        shared_spend: BTreeMap<String, Spend>,
     },
     Deployments(Vec<DeploymentView>),
     Metrics {

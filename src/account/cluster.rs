@@ -64,6 +64,8 @@ pub struct Answers {
     pub circuits: Vec<Option<(String, u64)>>,
     /// Per cache get: the entry's bytes, if Redis has them.
     pub cached: Vec<Option<Vec<u8>>>,
+    /// Per spend scope of the batch: every instance's totals for its day.
+    pub totals: Vec<Spend>,
 }
 
 #[derive(Debug)]
@@ -352,7 +354,42 @@ impl Conn {
             });
         }
         for _ in &b.spend {
-            it.next().ok_or("a spend answer is missing")?;
+            let Some(Value::Array(fields)) = it.next() else {
+                return Err("a spend answer is missing".into());
+            };
+            let n: Vec<u64> = fields
+                .iter()
+                .map(|f| match f {
+                    Value::BulkString(b) => std::str::from_utf8(b)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0),
+                    _ => 0,
+                })
+                .collect();
+            let [
+                requests,
+                estimated_requests,
+                input_tokens,
+                output_tokens,
+                cache_read_tokens,
+                cache_creation_tokens,
+                reasoning_tokens,
+                cost_micro_usd,
+            ] = n[..]
+            else {
+                return Err(format!("spend script answered {} fields, not 8", n.len()));
+            };
+            out.totals.push(Spend {
+                requests,
+                estimated_requests,
+                input_tokens,
+                output_tokens,
+                cache_read_tokens,
+                cache_creation_tokens,
+                reasoning_tokens,
+                cost_micro_usd,
+            });
         }
         for _ in &b.poll {
             let origin = match it.next() {
@@ -429,6 +466,8 @@ pub struct Side {
     puts: Vec<([u8; 32], Vec<u8>, u64)>,
     /// Answers to cache gets, for their workers: (worker, ticket, bytes).
     answers: Vec<(u16, u32, Option<Vec<u8>>)>,
+    /// Every instance's spend per scope, for the latest day flushed, as Redis last said.
+    shared: std::collections::BTreeMap<String, (Day, Spend)>,
 }
 
 /// Cache fills waiting for the next batch at most (past it they stay local).
@@ -465,6 +504,7 @@ impl Side {
             gets: Vec::new(),
             puts: Vec::new(),
             answers: Vec::new(),
+            shared: Default::default(),
         })
     }
 
@@ -496,6 +536,16 @@ impl Side {
             let ms = until.saturating_duration_since(Instant::now()).as_millis() as u64;
             self.opened.push((dep.name.clone(), ms));
         }
+    }
+
+    /// Every instance's spend of `day` per scope (`key:alice`, `team:ml`), as of this
+    /// instance's last flush of that scope.
+    pub fn shared_spend(&self, day: Day) -> std::collections::BTreeMap<String, Spend> {
+        self.shared
+            .iter()
+            .filter(|(_, (d, _))| *d == day)
+            .map(|(k, (_, s))| (k.clone(), *s))
+            .collect()
     }
 
     /// A worker's cache get or put: a get goes out with the next batch, at once.
@@ -618,6 +668,12 @@ impl Side {
                     if known.is_none_or(|k| until > k + Duration::from_millis(500)) {
                         self.remote.insert(name.clone(), until);
                         remote.push((name.clone(), until));
+                    }
+                }
+                for ((scope, day, _), totals) in batch.spend.iter().zip(a.totals) {
+                    let seen = self.shared.entry(scope.clone()).or_insert((*day, totals));
+                    if *day >= seen.0 {
+                        *seen = (*day, totals);
                     }
                 }
                 for ((worker, ticket, _), bytes) in batch.gets.iter().zip(a.cached) {

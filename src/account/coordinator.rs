@@ -44,8 +44,6 @@ pub const TICK: Duration = Duration::from_millis(5);
 const KEEP_SNAPSHOTS: usize = 4;
 /// How long shutdown waits for the audit writer to flush (a stuck disk must not hang exit).
 const AUDIT_CLOSE_WAIT: Duration = Duration::from_secs(10);
-/// Dropped audit records are reported on stderr at most this often.
-const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Coordinator {
     /// What budget periods and ledger records are dated by.
@@ -83,8 +81,7 @@ pub struct Coordinator {
     next_sync: Instant,
     /// When the ledger last reached the disk (its lag, in the metrics).
     last_sync: Instant,
-    reported_drops: u64,
-    next_drop_report: Instant,
+    drops: crate::telemetry::audit::DropReport,
     applied: Vec<u64>,
     stopped: Vec<bool>,
     swaps: Vec<(u64, Sender<()>)>,
@@ -204,8 +201,7 @@ impl Coordinator {
             ledger_dirty: false,
             next_sync: Instant::now(),
             last_sync: Instant::now(),
-            reported_drops: 0,
-            next_drop_report: Instant::now(),
+            drops: Default::default(),
             swaps: Vec::new(),
             totals: Counters::default(),
             cut: 0,
@@ -317,7 +313,7 @@ impl Coordinator {
         if let Ok(mut p) = self.published.lock() {
             p.quotas = self.books.views();
         }
-        self.report_drops(true);
+        self.drops.report(self.dropped(), true);
     }
 
     /// A worker's handle on the trace exporter.
@@ -453,6 +449,9 @@ impl Coordinator {
                 quotas: self.books.views(),
                 disabled: self.disabled.iter().cloned().collect(),
                 spend: self.spend.clone(),
+                shared_spend: self.cluster.as_ref().map_or_else(Default::default, |c| {
+                    c.shared_spend(day_of(self.clock.now()))
+                }),
             },
             AdminOp::Reset(scope) => {
                 let names = self.books.reset(&scope);
@@ -585,7 +584,7 @@ impl Coordinator {
             !all
         });
         self.publish();
-        self.report_drops(false);
+        self.drops.report(self.dropped(), false);
     }
 
     fn event(&mut self, e: WorkerEvent) {
@@ -754,22 +753,6 @@ impl Coordinator {
                 p.spend.clone_from(&self.spend);
                 self.spend_changed = false;
             }
-        }
-    }
-
-    /// Says on stderr when audit records were dropped (at most once per interval, and at exit).
-    fn report_drops(&mut self, last: bool) {
-        let dropped = self.dropped();
-        let now = Instant::now();
-        if dropped > self.reported_drops && (last || now >= self.next_drop_report) {
-            eprintln!(
-                "tollgate: {} audit record(s) dropped ({} in total): the audit output or the \
-                 coordinator is not keeping up; spend figures are unaffected",
-                dropped - self.reported_drops,
-                dropped
-            );
-            self.reported_drops = dropped;
-            self.next_drop_report = now + DROP_REPORT_INTERVAL;
         }
     }
 

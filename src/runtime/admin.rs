@@ -333,6 +333,7 @@ fn route(
             quotas,
             disabled,
             spend,
+            shared_spend,
         } => {
             out.extend_from_slice(b"{\"quotas\":[");
             for (i, q) in quotas.iter().enumerate() {
@@ -398,23 +399,14 @@ fn route(
                 }
                 json::string(&mut out, k.as_bytes());
             }
-            out.extend_from_slice(b"],\"spend\":{");
-            for (i, (k, s)) in spend.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                json::string(&mut out, k.as_bytes());
-                out.extend_from_slice(b":{\"requests\":");
-                json::uint(&mut out, s.requests);
-                out.extend_from_slice(b",\"input_tokens\":");
-                json::uint(&mut out, s.input_tokens);
-                out.extend_from_slice(b",\"output_tokens\":");
-                json::uint(&mut out, s.output_tokens);
-                out.extend_from_slice(b",\"cost_micro_usd\":");
-                json::uint(&mut out, s.cost_micro_usd);
-                out.push(b'}');
+            out.extend_from_slice(b"],\"spend\":");
+            spend_map(&mut out, &spend);
+            // `[cluster]`: every instance's spend today, per key and team.
+            if !shared_spend.is_empty() {
+                out.extend_from_slice(b",\"shared_spend_today\":");
+                spend_map(&mut out, &shared_spend);
             }
-            out.extend_from_slice(b"}}");
+            out.push(b'}');
             Ok((200, out))
         }
         AdminReply::Deployments(deps) => {
@@ -489,4 +481,25 @@ fn route(
         // Served by `metrics`, never asked for here.
         AdminReply::Metrics { text, .. } => Ok((200, text.into_bytes())),
     }
+}
+
+/// `{"<name>":{"requests":…,"input_tokens":…,"output_tokens":…,"cost_micro_usd":…},…}`.
+fn spend_map(out: &mut Vec<u8>, spend: &std::collections::BTreeMap<String, crate::account::Spend>) {
+    out.push(b'{');
+    for (i, (k, s)) in spend.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json::string(out, k.as_bytes());
+        out.extend_from_slice(b":{\"requests\":");
+        json::uint(out, s.requests);
+        out.extend_from_slice(b",\"input_tokens\":");
+        json::uint(out, s.input_tokens);
+        out.extend_from_slice(b",\"output_tokens\":");
+        json::uint(out, s.output_tokens);
+        out.extend_from_slice(b",\"cost_micro_usd\":");
+        json::uint(out, s.cost_micro_usd);
+        out.push(b'}');
+    }
+    out.push(b'}');
 }

@@ -123,6 +123,34 @@ impl AuditBatch {
     }
 }
 
+/// Says on stderr when audit records were dropped: at most once per [`DROP_REPORT_INTERVAL`],
+/// and at exit.
+#[derive(Debug, Default)]
+pub struct DropReport {
+    reported: u64,
+    next: Option<std::time::Instant>,
+}
+
+/// Dropped audit records are reported on stderr at most this often.
+pub const DROP_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl DropReport {
+    /// `dropped` records were dropped since start; `last`: the process is exiting.
+    pub fn report(&mut self, dropped: u64, last: bool) {
+        let now = std::time::Instant::now();
+        if dropped > self.reported && (last || self.next.is_none_or(|t| now >= t)) {
+            eprintln!(
+                "tollgate: {} audit record(s) dropped ({} in total): the audit output or the \
+                 coordinator is not keeping up; spend figures are unaffected",
+                dropped - self.reported,
+                dropped
+            );
+            self.reported = dropped;
+            self.next = Some(now + DROP_REPORT_INTERVAL);
+        }
+    }
+}
+
 /// The coordinator's handle on the writer thread.
 #[derive(Debug)]
 pub struct AuditWriter {
