@@ -726,3 +726,85 @@ fn a_cache_entry_filled_on_one_instance_is_a_hit_on_another() {
         "the first hit came from redis, the second from the instance's own cache: {records:?}"
     );
 }
+
+/// Fail-open holds a budget: two instances (`instances = 2`) share a $0.01 daily budget;
+/// Redis is killed after a first call on each, and both are driven until they refuse. Each
+/// spent only its lease and its half of what was free, so together they stay within the cap
+/// plus the estimation error of the calls they admitted; Redis back, its totals equal the
+/// ledgers.
+#[test]
+fn failing_open_spends_only_the_shares() {
+    let mut redis = Redis::start("cluster-shares");
+    let mock = start_mock(|_| {});
+    let cap = 10_000;
+    let key = key_entry(
+        "shared",
+        "sk-shared",
+        "budget = { usd = 0.01, period = \"daily\" }",
+    );
+    let dirs: Vec<PathBuf> = (0..2)
+        .map(|i| test_dir(&format!("cluster-shares-{i}")))
+        .collect();
+    let gws: Vec<_> = (0..2)
+        .map(|i| {
+            let extra = format!("{key}{}", audit_to(&dirs[i].join("audit.log")));
+            start(
+                &instance(&redis, &format!("s{i}"), mock.addr, 1, &extra)
+                    .replace("[cluster]\n", "[cluster]\ninstances = 2\n"),
+            )
+        })
+        .collect();
+    for gw in &gws {
+        let r = roundtrip(gw.local_addr(), &request("sk-shared", 8, false));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    redis.kill();
+    for gw in &gws {
+        wait_metric(gw.admin_addr().unwrap(), "tollgate_cluster_failing_open 1");
+    }
+    let threads: Vec<_> = gws
+        .iter()
+        .map(|gw| {
+            let addr = gw.local_addr();
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                let mut served = 0u64;
+                loop {
+                    c.send(&request("sk-shared", 8, served.is_multiple_of(2)));
+                    let r = c.response();
+                    if r.status == 429 {
+                        assert_eq!(r.error_code(), "insufficient_quota", "{}", r.text());
+                        return served;
+                    }
+                    assert_eq!(r.status, 200, "{}", r.text());
+                    served += 1;
+                }
+            })
+        })
+        .collect();
+    let served: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    redis.spawn();
+    for gw in &gws {
+        wait_metric(gw.admin_addr().unwrap(), "tollgate_cluster_up 1");
+    }
+    for gw in gws {
+        gw.shutdown();
+    }
+    let (mut spent, mut under) = (0, 0);
+    for d in &dirs {
+        let (c, u, _) = audit_cost(&d.join("audit.log"), "shared");
+        spent += c;
+        under += u;
+    }
+    eprintln!(
+        "fail-open shares: {served} served during the outage, spent {spent} µ$ of {cap}, bound {}",
+        cap + under
+    );
+    assert!(served > 10, "the shares allowed real use: {served}");
+    assert!(
+        spent <= cap + under,
+        "spent {spent} > cap {cap} + the estimation error of admitted calls {under}"
+    );
+    let shared = redis.hash(&format!("tollgate:spend:key:shared:{}", SystemTime_day()));
+    assert_eq!(shared["cost_micro_usd"] as u64, spent, "{shared:?}");
+}
