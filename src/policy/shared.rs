@@ -25,8 +25,8 @@
 //!   used or returned, so the lease size only decides how often an instance asks, not how far
 //!   a cap can be passed.
 //! - **Fail-open** (Redis unreachable): each instance may spend, beyond the lease it held, its
-//!   *share* of what was free when Redis was last seen: `free_then / N` for a budget, and for
-//!   a rate limit a local bucket of `cap / N` per minute, where `N` is `cluster.instances` or
+//!   *share* of what was free when Redis was last seen, `free_then / N` (a rate limit's
+//!   share then refills locally at `cap / N` per minute), where `N` is `cluster.instances` or
 //!   else the number of instances alive at the last contact. While all instances agree on `N`
 //!   the shares add up to what was free, so a budget still holds; the spend is flushed when
 //!   Redis returns (nothing is lost, and `spent` may then pass the cap by the rate limits'
