@@ -245,8 +245,14 @@ fn authorized(auth: Option<&[u8]>, key: &[u8; 32]) -> bool {
         return false;
     };
     let d = ring::digest::digest(&ring::digest::SHA256, token.trim_ascii());
-    // Digests, not keys, are compared: timing reveals nothing an attacker can steer.
-    d.as_ref() == key
+    // Digests, not keys, are compared, and in constant time: every byte is looked at whatever
+    // the first difference, so the time taken says nothing of how much of the digest matched.
+    same_digest(d.as_ref(), key)
+}
+
+/// `a == b` for two digests, in time independent of where they differ.
+fn same_digest(a: &[u8], b: &[u8; 32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn route(
@@ -502,4 +508,28 @@ fn spend_map(out: &mut Vec<u8>, spend: &std::collections::BTreeMap<String, crate
         out.push(b'}');
     }
     out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_key_is_checked_by_its_digest_whatever_byte_differs() {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, b"sk-admin").as_ref());
+        assert!(authorized(Some(b"Bearer sk-admin"), &key));
+        assert!(!authorized(Some(b"Bearer sk-admix"), &key));
+        assert!(
+            !authorized(Some(b"sk-admin"), &key),
+            "the Bearer scheme is required"
+        );
+        assert!(!authorized(None, &key));
+        for i in 0..32 {
+            let mut other = key;
+            other[i] ^= 0x01;
+            assert!(!same_digest(&other, &key), "byte {i}");
+        }
+        assert!(!same_digest(&key[..31], &key));
+    }
 }
