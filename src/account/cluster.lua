@@ -86,12 +86,12 @@ return {redis.call('ZCARD', KEYS[1]), lapsed}
 --! spend
 -- One scope's spend for one day, added once per batch.
 -- KEYS[1]: the hash. ARGV: instance, batch seq, ttl_ms, then field, amount pairs.
--- Returns every instance's totals (the fields in account/cluster.rs's order; nil: none).
+-- Returns every instance's totals of the fields named, in their order.
+local names = {}
+for i = 4, #ARGV, 2 do names[#names + 1] = ARGV[i] end
 if redis.call('HGET', KEYS[1], 's:' .. ARGV[1]) ~= ARGV[2] then
   for i = 4, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
   redis.call('HSET', KEYS[1], 's:' .. ARGV[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
-return redis.call('HMGET', KEYS[1], 'requests', 'estimated_requests', 'input_tokens',
-  'output_tokens', 'cache_read_tokens', 'cache_creation_tokens', 'reasoning_tokens',
-  'cost_micro_usd')
+return redis.call('HMGET', KEYS[1], unpack(names))

@@ -301,10 +301,10 @@ impl Conn {
             let k = self.key(&["spend", scope, &day.to_string()]);
             evalsha(&mut p, &self.scripts.spend, &[&k]);
             p.arg(inst).arg(&seq).arg(SPEND_TTL_MS);
+            // Every field, zeros too: the script answers the totals of the fields named, in
+            // this order.
             for (field, v) in spend_fields(s) {
-                if v > 0 {
-                    p.arg(field).arg(v);
-                }
+                p.arg(field).arg(v);
             }
         }
         for (deployment, ms) in &b.opened {
@@ -367,29 +367,10 @@ impl Conn {
                     _ => 0,
                 })
                 .collect();
-            let [
-                requests,
-                estimated_requests,
-                input_tokens,
-                output_tokens,
-                cache_read_tokens,
-                cache_creation_tokens,
-                reasoning_tokens,
-                cost_micro_usd,
-            ] = n[..]
-            else {
-                return Err(format!("spend script answered {} fields, not 8", n.len()));
+            let Ok(n) = <[u64; 8]>::try_from(n) else {
+                return Err("spend script answered the wrong number of fields".into());
             };
-            out.totals.push(Spend {
-                requests,
-                estimated_requests,
-                input_tokens,
-                output_tokens,
-                cache_read_tokens,
-                cache_creation_tokens,
-                reasoning_tokens,
-                cost_micro_usd,
-            });
+            out.totals.push(spend_from(n));
         }
         for _ in &b.poll {
             let origin = match it.next() {
@@ -428,6 +409,30 @@ fn ints(v: Option<&Value>) -> Result<Vec<i64>, String> {
             .collect(),
         Some(Value::ServerError(e)) => Err(format!("redis: {e:?}")),
         other => Err(format!("unexpected answer {other:?}")),
+    }
+}
+
+/// A day's spend from its fields' values, in [`spend_fields`]' order.
+fn spend_from(n: [u64; 8]) -> Spend {
+    let [
+        requests,
+        estimated_requests,
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_creation_tokens,
+        reasoning_tokens,
+        cost_micro_usd,
+    ] = n;
+    Spend {
+        requests,
+        estimated_requests,
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_creation_tokens,
+        reasoning_tokens,
+        cost_micro_usd,
     }
 }
 

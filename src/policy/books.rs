@@ -85,6 +85,23 @@ impl Book {
     }
 }
 
+impl Waiting {
+    /// The coordinator's answer to this ask: `amount` granted (0: none), `refused_ms` when
+    /// refused.
+    pub(super) fn answer(&self, amount: Micros, free: Micros, refused_ms: Option<u64>) -> Out {
+        Out {
+            worker: self.worker,
+            generation: self.generation,
+            quota: self.quota,
+            msg: QuotaControl::Grant {
+                amount,
+                free,
+                refused_ms,
+            },
+        }
+    }
+}
+
 /// What the admin API shows of one quota.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookView {
@@ -375,16 +392,7 @@ impl Books {
                 Window::Minute => rate_retry_ms(&book.lease, book.quota.cap, wt.want),
                 Window::Period(_) => today_retry,
             });
-            self.out.push(Out {
-                worker: wt.worker,
-                generation: wt.generation,
-                quota: wt.quota,
-                msg: QuotaControl::Grant {
-                    amount: g,
-                    free: book.shown_free(),
-                    refused_ms,
-                },
-            });
+            self.out.push(wt.answer(g, book.shown_free(), refused_ms));
         }
     }
 

@@ -44,7 +44,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::books::{Books, Out, Waiting, next_period_start};
+use super::books::{Books, Waiting, next_period_start};
 use super::budget::Micros;
 use super::quota::QuotaControl;
 use crate::calendar::{Day, Period};
@@ -274,16 +274,7 @@ impl Books {
                 book.waiting = young;
                 for wt in late {
                     let g = book.lease.grant_at_least(usize::from(wt.worker), wt.want);
-                    self.out.push(Out {
-                        worker: wt.worker,
-                        generation: wt.generation,
-                        quota: wt.quota,
-                        msg: QuotaControl::Grant {
-                            amount: g,
-                            free: book.shown_free(),
-                            refused_ms: None,
-                        },
-                    });
+                    self.out.push(wt.answer(g, book.shown_free(), None));
                 }
             }
         }
