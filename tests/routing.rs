@@ -332,10 +332,19 @@ fn lowest_latency_sends_most_traffic_to_the_faster_deployment() {
         "strategy = \"latency\"",
         "",
     ));
-    let seen = served_by(gw.local_addr(), &ask("m", true), 200);
-    let to_slow = seen.get("m#0").copied().unwrap_or(0);
-    // The first request measures each once; then about one in twenty explores.
-    assert!((1..=30).contains(&to_slow), "{seen:?}");
+    // The first requests measure each once; then about one in twenty explores. A first call
+    // slowed by a busy host can hold the average up for a while, so up to 10 rounds of 100
+    // are served and the last is judged.
+    let (mut explored, mut seen) = (0, BTreeMap::new());
+    for _ in 0..10 {
+        seen = served_by(gw.local_addr(), &ask("m", true), 100);
+        explored += seen.get("m#0").copied().unwrap_or(0);
+        if seen.get("m#0").copied().unwrap_or(0) <= 15 {
+            break;
+        }
+    }
+    assert!(seen.get("m#0").copied().unwrap_or(0) <= 15, "{seen:?}");
+    assert!(explored >= 1, "the slow deployment was never measured");
     gw.shutdown();
 }
 
@@ -620,19 +629,25 @@ fn lowest_latency_follows_a_deployment_that_becomes_faster() {
     let pa = delaying_proxy(a.addr, da.clone());
     let pb = delaying_proxy(b.addr, db.clone());
     let gw = start(&routed("m", &[pa, pb], "strategy = \"latency\"", ""));
-    let seen = served_by(gw.local_addr(), &ask("m", false), 100);
-    assert!(seen.get("m#0").copied().unwrap_or(0) >= 80, "{seen:?}");
+    // Up to 20 rounds of 50; the last round seen is what is judged. How many rounds it takes
+    // depends on the machine (a first call slowed by a busy CI host weighs on the average until
+    // exploration has measured again); that it gets there does not.
+    let settles_on = |name: &str| {
+        let mut seen = BTreeMap::new();
+        for _ in 0..20 {
+            seen = served_by(gw.local_addr(), &ask("m", false), 50);
+            if seen.get(name).copied().unwrap_or(0) >= 40 {
+                break;
+            }
+        }
+        seen
+    };
+    let seen = settles_on("m#0");
+    assert!(seen.get("m#0").copied().unwrap_or(0) >= 40, "{seen:?}");
     // Now the other way round.
     da.store(8, Ordering::Relaxed);
     db.store(0, Ordering::Relaxed);
-    // Up to 20 rounds of 50; the last round seen is what is judged.
-    let mut seen = BTreeMap::new();
-    for _ in 0..20 {
-        seen = served_by(gw.local_addr(), &ask("m", false), 50);
-        if seen.get("m#1").copied().unwrap_or(0) >= 40 {
-            break;
-        }
-    }
+    let seen = settles_on("m#1");
     assert!(
         seen.get("m#1").copied().unwrap_or(0) >= 40,
         "traffic never moved back: {seen:?}"
