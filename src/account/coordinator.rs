@@ -103,6 +103,8 @@ pub struct Coordinator {
     started_at: Instant,
     /// `[cluster]`: the line to Redis.
     cluster: Option<super::cluster::Side>,
+    /// The workers' spend journals, until the runtime hands them out.
+    journals: Vec<Option<super::journal::Writer>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -134,21 +136,17 @@ impl Coordinator {
         let audit = AuditWriter::start(&snapshot.audit)?;
         let traces = TraceExporter::start(snapshot.tracing.clone())?;
         let mut spend = BTreeMap::new();
+        let mut journals = Vec::new();
         let ledger = match &snapshot.ledger.dir {
             None => None,
             Some(dir) => {
-                let (l, rec) = Ledger::open(dir).map_err(|e| {
+                let (mut l, rec) = Ledger::open(dir).map_err(|e| {
                     std::io::Error::new(e.kind(), format!("ledger {}: {e}", dir.display()))
                 })?;
-                if let Some(aside) = &rec.set_aside_to {
-                    eprintln!(
-                        "tollgate: ledger: {} byte(s) of a torn or corrupt spend log set aside \
-                         in {} (not counted); {} record(s) recovered",
-                        rec.set_aside_bytes,
-                        aside.display(),
-                        rec.records
-                    );
+                for line in rec.report() {
+                    eprintln!("tollgate: ledger: {line}");
                 }
+                journals = l.journals(n);
                 for (scope, s) in l.totals() {
                     if let Some(key) = scope.strip_prefix("key:") {
                         spend.insert(key.to_owned(), s);
@@ -215,6 +213,7 @@ impl Coordinator {
             next_sample: Instant::now() + Duration::from_secs(1),
             started_at: Instant::now(),
             cluster,
+            journals,
         };
         // Before any worker serves a request: Vertex AI access tokens (a blocking fetch, like
         // the first DNS resolution).
@@ -223,6 +222,11 @@ impl Coordinator {
         let d = c.disabled_keys();
         c.broadcast(|| Control::Disabled(d.clone()));
         Ok(c)
+    }
+
+    /// Worker `i`'s spend journal (`None` without a ledger), taken once.
+    pub fn take_journal(&mut self, i: usize) -> Option<super::journal::Writer> {
+        self.journals.get_mut(i).and_then(Option::take)
     }
 
     /// The books' messages onto the control rings.
@@ -554,7 +558,7 @@ impl Coordinator {
         self.merge_metrics();
         for i in 0..self.events.len() {
             while let Ok(e) = self.events[i].pop() {
-                self.event(e);
+                self.event(i, e);
             }
         }
         self.books.tick(Instant::now(), self.clock.now());
@@ -587,7 +591,8 @@ impl Coordinator {
         self.drops.report(self.dropped(), false);
     }
 
-    fn event(&mut self, e: WorkerEvent) {
+    /// One event from worker `from`'s ring.
+    fn event(&mut self, from: usize, e: WorkerEvent) {
         match e {
             WorkerEvent::Spend {
                 generation,
@@ -603,9 +608,9 @@ impl Coordinator {
                 let team = k.and_then(|k| k.team.clone());
                 if let Some(l) = &mut self.ledger {
                     let now = self.clock.now();
-                    let mut r = l.append(now, &format!("key:{name}"), &spend);
+                    let mut r = l.journaled(from, now, &format!("key:{name}"), &spend);
                     if let Some(t) = &team {
-                        r = r.and_then(|()| l.append(now, &format!("team:{t}"), &spend));
+                        r = r.and_then(|()| l.journaled(from, now, &format!("team:{t}"), &spend));
                     }
                     if let Err(e) = r {
                         eprintln!("tollgate: ledger: {e}; spend is kept in memory");
@@ -619,6 +624,14 @@ impl Coordinator {
                 self.spend_changed = true;
             }
             WorkerEvent::Counters { counters, .. } => self.totals.add(&counters),
+            WorkerEvent::JournalMark { upto } => {
+                if let Some(l) = &mut self.ledger {
+                    if let Err(e) = l.mark(from, upto) {
+                        eprintln!("tollgate: ledger: {e}; spend is kept in memory");
+                    }
+                    self.ledger_dirty = true;
+                }
+            }
             WorkerEvent::SharedGet { .. } | WorkerEvent::SharedPut { .. } => {
                 if let Some(cs) = &mut self.cluster {
                     cs.cache(e, &mut self.books);

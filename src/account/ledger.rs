@@ -22,13 +22,20 @@
 //! truncated there, and [`Recovered`] says how many bytes were set aside — the caller reports
 //! it. Nothing is reset silently.
 //!
-//! Durability: records reach the operating system every tick (a `kill -9` of the gateway loses
-//! only what was not yet handed to it: spend still coalescing on a worker — up to one worker
-//! tick, 10 ms — or in the rings and the coordinator's hands — up to one coordinator tick,
-//! 5 ms — plus the calls in flight); they reach the disk on [`Ledger::sync`] (the coordinator
-//! syncs every second and at shutdown). Measured by `tests/lifecycle.rs`
-//! (`kill_9_under_load...`): 36–128 of ≈2,000 requests lost at ≈8,000 requests/s on 2 vCPUs,
-//! i.e. 5–15 ms of traffic; the recovered spend never exceeds what the provider billed.
+//! Durability: records reach the operating system every tick and the disk on
+//! [`Ledger::sync`] (the coordinator syncs every second and at shutdown). What is younger than
+//! a tick — spend coalescing on a worker, in the rings, in the coordinator's hands, and the
+//! calls in flight — is in the workers' spend journals (`journal.rs`), which a killed process
+//! cannot lose. Workers' sums arrive with the journal position they cover; the ledger writes a
+//! worker's sums as one batch of lines flagged `j` (the journal's id) followed by a mark line
+//! (`"s":"#mark"`, the journal id `m` and position `p`). A batch without its mark (the kill
+//! fell inside the write) is not counted: recovery truncates it and the journal replays it.
+//! On open, every journal of an earlier run is replayed from its mark (`journal::replay`:
+//! the charges after it, and the calls never settled at their estimate), the result written
+//! as a batch with its mark, synced, and the journal deleted — a crash at any step of that
+//! replays it again from the new mark, counting nothing twice. A snapshot's first line also
+//! holds the marks (`"marks"`) of the journals still alive when it was written. Measured by
+//! `tests/lifecycle.rs` (`kill_9...`): no spend lost over 20 kills under load.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -37,7 +44,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::Spend;
+use super::{Spend, journal};
 use crate::calendar::{Day, day_of};
 use crate::config::{Quota, Unit};
 use crate::json;
@@ -51,6 +58,62 @@ pub struct Recovered {
     pub set_aside_bytes: u64,
     /// Where they were put.
     pub set_aside_to: Option<PathBuf>,
+    /// Ledger lines of a batch whose mark never landed (dropped: the journal replays them).
+    pub uncommitted: u64,
+    /// Charges replayed from the spend journals (their sums had not reached the ledger).
+    pub journal_charges: u64,
+    /// Calls in flight when an earlier run ended, charged at their estimate (flagged).
+    pub journal_estimated: u64,
+    /// What those estimates cost.
+    pub journal_estimated_micro_usd: u64,
+    /// A journal's last record was torn by the kill (expected; nothing lost but that record,
+    /// whose call is then charged at its estimate or was never sent).
+    pub journal_torn: u64,
+    /// Journal segments with damage before their end, kept under these names.
+    pub journal_damaged: Vec<PathBuf>,
+}
+
+impl Recovered {
+    /// What recovery found worth saying, a line each.
+    pub fn report(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(aside) = &self.set_aside_to {
+            out.push(format!(
+                "{} byte(s) of a torn or corrupt spend log set aside in {} (not counted); {} \
+                 record(s) recovered",
+                self.set_aside_bytes,
+                aside.display(),
+                self.records
+            ));
+        }
+        out.extend(self.journal_report());
+        out
+    }
+
+    /// What replaying the journals did, or `None` when there was nothing to say.
+    pub fn journal_report(&self) -> Option<String> {
+        if self.journal_charges + self.journal_estimated + self.uncommitted == 0
+            && self.journal_damaged.is_empty()
+        {
+            return None;
+        }
+        let mut s = format!(
+            "spend journals replayed: {} charge(s) the ledger lacked; {} call(s) in flight at \
+             the end of the last run charged at their estimate ({} micro-USD, flagged \
+             estimated); {} uncommitted ledger line(s) replaced",
+            self.journal_charges,
+            self.journal_estimated,
+            self.journal_estimated_micro_usd,
+            self.uncommitted
+        );
+        for d in &self.journal_damaged {
+            s.push_str(&format!(
+                "; DAMAGED journal segment kept at {} (records after the damage not counted)",
+                d.display()
+            ));
+        }
+        Some(s)
+    }
 }
 
 #[derive(Debug)]
@@ -62,11 +125,22 @@ pub struct Ledger {
     /// Totals per (scope, day), snapshot and log together.
     days: BTreeMap<(String, Day), Spend>,
     line: Vec<u8>,
+    /// This run's journal ids are `<run>-<worker>`.
+    run: String,
+    /// Per journal id: the position its last committed batch covers.
+    marks: BTreeMap<String, u64>,
+    /// Per worker of this run: sums received since its last mark (committed with the next);
+    /// `None` for a worker without a journal (its sums are written as they come).
+    pending: Vec<Option<Vec<(u64, String, Spend)>>>,
+    /// Per worker of this run: the first segment not yet deleted.
+    pruned: Vec<u64>,
 }
 
 #[derive(Deserialize)]
 struct Header {
     epoch: u64,
+    #[serde(default)]
+    marks: BTreeMap<String, u64>,
 }
 
 #[derive(Deserialize)]
@@ -89,7 +163,18 @@ struct Record {
     rs: u64,
     #[serde(default)]
     c: u64,
+    /// A line of a journal batch: that journal's id.
+    #[serde(default)]
+    j: Option<String>,
+    /// A mark: the journal id, and the position `p` its batch covers.
+    #[serde(default)]
+    m: Option<String>,
+    #[serde(default)]
+    p: u64,
 }
+
+/// The scope of a mark line.
+const MARK: &str = "#mark";
 
 impl Ledger {
     /// Opens (creating) the ledger in `dir` and recovers its totals.
@@ -101,6 +186,7 @@ impl Ledger {
         // The snapshot is written whole and renamed into place: any bad line in it is damage
         // the ledger cannot explain, and is refused rather than guessed around.
         let mut epoch = 0;
+        let mut marks = BTreeMap::new();
         if let Ok(bytes) = std::fs::read(dir.join("spend.snapshot")) {
             let damaged = || {
                 io::Error::new(
@@ -112,16 +198,14 @@ impl Ledger {
                 )
             };
             let nl = memchr::memchr(b'\n', &bytes).ok_or_else(damaged)?;
-            epoch = scratch
-                .parse::<Header>(&bytes[..nl])
-                .ok_or_else(damaged)?
-                .epoch;
+            let header = scratch.parse::<Header>(&bytes[..nl]).ok_or_else(damaged)?;
+            (epoch, marks) = (header.epoch, header.marks);
             let body = &bytes[nl + 1..];
-            let (good, n) = fold(body, &mut days, &mut scratch);
-            if good != body.len() {
+            let f = fold(body, &mut days, &mut marks, &mut scratch);
+            if f.valid != body.len() || f.committed != body.len() {
                 return Err(damaged());
             }
-            rec.records += n;
+            rec.records += f.records;
         }
         // Logs of this epoch and later hold what the snapshot does not; older ones are
         // already in it (a compaction stopped before deleting them).
@@ -149,18 +233,22 @@ impl Ledger {
             let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes)?;
-            let (good, n) = fold(&bytes, &mut days, &mut scratch);
-            rec.records += n;
+            let f = fold(&bytes, &mut days, &mut marks, &mut scratch);
+            rec.records += f.records;
+            rec.uncommitted += f.uncommitted;
+            let good = f.valid;
             if good < bytes.len() {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
                 let aside = dir.join(format!("spend.{e}.log.corrupt-{now}"));
                 std::fs::write(&aside, &bytes[good..])?;
-                file.set_len(good as u64)?;
-                file.sync_all()?;
                 rec.set_aside_bytes += (bytes.len() - good) as u64;
                 rec.set_aside_to = Some(aside);
+            }
+            if f.committed < bytes.len() {
+                file.set_len(f.committed as u64)?;
+                file.sync_all()?;
             }
         }
         let mut file = OpenOptions::new()
@@ -168,23 +256,182 @@ impl Ledger {
             .create(true)
             .open(log_path(dir, current))?;
         let log_bytes = file.seek(SeekFrom::End(0))?;
-        Ok((
-            Ledger {
-                dir: dir.to_path_buf(),
-                epoch: current,
-                log: BufWriter::with_capacity(64 * 1024, file),
-                log_bytes,
-                days,
-                line: Vec::with_capacity(256),
-            },
-            rec,
-        ))
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mut l = Ledger {
+            dir: dir.to_path_buf(),
+            epoch: current,
+            log: BufWriter::with_capacity(64 * 1024, file),
+            log_bytes,
+            days,
+            line: Vec::with_capacity(256),
+            run: format!("{run:x}"),
+            marks,
+            pending: Vec::new(),
+            pruned: Vec::new(),
+        };
+        l.replay_journals(&mut rec)?;
+        Ok((l, rec))
+    }
+
+    fn journal_dir(&self) -> PathBuf {
+        self.dir.join("journal")
+    }
+
+    /// Replays every journal in the directory (all are an earlier run's), then deletes them.
+    fn replay_journals(&mut self, rec: &mut Recovered) -> io::Result<()> {
+        let dir = self.journal_dir();
+        let journals = journal::list(&dir)?;
+        if journals.is_empty() {
+            return Ok(());
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for (id, segs) in &journals {
+            let mut loaded = Vec::with_capacity(segs.len());
+            for &s in segs {
+                loaded.push((s, std::fs::read(journal::segment_path(&dir, id, s))?));
+            }
+            let mark = self.marks.get(id).copied().unwrap_or(0);
+            let r = journal::replay(&loaded, mark);
+            let mut batch = Vec::new();
+            for (t, payer, s) in r.charges.iter().chain(&r.unsettled) {
+                batch.push((*t, format!("key:{}", payer.key), *s));
+                if let Some(team) = &payer.team {
+                    batch.push((*t, format!("team:{team}"), *s));
+                }
+            }
+            rec.journal_charges += r.charges.len() as u64;
+            rec.journal_estimated += r.unsettled.len() as u64;
+            rec.journal_estimated_micro_usd +=
+                r.unsettled.iter().map(|u| u.2.cost_micro_usd).sum::<u64>();
+            rec.journal_torn += u64::from(r.torn);
+            self.commit(id, batch, r.end.max(mark))?;
+            for s in r.damaged {
+                let from = journal::segment_path(&dir, id, s);
+                let to = dir.join(format!("{id}.{s}.damaged-{now}"));
+                std::fs::rename(&from, &to)?;
+                rec.journal_damaged.push(to);
+            }
+        }
+        self.sync()?;
+        for (id, segs) in &journals {
+            for &s in segs {
+                match std::fs::remove_file(journal::segment_path(&dir, id, s)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            self.marks.remove(id);
+        }
+        Ok(())
+    }
+
+    /// Starts this run's journals, one per worker (`None` for one that could not be created:
+    /// said on stderr; that worker's spend then reaches the ledger as sums alone).
+    pub fn journals(&mut self, workers: usize) -> Vec<Option<journal::Writer>> {
+        let dir = self.journal_dir();
+        self.pruned = vec![0; workers];
+        let writers: Vec<_> = (0..workers)
+            .map(|w| {
+                let id = self.journal_id(w);
+                journal::Writer::create(&dir, &id, journal::SEGMENT_BYTES)
+                    .map_err(|e| {
+                        eprintln!(
+                            "tollgate: spend journal {}: {e}; worker {w}'s spend reaches the \
+                             ledger every tick, but a kill -9 can lose its last moments",
+                            journal::segment_path(&dir, &id, 0).display()
+                        );
+                    })
+                    .ok()
+            })
+            .collect();
+        self.pending = writers
+            .iter()
+            .map(|w| w.as_ref().map(|_| Vec::new()))
+            .collect();
+        writers
+    }
+
+    fn journal_id(&self, worker: usize) -> String {
+        format!("{}-{worker}", self.run)
+    }
+
+    /// Records that `scope` spent `s`, as part of `worker`'s next batch (written and counted
+    /// when its mark arrives: [`Ledger::mark`]).
+    pub fn journaled(
+        &mut self,
+        worker: usize,
+        unix_secs: u64,
+        scope: &str,
+        s: &Spend,
+    ) -> io::Result<()> {
+        match self.pending.get_mut(worker) {
+            Some(Some(p)) => {
+                p.push((unix_secs, scope.to_owned(), *s));
+                Ok(())
+            }
+            _ => self.append(unix_secs, scope, s),
+        }
+    }
+
+    /// `worker`'s sums so far cover its journal up to `upto`: they go to the log as one batch
+    /// and its mark.
+    pub fn mark(&mut self, worker: usize, upto: u64) -> io::Result<()> {
+        let Some(Some(p)) = self.pending.get_mut(worker) else {
+            return Ok(());
+        };
+        let batch = std::mem::take(p);
+        let id = self.journal_id(worker);
+        self.commit(&id, batch, upto)
+    }
+
+    /// Writes `batch` as journal `id`'s lines and then its mark at `upto`, and counts them.
+    fn commit(&mut self, id: &str, batch: Vec<(u64, String, Spend)>, upto: u64) -> io::Result<()> {
+        let mut t = 0;
+        for (unix_secs, scope, s) in &batch {
+            self.line.clear();
+            encode(&mut self.line, *unix_secs, scope, s, Some(id));
+            self.log.write_all(&self.line)?;
+            self.log_bytes += self.line.len() as u64;
+            t = t.max(*unix_secs);
+        }
+        self.line.clear();
+        encode_mark(&mut self.line, t, id, upto);
+        self.log.write_all(&self.line)?;
+        self.log_bytes += self.line.len() as u64;
+        for (unix_secs, scope, s) in batch {
+            self.days
+                .entry((scope, day_of(unix_secs)))
+                .or_default()
+                .add(&s);
+        }
+        self.marks.insert(id.to_owned(), upto);
+        Ok(())
+    }
+
+    /// Deletes this run's journal segments that every mark has passed (after a sync: the
+    /// marks are on disk).
+    fn prune(&mut self) {
+        let dir = self.journal_dir();
+        for w in 0..self.pruned.len() {
+            let id = self.journal_id(w);
+            let Some(&m) = self.marks.get(&id) else {
+                continue;
+            };
+            while self.pruned[w] < m >> 32 {
+                let _ = std::fs::remove_file(journal::segment_path(&dir, &id, self.pruned[w]));
+                self.pruned[w] += 1;
+            }
+        }
     }
 
     /// Records that `scope` spent `s` at `unix_secs` (buffered; see [`Ledger::flush`]).
     pub fn append(&mut self, unix_secs: u64, scope: &str, s: &Spend) -> io::Result<()> {
         self.line.clear();
-        encode(&mut self.line, unix_secs, scope, s);
+        encode(&mut self.line, unix_secs, scope, s, None);
         self.log.write_all(&self.line)?;
         self.log_bytes += self.line.len() as u64;
         self.days
@@ -202,7 +449,9 @@ impl Ledger {
     /// Flushes and asks the disk to keep them (they survive the machine).
     pub fn sync(&mut self) -> io::Result<()> {
         self.log.flush()?;
-        self.log.get_ref().sync_data()
+        self.log.get_ref().sync_data()?;
+        self.prune();
+        Ok(())
     }
 
     /// Bytes in the log since the last compaction.
@@ -225,12 +474,25 @@ impl Ledger {
         let tmp = self.dir.join("spend.snapshot.tmp");
         {
             let mut out = BufWriter::new(File::create(&tmp)?);
-            out.write_all(b"{\"epoch\":")?;
-            out.write_all(itoa::Buffer::new().format(next).as_bytes())?;
-            out.write_all(b"}\n")?;
+            self.line.clear();
+            self.line.extend_from_slice(b"{\"epoch\":");
+            json::uint(&mut self.line, next);
+            self.line.extend_from_slice(b",\"marks\":{");
+            let prefix = format!("{}-", self.run);
+            let live = self.marks.iter().filter(|(id, _)| id.starts_with(&prefix));
+            for (i, (id, p)) in live.enumerate() {
+                if i > 0 {
+                    self.line.push(b',');
+                }
+                json::string(&mut self.line, id.as_bytes());
+                self.line.push(b':');
+                json::uint(&mut self.line, *p);
+            }
+            self.line.extend_from_slice(b"}}\n");
+            out.write_all(&self.line)?;
             for ((scope, day), s) in &self.days {
                 self.line.clear();
-                encode(&mut self.line, u64::from(*day) * 86_400, scope, s);
+                encode(&mut self.line, u64::from(*day) * 86_400, scope, s, None);
                 out.write_all(&self.line)?;
             }
             out.flush()?;
@@ -287,7 +549,7 @@ fn checksum(payload: &[u8]) -> [u8; 16] {
     out
 }
 
-fn encode(out: &mut Vec<u8>, t: u64, scope: &str, s: &Spend) {
+fn encode(out: &mut Vec<u8>, t: u64, scope: &str, s: &Spend, journal: Option<&str>) {
     let mut p = Vec::with_capacity(200);
     p.extend_from_slice(b"{\"t\":");
     json::uint(&mut p, t);
@@ -306,22 +568,57 @@ fn encode(out: &mut Vec<u8>, t: u64, scope: &str, s: &Spend) {
         p.extend_from_slice(k);
         json::uint(&mut p, v);
     }
+    if let Some(j) = journal {
+        p.extend_from_slice(b",\"j\":");
+        json::string(&mut p, j.as_bytes());
+    }
     p.push(b'}');
-    out.extend_from_slice(&checksum(&p));
+    frame(out, &p);
+}
+
+fn encode_mark(out: &mut Vec<u8>, t: u64, journal: &str, upto: u64) {
+    let mut p = Vec::with_capacity(96);
+    p.extend_from_slice(b"{\"t\":");
+    json::uint(&mut p, t);
+    p.extend_from_slice(b",\"s\":\"#mark\",\"m\":");
+    json::string(&mut p, journal.as_bytes());
+    p.extend_from_slice(b",\"p\":");
+    json::uint(&mut p, upto);
+    p.push(b'}');
+    frame(out, &p);
+}
+
+/// `<checksum> <payload>\n`.
+fn frame(out: &mut Vec<u8>, payload: &[u8]) {
+    out.extend_from_slice(&checksum(payload));
     out.push(b' ');
-    out.extend_from_slice(&p);
+    out.extend_from_slice(payload);
     out.push(b'\n');
 }
 
-/// Folds every valid record of `bytes` into `days`; returns where the valid prefix ends and
-/// how many records it held.
+/// What [`fold`] found in a log.
+struct Folded {
+    /// Where the valid prefix ends (a torn or corrupt line after it).
+    valid: usize,
+    /// Where the counted prefix ends: before a journal batch whose mark is missing.
+    committed: usize,
+    records: u64,
+    /// Lines of that batch.
+    uncommitted: u64,
+}
+
+/// Folds every valid, committed record of `bytes` into `days` (a journal batch counts when its
+/// mark follows it), and the marks into `marks`.
 fn fold(
     bytes: &[u8],
     days: &mut BTreeMap<(String, Day), Spend>,
+    marks: &mut BTreeMap<String, u64>,
     scratch: &mut json::Scratch,
-) -> (usize, u64) {
+) -> Folded {
     let mut pos = 0;
     let mut n = 0;
+    let mut batch: Vec<(String, Day, Spend)> = Vec::new();
+    let mut batch_at = 0;
     while pos < bytes.len() {
         let Some(nl) = memchr::memchr(b'\n', &bytes[pos..]) else {
             break; // torn: the last line never got its end
@@ -340,11 +637,29 @@ fn fold(
             reasoning_tokens: r.rs,
             cost_micro_usd: r.c,
         };
-        days.entry((r.s, day_of(r.t))).or_default().add(&s);
+        if let Some(id) = r.m.filter(|_| r.s == MARK) {
+            for (scope, day, s) in batch.drain(..) {
+                days.entry((scope, day)).or_default().add(&s);
+            }
+            marks.insert(id, r.p);
+        } else if r.j.is_some() {
+            if batch.is_empty() {
+                batch_at = pos;
+            }
+            batch.push((r.s, day_of(r.t), s));
+        } else {
+            days.entry((r.s, day_of(r.t))).or_default().add(&s);
+        }
         n += 1;
         pos += nl + 1;
     }
-    (pos, n)
+    let uncommitted = batch.len() as u64;
+    Folded {
+        valid: pos,
+        committed: if batch.is_empty() { pos } else { batch_at },
+        records: n - uncommitted,
+        uncommitted,
+    }
 }
 
 fn decode(line: &[u8], scratch: &mut json::Scratch) -> Option<Record> {
@@ -403,6 +718,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::account::journal::{Entry, Estimate, Payer};
 
     fn dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("tollgate-ledger-{name}-{}", std::process::id()));
@@ -421,6 +737,84 @@ mod tests {
     }
 
     const DAY: u64 = 86_400;
+
+    fn journal_charge(serial: u64, i: u64) -> Entry<&'static str> {
+        Entry::Charge {
+            serial,
+            t: 3 * DAY,
+            payer: Payer {
+                key: "a",
+                team: Some("t"),
+            },
+            spend: spend(i),
+            last: true,
+        }
+    }
+
+    fn journal_open(serial: u64, i: u64) -> Entry<&'static str> {
+        Entry::Open {
+            serial,
+            t: 3 * DAY,
+            payer: Payer {
+                key: "a",
+                team: Some("t"),
+            },
+            estimate: Estimate {
+                input_tokens: i,
+                output_tokens: i,
+                cost_micro_usd: i,
+            },
+        }
+    }
+
+    /// A call charged and marked counts once; one charged whose batch lost its mark is
+    /// replayed from the journal (its unmarked lines dropped); one in flight is charged at its
+    /// estimate, flagged — and reopening again changes nothing.
+    #[test]
+    fn journals_replay_what_the_ledger_lacks_and_nothing_twice() {
+        let d = dir("journal");
+        let a = ("key:a".to_owned(), 3);
+        {
+            let (mut l, _) = Ledger::open(&d).unwrap();
+            let mut js = l.journals(1);
+            let j = js[0].as_mut().unwrap();
+            j.write(&journal_open(1, 1000));
+            j.write(&journal_charge(1, 10));
+            for scope in ["key:a", "team:t"] {
+                l.journaled(0, 3 * DAY, scope, &spend(10)).unwrap();
+            }
+            l.mark(0, j.position()).unwrap();
+            l.compact().unwrap(); // the mark must survive it
+            j.write(&journal_open(2, 2000));
+            j.write(&journal_charge(2, 20));
+            // Its batch reached the log without its mark.
+            let mut torn = Vec::new();
+            encode(
+                &mut torn,
+                3 * DAY,
+                "key:a",
+                &spend(20),
+                Some(&l.journal_id(0)),
+            );
+            l.log.write_all(&torn).unwrap();
+            l.flush().unwrap();
+            j.write(&journal_open(3, 300)); // in flight at the kill
+        }
+        let (l, rec) = Ledger::open(&d).unwrap();
+        assert_eq!((rec.uncommitted, rec.journal_charges), (1, 1), "{rec:?}");
+        assert_eq!(rec.journal_estimated, 1);
+        assert_eq!(rec.journal_estimated_micro_usd, 300);
+        let got = l.days()[&a];
+        assert_eq!(got.requests, 3);
+        assert_eq!(got.estimated_requests, 1);
+        assert_eq!(got.input_tokens, 10 + 20 + 300);
+        assert_eq!(l.days()[&("team:t".to_owned(), 3)], got);
+        assert!(journal::list(&l.journal_dir()).unwrap().is_empty());
+        drop(l);
+        let (l, rec) = Ledger::open(&d).unwrap();
+        assert_eq!(l.days()[&a], got);
+        assert_eq!(rec.journal_report(), None);
+    }
 
     #[test]
     fn spend_survives_reopening_and_compaction_per_scope_and_day() {
@@ -515,7 +909,7 @@ mod tests {
         }
         // Re-create the deleted epoch-0 log as if the delete had not happened.
         let mut line = Vec::new();
-        encode(&mut line, DAY, "key:a", &spend(1));
+        encode(&mut line, DAY, "key:a", &spend(1), None);
         std::fs::write(d.join("spend.0.log"), &line).unwrap();
         let (l, _) = Ledger::open(&d).unwrap();
         assert_eq!(
@@ -529,7 +923,7 @@ mod tests {
         std::fs::create_dir_all(&d2).unwrap();
         std::fs::write(d2.join("spend.0.log"), &line).unwrap();
         let mut line2 = Vec::new();
-        encode(&mut line2, DAY, "key:a", &spend(2));
+        encode(&mut line2, DAY, "key:a", &spend(2), None);
         std::fs::write(d2.join("spend.1.log"), &line2).unwrap();
         let (mut l, _) = Ledger::open(&d2).unwrap();
         assert_eq!(l.totals()["key:a"].input_tokens, 3);

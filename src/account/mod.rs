@@ -13,6 +13,7 @@
 mod admin_ops;
 pub mod cluster;
 pub mod coordinator;
+pub mod journal;
 pub mod ledger;
 mod scrape;
 mod stats;
@@ -227,6 +228,11 @@ pub enum WorkerEvent {
         worker: u16,
         counters: Counters,
     },
+    /// The spend sums sent so far cover the worker's journal up to this position
+    /// (`journal.rs`, "Marks"); follows them on the ring.
+    JournalMark {
+        upto: u64,
+    },
     /// The worker now serves snapshot `generation`.
     Applied {
         worker: u16,
@@ -338,6 +344,8 @@ pub struct Rings {
     pub hashing: crate::cache::Hashing,
     /// Where the gateway listens (the port bound): the semantic cache asks it for embeddings.
     pub listen: std::net::SocketAddr,
+    /// The worker's spend journal (with a ledger).
+    pub journal: Option<journal::Writer>,
 }
 
 /// The coordinator's ends of every worker's rings (index = worker), and its doorbell.

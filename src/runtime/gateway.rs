@@ -134,7 +134,7 @@ impl Gateway {
         // The coordinator is built first: it opens the ledger and queues what workers must
         // know before their first request (keys disabled at runtime).
         let wake = Arc::new(Wake::default());
-        let coordinator = Coordinator::new(
+        let mut coordinator = Coordinator::new(
             CoordinatorRings {
                 events,
                 controls,
@@ -171,6 +171,7 @@ impl Gateway {
                 return Err(StartError::Other("a worker has no rings".into()));
             };
             let core = (server.pin_workers && !cores.is_empty()).then(|| cores[i % cores.len()]);
+            let journal = coordinator.take_journal(i);
             let handle = std::thread::Builder::new()
                 .name(format!("tollgate-w{i}"))
                 .spawn(move || {
@@ -186,6 +187,7 @@ impl Gateway {
                         peers,
                         hashing,
                         listen,
+                        journal,
                     };
                     let seat = Seat {
                         id: i,

@@ -23,6 +23,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use super::{Conn, Fields, RequestCtx, Route, Worker};
+use crate::account::journal::{Entry, Estimate, Payer};
 use crate::config::{DeploymentId, Quota, QuotaId, Snapshot, Unit, Window};
 use crate::error::{ErrorKind, GatewayError};
 use crate::json::uint;
@@ -211,6 +212,46 @@ fn not_admitted(
             )
         }
     }
+}
+
+/// Before the call goes to deployment `d`, the journal records it with its estimate — again
+/// on a later attempt only when that deployment's estimate is higher (`account::journal`).
+pub(super) fn journal_open(
+    w: &Worker,
+    snap: &Snapshot,
+    c: &Conn,
+    ctx: &mut RequestCtx,
+    f: &Fields,
+    d: DeploymentId,
+) {
+    let mut journal = w.journal.borrow_mut();
+    let (Some(j), Some(key)) = (&mut *journal, ctx.key) else {
+        return;
+    };
+    let (input, output) = estimate(snap, c, ctx, f);
+    let cost = snap.deployment(d).price.cost(&Usage {
+        input_tokens: input,
+        output_tokens: output,
+        ..Usage::default()
+    });
+    if ctx.journal_open.is_some_and(|recorded| recorded >= cost) {
+        return;
+    }
+    ctx.journal_open = Some(cost);
+    let k = &snap.keys[key.0 as usize];
+    j.write(&Entry::Open {
+        serial: ctx.serial,
+        t: ctx.start_unix_us / 1_000_000,
+        payer: Payer {
+            key: &k.id,
+            team: k.team.as_deref(),
+        },
+        estimate: Estimate {
+            input_tokens: input,
+            output_tokens: output,
+            cost_micro_usd: cost,
+        },
+    });
 }
 
 /// The request's estimated input and output tokens.

@@ -439,13 +439,9 @@ pub(super) async fn hedged(
         ctx.hedge_cost_micro_usd += cost;
         ctx.hedge_tokens += usage.input_tokens;
         if let Some(key) = ctx.key {
-            let direct = w
-                .spend
-                .borrow_mut()
-                .charge(ctx.generation, key, &usage, true, cost);
-            if let Some(e) = direct {
-                w.emit(e);
-            }
+            let last = false; // the winner's charge follows
+            let c = super::settle::Charge::new(usage, true, cost, last);
+            super::settle::charge(w, snap, ctx, key, c);
         }
         ctx.tries.push(loser, TryOutcome::HedgeLost);
         report(w, snap, loser, Outcome::Neutral);

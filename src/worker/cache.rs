@@ -607,13 +607,9 @@ async fn serve_hit(
     if charge > 0
         && let Some(key) = ctx.key
     {
-        let direct =
-            w.spend
-                .borrow_mut()
-                .charge(ctx.generation, key, &Usage::default(), false, charge);
-        if let Some(ev) = direct {
-            w.emit(ev);
-        }
+        let last = true;
+        let c = super::settle::Charge::new(Usage::default(), false, charge, last);
+        super::settle::charge(w, snap, ctx, key, c);
     }
     let client = client_dialect(ctx.route);
     let created = ctx.start_unix_us / 1_000_000;

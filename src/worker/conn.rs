@@ -64,6 +64,7 @@ pub(super) async fn serve(w: &Rc<Worker>, mut io: ClientStream) {
             }
         }
         settle(w, &snap, &mut c, &mut ctx);
+        super::settle::journal_close(w, &mut ctx);
         settle_quotas(w, &snap, &mut c, &mut ctx);
         super::cache::store(w, &snap, &mut c, &mut ctx);
         ctx.guard = super::guard::note(&c);
@@ -168,6 +169,8 @@ async fn serve_request(
             }
             ctx.deployment = Some(d);
             ctx.attempt.retrying = hop.from.is_some();
+            // on record before the provider is called: a kill from here on loses nothing
+            super::admit::journal_open(w, snap, c, ctx, &f, d);
             c.meter.reset();
             ctx.status = 0;
             // translate → forward; a hedged attempt does both for two deployments and keeps

@@ -141,6 +141,9 @@ pub struct Worker {
     scratch: RefCell<Scratch>,
     /// Spend per key, coalesced until it goes to the coordinator.
     spend: RefCell<SpendBook>,
+    /// Each call let through and each charge, where a kill cannot lose them
+    /// (`account::journal`; with a ledger).
+    journal: RefCell<Option<crate::account::journal::Writer>>,
     control: RefCell<rtrb::Consumer<Control>>,
     /// Readable when the coordinator pushed control messages (taken by the doorbell task).
     doorbell: RefCell<Option<std::os::unix::net::UnixStream>>,
@@ -186,6 +189,7 @@ impl Worker {
             disabled: RefCell::new(Arc::default()),
             cache: cache::CacheDesk::new(rings.peers, rings.hashing),
             listen: rings.listen,
+            journal: RefCell::new(rings.journal),
             id,
             snapshot: RefCell::new(Rc::new(snapshot)),
             addrs: RefCell::new(Rc::new(addrs)),
@@ -409,6 +413,10 @@ impl Worker {
         let mut outbox = self.outbox.borrow_mut();
         if always || !outbox.is_backed_up() {
             self.spend.borrow_mut().drain(|e| outbox.push(e));
+            // What was just sent covers the journal so far (charges and sums go together).
+            if let Some(j) = &*self.journal.borrow() {
+                outbox.push(WorkerEvent::JournalMark { upto: j.position() });
+            }
         }
     }
 
@@ -606,6 +614,8 @@ struct RequestCtx {
     guard: crate::telemetry::record::GuardNote,
     /// This request leads the fill of a cache entry (`worker/cache.rs`).
     cache_fill: Option<cache::FillTicket>,
+    /// The journal holds an open record of this call, at this estimated cost (µUSD).
+    journal_open: Option<u64>,
 }
 
 /// What one attempt (one deployment, or a hedged pair) sets up and finds out; the last

@@ -3,6 +3,7 @@
 //! however it ended.
 
 use super::*;
+use crate::account::journal::{Entry, Payer};
 use crate::config::Unit;
 
 pub(super) fn ctx_worker(ctx: &RequestCtx) -> u16 {
@@ -44,12 +45,68 @@ pub(super) fn settle(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut Reques
     ctx.usage = usage;
     ctx.usage_estimated = estimated;
     ctx.cost_micro_usd = cost;
+    let last = true;
+    charge(w, snap, ctx, key, Charge::new(usage, estimated, cost, last));
+}
+
+/// A charge to a key (see [`charge`]).
+pub(super) struct Charge {
+    usage: Usage,
+    estimated: bool,
+    cost: u64,
+    /// The request's final charge: it closes the call's record in the journal.
+    last: bool,
+}
+
+impl Charge {
+    pub(super) fn new(usage: Usage, estimated: bool, cost: u64, last: bool) -> Self {
+        Charge {
+            usage,
+            estimated,
+            cost,
+            last,
+        }
+    }
+}
+
+/// Adds a charge to the key's spend sums (sent on the next tick) and, in the same step, to
+/// the worker's journal — so the journal position sent with the sums is exactly what they
+/// cover (`account::journal`, "Marks").
+pub(super) fn charge(w: &Worker, snap: &Snapshot, ctx: &mut RequestCtx, key: KeyId, c: Charge) {
     let direct = w
         .spend
         .borrow_mut()
-        .charge(ctx.generation, key, &usage, estimated, cost);
+        .charge(ctx.generation, key, &c.usage, c.estimated, c.cost);
     if let Some(e) = direct {
         w.emit(e);
+    }
+    if let Some(j) = &mut *w.journal.borrow_mut() {
+        let k = &snap.keys[key.0 as usize];
+        let mut spend = crate::account::Spend::default();
+        spend.charge(&c.usage, c.estimated, c.cost);
+        j.write(&Entry::Charge {
+            serial: ctx.serial,
+            t: ctx.start_unix_us / 1_000_000,
+            payer: Payer {
+                key: &k.id,
+                team: k.team.as_deref(),
+            },
+            spend,
+            last: c.last,
+        });
+    }
+    if c.last {
+        ctx.journal_open = None;
+    }
+}
+
+/// A call the journal holds open that ended without a final charge (it failed before a
+/// provider accepted it): closed, so a restart does not charge its estimate.
+pub(super) fn journal_close(w: &Worker, ctx: &mut RequestCtx) {
+    if ctx.journal_open.take().is_some()
+        && let Some(j) = &mut *w.journal.borrow_mut()
+    {
+        j.write(&Entry::Close { serial: ctx.serial });
     }
 }
 
@@ -198,6 +255,7 @@ impl RequestCtx {
             cache: Default::default(),
             guard: Default::default(),
             cache_fill: None,
+            journal_open: None,
         }
     }
 }
