@@ -146,7 +146,7 @@ impl Coordinator {
                 for line in rec.report() {
                     eprintln!("tollgate: ledger: {line}");
                 }
-                journals = l.journals(n);
+                journals = l.journals(if snapshot.ledger.journal { n } else { 0 });
                 for (scope, s) in l.totals() {
                     if let Some(key) = scope.strip_prefix("key:") {
                         spend.insert(key.to_owned(), s);

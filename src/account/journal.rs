@@ -42,6 +42,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -154,9 +155,16 @@ impl<S: AsRef<str>> Entry<S> {
     }
 }
 
+/// Numbers as LEB128 varints: most are small (token counts, flags) and a record is written
+/// for every call — fewer bytes are fewer pages touched.
 fn put(out: &mut Vec<u8>, vs: &[u64]) {
-    for v in vs {
-        out.extend_from_slice(&v.to_le_bytes());
+    for &v in vs {
+        let mut v = v;
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
     }
 }
 
@@ -220,9 +228,15 @@ struct Cursor<'a>(&'a [u8]);
 
 impl Cursor<'_> {
     fn u64(&mut self) -> Option<u64> {
-        let (v, rest) = self.0.split_first_chunk::<8>()?;
-        self.0 = rest;
-        Some(u64::from_le_bytes(*v))
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f).checked_shl(shift)?;
+            if b < 0x80 {
+                return Some(v);
+            }
+        }
+        None
     }
     fn u8(&mut self) -> Option<u8> {
         let (v, rest) = self.0.split_first()?;
@@ -300,8 +314,10 @@ pub struct Writer {
     map: Option<Map>,
     offset: usize,
     /// Calls in flight: serial → where its latest `Open` record starts, and its length.
-    open: HashMap<u64, (usize, usize)>,
+    open: HashMap<u64, (usize, usize), BuildHasherDefault<SerialHash>>,
     record: Vec<u8>,
+    /// The position last handed out by [`Writer::unmarked`].
+    marked: Option<u64>,
     /// Set when a segment could not be created: the journal stops (spend still travels to
     /// the coordinator as before; only the protection against a kill is gone, and said).
     failed: bool,
@@ -319,8 +335,9 @@ impl Writer {
             segment: 0,
             map: Some(map),
             offset: 0,
-            open: HashMap::new(),
+            open: HashMap::default(),
             record: Vec::with_capacity(256),
+            marked: None,
             failed: false,
         })
     }
@@ -328,6 +345,16 @@ impl Writer {
     /// The position after the last record written.
     pub fn position(&self) -> u64 {
         (self.segment << 32) | self.offset as u64
+    }
+
+    /// The position, if records were written since it was last asked for (an idle worker
+    /// sends no marks, and the ledger writes no lines for it).
+    pub fn unmarked(&mut self) -> Option<u64> {
+        let p = self.position();
+        (self.marked != Some(p)).then(|| {
+            self.marked = Some(p);
+            p
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -397,6 +424,25 @@ impl Writer {
         self.map = Some(map);
         self.segment += 1;
         self.offset = offset;
+    }
+}
+
+/// Request serials are unique and count up: one multiply spreads them enough (SipHash, the
+/// default, costs more than the rest of a record's bookkeeping).
+#[derive(Clone, Copy, Debug, Default)]
+struct SerialHash(u64);
+
+impl Hasher for SerialHash {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 }
 
@@ -698,6 +744,8 @@ mod tests {
         w.write(&open(2, 20));
         w.write(&Entry::Close { serial: 2 });
         let mark = w.position();
+        assert_eq!(w.unmarked(), Some(mark));
+        assert_eq!(w.unmarked(), None, "no records since: no mark");
         w.write(&open(3, 30));
         w.write(&charge(3, 5, false)); // a hedge's loser: charged, still open
         w.write(&open(4, 40));
@@ -718,7 +766,7 @@ mod tests {
         let d = dir("carry");
         let mut w = Writer::create(&d, "r-1", 512).unwrap();
         w.write(&open(1, 1)); // stays open across every segment
-        for s in 2..40 {
+        for s in 2..100 {
             w.write(&open(s, s));
             w.write(&charge(s, s, true));
         }

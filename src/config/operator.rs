@@ -3,9 +3,9 @@
 
 use std::net::SocketAddr;
 
-use super::raw::{RawAdmin, RawTracing};
-use super::snapshot::{Admin, Tracing};
-use super::validate::{Problems, parse_sha256};
+use super::raw::{RawAdmin, RawLedger, RawTracing};
+use super::snapshot::{Admin, LedgerConfig, Tracing};
+use super::validate::{Problems, bounded, ms, parse_sha256};
 
 /// `[admin]`, `[tracing]` and `[cluster]`.
 pub(super) fn operator(
@@ -86,4 +86,20 @@ pub(super) fn tracing(p: &mut Problems, r: &RawTracing) -> Option<Tracing> {
         service_name: r.service_name.clone(),
         queue_spans: usize::try_from(r.queue_spans).unwrap_or(usize::MAX),
     })
+}
+
+pub(super) fn ledger(p: &mut Problems, r: &RawLedger) -> LedgerConfig {
+    LedgerConfig {
+        dir: match r.dir.as_str() {
+            "off" => None,
+            "" => {
+                p.add("ledger.dir", "empty; use a directory path or \"off\"");
+                None
+            }
+            d => Some(d.into()),
+        },
+        compact_bytes: bounded(p, "ledger.compact_bytes", r.compact_bytes, 256, 1 << 40),
+        sync: ms(p, "ledger.sync_ms", r.sync_ms),
+        journal: r.journal,
+    }
 }

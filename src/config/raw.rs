@@ -554,6 +554,9 @@ pub struct RawLedger {
     pub compact_bytes: u64,
     /// How often records are synced to the disk (they reach the OS every tick).
     pub sync_ms: u64,
+    /// Each worker's spend journal (`account::journal`): nothing lost to `kill -9`, for a
+    /// few hundred nanoseconds a request. Off: the last tick or two of spend can be.
+    pub journal: bool,
 }
 
 impl Default for RawLedger {
@@ -562,6 +565,7 @@ impl Default for RawLedger {
             dir: "off".into(),
             compact_bytes: 64 * 1024 * 1024,
             sync_ms: 1000,
+            journal: true,
         }
     }
 }

@@ -202,6 +202,8 @@ pub struct LedgerConfig {
     pub dir: Option<std::path::PathBuf>,
     pub compact_bytes: u64,
     pub sync: Duration,
+    /// The workers keep spend journals.
+    pub journal: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

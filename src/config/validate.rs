@@ -124,24 +124,7 @@ pub fn compile(
     };
     let limits = limits(&mut p, &raw.limits);
     let audit = audit(&mut p, &raw.audit);
-    let ledger = LedgerConfig {
-        dir: match raw.ledger.dir.as_str() {
-            "off" => None,
-            "" => {
-                p.add("ledger.dir", "empty; use a directory path or \"off\"");
-                None
-            }
-            d => Some(d.into()),
-        },
-        compact_bytes: bounded(
-            &mut p,
-            "ledger.compact_bytes",
-            raw.ledger.compact_bytes,
-            256,
-            1 << 40,
-        ),
-        sync: ms(&mut p, "ledger.sync_ms", raw.ledger.sync_ms),
-    };
+    let ledger = super::operator::ledger(&mut p, &raw.ledger);
     let table = price_table(&mut p, raw);
     let upstream = upstream(&mut p, &raw.upstream);
     let quota_settings = QuotaSettings {

@@ -414,8 +414,13 @@ impl Worker {
         if always || !outbox.is_backed_up() {
             self.spend.borrow_mut().drain(|e| outbox.push(e));
             // What was just sent covers the journal so far (charges and sums go together).
-            if let Some(j) = &*self.journal.borrow() {
-                outbox.push(WorkerEvent::JournalMark { upto: j.position() });
+            if let Some(upto) = self
+                .journal
+                .borrow_mut()
+                .as_mut()
+                .and_then(|j| j.unmarked())
+            {
+                outbox.push(WorkerEvent::JournalMark { upto });
             }
         }
     }
