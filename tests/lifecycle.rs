@@ -589,3 +589,344 @@ fn kill_9_twenty_times_under_load_loses_no_spend() {
          by {over} tokens (calls in flight at the kills, charged at their estimate); nothing lost"
     );
 }
+
+/// A listener that answers every HTTP request 200 and keeps every byte it was sent (an OTLP
+/// collector whose input the test can search).
+fn capturing_server() -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let keep = keep.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 16 * 1024];
+                loop {
+                    // One request: its head, then its content-length of body.
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                buf.extend_from_slice(&chunk[..n]);
+                                keep.lock().unwrap().extend_from_slice(&chunk[..n]);
+                                continue;
+                            }
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap_or(0));
+                    while buf.len() < end + 4 + len {
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                buf.extend_from_slice(&chunk[..n]);
+                                keep.lock().unwrap().extend_from_slice(&chunk[..n]);
+                            }
+                        }
+                    }
+                    buf.drain(..end + 4 + len);
+                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// The forms a leaked secret would most likely take: as is, base64 (both alphabets, with and
+/// without padding), hex, percent-encoded, and its long middle (a key cut at either end).
+fn encodings(secret: &str) -> Vec<Vec<u8>> {
+    fn b64(b: &[u8], alphabet: &[u8; 64]) -> String {
+        let mut out = String::new();
+        for c in b.chunks(3) {
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            for i in 0..=c.len() {
+                out.push(alphabet[(n >> (18 - 6 * i) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+    let std64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let url64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let b = secret.as_bytes();
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let pct: String = b.iter().map(|x| format!("%{x:02X}")).collect();
+    let mut forms = vec![
+        b.to_vec(),
+        b64(b, std64).into_bytes(),
+        b64(b, url64).into_bytes(),
+        hex.to_ascii_uppercase().into_bytes(),
+        hex.into_bytes(),
+        pct.into_bytes(),
+    ];
+    if secret.len() >= 16 {
+        forms.push(secret.as_bytes()[3..secret.len() - 3].to_vec());
+    }
+    forms
+}
+
+/// Provider keys, virtual keys and the admin key never appear in anything the gateway writes:
+/// stdout, stderr, the audit file, the ledger and its journals, the metrics, the admin API's
+/// answers, exported traces, and the bodies of its answers and errors — however the traffic
+/// went (served, refused, failed upstream, streamed) — in any obvious encoding.
+#[test]
+fn secrets_never_appear_in_anything_the_gateway_writes() {
+    let dir = test_dir("secrets");
+    let failing = start_mock(|m| m.faults = vec!["status=500@1.0".parse().unwrap()]);
+    let mock = start_mock(|_| {});
+    let (otlp, traced) = capturing_server();
+    let admin_key = "sk-admin-Zq8cUu2nWb0s";
+    let client_key = "sk-client-Yt7bVv3mXa9r";
+    let extra = format!(
+        "[ledger]\ndir = {:?}\n[audit]\noutput = {:?}\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\nkey_sha256 = \"{}\"\n\
+         [tracing]\nendpoint = \"http://{otlp}/v1/traces\"\nsample = 1.0\n\
+         [[models]]\nname = \"broken\"\n[[models.deployments]]\nprovider = \"down\"\n\
+         model = \"up-model\"\nprice = \"free\"\n\
+         [[providers]]\nname = \"down\"\nkind = \"openai_compatible\"\n\
+         base_url = \"http://{}/v1\"\napi_key_env = \"TEST_UPSTREAM_KEY\"\n{}",
+        dir.join("ledger").to_str().unwrap(),
+        dir.join("audit.jsonl").to_str().unwrap(),
+        sha256_hex(admin_key),
+        failing.addr,
+        key_entry("client", client_key, "log_content = \"sha256\"")
+    );
+    let config = dir.join("tollgate.toml");
+    std::fs::write(&config, config_text(Some(mock.addr), 2, &extra)).unwrap();
+    let gw = Proc::spawn(&config);
+    let admin = gw.admin.unwrap();
+    let mut written: Vec<(String, Vec<u8>)> = Vec::new();
+    let with_key = |k: &str, body: &str| {
+        post_with(
+            "/v1/chat/completions",
+            &[("authorization", &format!("Bearer {k}"))],
+            body.as_bytes(),
+        )
+    };
+    let asks = [
+        with_key(client_key, &chat("up-chat", false)),
+        with_key(client_key, &chat("up-chat", true)),
+        with_key(client_key, &chat("broken", false)),
+        with_key(client_key, &chat("nonexistent", false)),
+        with_key(KEY, &chat("up-chat", false)),
+        // A near miss of a real key, and the admin key where a client key goes.
+        with_key(&client_key[..client_key.len() - 1], &chat("up-chat", false)),
+        with_key(admin_key, &chat("up-chat", false)),
+        post_with(
+            "/v1/messages",
+            &[
+                ("x-api-key", client_key),
+                ("anthropic-version", "2023-06-01"),
+            ],
+            br#"{"model":"up-chat","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+    ];
+    for (i, req) in asks.iter().enumerate() {
+        let r = roundtrip(gw.addr, req);
+        written.push((format!("answer {i} ({})", r.status), r.raw_body.clone()));
+        for (k, v) in &r.headers {
+            written.push((format!("answer {i} header {k}"), v.clone().into_bytes()));
+        }
+    }
+    for path in ["/admin/quotas", "/admin/stats", "/metrics", "/admin/keys"] {
+        for auth in [Some(admin_key), None] {
+            let req = match auth {
+                Some(k) => {
+                    format!("GET {path} HTTP/1.1\r\nhost: a\r\nauthorization: Bearer {k}\r\n\r\n")
+                }
+                None => format!("GET {path} HTTP/1.1\r\nhost: a\r\n\r\n"),
+            };
+            let r = roundtrip(admin, req.as_bytes());
+            if auth.is_none() && path.starts_with("/admin") {
+                assert_eq!(r.status, 401, "{path} without the admin key");
+            }
+            written.push((format!("admin {path} ({})", r.status), r.raw_body.clone()));
+        }
+    }
+    // Stop cleanly: every audit line, ledger record and span is out.
+    gw.signal("-TERM");
+    let mut gw = gw;
+    gw.child.wait().unwrap();
+    written.push((
+        "stderr".into(),
+        gw.stderr.lock().unwrap().clone().into_bytes(),
+    ));
+    written.push(("traces".into(), traced.lock().unwrap().clone()));
+    let mut files = vec![dir.join("audit.jsonl")];
+    let mut stack = vec![dir.join("ledger")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    for f in files {
+        written.push((
+            f.display().to_string(),
+            std::fs::read(&f).unwrap_or_default(),
+        ));
+    }
+    // (stdout is the listening lines, read by Proc::spawn; they hold addresses only.)
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    assert!(
+        audit.lines().count() >= asks.len(),
+        "the audit trail is there to search"
+    );
+    assert!(
+        !traced.lock().unwrap().is_empty(),
+        "spans were exported to search"
+    );
+    for secret in [UPSTREAM_KEY, KEY, client_key, admin_key] {
+        for form in encodings(secret) {
+            for (what, bytes) in &written {
+                assert!(
+                    !bytes.windows(form.len()).any(|w| w == form.as_slice()),
+                    "{secret:?} (as {:?}) appears in {what}",
+                    String::from_utf8_lossy(&form)
+                );
+            }
+        }
+    }
+}
+
+/// A provider answering with a redirect is not followed: the client gets the provider's
+/// answer or an error, and the redirect's target never sees a connection.
+#[test]
+fn upstream_redirects_are_never_followed() {
+    use std::io::{Read, Write};
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_addr = target.local_addr().unwrap();
+    target.set_nonblocking(true).unwrap();
+    let redirector = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let redirector_addr = redirector.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in redirector.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = b"{\"error\":{\"message\":\"moved\"}}";
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{target_addr}/v1/chat/completions\r\n\
+                     content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            let _ = s.write_all(body);
+        }
+    });
+    let gw = start(&config_text(Some(redirector_addr), 1, ""));
+    let r = roundtrip(
+        gw.local_addr(),
+        &post("/v1/chat/completions", &chat("up-chat", false)),
+    );
+    assert_ne!(r.status, 200, "{}", r.text());
+    assert!(r.status == 307 || r.status >= 500, "{}", r.status);
+    gw.shutdown();
+    assert!(
+        matches!(target.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the redirect was followed"
+    );
+}
+
+/// A provider that sends more than `[upstream] max_response_bytes`: refused with a clear error
+/// before anything reached the client (a huge Content-Length), or cut with an error event
+/// once a stream has started; the gateway keeps serving.
+#[test]
+fn a_provider_sending_too_much_is_cut_with_a_clear_error() {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 16 * 1024];
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if String::from_utf8_lossy(&got).contains("\"stream\":true") {
+                    // An endless stream: one chunk of events after another.
+                    let _ = s.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                          transfer-encoding: chunked\r\n\r\n",
+                    );
+                    let event = b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"more \"}}]}\n\n";
+                    loop {
+                        let mut chunk = format!("{:x}\r\n", event.len() * 8).into_bytes();
+                        for _ in 0..8 {
+                            chunk.extend_from_slice(event);
+                        }
+                        chunk.extend_from_slice(b"\r\n");
+                        if s.write_all(&chunk).is_err() {
+                            return;
+                        }
+                    }
+                } else {
+                    let _ = s.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                          content-length: 10000000000\r\n\r\n{\"id\":",
+                    );
+                }
+            });
+        }
+    });
+    let gw = start(&config_text(
+        Some(upstream),
+        1,
+        "[upstream]\nmax_response_bytes = 65536\n",
+    ));
+    let r = roundtrip(
+        gw.local_addr(),
+        &post("/v1/chat/completions", &chat("up-chat", false)),
+    );
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("max_response_bytes"), "{}", r.text());
+    let r = roundtrip(
+        gw.local_addr(),
+        &post("/v1/chat/completions", &chat("up-chat", true)),
+    );
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(text.len() <= 65536 + 4096, "{} bytes relayed", text.len());
+    assert!(
+        text.contains("max_response_bytes"),
+        "no error event: {}",
+        &text[text.len().saturating_sub(400)..]
+    );
+    // Everyone else is still served.
+    let r = roundtrip(
+        gw.local_addr(),
+        &post("/v1/chat/completions", &chat("mock-chat", false)),
+    );
+    assert_eq!(r.status, 200);
+    gw.shutdown();
+}

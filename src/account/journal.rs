@@ -171,8 +171,13 @@ fn put(out: &mut Vec<u8>, vs: &[u64]) {
 /// Names are cut at 255 bytes (key and team ids are far shorter).
 fn put_payer<S: AsRef<str>>(out: &mut Vec<u8>, p: &Payer<S>) {
     for name in [Some(p.key.as_ref()), p.team.as_ref().map(AsRef::as_ref)] {
-        let b = name.map_or(&b""[..], str::as_bytes);
-        let b = &b[..b.len().min(255)];
+        let name = name.unwrap_or("");
+        // cut at a character boundary: the name must read back as UTF-8
+        let mut end = name.len().min(255);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let b = &name.as_bytes()[..end];
         out.push(b.len() as u8);
         out.extend_from_slice(b);
     }

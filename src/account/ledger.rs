@@ -305,8 +305,11 @@ impl Ledger {
             }
             rec.journal_charges += r.charges.len() as u64;
             rec.journal_estimated += r.unsettled.len() as u64;
-            rec.journal_estimated_micro_usd +=
-                r.unsettled.iter().map(|u| u.2.cost_micro_usd).sum::<u64>();
+            for u in &r.unsettled {
+                rec.journal_estimated_micro_usd = rec
+                    .journal_estimated_micro_usd
+                    .saturating_add(u.2.cost_micro_usd);
+            }
             rec.journal_torn += u64::from(r.torn);
             self.commit(id, batch, r.end.max(mark))?;
             for s in r.damaged {

@@ -59,15 +59,19 @@ pub struct Spend {
 }
 
 impl Spend {
+    /// Adds one call. Sums saturate: a provider (or a damaged ledger line) reporting absurd
+    /// numbers pins a total at its maximum rather than wrapping it to a small one.
     pub fn charge(&mut self, u: &Usage, estimated: bool, cost: u64) {
-        self.requests += 1;
-        self.estimated_requests += u64::from(estimated);
-        self.input_tokens += u.input_tokens;
-        self.output_tokens += u.output_tokens;
-        self.cache_read_tokens += u.cache_read_tokens;
-        self.cache_creation_tokens += u.cache_creation_tokens;
-        self.reasoning_tokens += u.reasoning_tokens;
-        self.cost_micro_usd += cost;
+        self.add(&Spend {
+            requests: 1,
+            estimated_requests: u64::from(estimated),
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cache_read_tokens: u.cache_read_tokens,
+            cache_creation_tokens: u.cache_creation_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+            cost_micro_usd: cost,
+        });
     }
 
     /// `self − o`, field by field, never below zero.
@@ -87,14 +91,15 @@ impl Spend {
     }
 
     pub fn add(&mut self, o: &Spend) {
-        self.requests += o.requests;
-        self.estimated_requests += o.estimated_requests;
-        self.input_tokens += o.input_tokens;
-        self.output_tokens += o.output_tokens;
-        self.cache_read_tokens += o.cache_read_tokens;
-        self.cache_creation_tokens += o.cache_creation_tokens;
-        self.reasoning_tokens += o.reasoning_tokens;
-        self.cost_micro_usd += o.cost_micro_usd;
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.requests, o.requests);
+        add(&mut self.estimated_requests, o.estimated_requests);
+        add(&mut self.input_tokens, o.input_tokens);
+        add(&mut self.output_tokens, o.output_tokens);
+        add(&mut self.cache_read_tokens, o.cache_read_tokens);
+        add(&mut self.cache_creation_tokens, o.cache_creation_tokens);
+        add(&mut self.reasoning_tokens, o.reasoning_tokens);
+        add(&mut self.cost_micro_usd, o.cost_micro_usd);
     }
 }
 

@@ -156,6 +156,9 @@ pub struct RawUpstream {
     pub pool_max_idle: u64,
     /// How often the coordinator re-resolves upstream host names.
     pub dns_refresh_ms: u64,
+    /// The most body bytes one provider response may carry (decoded); past it the answer is
+    /// cut with an error (a 502 before anything reached the client, else an error event).
+    pub max_response_bytes: u64,
 }
 
 impl Default for RawUpstream {
@@ -169,6 +172,7 @@ impl Default for RawUpstream {
             pool_idle_timeout_ms: 60_000,
             pool_max_idle: 256,
             dns_refresh_ms: 30_000,
+            max_response_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -252,6 +252,7 @@ pub struct UpstreamTimeouts {
     pub pool_idle: Duration,
     pub pool_max_idle: usize,
     pub dns_refresh: Duration,
+    pub max_response_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -706,6 +706,13 @@ fn upstream(p: &mut Problems, r: &RawUpstream) -> UpstreamTimeouts {
         pool_idle: ms(p, "upstream.pool_idle_timeout_ms", r.pool_idle_timeout_ms),
         pool_max_idle: bounded(p, "upstream.pool_max_idle", r.pool_max_idle, 0, 1 << 16) as usize,
         dns_refresh: ms(p, "upstream.dns_refresh_ms", r.dns_refresh_ms),
+        max_response_bytes: bounded(
+            p,
+            "upstream.max_response_bytes",
+            r.max_response_bytes,
+            1024,
+            1 << 40,
+        ),
     }
 }
 

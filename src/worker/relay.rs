@@ -188,12 +188,8 @@ pub(super) async fn relay(
     }
     write::end_head(out);
 
-    let mut decoder = BodyDecoder::new(uh.body, u64::MAX).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::UpstreamProtocol,
-            format!("provider response: {e}"),
-        )
-    })?;
+    let max = snap.upstream.max_response_bytes;
+    let mut decoder = BodyDecoder::new(uh.body, max).map_err(|e| too_large(e, max))?;
     let mut pos = uh.head_len;
     let mut done = framing == Framing::None;
     let sent = ctx.attempt.sent_at.unwrap_or(ctx.started);
@@ -230,10 +226,7 @@ pub(super) async fn relay(
                         }
                     }
                     Err(e) => {
-                        failure = Some(GatewayError::new(
-                            ErrorKind::UpstreamProtocol,
-                            format!("the provider sent an invalid response body: {e}"),
-                        ));
+                        failure = Some(too_large(e, max));
                         break;
                     }
                 }
@@ -390,6 +383,19 @@ pub(super) async fn relay(
     }
     c.ex.ubuf.clear();
     Ok(())
+}
+
+/// A response body the decoder refused: past `[upstream] max_response_bytes` (said so, with
+/// the setting's name), or badly framed.
+fn too_large(e: crate::http1::BodyError, max: u64) -> GatewayError {
+    let why = match e {
+        crate::http1::BodyError::TooLarge(_) => format!(
+            "the provider's response is larger than upstream.max_response_bytes ({max} bytes); \
+             it was cut"
+        ),
+        e => format!("the provider sent an invalid response body: {e}"),
+    };
+    GatewayError::new(ErrorKind::UpstreamProtocol, why)
 }
 
 /// `cut_stream_at_cap`: once the stream's content has passed what its reservation covers and

@@ -114,7 +114,7 @@ fn read(data: &[u8], o: &mut Observed, scratch: &mut Scratch, output_final: bool
     if let Some(uncached) = raw.input_tokens {
         let read = raw.cache_read_input_tokens.unwrap_or(0);
         let written = raw.cache_creation_input_tokens.unwrap_or(0);
-        o.usage.input_tokens = uncached + read + written;
+        o.usage.input_tokens = uncached.saturating_add(read).saturating_add(written);
         o.usage.cache_read_tokens = read;
         o.usage.cache_creation_tokens = written;
         o.input_reported = true;

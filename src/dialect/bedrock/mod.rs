@@ -115,7 +115,7 @@ fn read(data: &[u8], o: &mut Observed) {
         true
     });
     if let Some(i) = input {
-        o.usage.input_tokens = i + read + write;
+        o.usage.input_tokens = i.saturating_add(read).saturating_add(write);
         o.usage.cache_read_tokens = read;
         o.usage.cache_creation_tokens = write;
         o.input_reported = true;

@@ -77,7 +77,10 @@ pub fn observe(data: &[u8], o: &mut Observed, scratch: &mut Scratch) {
     }
     let thoughts = raw.thoughts_token_count.unwrap_or(0);
     if raw.candidates_token_count.is_some() || thoughts > 0 {
-        o.usage.output_tokens = raw.candidates_token_count.unwrap_or(0) + thoughts;
+        o.usage.output_tokens = raw
+            .candidates_token_count
+            .unwrap_or(0)
+            .saturating_add(thoughts);
         o.usage.reasoning_tokens = thoughts;
         o.output_reported = true;
     }
