@@ -493,6 +493,9 @@ fn kill_9_twenty_times_under_load_loses_no_spend() {
     };
     let mut kills = 0;
     let mut total_done = 0;
+    eprintln!(
+        "| kills so far | key a: ledger / billed tokens | key b | key c |\n|---|---|---|---|"
+    );
     loop {
         let gw = Proc::spawn(&config);
         // What the restarted gateway recovered, against what the provider billed so far.
@@ -500,6 +503,7 @@ fn kill_9_twenty_times_under_load_loses_no_spend() {
             "GET /admin/quotas HTTP/1.1\r\nhost: a\r\nauthorization: Bearer {admin_key}\r\n\r\n"
         );
         let state = roundtrip(gw.admin.unwrap(), req.as_bytes()).json();
+        let mut row = format!("| {kills} |");
         for (k, _) in keys {
             let s = &state["spend"][k];
             let ledger =
@@ -511,6 +515,11 @@ fn kill_9_twenty_times_under_load_loses_no_spend() {
                 "after {kills} kill(s), key {k}: the ledger holds {ledger} tokens / {requests} \
                  requests, the provider billed {truth} / {truth_requests}"
             );
+            row.push_str(&format!(
+                " {ledger} / {truth} (+{}, {} estimated) |",
+                ledger - truth,
+                s["estimated_requests"].as_u64().unwrap_or(0)
+            ));
             let slack = kills * PER_KEY as u64 * estimate(k);
             assert!(
                 ledger - truth <= slack,
@@ -519,6 +528,7 @@ fn kill_9_twenty_times_under_load_loses_no_spend() {
                 ledger - truth
             );
         }
+        eprintln!("{row}");
         let stderr = gw.stderr.lock().unwrap().clone();
         assert!(!stderr.contains("DAMAGED"), "{stderr}");
         if kills == KILLS {
@@ -929,4 +939,67 @@ fn a_provider_sending_too_much_is_cut_with_a_clear_error() {
     );
     assert_eq!(r.status, 200);
     gw.shutdown();
+}
+
+/// 10,000 slowloris clients at once (each sends half a head and then nothing): the gateway
+/// keeps serving well-behaved clients on the same worker, its memory stays bounded, and the
+/// slow ones are cut at `header_timeout_ms`.
+#[test]
+fn ten_thousand_slowloris_clients_do_not_stop_the_well_behaved() {
+    use std::io::{Read, Write};
+    const SLOW: usize = 10_000;
+    let dir = test_dir("slowloris");
+    let mock = start_mock(|_| {});
+    let config = dir.join("tollgate.toml");
+    std::fs::write(
+        &config,
+        config_text(
+            Some(mock.addr),
+            1,
+            "[limits]\nheader_timeout_ms = 600000\nmax_connections = 12000\n",
+        ),
+    )
+    .unwrap();
+    let gw = Proc::spawn(&config);
+    let rss = || {
+        std::fs::read_to_string(format!("/proc/{}/status", gw.child.id()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    let idle_kib = rss();
+    let mut slow = Vec::with_capacity(SLOW);
+    for _ in 0..SLOW {
+        let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
+        s.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+            .unwrap();
+        slow.push(s);
+    }
+    // Every slow connection was accepted and read (a request on a new one is served after
+    // them: the worker's accept queue is FIFO).
+    let req = post("/v1/chat/completions", &chat("up-chat", false));
+    for i in 0..200 {
+        let r = roundtrip(gw.addr, &req);
+        assert_eq!(r.status, 200, "well-behaved request {i}: {}", r.text());
+    }
+    let loaded_kib = rss();
+    eprintln!(
+        "slowloris: {SLOW} held connections; gateway RSS {idle_kib} KiB idle, {loaded_kib} KiB \
+         with them ({:.1} KiB each); 200 well-behaved requests all served",
+        (loaded_kib.saturating_sub(idle_kib)) as f64 / SLOW as f64
+    );
+    assert!(
+        loaded_kib < idle_kib + 256 * 1024,
+        "memory grew by {} KiB for {SLOW} slow connections",
+        loaded_kib - idle_kib
+    );
+    // None of them got an answer: they are still waiting for their heads' ends.
+    let mut one = slow.pop().unwrap();
+    one.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 16];
+    assert!(matches!(one.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock));
+    drop(slow);
+    drop(gw);
 }

@@ -327,3 +327,83 @@ fn a_silent_client_is_cut_at_the_head_timeout() {
     );
     gw.shutdown();
 }
+
+/// A flood of new TLS connections from four threads at once — handshakes completed and then
+/// dropped, ClientHellos cut short, garbage where a ClientHello belongs — while a
+/// well-behaved client makes 50 requests over TLS on the same (single) worker: every one of
+/// them is served.
+#[test]
+fn a_flood_of_tls_handshakes_does_not_stop_the_well_behaved() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let dir = test_dir("tls-flood");
+    pki(&dir, &["127.0.0.1"]);
+    let gw = start(&tls_listener(&dir));
+    let a = gw.local_addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooded = Arc::new(AtomicU64::new(0));
+    let pem = std::fs::read(dir.join("ca.pem")).unwrap();
+    let floods: Vec<_> = (0..4)
+        .map(|kind| {
+            let (stop, flooded, pem) = (stop.clone(), flooded.clone(), pem.clone());
+            std::thread::spawn(move || {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in rustls_pemfile::certs(&mut &pem[..]) {
+                    roots.add(c.unwrap()).unwrap();
+                }
+                let cfg = Arc::new(
+                    rustls::ClientConfig::builder_with_provider(Arc::new(
+                        rustls::crypto::ring::default_provider(),
+                    ))
+                    .with_safe_default_protocol_versions()
+                    .unwrap()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+                );
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(mut tcp) = std::net::TcpStream::connect(a) else {
+                        continue;
+                    };
+                    match kind {
+                        // A whole handshake, then gone without a request.
+                        0 | 1 => {
+                            let name =
+                                rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+                            let mut c = rustls::ClientConnection::new(cfg.clone(), name).unwrap();
+                            tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                            while c.is_handshaking() {
+                                if c.complete_io(&mut tcp).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                        // The start of a ClientHello, then gone.
+                        2 => {
+                            let _ =
+                                tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01]);
+                        }
+                        // Not TLS at all.
+                        _ => {
+                            let _ = tcp.write_all(&[0x47; 300]);
+                        }
+                    }
+                    flooded.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let req = closing(post("/v1/chat/completions", &chat("mock-chat", false)));
+    for i in 0..50 {
+        let r = https(a, &dir.join("ca.pem"), &req).unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert!(r.starts_with("HTTP/1.1 200"), "request {i}: {r}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for f in floods {
+        f.join().unwrap();
+    }
+    let n = flooded.load(Ordering::Relaxed);
+    eprintln!("tls flood: {n} hostile connections while 50 requests were served");
+    assert!(n >= 50, "the flood never got going: {n}");
+    gw.shutdown();
+}

@@ -147,6 +147,12 @@ pub enum HeadError {
     MissingHost,
     #[error("more than one Host header")]
     DuplicateHost,
+    /// A line ended by a bare LF. httparse accepts it (RFC 9112 §2.2 lets a recipient), but a
+    /// proxy in front of the gateway that does not would read another message out of the
+    /// same bytes — the disagreement request smuggling is made of (found by the
+    /// `http_request_head` fuzz target's differential).
+    #[error("a line of the HTTP head ends with a bare LF; lines end with CRLF")]
+    BareLineFeed,
 }
 
 impl HeadError {
@@ -350,6 +356,10 @@ impl RequestHead {
         if head_len > limits.max_head_bytes {
             return Err(HeadError::TooLarge(limits.max_head_bytes));
         }
+        let head = &buf[..head_len];
+        if memchr::memchr_iter(b'\n', head).any(|i| i == 0 || head[i - 1] != b'\r') {
+            return Err(HeadError::BareLineFeed);
+        }
         let version = version_of(req.version);
         let fields = read_fields(req.headers, version)?;
         match fields.hosts {
@@ -515,6 +525,29 @@ mod tests {
             assert!(req(&buf[..cut]).unwrap().is_none(), "cut at {cut}");
         }
         assert_eq!(req(buf).unwrap().unwrap().head_len, buf.len());
+    }
+
+    /// The fuzzer's first finding (fuzz/crashes/http_request_head): a bare LF ended the head
+    /// early for httparse, where a strict reader saw the head go on (with the
+    /// Content-Length after it). Refused wherever it appears.
+    #[test]
+    fn a_bare_lf_anywhere_in_the_head_is_refused() {
+        let cases: &[&[u8]] = &[
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\n\n\nContent-Length: 5\r\n\r\nhello",
+            b"GET / HTTP/1.1\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\n",
+            b"GET / HTTP/1.1\nHost: a\n\n",
+        ];
+        for c in cases {
+            assert_eq!(
+                req(c).map(|h| h.map(|h| h.head_len)),
+                Err(HeadError::BareLineFeed),
+                "{}",
+                String::from_utf8_lossy(c)
+            );
+        }
+        assert_eq!(HeadError::BareLineFeed.status(), 400);
     }
 
     #[test]
