@@ -135,6 +135,55 @@ pub fn escaped(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(&s[start..]);
 }
 
+/// Whether the raw JSON string contents `raw` (escapes kept) are valid as they stand: UTF-8,
+/// no control character, no unescaped quote, every escape one of JSON's, surrogates in pairs.
+/// A provider's string that is not gets [`repair_string_content`] before it is copied into
+/// an answer (found by the `translate_stream` fuzz target).
+pub fn is_string_content(raw: &[u8]) -> bool {
+    let hex = |at: usize| -> Option<u32> {
+        let h = raw.get(at..at + 4)?;
+        u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+    };
+    let mut i = 0;
+    while i < raw.len() {
+        if let Some(chunk) = raw.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        match raw[i] {
+            0..=0x1f | b'"' => return false,
+            b'\\' => match raw.get(i + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                Some(b'u') => match hex(i + 2) {
+                    Some(0xD800..=0xDBFF)
+                        if raw.get(i + 6..i + 8) == Some(b"\\u")
+                            && hex(i + 8).is_some_and(|lo| (0xDC00..0xE000).contains(&lo)) =>
+                    {
+                        i += 12
+                    }
+                    Some(0xD800..=0xDFFF) | None => return false,
+                    Some(_) => i += 6,
+                },
+                _ => return false,
+            },
+            _ => i += 1,
+        }
+    }
+    std::str::from_utf8(raw).is_ok()
+}
+
+/// Appends `raw` (string contents that failed [`is_string_content`]) as valid contents: its
+/// text read as well as it can be (bad escapes kept as text, bad UTF-8 as U+FFFD), escaped.
+pub fn repair_string_content(raw: &[u8], out: &mut Vec<u8>) {
+    let mut text = Vec::with_capacity(raw.len());
+    unescape(raw, &mut text);
+    escaped(out, String::from_utf8_lossy(&text).as_bytes());
+}
+
 /// Whether any of the eight bytes in `w` is a control character, `"` or `\\` (SWAR: a byte
 /// below 0x20, or one that XORs to zero with the quote or the backslash).
 #[inline]
@@ -214,6 +263,45 @@ pub fn uint(out: &mut Vec<u8>, n: u64) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// The `translate_stream` fuzz target's findings: a provider's string with bad UTF-8, a raw
+    /// control character, a bad escape or a lone surrogate was copied into the client's event
+    /// as it came. Now each is recognised and repaired into valid contents.
+    #[test]
+    fn string_contents_are_checked_and_repaired() {
+        for good in [
+            &b"plain"[..],
+            b"esc \\\" \\n \\u00e9 \\ud83d\\ude00",
+            "h\u{e9}llo".as_bytes(),
+            b"",
+        ] {
+            assert!(is_string_content(good), "{}", String::from_utf8_lossy(good));
+        }
+        for bad in [
+            &b"re\x9bp_00"[..],
+            b"\x00\x18 control",
+            b"resp\\0050",
+            b"lone \\ud800 surrogate",
+            b"trailing \\",
+            b"quote \" inside",
+            b"short \\u12",
+        ] {
+            assert!(!is_string_content(bad), "{}", String::from_utf8_lossy(bad));
+            let mut fixed = Vec::new();
+            repair_string_content(bad, &mut fixed);
+            assert!(
+                is_string_content(&fixed),
+                "{}",
+                String::from_utf8_lossy(&fixed)
+            );
+            let mut quoted = b"\"".to_vec();
+            quoted.extend_from_slice(&fixed);
+            quoted.push(b'"');
+            assert!(std::str::from_utf8(&quoted).is_ok());
+        }
+    }
+
     #[test]
     fn escapes_are_found_at_every_offset() {
         // Each escapable byte at each position of a string longer than one word.

@@ -46,8 +46,70 @@ enum Writer {
     Bedrock(bedrock::stream::Writer),
 }
 
+/// The event with every provider string that is not valid JSON string content rewritten
+/// into `bufs` (a provider's strings are copied into the client's events as they came, escapes
+/// and all: one with bad UTF-8, a raw control character or a bad escape would make an event
+/// the client's JSON parser refuses). Most events have nothing to rewrite and pass as they are.
+fn repaired<'b>(e: Event<'b>, bufs: &'b mut [Vec<u8>; 3]) -> Event<'b> {
+    let ok = crate::json::is_string_content;
+    let clean = match e {
+        Event::Start { id, model } => ok(id) && ok(model),
+        Event::Text(t) => ok(t),
+        // Whole arguments are a JSON value the writer escapes into a string: UTF-8 is all
+        // they need.
+        Event::ToolCall { id, name, args, .. } => {
+            id.is_none_or(ok) && ok(name) && args.is_none_or(|a| std::str::from_utf8(a).is_ok())
+        }
+        Event::ToolArgs { raw, .. } => ok(raw),
+        Event::Error { message, kind } => ok(message) && ok(kind),
+        Event::Finish(_) | Event::End => true,
+    };
+    if clean {
+        return e;
+    }
+    let [a, b, c] = bufs;
+    let fix = |s: &[u8], buf: &'b mut Vec<u8>| -> &'b [u8] {
+        buf.clear();
+        crate::json::repair_string_content(s, buf);
+        buf
+    };
+    match e {
+        Event::Start { id, model } => Event::Start {
+            id: fix(id, a),
+            model: fix(model, b),
+        },
+        Event::Text(t) => Event::Text(fix(t, a)),
+        Event::ToolCall {
+            index,
+            id,
+            name,
+            args,
+        } => Event::ToolCall {
+            index,
+            id: id.map(|i| fix(i, a)),
+            name: fix(name, b),
+            args: args.map(|v| {
+                c.clear();
+                c.extend_from_slice(String::from_utf8_lossy(v).as_bytes());
+                &c[..]
+            }),
+        },
+        Event::ToolArgs { index, raw } => Event::ToolArgs {
+            index,
+            raw: fix(raw, a),
+        },
+        Event::Error { message, kind } => Event::Error {
+            message: fix(message, a),
+            kind: fix(kind, b),
+        },
+        other => other,
+    }
+}
+
 impl Writer {
     fn write(&mut self, e: Event<'_>, o: &Observed, out: &mut Vec<u8>) {
+        let mut bufs = [Vec::new(), Vec::new(), Vec::new()];
+        let e = repaired(e, &mut bufs);
         match self {
             Writer::OpenAi(w) => w.write(e, o, out),
             Writer::Anthropic(w) => w.write(e, o, out),
