@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The soak: MINUTES (default 30) of the production mix (loadtest/scenarios/mix.toml: JSON,
-# streams, Anthropic and Gemini clients translated, tool calls, 100 KB prompts) at RATE
-# requests/s, open loop, against one gateway, with the mock injecting faults (5xx,
-# resets before and mid-stream, stalls, malformed and truncated events), some clients
-# abandoning their streams (the load generator's per-request timeout), and a SIGHUP reload
-# every minute. Samples the gateway's RSS and open fds every 10 s and the latency of every
+# The soak: MINUTES (default 30) of mixed traffic (loadtest/scenarios/soak.toml: JSON,
+# streams, Anthropic and Gemini clients translated, tool calls, 100 KB prompts, clients that
+# abandon a stream at the load generator's timeout) at RATE requests/s, open loop, against
+# one gateway, with the mock injecting faults (429s and 503s with retry-after, 5xx, resets
+# before and mid-stream, stalls past the first-token timeout, malformed and truncated
+# events), and a SIGHUP reload every minute. Samples the gateway's RSS and open fds every 10 s and the latency of every
 # minute; at the end checks that nothing was lost: audit records == requests served, and the
 # ledger's spend == what the mock billed (tokens), per key.
 #   MINUTES=30 RATE=1500 perf/soak.sh      → perf/results/<date>-<commit>/soak.{md,csv,svg}
@@ -19,9 +19,7 @@ cargo build --release -q --workspace
 BIN=target/release
 run_dirs
 MOCK=18431; GW=18432; ADMIN=18433
-# No 429 or 503: with a retry-after (the mock's default) they cool the only deployment
-# down for every request (routing's design), which would measure the cooldown, not the soak.
-FAULTS=(--fault status=500@0.01 --fault status=502@0.01
+FAULTS=(--fault status=429@0.01 --fault status=503@0.005 --fault status=500@0.01 --fault status=502@0.01
         --fault reset@0.005 --fault reset-after=3@0.01 --fault stall=3000@0.002
         --fault malformed@0.005 --fault truncate@0.005)
 taskset -c "$BENCH_CORE" $BIN/tollgate-mock --listen 127.0.0.1:$MOCK --workers 1 --tokens 32 \
@@ -77,7 +75,7 @@ sample() {
 sample & SAMPLER=$!
 echo "minute,sent,ok,errors,p50_ms,p99_ms,max_ms" > "$OUT/soak-latency.csv"
 for m in $(seq "$MINUTES"); do
-  taskset -c "$BENCH_CORE" $BIN/tollgate-load --quiet --scenario loadtest/scenarios/mix.toml \
+  taskset -c "$BENCH_CORE" $BIN/tollgate-load --quiet --scenario loadtest/scenarios/soak.toml \
     --target "http://127.0.0.1:$GW" --rate "$RATE" --duration 60s --warmup 0s --timeout 5s \
     --json "$SCRATCH/m$m.json" > /dev/null 2>&1 || true
   python3 - "$SCRATCH/m$m.json" "$m" >> "$OUT/soak-latency.csv" <<'PY'
@@ -123,11 +121,14 @@ def svg(series, title, unit):
 open(os.path.join(out, "soak-rss.svg"), "w").write(svg([(int(r["t_s"]), int(r["rss_kib"]) / 1024) for r in rows if r["rss_kib"]], "gateway RSS over the soak", "MiB"))
 open(os.path.join(out, "soak-p99.svg"), "w").write(svg([(int(r["minute"]), float(r["p99_ms"] or 0)) for r in lat], "p99 latency per minute", "ms"))
 with open(os.path.join(out, "soak.md"), "w") as f:
-    f.write(f"# Soak: {minutes} min of mix.toml at {rate}/s, faults on, SIGHUP every minute\n\n")
+    f.write(f"# Soak: {minutes} min of soak.toml at {rate}/s, faults on, SIGHUP every minute\n\n")
     f.write(f"- RSS: first {rss[0] if rss else '?'} KiB, max {max(rss) if rss else '?'} KiB, last {rss[-1] if rss else '?'} KiB (soak-rss.svg, soak.csv)\n")
     f.write(f"- open fds: min {min(fds) if fds else '?'}, max {max(fds) if fds else '?'}, last {fds[-1] if fds else '?'}\n")
     f.write(f"- p99 per minute (ms): {', '.join(r['p99_ms'] for r in lat)} (soak-p99.svg)\n")
-    f.write(f"- audit records: {audit}; requests sent: {sum(int(r['sent'] or 0) for r in lat)}\n")
-    f.write(f"- tokens: ledger {ledger_tokens}, mock billed {billed}\n")
+    sent = sum(int(r['sent'] or 0) for r in lat)
+    f.write(f"- audit records: {audit}; requests sent: {sent} — {'PASS' if audit == sent else 'FAIL'} (one record per request)\n")
+    over = f"{(ledger_tokens - billed) / billed * 100:+.3f}%" if billed else "?"
+    ok = billed is not None and ledger_tokens >= billed
+    f.write(f"- tokens: ledger {ledger_tokens}, mock billed {billed} ({over}) — {'PASS' if ok else 'FAIL'} (never below the bill; above it by estimates)\n")
 print(open(os.path.join(out, "soak.md")).read())
 PY

@@ -68,9 +68,10 @@ fn cost_of(records: &[serde_json::Value], key: &str) -> (u64, u64, u64) {
     for r in records.iter().filter(|r| r["key"] == key) {
         let c = r["cost_micro_usd"].as_u64().unwrap();
         let reserved = r["reserved_micro_usd"].as_u64().unwrap();
-        cost += c;
+        cost += c + r["abandoned_cost_micro_usd"].as_u64().unwrap();
         tokens += r["gen_ai.usage.input_tokens"].as_u64().unwrap()
-            + r["gen_ai.usage.output_tokens"].as_u64().unwrap();
+            + r["gen_ai.usage.output_tokens"].as_u64().unwrap()
+            + r["abandoned_tokens"].as_u64().unwrap();
         over += c.saturating_sub(reserved);
     }
     (cost, tokens, over)

@@ -325,6 +325,100 @@ fn an_upstream_reset_mid_stream_is_billed_for_what_was_relayed() {
     );
 }
 
+/// One gateway (with `extra` config) in front of a mock, and a client whose first request —
+/// a small chat, `max_tokens` 4 — carries the mock fault `fault`: the response to it, and
+/// everything a test checks afterwards.
+struct Faulted {
+    mock: tollgate_loadtest::mock::MockHandle,
+    gw: tollgate::runtime::Gateway,
+    log: std::path::PathBuf,
+    body: String,
+    client: Client,
+    first: Response,
+}
+
+fn faulted(name: &str, extra: &str, fault: &str) -> Faulted {
+    let mock = start_mock(|_| {});
+    let log = test_dir(name).join("audit.jsonl");
+    let gw = start(&(config_text(Some(mock.addr), 1, &audit_to(&log)) + extra));
+    let body = chat("up-chat", false);
+    let mut client = Client::connect(gw.local_addr());
+    client.send(&post_with(
+        "/v1/chat/completions",
+        &[
+            ("authorization", &format!("Bearer {KEY}")),
+            ("x-mock-fault", fault),
+        ],
+        body.as_bytes(),
+    ));
+    let first = client.response();
+    Faulted {
+        mock,
+        gw,
+        log,
+        body,
+        client,
+        first,
+    }
+}
+
+/// A provider that stalls past `ttft_timeout_ms` still bills the call when it gets to it: the
+/// gateway, which stopped waiting, charges the call its reservation estimate (prompt bytes / 4
+/// and `max_tokens`), flagged estimated — never less than the provider's bill.
+#[test]
+fn a_call_abandoned_at_the_first_token_timeout_is_charged_its_estimate() {
+    let extra = "[upstream]\nttft_timeout_ms = 200\n[routing]\nmax_attempts = 1\n";
+    let t = faulted("meter-stall", extra, "stall=600");
+    let r = &t.first;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (504, "upstream_timeout")
+    );
+    // The mock bills it once its stall is over.
+    let billed = ledger_when(&t.mock, |l| l.total.billed == 1).total;
+    let p = t.gw.shutdown();
+    let rec = &audit_records(&t.log)[0];
+    assert_eq!(rec["error.type"], "upstream_timeout", "{rec}");
+    let input = (t.body.len() as u64).div_ceil(4);
+    assert_eq!(rec["abandoned_cost_micro_usd"], cost(input, 4), "{rec}");
+    assert_eq!(rec["abandoned_tokens"], input + 4, "{rec}");
+    let spend = &p.spend["test"];
+    assert_eq!((spend.input_tokens, spend.output_tokens), (input, 4));
+    assert_eq!(spend.estimated_requests, 1);
+    assert!(
+        spend.input_tokens >= billed.prompt_tokens
+            && spend.output_tokens >= billed.completion_tokens,
+        "charged {spend:?}, billed {billed:?}"
+    );
+}
+
+/// An answer that is not a stream is held until it is whole: cut half-way by the provider, it
+/// reaches the client as a clean error in its dialect on a connection that carries on (not
+/// half a body), and — generated whole before it was sent — is charged up to `max_tokens`.
+#[test]
+fn a_json_answer_cut_half_way_is_an_error_not_half_a_body() {
+    let extra = "[routing]\nmax_attempts = 1\n";
+    let mut t = faulted("meter-cut-json", extra, "reset-after=40");
+    assert_eq!(t.first.status, 502, "{}", t.first.text());
+    assert_eq!(t.first.error_code(), "upstream_protocol_error");
+    // The same connection serves the next request.
+    t.client.send(&post("/v1/chat/completions", &t.body));
+    let r = t.client.response();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let billed = ledger_when(&t.mock, |l| l.total.billed == 2).total;
+    let p = t.gw.shutdown();
+    let recs = audit_records(&t.log);
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0]["usage_estimated"], true, "{}", recs[0]);
+    assert_eq!(recs[0]["gen_ai.usage.output_tokens"], 4, "{}", recs[0]);
+    let spend = &p.spend["test"];
+    assert!(
+        spend.input_tokens >= billed.prompt_tokens
+            && spend.output_tokens >= billed.completion_tokens,
+        "charged {spend:?}, billed {billed:?}"
+    );
+}
+
 #[test]
 fn prompts_and_completions_are_hashed_only_for_keys_that_ask() {
     let mock = start_mock(|_| {});

@@ -476,13 +476,13 @@ fn a_hedge_wins_when_the_primary_is_slow_and_both_are_billed() {
     assert_eq!(hedged["tries"][0]["outcome"], "hedge_lost");
     assert_eq!(hedged["tries"][1]["outcome"], "served");
     assert_eq!(hedged["attempts"], 2);
-    let loser = hedged["hedge_cost_micro_usd"].as_u64().unwrap();
+    let loser = hedged["abandoned_cost_micro_usd"].as_u64().unwrap();
     assert!(
         loser > 0 && hedged["cost_micro_usd"].as_u64() > Some(0),
         "{hedged}"
     );
     assert!(records[1].get("tries").is_none());
-    assert_eq!(records[1]["hedge_cost_micro_usd"], 0);
+    assert_eq!(records[1]["abandoned_cost_micro_usd"], 0);
     // Both providers saw the hedged request.
     assert_eq!(requests(&fast), 2);
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -12,6 +12,12 @@
 //! probe — may try it: success closes the circuit, failure opens it again. What one worker
 //! learns the others hear through the coordinator ([`Router::remote`]).
 //!
+//! **Asked to wait.** A circuit a `retry-after` opened (no run of failures) is skipped while
+//! another deployment can take the request; when none can, it is still tried
+//! ([`Router::last_resort`]) — the provider answers, perhaps with another 429 and its
+//! `retry-after`, which reaches the client — instead of the gateway refusing every request
+//! for one provider's 429. Its first success closes the circuit.
+//!
 //! **Retry budget.** Every request a deployment takes adds `retry_budget` (a fraction) to its
 //! balance, which starts at and never falls below the reach of `retry_budget_min`; a retry
 //! after one of its failures spends one. So during an outage retries stay near that fraction
@@ -42,6 +48,8 @@ pub struct Health {
     pub open_until: Option<Instant>,
     /// The probe of a half-open circuit is in flight.
     probing: bool,
+    /// The open circuit was opened by a provider's `retry-after` alone, not by failures.
+    waited: bool,
     retry_balance: f64,
     pub requests: u64,
     pub failures: u64,
@@ -112,6 +120,8 @@ pub enum Outcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
     Opened(Instant),
+    /// Opened by a provider's `retry-after` alone: a last resort until then.
+    Waiting(Instant),
     Closed,
 }
 
@@ -159,6 +169,13 @@ impl Router {
             None => true,
             Some(t) => now >= t && !h.probing,
         }
+    }
+
+    /// Whether `d`'s circuit is open only because its provider asked to wait: a request no
+    /// usable deployment can take goes to it all the same (the module's "Asked to wait").
+    pub fn last_resort(&self, d: DeploymentId) -> bool {
+        let h = &self.health[d.0 as usize];
+        h.waited && h.open_until.is_some()
     }
 
     /// Appends model `m`'s usable deployments to `out`, best first. `session`: a sticky
@@ -298,13 +315,22 @@ impl Router {
         } else {
             h.consecutive = 0;
         }
-        if was_probe {
-            if failed {
-                let until = now + cooldown(outcome, routing);
-                h.open_until = Some(until);
-                return Some(Change::Opened(until));
+        let told_to_wait = matches!(
+            outcome,
+            Outcome::Failure {
+                retry_after: Some(_)
             }
+        );
+        // A probe's failure opens the circuit again; a success, or a last resort's, closes it.
+        if was_probe && failed {
+            let until = now + cooldown(outcome, routing);
+            h.open_until = Some(until);
+            h.waited = told_to_wait;
+            return Some(opened(until, told_to_wait));
+        }
+        if was_probe || (!failed && h.waited && h.open_until.is_some()) {
             h.open_until = None;
+            h.waited = false;
             h.outcomes = 0;
             h.seen = 0;
             return Some(Change::Closed);
@@ -322,16 +348,12 @@ impl Router {
         let rate_trips = routing.breaker_error_rate > 0.0
             && h.seen >= window
             && f64::from(recent_failures) >= routing.breaker_error_rate * f64::from(window);
-        let told_to_wait = matches!(
-            outcome,
-            Outcome::Failure {
-                retry_after: Some(_)
-            }
-        );
-        if h.consecutive >= routing.breaker_failures || rate_trips || told_to_wait {
+        let tripped = h.consecutive >= routing.breaker_failures || rate_trips;
+        if tripped || told_to_wait {
             let until = now + cooldown(outcome, routing);
             h.open_until = Some(until);
-            return Some(Change::Opened(until));
+            h.waited = !tripped;
+            return Some(opened(until, !tripped));
         }
         None
     }
@@ -346,8 +368,17 @@ impl Router {
                 if h.open_until.is_none_or(|t| t < until) {
                     h.open_until = Some(until);
                 }
+                h.waited = false;
+            }
+            Change::Waiting(until) => {
+                // A circuit open for failures stays so.
+                if h.open_until.is_none() || (h.waited && h.open_until < Some(until)) {
+                    h.open_until = Some(until);
+                    h.waited = true;
+                }
             }
             Change::Closed => {
+                h.waited = false;
                 h.open_until = None;
                 h.consecutive = 0;
                 h.outcomes = 0;
@@ -374,6 +405,15 @@ impl Router {
             .map(|t| t.saturating_duration_since(now))
             .min()
             .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// The change a circuit opened until `until` spreads: by failures, or asked to wait.
+fn opened(until: Instant, waited: bool) -> Change {
+    if waited {
+        Change::Waiting(until)
+    } else {
+        Change::Opened(until)
     }
 }
 
@@ -567,8 +607,59 @@ mod tests {
                 rt,
                 now
             ),
-            Some(Change::Opened(now + wait))
+            Some(Change::Waiting(now + wait))
         );
+        assert!(!r.usable(d, now));
+        assert!(r.last_resort(d), "asked to wait: still a last resort");
+        // A request sent as the last resort that succeeds closes the circuit.
+        r.start(d, rt, false, now);
+        assert_eq!(
+            r.finish(d, Outcome::Success { ttft_us: 1 }, rt, now),
+            Some(Change::Closed)
+        );
+        assert!(r.usable(d, now) && !r.last_resort(d));
+        // One that fails again keeps it open, asked to wait.
+        let told = Outcome::Failure {
+            retry_after: Some(wait),
+        };
+        r.start(d, rt, false, now);
+        r.finish(d, told, rt, now);
+        r.start(d, rt, false, now);
+        assert_eq!(r.finish(d, told, rt, now), None);
+        assert!(r.last_resort(d));
+    }
+
+    #[test]
+    fn a_circuit_opened_by_failures_is_no_last_resort() {
+        let s = snap(
+            "round_robin",
+            &[1],
+            "[routing]
+breaker_failures = 2
+",
+        );
+        let rt = &s.routing;
+        let mut r = Router::new(&s, 1);
+        let now = Instant::now();
+        let d = DeploymentId(0);
+        let fail = Outcome::Failure { retry_after: None };
+        r.start(d, rt, false, now);
+        assert_eq!(r.finish(d, fail, rt, now), None);
+        r.start(d, rt, false, now);
+        assert!(matches!(
+            r.finish(d, fail, rt, now),
+            Some(Change::Opened(_))
+        ));
+        assert!(!r.usable(d, now) && !r.last_resort(d));
+        // Another worker's "asked to wait" does not soften a circuit open for failures…
+        r.remote(d, Change::Waiting(now + Duration::from_secs(60)));
+        assert!(!r.last_resort(d));
+        // …and one open for failures elsewhere hardens a waiting one.
+        let mut r = Router::new(&s, 1);
+        r.remote(d, Change::Waiting(now + Duration::from_secs(1)));
+        assert!(r.last_resort(d));
+        r.remote(d, Change::Opened(now + Duration::from_secs(1)));
+        assert!(!r.last_resort(d));
     }
 
     #[test]

@@ -109,7 +109,11 @@ fn model_fields(out: &mut Vec<u8>, r: &AuditRecord, snap: Option<&Snapshot>) {
         ),
         (b",\"cost_micro_usd\":", r.cost_micro_usd),
         (b",\"reserved_micro_usd\":", r.reserved_micro_usd),
-        (b",\"hedge_cost_micro_usd\":", r.hedge_cost_micro_usd),
+        (
+            b",\"abandoned_cost_micro_usd\":",
+            r.abandoned_cost_micro_usd,
+        ),
+        (b",\"abandoned_tokens\":", r.abandoned_tokens),
     ] {
         out.extend_from_slice(name);
         json::uint(out, v);

@@ -113,7 +113,7 @@ impl Use {
         self.cache_read_tokens += r.usage.cache_read_tokens;
         self.cache_write_tokens += r.usage.cache_creation_tokens;
         self.reasoning_tokens += r.usage.reasoning_tokens;
-        self.cost_micro_usd += r.cost_micro_usd + r.hedge_cost_micro_usd;
+        self.cost_micro_usd += r.cost_micro_usd + r.abandoned_cost_micro_usd;
     }
 
     fn add(&mut self, o: &Use) {

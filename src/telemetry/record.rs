@@ -103,9 +103,12 @@ pub struct AuditRecord {
     pub cost_micro_usd: u64,
     /// What admission reserved of the key's USD budget (0: no USD budget applied).
     pub reserved_micro_usd: u64,
-    /// A hedged request's cancelled half: what it was charged (estimated), on top of
-    /// `cost_micro_usd`.
-    pub hedge_cost_micro_usd: u64,
+    /// Attempts given up on after they were sent — a hedge's cancelled half, an attempt past
+    /// the first-token timeout, one cut before its first byte reached the client and retried:
+    /// what they were charged (estimated), on top of `cost_micro_usd`.
+    pub abandoned_cost_micro_usd: u64,
+    /// Their tokens (input and output), counted against token budgets like the answer's.
+    pub abandoned_tokens: u64,
     pub finish_reason: InlineStr<24>,
     pub response_model: InlineStr<64>,
     pub response_id: InlineStr<64>,

@@ -422,7 +422,7 @@ pub fn encode_spans(out: &mut Vec<u8>, r: &AuditRecord, t: &TraceCtx, snap: &Sna
                     attr(out, 9, k, Value::Int(v.min(i64::MAX as u64) as i64));
                 }
             }
-            let usd = (r.cost_micro_usd + r.hedge_cost_micro_usd) as f64 / 1e6;
+            let usd = (r.cost_micro_usd + r.abandoned_cost_micro_usd) as f64 / 1e6;
             attr(out, 9, "tollgate.cost_usd", Value::Double(usd));
             attr(
                 out,

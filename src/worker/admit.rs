@@ -86,17 +86,12 @@ async fn reserve(
     if k.quotas.is_empty() && dep.quotas.is_empty() {
         return Ok(());
     }
-    let (input, output) = estimate(snap, c, ctx, f);
-    let cost = dep.price.cost(&Usage {
-        input_tokens: input,
-        output_tokens: output,
-        ..Usage::default()
-    });
+    let (usage, cost) = estimate(snap, c, ctx, f, d);
     for &q in k.quotas.iter().chain(&dep.quotas) {
         let quota = &snap.quotas[q.0 as usize];
         let amount = match quota.unit {
             Unit::MicroUsd => cost,
-            Unit::Tokens => input + output,
+            Unit::Tokens => usage.input_tokens + usage.output_tokens,
             Unit::Requests => 1,
         };
         if quota.window == Window::Minute && amount > quota.cap {
@@ -131,7 +126,7 @@ async fn reserve(
             Route::ChatCompletions | Route::Completions | Route::Messages
         )
     {
-        ctx.attempt.output_allowed = Some(output);
+        ctx.attempt.output_allowed = Some(usage.output_tokens);
     }
     rate_headers(w, snap, ctx, k.quotas.as_slice());
     Ok(())
@@ -228,12 +223,7 @@ pub(super) fn journal_open(
     let (Some(j), Some(key)) = (&mut *journal, ctx.key) else {
         return;
     };
-    let (input, output) = estimate(snap, c, ctx, f);
-    let cost = snap.deployment(d).price.cost(&Usage {
-        input_tokens: input,
-        output_tokens: output,
-        ..Usage::default()
-    });
+    let (usage, cost) = estimate(snap, c, ctx, f, d);
     if ctx.journal_open.is_some_and(|recorded| recorded >= cost) {
         return;
     }
@@ -247,15 +237,23 @@ pub(super) fn journal_open(
             team: k.team.as_deref(),
         },
         estimate: Estimate {
-            input_tokens: input,
-            output_tokens: output,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
             cost_micro_usd: cost,
         },
     });
 }
 
-/// The request's estimated input and output tokens.
-fn estimate(snap: &Snapshot, c: &Conn, ctx: &RequestCtx, f: &Fields) -> (u64, u64) {
+/// The request's estimate on deployment `d` — what admission reserves, the journal records
+/// before the call goes out, and an attempt given up on is charged: input tokens from the
+/// body's bytes, output tokens from `max_tokens` (or the configured default), and their cost.
+pub(super) fn estimate(
+    snap: &Snapshot,
+    c: &Conn,
+    ctx: &RequestCtx,
+    f: &Fields,
+    d: DeploymentId,
+) -> (Usage, u64) {
     let input = (c.body.len() as u64).div_ceil(4);
     let output = if ctx.route == Route::Embeddings {
         0
@@ -263,7 +261,13 @@ fn estimate(snap: &Snapshot, c: &Conn, ctx: &RequestCtx, f: &Fields) -> (u64, u6
         f.max_tokens
             .map_or(snap.quota_settings.default_output_tokens, u64::from)
     };
-    (input, output)
+    let usage = Usage {
+        input_tokens: input,
+        output_tokens: output,
+        ..Usage::default()
+    };
+    let cost = snap.deployment(d).price.cost(&usage);
+    (usage, cost)
 }
 
 /// A failover from deployment `from` to `to`: `from`'s own rate limits keep the request (it
@@ -299,13 +303,13 @@ async fn switch_deployment(
             false
         });
     });
-    let (input, output) = estimate(snap, c, ctx, f);
+    let (usage, _) = estimate(snap, c, ctx, f, to);
     let need: Vec<(QuotaId, i64)> = new
         .iter()
         .map(|&id| {
             let amount = match snap.quotas[id.0 as usize].unit {
                 Unit::Requests => 1,
-                _ => input + output,
+                _ => usage.input_tokens + usage.output_tokens,
             };
             (id, amount as i64)
         })

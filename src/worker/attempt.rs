@@ -436,8 +436,8 @@ pub(super) async fn hedged(
             ..crate::usage::Usage::default()
         };
         let cost = snap.deployment(loser).price.cost(&usage);
-        ctx.hedge_cost_micro_usd += cost;
-        ctx.hedge_tokens += usage.input_tokens;
+        ctx.abandoned_cost_micro_usd += cost;
+        ctx.abandoned_tokens += usage.input_tokens;
         if let Some(key) = ctx.key {
             let last = false; // the winner's charge follows
             let c = super::settle::Charge::new(usage, true, cost, last);

@@ -57,7 +57,7 @@ pub(super) async fn serve(w: &Rc<Worker>, mut io: ClientStream) {
         if let Err(e) = result {
             ctx.error = Some(e.kind);
             if ctx.response_started {
-                ctx.keep_alive = false;
+                ctx.keep_alive &= ctx.response_ended;
             } else {
                 ctx.keep_alive &= ctx.body_read;
                 respond_error(&mut io, &mut c, &mut ctx, &e).await;
@@ -217,7 +217,12 @@ async fn serve_request(
         };
         let usable = |i: usize| usable(w, snap, c.cands[i].1);
         let take_retry = |d| take_retry(w, snap, d);
-        match failover.next(failed, &c.cands, usable, take_retry) {
+        let next = failover.next(failed, &c.cands, usable, take_retry);
+        // An attempt given up on after it was sent may be billed all the same.
+        let tried = ctx.deployment.unwrap_or(d);
+        let retried = matches!(next, Next::Try { .. });
+        super::settle::abandoned(w, snap, c, ctx, (&f, tried), (failure.how, retried));
+        match next {
             Next::Try { backoff, .. } => {
                 // The failed answer's connection is dropped before any wait.
                 drop(failure);

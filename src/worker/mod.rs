@@ -573,6 +573,9 @@ struct RequestCtx {
     body_read: bool,
     /// Response bytes have reached the client: no JSON error can be sent any more.
     response_started: bool,
+    /// A failed request's response still ended properly (a stream's error event and its
+    /// last chunk were written): the connection can carry another request.
+    response_ended: bool,
     keep_alive: bool,
     /// How long one write to the client may take (`limits.body_timeout`).
     write_timeout: Duration,
@@ -592,9 +595,10 @@ struct RequestCtx {
     usage_estimated: bool,
     cost_micro_usd: u64,
     reserved_micro_usd: u64,
-    /// A hedged request's cancelled half: its estimated cost and tokens (charged too).
-    hedge_cost_micro_usd: u64,
-    hedge_tokens: u64,
+    /// Attempts given up on after they were sent (a hedge's cancelled half, a timeout, a cut
+    /// answer retried): their estimated cost and tokens, charged too (`settle::abandoned`).
+    abandoned_cost_micro_usd: u64,
+    abandoned_tokens: u64,
     finish_reason: InlineStr<24>,
     response_model: InlineStr<64>,
     response_id: InlineStr<64>,

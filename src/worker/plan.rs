@@ -13,7 +13,8 @@ use crate::policy::route::session_hash;
 use crate::telemetry::record::{Route, TryOutcome};
 
 /// Fills `c.cands`. Fails when no provider of the model can answer the client's API, or when
-/// every candidate is cooling down (with `retry-after` set to the soonest reopening).
+/// every candidate is cooling down after failures (with `retry-after` set to the soonest
+/// reopening); one whose provider only asked to wait is a last resort.
 pub(super) fn plan(
     w: &Worker,
     snap: &Snapshot,
@@ -35,6 +36,9 @@ pub(super) fn plan(
         if allowed(snap, ctx, fb) {
             push_model(w, snap, c, ctx, fb, now);
         }
+    }
+    if c.cands.is_empty() {
+        last_resort(w, snap, c, ctx, f.model);
     }
     if !c.cands.is_empty() {
         return Ok(());
@@ -121,6 +125,28 @@ fn push_model(
             .filter(|&&d| speaks(snap, ctx.route, d))
             .map(|&d| (m, d)),
     );
+}
+
+/// No deployment is usable: those of model `m` and its fallbacks whose providers only asked
+/// to wait (`retry-after`) are tried all the same, in order — the provider, not the gateway,
+/// says whether it can take the request (`policy::route`, "Asked to wait").
+fn last_resort(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &RequestCtx, m: ModelId) {
+    let model = &snap.models[m.0 as usize];
+    let models = std::iter::once(m).chain(
+        model
+            .fallbacks
+            .iter()
+            .copied()
+            .filter(|&fb| allowed(snap, ctx, fb)),
+    );
+    for m in models {
+        for &d in &snap.models[m.0 as usize].deployments {
+            let waiting = w.with_router(snap.generation, |r| r.last_resort(d));
+            if waiting == Some(true) && speaks(snap, ctx.route, d) {
+                c.cands.push((m, d));
+            }
+        }
+    }
 }
 
 /// Whether deployment `d` can answer `route`: the model APIs (Chat Completions, Responses,

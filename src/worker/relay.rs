@@ -91,6 +91,9 @@ pub(super) async fn relay(
         && (pair.is_some() || guarded)
         && pair.map_or(super::client_dialect(ctx.route), |p| p.client()) == Dialect::Gemini
         && !crate::dialect::gemini::wants_sse(c.head.query(&c.buf));
+    // A failure after the first byte can end the client's body with an error event: in a
+    // stream of events, not in a Gemini JSON array (cut instead).
+    let events = sse && !gemini_array;
     // A translated stream whose framing differs from the provider's: the client's type.
     let client_type: Option<&[u8]> = match pair {
         Some(p) if sse => match (p.client(), p.provider()) {
@@ -192,6 +195,8 @@ pub(super) async fn relay(
     let mut decoder = BodyDecoder::new(uh.body, max).map_err(|e| too_large(e, max))?;
     let mut pos = uh.head_len;
     let mut done = framing == Framing::None;
+    // Past the first body byte the idle timeout applies, sent to the client or held.
+    let mut body_seen = false;
     let sent = ctx.attempt.sent_at.unwrap_or(ctx.started);
     let total_deadline = sent + snap.upstream.total;
     let ttft_deadline = sent + snap.upstream.ttft;
@@ -252,6 +257,7 @@ pub(super) async fn relay(
             done = true;
         }
         payload += c.out.len() - body_at;
+        body_seen |= payload > 0;
         if framing == Framing::Chunked {
             finish_chunk(&mut c.out, chunk_at, payload);
             if done {
@@ -259,7 +265,7 @@ pub(super) async fn relay(
             }
         }
         if let Some(e) = failure {
-            return end_with_error(io, c, ctx, framing, sse, e).await;
+            return end_with_error(io, c, ctx, framing, events, e).await;
         }
         // A cache leader's answer goes to the entry's owner before its last byte goes to the
         // client: whoever sees the answer end can count on the entry (and a purge after it).
@@ -267,8 +273,13 @@ pub(super) async fn relay(
             super::cache::store(w, snap, c, ctx);
         }
         // The head waits for the first body byte: until then a stall or a reset can still
-        // fail over to another deployment, and the client never sees half of two answers.
-        let hold = payload == 0 && !done && !ctx.response_started;
+        // fail over to another deployment, and the client never sees half of two answers. An
+        // answer that is not a stream waits to be whole (up to `HOLD_ANSWER_BYTES`): one cut
+        // half-way is retried, or answered with an error in the client's dialect, instead
+        // of reaching the client as half a body on a closed connection.
+        let hold = !done
+            && !ctx.response_started
+            && (payload == 0 || (!sse && c.out.len() < HOLD_ANSWER_BYTES));
         if !c.out.is_empty() && !hold {
             send(io, c, ctx).await?;
             if payload > 0 && ctx.ttft_us == 0 {
@@ -285,7 +296,7 @@ pub(super) async fn relay(
         pos = 0;
         let now = Instant::now();
         let until_total = total_deadline.saturating_duration_since(now);
-        let left = if ctx.response_started {
+        let left = if ctx.response_started || body_seen {
             idle.min(until_total)
         } else {
             ttft_deadline
@@ -299,7 +310,7 @@ pub(super) async fn relay(
                 Err(_) => {
                     let e = GatewayError::new(
                         ErrorKind::UpstreamTimeout,
-                        if ctx.response_started {
+                        if ctx.response_started || body_seen {
                             format!(
                                 "the provider stalled: no response bytes for {} ms",
                                 left.as_millis()
@@ -311,7 +322,7 @@ pub(super) async fn relay(
                             )
                         },
                     );
-                    return end_with_error(io, c, ctx, framing, sse, e).await;
+                    return end_with_error(io, c, ctx, framing, events, e).await;
                 }
             };
         c.ex.ubuf = buf;
@@ -328,14 +339,14 @@ pub(super) async fn relay(
                     c.meter.end(Some(&mut c.out), &mut w.scratch.borrow_mut());
                     if let Some(why) = c.meter.guard_blocked() {
                         let e = GatewayError::new(ErrorKind::GuardrailBlocked, why.to_owned());
-                        return end_with_error(io, c, ctx, framing, sse, e).await;
+                        return end_with_error(io, c, ctx, framing, events, e).await;
                     }
                     if let Some(why) = c.meter.translation_failed() {
                         let e = GatewayError::new(
                             ErrorKind::UpstreamProtocol,
                             format!("could not translate the provider's response: {why}"),
                         );
-                        return end_with_error(io, c, ctx, framing, sse, e).await;
+                        return end_with_error(io, c, ctx, framing, events, e).await;
                     }
                     cut_at_cap(w, snap, c, ctx).await;
                     if !ctx.attempt.cut_at_cap {
@@ -356,7 +367,7 @@ pub(super) async fn relay(
                         ErrorKind::UpstreamProtocol,
                         "the provider closed the connection in the middle of the response",
                     );
-                    return end_with_error(io, c, ctx, framing, sse, e).await;
+                    return end_with_error(io, c, ctx, framing, events, e).await;
                 }
             },
             Ok(_) => {}
@@ -366,7 +377,7 @@ pub(super) async fn relay(
                     "the provider connection failed mid-response",
                     err,
                 );
-                return end_with_error(io, c, ctx, framing, sse, e).await;
+                return end_with_error(io, c, ctx, framing, events, e).await;
             }
         }
     }
@@ -445,6 +456,10 @@ fn last_events(out: &mut Vec<u8>, ctx: &RequestCtx, o: &Observed, u: &Usage) {
     OpenAiChunks::done(out);
 }
 
+/// How much of an answer that is not a stream is held until it is whole (LLM answers are a
+/// few KiB; a larger body, e.g. many embeddings, is relayed as it comes).
+const HOLD_ANSWER_BYTES: usize = 1 << 20;
+
 /// Placeholder for a chunk-size line: 8 hex digits cover chunks up to 4 GiB.
 const CHUNK_HEADER_SPACE: &[u8] = b"00000000\r\n";
 
@@ -466,14 +481,15 @@ fn finish_chunk(out: &mut Vec<u8>, at: usize, len: usize) {
 }
 
 /// An upstream failure during the relay. Before the first byte reached the client it is an
-/// ordinary error response; after it, a stream gets an SSE error event (and its proper end)
-/// and anything else is cut, so the client never mistakes a partial body for a whole one.
+/// ordinary error response; after it, a stream gets an error event (and its proper end, and
+/// the connection is kept) and anything else is cut and the connection closed, so the client
+/// never mistakes a partial body for a whole one.
 async fn end_with_error(
     io: &mut ClientStream,
     c: &mut Conn,
     ctx: &mut RequestCtx,
     framing: Framing,
-    sse: bool,
+    events: bool,
     e: GatewayError,
 ) -> Result<(), GatewayError> {
     if !ctx.response_started {
@@ -483,8 +499,7 @@ async fn end_with_error(
         let retry = e.kind != ErrorKind::GuardrailBlocked;
         return Err(e.retryable(retry));
     }
-    ctx.keep_alive = false;
-    if framing == Framing::Chunked && sse {
+    if framing == Framing::Chunked && events {
         c.out.clear();
         let mut event = Vec::with_capacity(256);
         match ctx.route {
@@ -510,8 +525,10 @@ async fn end_with_error(
         }
         write::chunk(&mut c.out, &event);
         write::last_chunk(&mut c.out);
-        // Best effort: the stream is failing either way.
-        let _ = send(io, c, ctx).await;
+        // The stream ends in good order (the client read a whole response, its last event an
+        // error): the connection carries on. A client whose next request is already on its
+        // way would otherwise lose it to the close.
+        ctx.response_ended = send(io, c, ctx).await.is_ok();
     }
     Err(e)
 }

@@ -5,6 +5,8 @@
 use super::*;
 use crate::account::journal::{Entry, Payer};
 use crate::config::Unit;
+use crate::telemetry::record::TryOutcome;
+use crate::usage::Observed;
 
 pub(super) fn ctx_worker(ctx: &RequestCtx) -> u16 {
     (ctx.serial >> 48) as u16
@@ -39,7 +41,7 @@ pub(super) fn settle(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut Reques
     let (Some(key), Some(d)) = (ctx.key, ctx.deployment) else {
         return;
     };
-    let (usage, estimated) = settle_usage(o, ctx.attempt.upstream_body_bytes);
+    let (usage, estimated) = answered(snap, ctx, o);
     let cost = snap.deployment(d).price.cost(&usage);
     ctx.charged = true;
     ctx.usage = usage;
@@ -47,6 +49,56 @@ pub(super) fn settle(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut Reques
     ctx.cost_micro_usd = cost;
     let last = true;
     charge(w, snap, ctx, key, Charge::new(usage, estimated, cost, last));
+}
+
+/// An attempt to deployment `d` given up on after it was sent: the provider may bill it all
+/// the same, so it is charged, flagged estimated, into `abandoned_*` (on top of what the
+/// request's answer costs). One past the first-token timeout is charged its reservation
+/// estimate (as a call cut by a kill -9 is); one whose answer began (a 2xx head) and was cut
+/// before its first byte reached the client, for what it sent. An answer that began on the
+/// request's last attempt (`retried` false) is left to `settle`, as the request's own usage.
+pub(super) fn abandoned(
+    w: &Worker,
+    snap: &Snapshot,
+    c: &mut Conn,
+    ctx: &mut RequestCtx,
+    (f, d): (&Fields, DeploymentId),
+    (how, retried): (TryOutcome, bool),
+) {
+    let Some(key) = ctx.key else { return };
+    let metered = c.meter.is_metered();
+    if metered && !retried {
+        return;
+    }
+    let (usage, cost) = if how == TryOutcome::Timeout {
+        super::admit::estimate(snap, c, ctx, f, d)
+    } else if metered {
+        c.meter.end(None, &mut w.scratch.borrow_mut());
+        let (usage, _) = answered(snap, ctx, &c.meter.observed);
+        (usage, snap.deployment(d).price.cost(&usage))
+    } else {
+        return;
+    };
+    c.meter.reset();
+    ctx.abandoned_cost_micro_usd += cost;
+    ctx.abandoned_tokens += usage.input_tokens + usage.output_tokens;
+    let last = false; // the request's own charge, or its journal close, follows
+    charge(w, snap, ctx, key, Charge::new(usage, true, cost, last));
+}
+
+/// What an answer the provider accepted consumed: its reported usage, or an estimate
+/// (`settle_usage`). An answer that is not a stream was generated whole before it was sent,
+/// so one cut before its usage (at the end of the body) is estimated at its output cap,
+/// `max_tokens` (or the default): the provider bills all of it.
+fn answered(snap: &Snapshot, ctx: &RequestCtx, o: &Observed) -> (Usage, bool) {
+    let (mut usage, estimated) = settle_usage(o, ctx.attempt.upstream_body_bytes);
+    if estimated && !ctx.stream && !o.output_reported && ctx.route != Route::Embeddings {
+        let cap = ctx
+            .max_tokens
+            .map_or(snap.quota_settings.default_output_tokens, u64::from);
+        usage.output_tokens = usage.output_tokens.max(cap);
+    }
+    (usage, estimated)
 }
 
 /// A charge to a key (see [`charge`]).
@@ -116,9 +168,9 @@ pub(super) fn settle_quotas(w: &Worker, snap: &Snapshot, c: &mut Conn, ctx: &mut
         return;
     };
     // A hedged request's cancelled half was charged too.
-    let tokens = ctx.usage.input_tokens + ctx.usage.output_tokens + ctx.hedge_tokens;
-    let cost = ctx.cost_micro_usd + ctx.hedge_cost_micro_usd;
-    let charged = ctx.charged || ctx.hedge_cost_micro_usd > 0 || ctx.hedge_tokens > 0;
+    let tokens = ctx.usage.input_tokens + ctx.usage.output_tokens + ctx.abandoned_tokens;
+    let cost = ctx.cost_micro_usd + ctx.abandoned_cost_micro_usd;
+    let charged = ctx.charged || ctx.abandoned_cost_micro_usd > 0 || ctx.abandoned_tokens > 0;
     let sent = ctx.attempts > 0;
     let reserved = &c.reserved;
     w.with_quotas(generation, |q| {
@@ -179,7 +231,8 @@ pub(super) fn finish(w: &Worker, snap: &Snapshot, ctx: &RequestCtx) {
         usage_estimated: ctx.usage_estimated,
         cost_micro_usd: ctx.cost_micro_usd,
         reserved_micro_usd: ctx.reserved_micro_usd,
-        hedge_cost_micro_usd: ctx.hedge_cost_micro_usd,
+        abandoned_cost_micro_usd: ctx.abandoned_cost_micro_usd,
+        abandoned_tokens: ctx.abandoned_tokens,
         finish_reason: ctx.finish_reason,
         response_model: ctx.response_model,
         response_id: ctx.response_id,
@@ -222,6 +275,7 @@ impl RequestCtx {
             stream: false,
             body_read: c.head.body == BodyKind::Empty,
             response_started: false,
+            response_ended: false,
             keep_alive: c.head.keep_alive && !w.drain.is_set(),
             write_timeout: w.snapshot.borrow().limits.body_timeout,
             status: 0,
@@ -238,8 +292,8 @@ impl RequestCtx {
             usage_estimated: false,
             cost_micro_usd: 0,
             reserved_micro_usd: 0,
-            hedge_cost_micro_usd: 0,
-            hedge_tokens: 0,
+            abandoned_cost_micro_usd: 0,
+            abandoned_tokens: 0,
             finish_reason: InlineStr::default(),
             response_model: InlineStr::default(),
             response_id: InlineStr::default(),
