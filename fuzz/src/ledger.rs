@@ -77,39 +77,7 @@ pub fn journal(data: &[u8]) {
         match journal::read(&rest[at..]) {
             Read::Entry(e, n) => {
                 assert!((7..=rest.len() - at).contains(&n));
-                let borrowed: Entry<&str> = match &e {
-                    Entry::Open {
-                        serial,
-                        t,
-                        payer,
-                        estimate,
-                    } => Entry::Open {
-                        serial: *serial,
-                        t: *t,
-                        payer: journal::Payer {
-                            key: payer.key.as_str(),
-                            team: payer.team.as_deref(),
-                        },
-                        estimate: *estimate,
-                    },
-                    Entry::Charge {
-                        serial,
-                        t,
-                        payer,
-                        spend,
-                        last,
-                    } => Entry::Charge {
-                        serial: *serial,
-                        t: *t,
-                        payer: journal::Payer {
-                            key: payer.key.as_str(),
-                            team: payer.team.as_deref(),
-                        },
-                        spend: *spend,
-                        last: *last,
-                    },
-                    Entry::Close { serial } => Entry::Close { serial: *serial },
-                };
+                let borrowed: Entry<&str> = e.map(String::as_str);
                 let mut b = Vec::new();
                 borrowed.encode(&mut b);
                 b.extend_from_slice(&[0; 8]);

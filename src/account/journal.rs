@@ -110,6 +110,43 @@ pub enum Entry<S = String> {
     },
 }
 
+impl<S> Entry<S> {
+    /// The same record with its payer's strings mapped by `f` (`String` ↔ `&str`).
+    pub fn map<'a, T>(&'a self, f: impl Fn(&'a S) -> T) -> Entry<T> {
+        let payer = |p: &'a Payer<S>| Payer {
+            key: f(&p.key),
+            team: p.team.as_ref().map(&f),
+        };
+        match self {
+            Entry::Open {
+                serial,
+                t,
+                payer: p,
+                estimate,
+            } => Entry::Open {
+                serial: *serial,
+                t: *t,
+                payer: payer(p),
+                estimate: *estimate,
+            },
+            Entry::Charge {
+                serial,
+                t,
+                payer: p,
+                spend,
+                last,
+            } => Entry::Charge {
+                serial: *serial,
+                t: *t,
+                payer: payer(p),
+                spend: *spend,
+                last: *last,
+            },
+            Entry::Close { serial } => Entry::Close { serial: *serial },
+        }
+    }
+}
+
 impl<S: AsRef<str>> Entry<S> {
     /// Appends the record (head and payload) to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -631,37 +668,7 @@ mod tests {
     }
 
     fn owned(e: &Entry<&str>) -> Entry {
-        let p = |p: &Payer<&str>| Payer {
-            key: p.key.to_owned(),
-            team: p.team.map(str::to_owned),
-        };
-        match e {
-            Entry::Open {
-                serial,
-                t,
-                payer,
-                estimate,
-            } => Entry::Open {
-                serial: *serial,
-                t: *t,
-                payer: p(payer),
-                estimate: *estimate,
-            },
-            Entry::Charge {
-                serial,
-                t,
-                payer,
-                spend,
-                last,
-            } => Entry::Charge {
-                serial: *serial,
-                t: *t,
-                payer: p(payer),
-                spend: *spend,
-                last: *last,
-            },
-            Entry::Close { serial } => Entry::Close { serial: *serial },
-        }
+        e.map(|s| (*s).to_owned())
     }
 
     fn est(i: u64) -> Estimate {
