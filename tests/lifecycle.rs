@@ -401,9 +401,14 @@ fn kill_request(model: &str, secret: &str) -> Vec<u8> {
     let body = format!(
         r#"{{"model":"{model}","max_tokens":16,"messages":[{{"role":"user","content":"how much is left of the budget today?"}}]}}"#
     );
+    // The provider takes 10 ms: at each kill, most clients' calls are in flight (recorded
+    // by the journal, perhaps billed by the provider, never settled).
     post_with(
         "/v1/chat/completions",
-        &[("authorization", &format!("Bearer {secret}"))],
+        &[
+            ("authorization", &format!("Bearer {secret}")),
+            ("x-mock-ttft-ms", "10"),
+        ],
         body.as_bytes(),
     )
 }

@@ -499,6 +499,8 @@ fn spend_map(out: &mut Vec<u8>, spend: &std::collections::BTreeMap<String, crate
         json::string(out, k.as_bytes());
         out.extend_from_slice(b":{\"requests\":");
         json::uint(out, s.requests);
+        out.extend_from_slice(b",\"estimated_requests\":");
+        json::uint(out, s.estimated_requests);
         out.extend_from_slice(b",\"input_tokens\":");
         json::uint(out, s.input_tokens);
         out.extend_from_slice(b",\"output_tokens\":");
