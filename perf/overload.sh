@@ -23,8 +23,14 @@ cargo build --release -q --workspace
 BIN=target/release
 run_dirs
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
-  -addext subjectAltName=IP:127.0.0.1 -keyout "$SCRATCH/key.pem" -out "$SCRATCH/cert.pem" 2>/dev/null
+# A CA and a certificate for 127.0.0.1 it signed (as perf/tls.sh).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
+  -keyout "$SCRATCH/ca.key" -out "$SCRATCH/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+  -keyout "$SCRATCH/key.pem" -out "$SCRATCH/req.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' > "$SCRATCH/ext.cnf"
+openssl x509 -req -in "$SCRATCH/req.csr" -CA "$SCRATCH/ca.pem" -CAkey "$SCRATCH/ca.key" \
+  -CAcreateserial -days 2 -extfile "$SCRATCH/ext.cnf" -out "$SCRATCH/cert.pem" 2>/dev/null
 MOCK=18441; GP=18442; GT=18443
 taskset -c "$BENCH_CORE" $BIN/tollgate-mock --listen 127.0.0.1:$MOCK --workers 1 > "$SCRATCH/mock.out" 2>&1 &
 until grep -q listening "$SCRATCH/mock.out" 2>/dev/null; do sleep 0.05; done
@@ -55,7 +61,7 @@ arm() { # arm NAME URL PID [attack args...]
     hp=$!
     until [ -s "$SCRATCH/hostile.out" ]; do sleep 0.05; done
   fi
-  taskset -c "$BENCH_CORE" $BIN/tollgate-load --quiet --keys $KEY --target "$url" --ca "$SCRATCH/cert.pem" \
+  taskset -c "$BENCH_CORE" $BIN/tollgate-load --quiet --keys $KEY --target "$url" --ca "$SCRATCH/ca.pem" \
     --concurrency "$CONC" --duration "$DUR" --warmup 1s --json "$f" > /dev/null
   local r; r=$(rss "$pid")
   if [ -n "$hp" ]; then kill -TERM $hp; wait $hp 2>/dev/null || true; fi

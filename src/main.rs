@@ -110,9 +110,14 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     // Registered before the workers start so no signal is missed.
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .context("installing signal handlers")?;
+    let scheme = if snap.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let mut gw = Gateway::start(snap)?;
     println!(
-        "tollgate listening on http://{} ({} workers, {})",
+        "tollgate listening on {scheme}://{} ({} workers, {})",
         gw.local_addr(),
         gw.workers(),
         gw.driver()
