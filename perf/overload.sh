@@ -52,6 +52,7 @@ until grep -q listening "$SCRATCH/plain.out" 2>/dev/null && grep -q listening "$
 } > "$OUT/machine.md"
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -A V
 arm() { # arm NAME URL PID [attack args...]
   local name=$1 url=$2 pid=$3; shift 3
@@ -61,9 +62,12 @@ arm() { # arm NAME URL PID [attack args...]
     hp=$!
     until [ -s "$SCRATCH/hostile.out" ]; do sleep 0.05; done
   fi
+  local t0 c0; t0=$(date +%s%N); c0=$(cpu_ticks "$pid")
   taskset -c "$BENCH_CORE" $BIN/tollgate-load --quiet --keys $KEY --target "$url" --ca "$SCRATCH/ca.pem" \
     --concurrency "$CONC" --duration "$DUR" --warmup 1s --json "$f" > /dev/null
   local r; r=$(rss "$pid")
+  # The gateway's share of its core over the arm: saturated, or waiting on the clients' core.
+  V[$name.cpu]+=" $(( ($(cpu_ticks "$pid") - c0) * 100 * 1000000 / $(getconf CLK_TCK) / (($(date +%s%N) - t0) / 1000) ))"
   if [ -n "$hp" ]; then kill -TERM $hp; wait $hp 2>/dev/null || true; fi
   V[$name.p50]+=" $(field "$f" targets.0.latency_us.p50)"
   V[$name.p99]+=" $(field "$f" targets.0.latency_us.p99)"
@@ -89,6 +93,7 @@ med() { median ${V[$1]}; }
   done
   echo "| throughput (req/s) | $(med plain.rps) | $(med slowloris.rps) | $(med tls.rps) | $(med tls-flood.rps) |"
   echo "| well-behaved served (%) | $(med plain.ok) | $(med slowloris.ok) | $(med tls.ok) | $(med tls-flood.ok) |"
+  echo "| gateway CPU, % of its core | $(med plain.cpu) | $(med slowloris.cpu) | $(med tls.cpu) | $(med tls-flood.cpu) |"
   echo "| gateway RSS at the end of the arm (MiB) | $(med plain.rss) | $(med slowloris.rss) | $(med tls.rss) | $(med tls-flood.rss) |"
   echo
   echo "Last flood: $(cat "$SCRATCH/hostile.err" 2>/dev/null)"
