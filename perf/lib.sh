@@ -55,3 +55,15 @@ run_dirs() {
 
 # median X...: the median of the arguments.
 median() { python3 -c "import statistics,sys; print(round(statistics.median(float(x) for x in sys.argv[1:]),2))" "$@"; }
+
+# make_certs DIR: a CA (DIR/ca.pem) and a certificate for 127.0.0.1 it signed (DIR/cert.pem,
+# DIR/key.pem), P-256, valid two days — rustls accepts no self-signed leaf.
+make_certs() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
+    -keyout "$1/ca.key" -out "$1/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+    -keyout "$1/key.pem" -out "$1/req.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' > "$1/ext.cnf"
+  openssl x509 -req -in "$1/req.csr" -CA "$1/ca.pem" -CAkey "$1/ca.key" \
+    -CAcreateserial -days 2 -extfile "$1/ext.cnf" -out "$1/cert.pem" 2>/dev/null
+}

@@ -19,14 +19,7 @@ cargo build --release -q --workspace
 BIN=target/release
 run_dirs
 
-# A CA and a certificate for 127.0.0.1 it signed.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
-  -keyout "$SCRATCH/ca.key" -out "$SCRATCH/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
-  -keyout "$SCRATCH/key.pem" -out "$SCRATCH/req.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' > "$SCRATCH/ext.cnf"
-openssl x509 -req -in "$SCRATCH/req.csr" -CA "$SCRATCH/ca.pem" -CAkey "$SCRATCH/ca.key" \
-  -CAcreateserial -days 2 -extfile "$SCRATCH/ext.cnf" -out "$SCRATCH/cert.pem" 2>/dev/null
+make_certs "$SCRATCH"
 
 MP=18431; MT=18432; GP=18433; GT=18434; GI=18435
 {
